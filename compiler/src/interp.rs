@@ -1,0 +1,603 @@
+//! The reference interpreter: the specification of what a program does to a packet. It is
+//! written to be read, not to be fast; the JIT must produce exactly its bytes, verdicts and
+//! counters.
+
+use crate::ir::*;
+use sluice_runtime::bits::{get_bits, low_mask, set_bits};
+use sluice_runtime::checksum;
+use sluice_runtime::packet::{PacketBuf, PacketMeta, Verdict};
+use sluice_runtime::stats::Stats;
+use sluice_runtime::table::TableSet;
+use std::fmt::Write as _;
+
+/// One header instance while a packet is processed.
+#[derive(Clone, Debug, Default)]
+struct Hdr {
+    valid: bool,
+    /// Extracted by the parser in this pass (its bytes came from the packet).
+    extracted: bool,
+    bytes: Vec<u8>,
+    /// The bytes as parsed, for incremental checksum updates.
+    parsed: Vec<u8>,
+}
+
+/// Per-pass state.
+struct Pass<'a> {
+    prog: &'a Program,
+    tables: &'a TableSet,
+    stats: &'a mut Stats,
+    hdrs: Vec<Hdr>,
+    meta: Vec<u128>,
+    pkt_meta: PacketMeta,
+    packet_length: u32,
+    pass: u8,
+    egress: Option<u16>,
+    drop: Option<ReasonId>,
+    recirculate: bool,
+    /// The action the most recent table apply ran, for `switch`.
+    last_action: ActionId,
+    trace: Option<&'a mut String>,
+}
+
+pub struct Interp<'p> {
+    prog: &'p Program,
+}
+
+impl<'p> Interp<'p> {
+    pub fn new(prog: &'p Program) -> Interp<'p> {
+        Interp { prog }
+    }
+
+    /// Runs a packet through the program, leaving the output bytes in `pkt`, and counts it.
+    pub fn process(
+        &mut self,
+        tables: &TableSet,
+        stats: &mut Stats,
+        pkt: &mut PacketBuf,
+        meta: &PacketMeta,
+        mut trace: Option<&mut String>,
+    ) -> Verdict {
+        stats.packets_in += 1;
+        *stats.in_by_port.entry(meta.ingress_port).or_default() += 1;
+        let mut user_meta = vec![0u128; self.prog.metadata.len()];
+        let mut pass_no = 0u8;
+        let verdict = loop {
+            let (v, recirc) = {
+                let mut p = Pass {
+                    prog: self.prog,
+                    tables,
+                    stats,
+                    hdrs: vec![Hdr::default(); self.prog.headers.len()],
+                    meta: std::mem::take(&mut user_meta),
+                    pkt_meta: *meta,
+                    packet_length: pkt.orig_len,
+                    pass: pass_no,
+                    egress: None,
+                    drop: None,
+                    recirculate: false,
+                    last_action: 0,
+                    trace: trace.as_deref_mut(),
+                };
+                let r = p.run(pkt);
+                user_meta = std::mem::take(&mut p.meta);
+                r
+            };
+            if !recirc {
+                break v;
+            }
+            if pass_no >= MAX_RECIRCULATIONS {
+                break Verdict::Drop(reason::RECIRCULATION_LIMIT as u16);
+            }
+            pass_no += 1;
+            if let Some(t) = trace.as_deref_mut() {
+                let _ = writeln!(t, "  recirculate: pass {pass_no}");
+            }
+        };
+        match verdict {
+            Verdict::Forward(p) => *stats.forwarded.entry(p).or_default() += 1,
+            Verdict::Drop(r) => stats.dropped[r as usize] += 1,
+        }
+        if let Some(t) = trace {
+            match verdict {
+                Verdict::Forward(p) => {
+                    let _ = writeln!(t, "  verdict: forward to port {p} ({} bytes)", pkt.len());
+                }
+                Verdict::Drop(r) => {
+                    let _ = writeln!(t, "  verdict: drop ({})", self.prog.drop_reasons[r as usize]);
+                }
+            }
+        }
+        verdict
+    }
+}
+
+/// Formats a value the way a network engineer reads it: addresses as addresses.
+pub fn format_value(v: u128, width: u32) -> String {
+    match width {
+        32 => {
+            let b = (v as u32).to_be_bytes();
+            format!("{}.{}.{}.{}", b[0], b[1], b[2], b[3])
+        }
+        48 => {
+            let b = (v as u64).to_be_bytes();
+            format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[2], b[3], b[4], b[5], b[6], b[7])
+        }
+        _ => v.to_string(),
+    }
+}
+
+impl Pass<'_> {
+    fn tr(&mut self, f: impl FnOnce(&mut String)) {
+        if let Some(t) = self.trace.as_deref_mut() {
+            f(t);
+        }
+    }
+
+    /// Returns the verdict and whether the packet recirculates.
+    fn run(&mut self, pkt: &mut PacketBuf) -> (Verdict, bool) {
+        let consumed = match self.parse(pkt.data()) {
+            Ok(c) => c,
+            Err(r) => return (Verdict::Drop(r as u16), false),
+        };
+        let control = &self.prog.control;
+        self.stmts(control, &[]);
+        if let Some(r) = self.drop {
+            return (Verdict::Drop(r as u16), false);
+        }
+        self.deparse(pkt, consumed);
+        if self.recirculate {
+            return (Verdict::Drop(0), true);
+        }
+        match self.egress {
+            Some(p) => (Verdict::Forward(p), false),
+            None => (Verdict::Drop(reason::NO_FORWARD as u16), false),
+        }
+    }
+
+    /// Runs the parser; returns the number of bytes consumed, or a drop reason.
+    fn parse(&mut self, data: &[u8]) -> Result<usize, ReasonId> {
+        let mut cursor = 0usize;
+        let mut state = 0usize;
+        let mut visits = vec![0u32; self.prog.states.len()];
+        let mut path = vec![self.prog.states[0].name.clone()];
+        let result = loop {
+            let st = &self.prog.states[state];
+            visits[state] += 1;
+            if let Some(limit) = st.limit {
+                if visits[state] > limit {
+                    break Err(reason::PARSER_LOOP_LIMIT);
+                }
+            }
+            let mut failed = None;
+            for op in &st.ops {
+                match op {
+                    ParserOp::Extract {
+                        header,
+                        varbit_bits,
+                    } => {
+                        let h = &self.prog.headers[*header];
+                        if cursor + h.fixed_bytes > data.len() {
+                            failed = Some(reason::PARSER_TRUNCATED);
+                            break;
+                        }
+                        let hdr = &mut self.hdrs[*header];
+                        hdr.bytes.clear();
+                        hdr.bytes
+                            .extend_from_slice(&data[cursor..cursor + h.fixed_bytes]);
+                        hdr.valid = true;
+                        hdr.extracted = true;
+                        if let (Some(e), Some((_, max))) = (varbit_bits, h.varbit) {
+                            let bits = self.eval(e, &[]);
+                            if bits % 8 != 0 || bits / 8 > max as u128 {
+                                failed = Some(reason::PARSER_BAD_LENGTH);
+                                break;
+                            }
+                            let n = (bits / 8) as usize;
+                            if cursor + h.fixed_bytes + n > data.len() {
+                                failed = Some(reason::PARSER_TRUNCATED);
+                                break;
+                            }
+                            let hdr = &mut self.hdrs[*header];
+                            hdr.bytes.extend_from_slice(
+                                &data[cursor + h.fixed_bytes..cursor + h.fixed_bytes + n],
+                            );
+                        }
+                        let hdr = &mut self.hdrs[*header];
+                        hdr.parsed = hdr.bytes.clone();
+                        cursor += hdr.bytes.len();
+                    }
+                    ParserOp::SetMeta(m, e) => {
+                        let v = self.eval(e, &[]);
+                        self.meta[*m] = v & low_mask(self.prog.metadata[*m].width);
+                    }
+                }
+            }
+            if let Some(r) = failed {
+                break Err(r);
+            }
+            let next = match &st.transition {
+                Transition::Accept => Target::Accept,
+                Transition::Reject => Target::Reject,
+                Transition::Goto(s) => Target::State(*s),
+                Transition::Select {
+                    keys,
+                    cases,
+                    default,
+                } => {
+                    let vals: Vec<u128> = keys.iter().map(|k| self.eval(k, &[])).collect();
+                    cases
+                        .iter()
+                        .find(|c| {
+                            c.matches.iter().zip(&vals).all(|(m, v)| match *m {
+                                SelectMatch::Masked { value, mask } => v & mask == value,
+                                SelectMatch::Range { lo, hi } => lo <= *v && *v <= hi,
+                            })
+                        })
+                        .map_or(*default, |c| c.target)
+                }
+            };
+            match next {
+                Target::Accept => {
+                    path.push("accept".into());
+                    break Ok(cursor);
+                }
+                Target::Reject => {
+                    path.push("reject".into());
+                    break Err(reason::PARSER_REJECT);
+                }
+                Target::State(s) => {
+                    path.push(self.prog.states[s].name.clone());
+                    state = s;
+                }
+            }
+        };
+        let prog = self.prog;
+        self.tr(|t| {
+            let _ = write!(t, "  parser: {}", path.join(" -> "));
+            match result {
+                Err(r) if r != reason::PARSER_REJECT => {
+                    let _ = writeln!(t, " ({})", prog.drop_reasons[r]);
+                }
+                _ => {
+                    let _ = writeln!(t);
+                }
+            }
+        });
+        result
+    }
+
+    fn field(&self, h: HeaderId, f: FieldId) -> u128 {
+        let hdr = &self.hdrs[h];
+        if !hdr.valid {
+            return 0;
+        }
+        let fd = &self.prog.headers[h].fields[f];
+        get_bits(&hdr.bytes, fd.bit_offset as usize, fd.width).unwrap_or(0)
+    }
+
+    fn eval(&mut self, e: &Expr, params: &[u128]) -> u128 {
+        let m = low_mask(e.width.max(1));
+        match &e.kind {
+            ExprKind::Const(v) => *v & m,
+            ExprKind::Field(h, f) => self.field(*h, *f),
+            ExprKind::Meta(i) => self.meta[*i],
+            ExprKind::Std(s) => match s {
+                StdField::IngressPort => u128::from(self.pkt_meta.ingress_port),
+                StdField::EgressPort => u128::from(self.egress.unwrap_or(0)),
+                StdField::PacketLength => u128::from(self.packet_length),
+                StdField::Dropped => u128::from(self.drop.is_some()),
+                StdField::IngressTsSec => u128::from(self.pkt_meta.ts_sec),
+                StdField::IngressTsNsec => u128::from(self.pkt_meta.ts_nsec),
+                StdField::Pass => u128::from(self.pass),
+            },
+            ExprKind::Param(i) => params.get(*i).copied().unwrap_or(0),
+            ExprKind::Valid(h) => u128::from(self.hdrs[*h].valid),
+            ExprKind::Not(a) => u128::from(self.eval(a, params) == 0),
+            ExprKind::BitNot(a) => !self.eval(a, params) & m,
+            ExprKind::Resize(a) => self.eval(a, params) & m,
+            ExprKind::Apply(t, hit) => {
+                let h = self.apply(*t);
+                u128::from(h == *hit)
+            }
+            ExprKind::Binary(op, a, b) => {
+                // && and || short-circuit.
+                match op {
+                    BinOp::And => {
+                        return u128::from(self.eval(a, params) != 0 && self.eval(b, params) != 0)
+                    }
+                    BinOp::Or => {
+                        return u128::from(self.eval(a, params) != 0 || self.eval(b, params) != 0)
+                    }
+                    _ => {}
+                }
+                let x = self.eval(a, params);
+                let y = self.eval(b, params);
+                match op {
+                    BinOp::Eq => u128::from(x == y),
+                    BinOp::Ne => u128::from(x != y),
+                    BinOp::Lt => u128::from(x < y),
+                    BinOp::Le => u128::from(x <= y),
+                    BinOp::Gt => u128::from(x > y),
+                    BinOp::Ge => u128::from(x >= y),
+                    BinOp::BitOr => (x | y) & m,
+                    BinOp::BitXor => (x ^ y) & m,
+                    BinOp::BitAnd => x & y & m,
+                    // A shift by the width or more gives 0.
+                    BinOp::Shl => {
+                        if y >= u128::from(e.width) {
+                            0
+                        } else {
+                            (x << y) & m
+                        }
+                    }
+                    BinOp::Shr => {
+                        if y >= u128::from(e.width) {
+                            0
+                        } else {
+                            x >> y
+                        }
+                    }
+                    BinOp::Add => x.wrapping_add(y) & m,
+                    BinOp::Sub => x.wrapping_sub(y) & m,
+                    BinOp::Mul => x.wrapping_mul(y) & m,
+                    BinOp::And | BinOp::Or => 0,
+                }
+            }
+            ExprKind::Hash { algo, fields, max } => {
+                let bytes = self.field_bytes(fields, params);
+                let max = self.eval(max, params);
+                sluice_runtime::hash::reduce(sluice_runtime::hash::compute(algo_id(algo), &bytes), max) & m
+            }
+            ExprKind::SipHash { secret, fields } => {
+                let bytes = self.field_bytes(fields, params);
+                let key = self.tables.secret_values.get(*secret).copied().flatten().unwrap_or([0; 16]);
+                u128::from(sluice_runtime::hash::siphash24(&key, &bytes))
+            }
+        }
+    }
+
+    /// Fields in network order, each as many whole bytes as its width needs.
+    fn field_bytes(&mut self, fields: &[Expr], params: &[u128]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for f in fields {
+            let v = self.eval(f, params);
+            let n = f.width.div_ceil(8) as usize;
+            out.extend_from_slice(&v.to_be_bytes()[16 - n..]);
+        }
+        out
+    }
+
+    fn stmts(&mut self, stmts: &[Stmt], params: &[u128]) {
+        for s in stmts {
+            self.stmt(s, params);
+        }
+    }
+
+    fn stmt(&mut self, s: &Stmt, params: &[u128]) {
+        match s {
+            Stmt::SetField(h, f, e) => {
+                let v = self.eval(e, params);
+                let fd = &self.prog.headers[*h].fields[*f];
+                let hdr = &mut self.hdrs[*h];
+                // Writes to a header that is not valid have no effect.
+                if hdr.valid {
+                    set_bits(&mut hdr.bytes, fd.bit_offset as usize, fd.width, v);
+                }
+            }
+            Stmt::SetMeta(m, e) => {
+                let v = self.eval(e, params);
+                self.meta[*m] = v & low_mask(self.prog.metadata[*m].width);
+            }
+            Stmt::Apply(t) => {
+                self.apply(*t);
+            }
+            Stmt::If(c, a, b) => {
+                if self.eval(c, params) != 0 {
+                    self.stmts(a, params)
+                } else {
+                    self.stmts(b, params)
+                }
+            }
+            Stmt::Switch(t, arms, default) => {
+                self.apply(*t);
+                let ran = self.last_action;
+                match arms.iter().find(|(a, _)| *a == ran) {
+                    Some((_, body)) => self.stmts(body, params),
+                    None => self.stmts(default, params),
+                }
+            }
+            Stmt::SetValid(h) => {
+                let hdr = &mut self.hdrs[*h];
+                if !hdr.valid {
+                    hdr.valid = true;
+                    if !hdr.extracted {
+                        // A header that was never parsed starts as zeros, without options.
+                        hdr.bytes = vec![0; self.prog.headers[*h].fixed_bytes];
+                    }
+                }
+            }
+            Stmt::SetInvalid(h) => self.hdrs[*h].valid = false,
+            Stmt::Forward(e) => {
+                let p = self.eval(e, params);
+                self.egress = Some(p as u16);
+                self.drop = None;
+            }
+            Stmt::Drop(r) => {
+                self.drop = Some(*r);
+                self.egress = None;
+            }
+            Stmt::Call(a, args) => {
+                let vals: Vec<u128> = args.iter().map(|e| self.eval(e, params)).collect();
+                self.stats.action_runs[*a] += 1;
+                let body = &self.prog.actions[*a].body;
+                self.stmts(body, &vals);
+            }
+            Stmt::Recirculate => self.recirculate = true,
+        }
+    }
+}
+
+fn algo_id(a: &HashAlgo) -> sluice_runtime::hash::Algo {
+    match a {
+        HashAlgo::Crc32 => sluice_runtime::hash::Algo::Crc32,
+        HashAlgo::Crc16 => sluice_runtime::hash::Algo::Crc16,
+        HashAlgo::Identity => sluice_runtime::hash::Algo::Identity,
+    }
+}
+
+impl Pass<'_> {
+    /// Applies a table: builds its key, looks it up, counts, and runs the action. Returns hit.
+    fn apply(&mut self, t: TableId) -> bool {
+        let table = &self.prog.tables[t];
+        let key: Vec<u128> = table.keys.iter().map(|k| self.eval(&k.expr, &[])).collect();
+        let rt = &self.tables.tables[t];
+        let (hit, action, args) = match rt.lookup(&key) {
+            Some((h, call)) => {
+                rt.count(h, u64::from(self.packet_length));
+                (Some(h.0), call.action as usize, call.args.to_vec())
+            }
+            None => {
+                let d = rt.default_action();
+                (None, d.action as usize, d.args.to_vec())
+            }
+        };
+        if hit.is_some() {
+            self.stats.table_hits[t] += 1;
+        } else {
+            self.stats.table_misses[t] += 1;
+        }
+        self.stats.action_runs[action] += 1;
+        self.last_action = action;
+        let prog = self.prog;
+        self.tr(|tr| {
+            let keys: Vec<String> = table
+                .keys
+                .iter()
+                .zip(&key)
+                .map(|(k, v)| format!("{}={}", k.name, format_value(*v, k.expr.width)))
+                .collect();
+            let a = &prog.actions[action];
+            let args: Vec<String> = a
+                .params
+                .iter()
+                .zip(&args)
+                .map(|((n, w), v)| format!("{n}={}", format_value(*v, *w)))
+                .collect();
+            let res = match hit {
+                Some(h) => format!("hit (entry {h})"),
+                None => "miss".to_string(),
+            };
+            let _ = writeln!(
+                tr,
+                "  table {}: {} -> {res}, {}({})",
+                table.name,
+                keys.join(" "),
+                a.name,
+                args.join(", ")
+            );
+        });
+        if action == BUILTIN_DROP {
+            let r = if hit.is_some() { table.drop_on_hit } else { table.drop_on_miss };
+            self.drop = Some(r);
+            self.egress = None;
+        } else {
+            let body = &self.prog.actions[action].body;
+            self.stmts(body, &args);
+        }
+        hit.is_some()
+    }
+
+    /// Emits the valid headers in deparser order in front of the payload, after updating the
+    /// declared checksums.
+    fn deparse(&mut self, pkt: &mut PacketBuf, consumed: usize) {
+        for c in &self.prog.checksums {
+            self.update_checksum(c);
+        }
+        let mut out = Vec::new();
+        for &h in &self.prog.deparser {
+            if self.hdrs[h].valid {
+                out.extend_from_slice(&self.hdrs[h].bytes);
+            }
+        }
+        // The headroom is sized for the largest emit, so this cannot fail.
+        let ok = pkt.replace_front(consumed, &out);
+        debug_assert!(ok, "headroom too small");
+    }
+
+    fn update_checksum(&mut self, c: &Checksum) {
+        let hdr = &self.hdrs[c.header];
+        if !hdr.valid {
+            return;
+        }
+        let h = &self.prog.headers[c.header];
+        let csum_field = &h.fields[c.field];
+        let covered = h
+            .fields
+            .iter()
+            .enumerate()
+            .filter(|(i, f)| *i != c.field && Some(*i) != h.varbit.map(|v| v.0) && f.width > 0);
+        let new_csum = if !hdr.extracted {
+            match c.kind {
+                ChecksumKind::Ipv4Header => checksum::full(covered.map(|(_, f)| {
+                    let v = get_bits(&hdr.bytes, f.bit_offset as usize, f.width).unwrap_or(0);
+                    checksum::contribution(v, f.bit_offset, f.width)
+                })),
+                // A TCP or UDP header made by an action has no payload sum to start from.
+                ChecksumKind::Tcp | ChecksumKind::Udp => 0,
+            }
+        } else {
+            let old = get_bits(&hdr.parsed, csum_field.bit_offset as usize, 16).unwrap_or(0) as u16;
+            if c.kind == ChecksumKind::Udp && old == 0 {
+                return;
+            }
+            let mut changes = Vec::new();
+            for (_, f) in covered {
+                let a = get_bits(&hdr.parsed, f.bit_offset as usize, f.width).unwrap_or(0);
+                let b = get_bits(&hdr.bytes, f.bit_offset as usize, f.width).unwrap_or(0);
+                if a != b {
+                    changes.push((
+                        checksum::contribution(a, f.bit_offset, f.width),
+                        checksum::contribution(b, f.bit_offset, f.width),
+                    ));
+                }
+            }
+            if let Some(ph) = c.pseudo {
+                let p = &self.hdrs[ph];
+                if p.valid && p.extracted {
+                    for (a, b) in pseudo_header(&p.parsed).into_iter().zip(pseudo_header(&p.bytes)) {
+                        if a != b {
+                            changes.push((a, b));
+                        }
+                    }
+                }
+            }
+            let n = checksum::update(old, changes);
+            if c.kind == ChecksumKind::Udp && n == 0 {
+                0xffff
+            } else {
+                n
+            }
+        };
+        let off = csum_field.bit_offset as usize;
+        let hdr = &mut self.hdrs[c.header];
+        set_bits(&mut hdr.bytes, off, 16, u128::from(new_csum));
+    }
+}
+
+/// The built-in `drop` action's id (the checker puts it first).
+const BUILTIN_DROP: ActionId = 0;
+
+/// Contributions of the IPv4 pseudo-header's source, destination, protocol and upper-layer
+/// length, from an IPv4 header's bytes.
+pub fn pseudo_header(ip: &[u8]) -> [u16; 4] {
+    let g = |off: usize, w: u32| get_bits(ip, off, w).unwrap_or(0);
+    let ihl = g(4, 4);
+    let total = g(16, 16);
+    let l4_len = total.wrapping_sub(ihl * 4) & 0xffff;
+    [
+        checksum::contribution(g(96, 32), 0, 32),
+        checksum::contribution(g(128, 32), 0, 32),
+        checksum::contribution(g(72, 8), 8, 8),
+        checksum::contribution(l4_len, 0, 16),
+    ]
+}

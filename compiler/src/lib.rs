@@ -1,0 +1,126 @@
+//! The Sluice compiler: lowers a checked program to the pipeline IR and runs it, with the
+//! reference interpreter (`interp`) or native code from Cranelift (`jit`).
+//!
+//! Stages: `sluice_lang::parse` → `sluice_lang::check` → [`lower::lower`] → [`verify::verify`]
+//! → [`interp`] or the JIT.
+
+pub mod interp;
+pub mod ir;
+pub mod lower;
+pub mod print;
+pub mod verify;
+
+use sluice_lang::Diagnostic;
+use sluice_runtime::table::{
+    ActionCall, ActionSchema, KeyField, MatchKind as RtKind, MatchValue, ParamSchema, Table,
+    TableSchema, TableSet,
+};
+use std::sync::Arc;
+
+/// A program that passed every stage before execution.
+pub struct Compiled {
+    pub ir: ir::Program,
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Why a program did not compile: the user's errors, with the warnings found alongside.
+#[derive(Debug)]
+pub struct CompileError {
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Parses, checks, lowers and verifies a program.
+pub fn compile(source: &str) -> Result<Compiled, CompileError> {
+    let ast = sluice_lang::parse(source).map_err(|d| CompileError { diagnostics: d })?;
+    let (checked, warnings) =
+        sluice_lang::check(&ast).map_err(|d| CompileError { diagnostics: d })?;
+    let ir = lower::lower(&checked);
+    if let Err(e) = verify::verify(&ir) {
+        // A verifier failure is a compiler bug, reported as an error rather than a panic.
+        return Err(CompileError {
+            diagnostics: vec![Diagnostic::error("E0000", format!("internal compiler error: {e}"))
+                .with_note("please report this with the program that caused it")],
+        });
+    }
+    Ok(Compiled { ir, warnings })
+}
+
+fn rt_kind(k: ir::MatchKind) -> RtKind {
+    match k {
+        ir::MatchKind::Exact => RtKind::Exact,
+        ir::MatchKind::Lpm => RtKind::Lpm,
+        ir::MatchKind::Ternary => RtKind::Ternary,
+        ir::MatchKind::Range => RtKind::Range,
+        ir::MatchKind::Optional => RtKind::Optional,
+    }
+}
+
+/// The runtime's tables for a program, with the program's `entries` installed.
+pub fn table_set(p: &ir::Program) -> Result<TableSet, String> {
+    let actions: Arc<[ActionSchema]> = p
+        .actions
+        .iter()
+        .map(|a| ActionSchema {
+            name: a.name.clone(),
+            params: a
+                .params
+                .iter()
+                .map(|(n, w)| ParamSchema {
+                    name: n.clone(),
+                    width: *w,
+                })
+                .collect(),
+        })
+        .collect();
+    let mut tables = Vec::new();
+    for t in &p.tables {
+        let schema = TableSchema {
+            name: t.name.clone(),
+            keys: t
+                .keys
+                .iter()
+                .map(|k| KeyField {
+                    name: k.name.clone(),
+                    width: k.expr.width,
+                    kind: rt_kind(k.kind),
+                })
+                .collect(),
+            actions: t.actions.iter().map(|a| *a as u32).collect(),
+            default_action: ActionCall {
+                action: t.default.0 as u32,
+                args: t.default.1.clone().into(),
+            },
+            const_default: t.const_default,
+            size: t.size,
+        };
+        let mut table = Table::new(Arc::new(schema));
+        for e in &t.entries {
+            let key = e
+                .keys
+                .iter()
+                .map(|k| match *k {
+                    ir::EntryKey::Exact(v) => MatchValue::Exact(v),
+                    ir::EntryKey::Lpm(v, l) => MatchValue::Lpm {
+                        value: v,
+                        prefix_len: l,
+                    },
+                    ir::EntryKey::Ternary(v, m) => MatchValue::Ternary { value: v, mask: m },
+                    ir::EntryKey::Range(lo, hi) => MatchValue::Range { lo, hi },
+                    ir::EntryKey::Optional(o) => MatchValue::Optional(o),
+                })
+                .collect();
+            let call = ActionCall {
+                action: e.action as u32,
+                args: e.args.clone().into(),
+            };
+            table
+                .add(key, call, e.priority, &actions)
+                .map_err(|err| format!("table {}: entry: {err}", t.name))?;
+        }
+        tables.push(table);
+    }
+    let mut set = TableSet::new(actions, tables);
+    set.secret_values = vec![None; p.secrets.len()];
+    set.secrets = p.secrets.clone();
+    Ok(set)
+}

@@ -1,0 +1,948 @@
+//! Control commands in BMv2 `simple_switch_CLI` syntax: parsing one line
+//! against a [`TableSet`], applying it, and loading whole entries files
+//! all-or-nothing.
+
+use std::fmt::{self, Write as _};
+
+use thiserror::Error;
+
+use crate::table::{
+    ActionCall, ActionSchema, EntryHandle, KeyField, MatchKind, MatchValue, Table, TableError,
+    TableSet,
+};
+use crate::value::{format_value, parse_value, ValueError};
+
+/// Every command, in the order they are listed to the user.
+pub const COMMANDS: [&str; 11] = [
+    "table_add",
+    "table_set_default",
+    "table_modify",
+    "table_delete",
+    "table_reset_default",
+    "table_clear",
+    "table_num_entries",
+    "table_dump",
+    "show_tables",
+    "show_actions",
+    "secret_set",
+];
+
+/// The syntax of each command, parallel to [`COMMANDS`].
+const USAGES: [&str; 11] = [
+    "table_add TABLE ACTION KEY... => ARG... [PRIORITY]",
+    "table_set_default TABLE ACTION ARG...",
+    "table_modify TABLE ACTION HANDLE ARG...",
+    "table_delete TABLE HANDLE",
+    "table_reset_default TABLE",
+    "table_clear TABLE",
+    "table_num_entries TABLE",
+    "table_dump TABLE",
+    "show_tables",
+    "show_actions",
+    "secret_set NAME 0x<32 hex digits>",
+];
+
+/// The commands an entries file may contain.
+pub const ENTRIES_COMMANDS: [&str; 6] = [
+    "table_add",
+    "table_set_default",
+    "table_modify",
+    "table_delete",
+    "table_reset_default",
+    "table_clear",
+];
+
+/// One parsed and validated command; `table` indexes [`TableSet::tables`].
+#[derive(Clone, PartialEq, Eq)]
+pub enum Command {
+    TableAdd {
+        table: usize,
+        key: Vec<MatchValue>,
+        call: ActionCall,
+        priority: Option<u32>,
+    },
+    TableSetDefault {
+        table: usize,
+        call: ActionCall,
+    },
+    TableModify {
+        table: usize,
+        handle: EntryHandle,
+        call: ActionCall,
+    },
+    TableDelete {
+        table: usize,
+        handle: EntryHandle,
+    },
+    TableResetDefault {
+        table: usize,
+    },
+    TableClear {
+        table: usize,
+    },
+    TableNumEntries {
+        table: usize,
+    },
+    TableDump {
+        table: usize,
+    },
+    ShowTables,
+    ShowActions,
+    /// Its `Debug` and `Display` never show `value`.
+    SecretSet {
+        name: String,
+        value: [u8; 16],
+    },
+}
+
+impl Command {
+    /// The command's name as typed (`table_add`, ...).
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Command::TableAdd { .. } => "table_add",
+            Command::TableSetDefault { .. } => "table_set_default",
+            Command::TableModify { .. } => "table_modify",
+            Command::TableDelete { .. } => "table_delete",
+            Command::TableResetDefault { .. } => "table_reset_default",
+            Command::TableClear { .. } => "table_clear",
+            Command::TableNumEntries { .. } => "table_num_entries",
+            Command::TableDump { .. } => "table_dump",
+            Command::ShowTables => "show_tables",
+            Command::ShowActions => "show_actions",
+            Command::SecretSet { .. } => "secret_set",
+        }
+    }
+
+    fn table(&self) -> Option<usize> {
+        match *self {
+            Command::TableAdd { table, .. }
+            | Command::TableSetDefault { table, .. }
+            | Command::TableModify { table, .. }
+            | Command::TableDelete { table, .. }
+            | Command::TableResetDefault { table }
+            | Command::TableClear { table }
+            | Command::TableNumEntries { table }
+            | Command::TableDump { table } => Some(table),
+            Command::ShowTables | Command::ShowActions | Command::SecretSet { .. } => None,
+        }
+    }
+}
+
+// Hand-written so that a secret value can never reach a log.
+impl fmt::Debug for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Command::TableAdd {
+                table,
+                key,
+                call,
+                priority,
+            } => f
+                .debug_struct("TableAdd")
+                .field("table", table)
+                .field("key", key)
+                .field("call", call)
+                .field("priority", priority)
+                .finish(),
+            Command::TableSetDefault { table, call } => f
+                .debug_struct("TableSetDefault")
+                .field("table", table)
+                .field("call", call)
+                .finish(),
+            Command::TableModify {
+                table,
+                handle,
+                call,
+            } => f
+                .debug_struct("TableModify")
+                .field("table", table)
+                .field("handle", handle)
+                .field("call", call)
+                .finish(),
+            Command::TableDelete { table, handle } => f
+                .debug_struct("TableDelete")
+                .field("table", table)
+                .field("handle", handle)
+                .finish(),
+            Command::TableResetDefault { table } => {
+                f.debug_struct("TableResetDefault").field("table", table).finish()
+            }
+            Command::TableClear { table } => {
+                f.debug_struct("TableClear").field("table", table).finish()
+            }
+            Command::TableNumEntries { table } => {
+                f.debug_struct("TableNumEntries").field("table", table).finish()
+            }
+            Command::TableDump { table } => {
+                f.debug_struct("TableDump").field("table", table).finish()
+            }
+            Command::ShowTables => f.write_str("ShowTables"),
+            Command::ShowActions => f.write_str("ShowActions"),
+            Command::SecretSet { name, .. } => f
+                .debug_struct("SecretSet")
+                .field("name", name)
+                .field("value", &format_args!("<redacted>"))
+                .finish(),
+        }
+    }
+}
+
+/// The verb and its target: `table_add (table #2)`, `secret_set key <redacted>`.
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.verb())?;
+        if let Some(table) = self.table() {
+            write!(f, " (table #{table})")?;
+        }
+        if let Command::SecretSet { name, .. } = self {
+            write!(f, " {name} <redacted>")?;
+        }
+        Ok(())
+    }
+}
+
+/// What a command prints, and the handle of an added entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandOutput {
+    pub text: String,
+    pub handle: Option<EntryHandle>,
+}
+
+impl CommandOutput {
+    fn text(text: String) -> Self {
+        CommandOutput { text, handle: None }
+    }
+}
+
+/// What is wrong with a command line. No message repeats a secret value.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum CommandError {
+    #[error("unknown command '{name}'; valid commands: {}", COMMANDS.join(", "))]
+    UnknownCommand { name: String },
+    #[error("{command}: wrong number of arguments; usage: {usage}")]
+    Usage {
+        command: &'static str,
+        usage: &'static str,
+    },
+    #[error("unknown table '{name}'{}", did_you_mean(suggestion))]
+    UnknownTable {
+        name: String,
+        suggestion: Option<String>,
+    },
+    #[error("unknown action '{name}'{}", did_you_mean(suggestion))]
+    UnknownAction {
+        name: String,
+        suggestion: Option<String>,
+    },
+    #[error("action {action} is not an action of table {table} (its actions: {allowed})")]
+    ActionNotInTable {
+        table: String,
+        action: String,
+        allowed: String,
+    },
+    #[error("table_add {table}: missing '=>' between the key and the action arguments")]
+    MissingArrow { table: String },
+    #[error("table {table} takes {} ({fields}), got {got}", plural(*expected, "key"))]
+    KeyCount {
+        table: String,
+        expected: usize,
+        fields: String,
+        got: usize,
+    },
+    #[error("table {table}: key {field} ({kind}): {reason}")]
+    BadKey {
+        table: String,
+        field: String,
+        kind: MatchKind,
+        reason: String,
+    },
+    #[error("action {action} takes {} ({params}), got {got}", plural(*expected, "argument"))]
+    ArgCount {
+        action: String,
+        expected: usize,
+        params: String,
+        got: usize,
+    },
+    #[error("action {action}: argument {param}: {source}")]
+    BadArg {
+        action: String,
+        param: String,
+        source: ValueError,
+    },
+    #[error(
+        "table {table} needs a priority after the {} of action {action} \
+         (the table has a ternary, range or optional key)",
+        plural(*arity, "argument")
+    )]
+    MissingPriority {
+        table: String,
+        action: String,
+        arity: usize,
+    },
+    #[error(
+        "table {table} takes no priority (it has no ternary, range or optional key), \
+         but got {got} values after '=>' for the {} of action {action}",
+        plural(*arity, "argument")
+    )]
+    UnexpectedPriority {
+        table: String,
+        action: String,
+        arity: usize,
+        got: usize,
+    },
+    #[error("table {table}: priority: {source}")]
+    BadPriority { table: String, source: ValueError },
+    #[error("table {table}: handle '{token}' is not a number")]
+    BadHandle { table: String, token: String },
+    #[error("table {table}: {source}")]
+    Table { table: String, source: TableError },
+    #[error("unknown secret '{name}' ({})", declared_secrets(declared))]
+    UnknownSecret { name: String, declared: Vec<String> },
+    #[error("secret_set {name}: the value must be 0x followed by exactly 32 hex digits")]
+    BadSecretValue { name: String },
+    #[error("{command} is not allowed in an entries file (allowed: {})", ENTRIES_COMMANDS.join(", "))]
+    NotInEntriesFile { command: String },
+}
+
+fn did_you_mean(suggestion: &Option<String>) -> String {
+    suggestion
+        .as_ref()
+        .map(|s| format!(" (did you mean '{s}'?)"))
+        .unwrap_or_default()
+}
+
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+fn count_entries(n: usize) -> String {
+    if n == 1 {
+        "1 entry".to_owned()
+    } else {
+        format!("{n} entries")
+    }
+}
+
+fn declared_secrets(declared: &[String]) -> String {
+    if declared.is_empty() {
+        "the program declares no secrets".to_owned()
+    } else {
+        format!("declared secrets: {}", declared.join(", "))
+    }
+}
+
+/// A bad line of an entries file.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{file}:{line}: {error}")]
+pub struct EntriesError {
+    pub file: String,
+    /// 1-based.
+    pub line: usize,
+    pub error: CommandError,
+}
+
+/// The text of a line before any `#` comment.
+fn strip_comment(line: &str) -> &str {
+    line.split_once('#').map_or(line, |(code, _)| code)
+}
+
+/// Parses one line; `Ok(None)` for a blank or comment-only line.
+pub fn parse_command(line: &str, set: &TableSet) -> Result<Option<Command>, CommandError> {
+    let mut tokens = strip_comment(line).split_whitespace();
+    let Some(verb) = tokens.next() else {
+        return Ok(None);
+    };
+    let args: Vec<&str> = tokens.collect();
+    let cmd = match (verb, args.as_slice()) {
+        ("table_add", _) => parse_table_add(&args, set)?,
+        ("table_set_default", [table, action, rest @ ..]) => {
+            let (table, t) = find_table(set, table)?;
+            let call = parse_call(set, t, action, rest)?;
+            Command::TableSetDefault { table, call }
+        }
+        ("table_modify", [table, action, handle, rest @ ..]) => {
+            let (table, t) = find_table(set, table)?;
+            let handle = parse_handle(t, handle)?;
+            let call = parse_call(set, t, action, rest)?;
+            Command::TableModify {
+                table,
+                handle,
+                call,
+            }
+        }
+        ("table_delete", [table, handle]) => {
+            let (table, t) = find_table(set, table)?;
+            let handle = parse_handle(t, handle)?;
+            Command::TableDelete { table, handle }
+        }
+        ("table_reset_default", [table]) => Command::TableResetDefault {
+            table: find_table(set, table)?.0,
+        },
+        ("table_clear", [table]) => Command::TableClear {
+            table: find_table(set, table)?.0,
+        },
+        ("table_num_entries", [table]) => Command::TableNumEntries {
+            table: find_table(set, table)?.0,
+        },
+        ("table_dump", [table]) => Command::TableDump {
+            table: find_table(set, table)?.0,
+        },
+        ("show_tables", []) => Command::ShowTables,
+        ("show_actions", []) => Command::ShowActions,
+        ("secret_set", [name, value]) => parse_secret(set, name, value)?,
+        // A known command with the wrong arguments. The usage message does
+        // not repeat them: one may be a secret.
+        _ => return Err(usage_error(verb)),
+    };
+    Ok(Some(cmd))
+}
+
+/// The usage error for a known command, or "unknown command".
+fn usage_error(verb: &str) -> CommandError {
+    COMMANDS
+        .iter()
+        .zip(USAGES)
+        .find(|(&name, _)| name == verb)
+        .map_or_else(
+            || CommandError::UnknownCommand {
+                name: verb.to_owned(),
+            },
+            |(&command, usage)| CommandError::Usage { command, usage },
+        )
+}
+
+fn parse_table_add(args: &[&str], set: &TableSet) -> Result<Command, CommandError> {
+    let [table_name, action_name, rest @ ..] = args else {
+        return Err(usage_error("table_add"));
+    };
+    let (table, t) = find_table(set, table_name)?;
+    let (action, schema) = find_action(set, t, action_name)?;
+    let Some(arrow) = rest.iter().position(|&tok| tok == "=>") else {
+        return Err(CommandError::MissingArrow {
+            table: t.name().to_owned(),
+        });
+    };
+    let (key_tokens, after) = rest.split_at(arrow);
+    let after = after.get(1..).unwrap_or_default();
+
+    let fields = &t.schema().keys;
+    if key_tokens.len() != fields.len() {
+        return Err(CommandError::KeyCount {
+            table: t.name().to_owned(),
+            expected: fields.len(),
+            fields: describe_keys(fields),
+            got: key_tokens.len(),
+        });
+    }
+    let key = key_tokens
+        .iter()
+        .zip(fields)
+        .map(|(tok, field)| {
+            parse_match(tok, field).map_err(|reason| CommandError::BadKey {
+                table: t.name().to_owned(),
+                field: field.name.clone(),
+                kind: field.kind,
+                reason,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let arity = schema.params.len();
+    let (arg_tokens, priority) = match (t.needs_priority(), after.split_last()) {
+        (true, Some((last, args))) if after.len() == arity + 1 => {
+            let priority = parse_value(last, 32)
+                .map(|p| p as u32)
+                .map_err(|source| CommandError::BadPriority {
+                    table: t.name().to_owned(),
+                    source,
+                })?;
+            (args, Some(priority))
+        }
+        (true, _) if after.len() == arity => {
+            return Err(CommandError::MissingPriority {
+                table: t.name().to_owned(),
+                action: schema.name.clone(),
+                arity,
+            });
+        }
+        (false, _) if after.len() == arity + 1 => {
+            return Err(CommandError::UnexpectedPriority {
+                table: t.name().to_owned(),
+                action: schema.name.clone(),
+                arity,
+                got: after.len(),
+            });
+        }
+        _ => (after, None),
+    };
+    let args = parse_args(schema, arg_tokens)?;
+    Ok(Command::TableAdd {
+        table,
+        key,
+        call: ActionCall { action, args },
+        priority,
+    })
+}
+
+/// Parses one key token in the syntax of its field's match kind; the error
+/// is the reason, without the table and field (the caller adds them).
+fn parse_match(tok: &str, field: &KeyField) -> Result<MatchValue, String> {
+    let width = field.width;
+    let value = |text: &str| parse_value(text, width).map_err(|e| e.to_string());
+    let malformed = |syntax: &str| format!("expected {syntax}, got '{tok}'");
+    match field.kind {
+        MatchKind::Exact => {
+            if ["/", "&&&", "->", "*"].iter().any(|s| tok.contains(s)) {
+                return Err(malformed("a single VALUE"));
+            }
+            value(tok).map(MatchValue::Exact)
+        }
+        MatchKind::Lpm => {
+            let (v, len) = tok.split_once('/').ok_or_else(|| malformed("VALUE/LEN"))?;
+            let prefix_len = match len.parse::<u32>() {
+                Ok(n) if len.bytes().all(|b| b.is_ascii_digit()) => n,
+                _ => return Err(malformed("VALUE/LEN with a decimal LEN")),
+            };
+            if prefix_len > width {
+                return Err(format!(
+                    "prefix length {prefix_len} is longer than the field's {width} bits"
+                ));
+            }
+            Ok(MatchValue::Lpm {
+                value: value(v)?,
+                prefix_len,
+            })
+        }
+        MatchKind::Ternary => {
+            let (v, mask) = tok
+                .split_once("&&&")
+                .ok_or_else(|| malformed("VALUE&&&MASK"))?;
+            Ok(MatchValue::Ternary {
+                value: value(v)?,
+                mask: value(mask)?,
+            })
+        }
+        MatchKind::Range => {
+            let (lo, hi) = tok.split_once("->").ok_or_else(|| malformed("LO->HI"))?;
+            let (lo, hi) = (value(lo)?, value(hi)?);
+            if lo > hi {
+                return Err(format!("range start {lo} is above its end {hi}"));
+            }
+            Ok(MatchValue::Range { lo, hi })
+        }
+        MatchKind::Optional if tok == "*" => Ok(MatchValue::Optional(None)),
+        MatchKind::Optional => value(tok).map(|v| MatchValue::Optional(Some(v))),
+    }
+}
+
+/// Parses `ACTION ARG...` for a table, checking the action and arity.
+fn parse_call(
+    set: &TableSet,
+    table: &Table,
+    action: &str,
+    args: &[&str],
+) -> Result<ActionCall, CommandError> {
+    let (action, schema) = find_action(set, table, action)?;
+    Ok(ActionCall {
+        action,
+        args: parse_args(schema, args)?,
+    })
+}
+
+fn parse_args(schema: &ActionSchema, tokens: &[&str]) -> Result<Box<[u128]>, CommandError> {
+    if tokens.len() != schema.params.len() {
+        return Err(CommandError::ArgCount {
+            action: schema.name.clone(),
+            expected: schema.params.len(),
+            params: describe_params(schema),
+            got: tokens.len(),
+        });
+    }
+    tokens
+        .iter()
+        .zip(&schema.params)
+        .map(|(tok, param)| {
+            parse_value(tok, param.width).map_err(|source| CommandError::BadArg {
+                action: schema.name.clone(),
+                param: param.name.clone(),
+                source,
+            })
+        })
+        .collect()
+}
+
+fn parse_handle(table: &Table, token: &str) -> Result<EntryHandle, CommandError> {
+    parse_value(token, 32)
+        .map(|h| EntryHandle(h as u32))
+        .map_err(|_| CommandError::BadHandle {
+            table: table.name().to_owned(),
+            token: token.to_owned(),
+        })
+}
+
+fn parse_secret(set: &TableSet, name: &str, value: &str) -> Result<Command, CommandError> {
+    if set.secret_by_name(name).is_none() {
+        return Err(CommandError::UnknownSecret {
+            name: name.to_owned(),
+            declared: set.secrets.clone(),
+        });
+    }
+    let bad = || CommandError::BadSecretValue {
+        name: name.to_owned(),
+    };
+    let digits = value
+        .strip_prefix("0x")
+        .or_else(|| value.strip_prefix("0X"))
+        .ok_or_else(bad)?;
+    if digits.len() != 32 || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad());
+    }
+    let mut bytes = [0u8; 16];
+    for (byte, pair) in bytes.iter_mut().zip(digits.as_bytes().chunks_exact(2)) {
+        let pair = std::str::from_utf8(pair).map_err(|_| bad())?;
+        *byte = u8::from_str_radix(pair, 16).map_err(|_| bad())?;
+    }
+    Ok(Command::SecretSet {
+        name: name.to_owned(),
+        value: bytes,
+    })
+}
+
+fn find_table<'a>(set: &'a TableSet, name: &str) -> Result<(usize, &'a Table), CommandError> {
+    set.by_name(name)
+        .and_then(|i| Some((i, set.tables.get(i)?)))
+        .ok_or_else(|| CommandError::UnknownTable {
+            name: name.to_owned(),
+            suggestion: closest(name, set.tables.iter().map(Table::name)),
+        })
+}
+
+/// Finds an action by name and checks that `table` may use it.
+fn find_action<'a>(
+    set: &'a TableSet,
+    table: &Table,
+    name: &str,
+) -> Result<(u32, &'a ActionSchema), CommandError> {
+    let allowed = &table.schema().actions;
+    let allowed_names = || allowed.iter().filter_map(|&a| action_name(set, a));
+    let found = set
+        .action_by_name(name)
+        .and_then(|i| Some((i, set.actions.get(i as usize)?)));
+    let Some((index, schema)) = found else {
+        return Err(CommandError::UnknownAction {
+            name: name.to_owned(),
+            suggestion: closest(name, allowed_names()),
+        });
+    };
+    if !allowed.contains(&index) {
+        return Err(CommandError::ActionNotInTable {
+            table: table.name().to_owned(),
+            action: name.to_owned(),
+            allowed: allowed_names().collect::<Vec<_>>().join(", "),
+        });
+    }
+    Ok((index, schema))
+}
+
+fn action_name(set: &TableSet, action: u32) -> Option<&str> {
+    set.actions.get(action as usize).map(|a| a.name.as_str())
+}
+
+/// The candidate closest to `name` by edit distance, if within 2 edits.
+fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<String> {
+    candidates
+        .map(|c| (edit_distance(name, c), c))
+        .filter(|&(d, _)| d <= 2)
+        .min_by_key(|&(d, _)| d)
+        .map(|(_, c)| c.to_owned())
+}
+
+/// Levenshtein distance over chars.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = i;
+        let mut left = i + 1;
+        for (cb, above) in b.iter().zip(row.iter_mut().skip(1)) {
+            let cost = diagonal + usize::from(ca != *cb);
+            let next = cost.min(*above + 1).min(left + 1);
+            diagonal = *above;
+            *above = next;
+            left = next;
+        }
+        if let Some(first) = row.first_mut() {
+            *first = i + 1;
+        }
+    }
+    row.last().copied().unwrap_or(0)
+}
+
+fn describe_keys(fields: &[KeyField]) -> String {
+    let parts: Vec<String> = fields
+        .iter()
+        .map(|f| format!("{}: {}", f.name, f.kind))
+        .collect();
+    if parts.is_empty() {
+        "none".to_owned()
+    } else {
+        parts.join(", ")
+    }
+}
+
+fn describe_params(schema: &ActionSchema) -> String {
+    let parts: Vec<String> = schema
+        .params
+        .iter()
+        .map(|p| format!("{}: {} bits", p.name, p.width))
+        .collect();
+    if parts.is_empty() {
+        "none".to_owned()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// Applies a parsed command to the set.
+pub fn apply(set: &mut TableSet, cmd: &Command) -> Result<CommandOutput, CommandError> {
+    let TableSet {
+        actions,
+        tables,
+        secrets,
+        secret_values,
+    } = set;
+    let wrap = |t: &Table| {
+        let table = t.name().to_owned();
+        move |source| CommandError::Table { table, source }
+    };
+    let out = match cmd {
+        Command::TableAdd {
+            table,
+            key,
+            call,
+            priority,
+        } => {
+            let t = table_at(tables, *table)?;
+            let handle = t
+                .add(key.clone(), call.clone(), *priority, actions)
+                .map_err(wrap(t))?;
+            CommandOutput {
+                text: format!("Entry has been added with handle {handle}"),
+                handle: Some(handle),
+            }
+        }
+        Command::TableSetDefault { table, call } => {
+            let t = table_at(tables, *table)?;
+            t.set_default(call.clone(), actions).map_err(wrap(t))?;
+            CommandOutput::text(format!(
+                "Default action of table {} set to {}",
+                t.name(),
+                format_call(actions, call)
+            ))
+        }
+        Command::TableModify {
+            table,
+            handle,
+            call,
+        } => {
+            let t = table_at(tables, *table)?;
+            t.modify(*handle, call.clone(), actions).map_err(wrap(t))?;
+            CommandOutput::text(format!(
+                "Entry {handle} of table {} now runs {}",
+                t.name(),
+                format_call(actions, call)
+            ))
+        }
+        Command::TableDelete { table, handle } => {
+            let t = table_at(tables, *table)?;
+            t.delete(*handle).map_err(wrap(t))?;
+            CommandOutput::text(format!("Entry {handle} deleted from table {}", t.name()))
+        }
+        Command::TableResetDefault { table } => {
+            let t = table_at(tables, *table)?;
+            t.reset_default();
+            CommandOutput::text(format!(
+                "Default action of table {} reset to {}",
+                t.name(),
+                format_call(actions, t.default_action())
+            ))
+        }
+        Command::TableClear { table } => {
+            let t = table_at(tables, *table)?;
+            let removed = t.num_entries();
+            t.clear();
+            CommandOutput::text(format!(
+                "Table {} cleared ({} removed)",
+                t.name(),
+                count_entries(removed)
+            ))
+        }
+        Command::TableNumEntries { table } => {
+            CommandOutput::text(table_at(tables, *table)?.num_entries().to_string())
+        }
+        Command::TableDump { table } => CommandOutput::text(dump_table(actions, table_at(tables, *table)?)),
+        Command::ShowTables => CommandOutput::text(show_tables(tables)),
+        Command::ShowActions => CommandOutput::text(show_actions(actions)),
+        Command::SecretSet { name, value } => {
+            let Some(i) = secrets.iter().position(|s| s == name) else {
+                return Err(CommandError::UnknownSecret {
+                    name: name.clone(),
+                    declared: secrets.clone(),
+                });
+            };
+            if secret_values.len() < secrets.len() {
+                secret_values.resize(secrets.len(), None);
+            }
+            if let Some(slot) = secret_values.get_mut(i) {
+                *slot = Some(*value);
+            }
+            CommandOutput::text(format!("Secret {name} set"))
+        }
+    };
+    Ok(out)
+}
+
+fn table_at(tables: &mut [Table], i: usize) -> Result<&mut Table, CommandError> {
+    tables.get_mut(i).ok_or_else(|| CommandError::UnknownTable {
+        name: format!("#{i}"),
+        suggestion: None,
+    })
+}
+
+/// `set_nat(ip=0x0a000001, port=0x1f90)`.
+fn format_call(actions: &[ActionSchema], call: &ActionCall) -> String {
+    let Some(schema) = actions.get(call.action as usize) else {
+        return format!("#{}({:x?})", call.action, call.args);
+    };
+    let args: Vec<String> = schema
+        .params
+        .iter()
+        .zip(call.args.iter())
+        .map(|(p, &v)| format!("{}={}", p.name, format_value(v, p.width)))
+        .collect();
+    format!("{}({})", schema.name, args.join(", "))
+}
+
+/// A key value in the syntax `table_add` accepts.
+fn format_match(mv: &MatchValue, width: u32) -> String {
+    let v = |x| format_value(x, width);
+    match *mv {
+        MatchValue::Exact(x) | MatchValue::Optional(Some(x)) => v(x),
+        MatchValue::Lpm { value, prefix_len } => format!("{}/{prefix_len}", v(value)),
+        MatchValue::Ternary { value, mask } => format!("{}&&&{}", v(value), v(mask)),
+        MatchValue::Range { lo, hi } => format!("{}->{}", v(lo), v(hi)),
+        MatchValue::Optional(None) => "*".to_owned(),
+    }
+}
+
+fn dump_table(actions: &[ActionSchema], t: &Table) -> String {
+    let schema = t.schema();
+    let mut out = format!(
+        "table {} ({}, size {})\n",
+        t.name(),
+        count_entries(t.num_entries()),
+        schema.size
+    );
+    for e in t.entries() {
+        let _ = write!(out, "handle {}:", e.handle);
+        for (mv, field) in e.key.iter().zip(&schema.keys) {
+            let _ = write!(out, " {}={}", field.name, format_match(mv, field.width));
+        }
+        if let Some(p) = e.priority {
+            let _ = write!(out, " priority {p}");
+        }
+        let _ = writeln!(
+            out,
+            " => {}  packets {} bytes {}",
+            format_call(actions, e.call),
+            e.packets,
+            e.bytes
+        );
+    }
+    let _ = write!(
+        out,
+        "default: {}{}",
+        format_call(actions, t.default_action()),
+        if schema.const_default { " (const)" } else { "" }
+    );
+    out
+}
+
+fn show_tables(tables: &[Table]) -> String {
+    let lines: Vec<String> = tables
+        .iter()
+        .map(|t| {
+            let keys: Vec<String> = t
+                .schema()
+                .keys
+                .iter()
+                .map(|k| format!("{}({}, {})", k.name, k.kind, k.width))
+                .collect();
+            format!("{} [{}]", t.name(), keys.join(", "))
+        })
+        .collect();
+    lines.join("\n")
+}
+
+fn show_actions(actions: &[ActionSchema]) -> String {
+    let lines: Vec<String> = actions
+        .iter()
+        .map(|a| {
+            let params: Vec<String> = a
+                .params
+                .iter()
+                .map(|p| format!("{}({})", p.name, p.width))
+                .collect();
+            format!("{} [{}]", a.name, params.join(", "))
+        })
+        .collect();
+    lines.join("\n")
+}
+
+/// Parses and applies every line of an entries file. On any error nothing
+/// is changed and every bad line is reported as `file:line: reason`.
+/// Returns the number of commands applied.
+pub fn load_entries(
+    text: &str,
+    file_name: &str,
+    set: &mut TableSet,
+) -> Result<usize, Vec<EntriesError>> {
+    // Work on a copy so that a bad line anywhere leaves `set` untouched;
+    // later lines still run against the copy so all errors are reported.
+    let mut staged = set.clone();
+    let mut errors = Vec::new();
+    let mut applied = 0;
+    for (i, line) in text.lines().enumerate() {
+        let result = match strip_comment(line).split_whitespace().next() {
+            None => continue,
+            Some(verb) if COMMANDS.contains(&verb) && !ENTRIES_COMMANDS.contains(&verb) => {
+                Err(CommandError::NotInEntriesFile {
+                    command: verb.to_owned(),
+                })
+            }
+            Some(_) => parse_command(line, &staged)
+                .and_then(|cmd| cmd.map(|cmd| apply(&mut staged, &cmd)).transpose()),
+        };
+        match result {
+            Ok(_) => applied += 1,
+            Err(error) => errors.push(EntriesError {
+                file: file_name.to_owned(),
+                line: i + 1,
+                error,
+            }),
+        }
+    }
+    if errors.is_empty() {
+        *set = staged;
+        Ok(applied)
+    } else {
+        Err(errors)
+    }
+}
+
+#[cfg(test)]
+mod tests;

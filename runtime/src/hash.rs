@@ -1,0 +1,124 @@
+//! Hash functions that programs call: flow hashes for load balancing and SipHash-2-4 for
+//! authentication tokens.
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Algo {
+    /// CRC-32 (IEEE 802.3, as zlib and Ethernet compute it).
+    Crc32,
+    /// CRC-16/ARC.
+    Crc16,
+    /// The bytes themselves, as a big-endian number (its low 64 bits).
+    Identity,
+}
+
+pub fn compute(algo: Algo, bytes: &[u8]) -> u64 {
+    match algo {
+        Algo::Crc32 => u64::from(crc32(bytes)),
+        Algo::Crc16 => u64::from(crc16(bytes)),
+        Algo::Identity => bytes.iter().fold(0u64, |a, b| (a << 8) | u64::from(*b)),
+    }
+}
+
+/// Reduces a hash to 0..max-1; a max of 0 gives 0 (entries that would need it are refused
+/// when installed).
+pub fn reduce(h: u64, max: u128) -> u128 {
+    if max == 0 {
+        0
+    } else {
+        u128::from(h) % max
+    }
+}
+
+pub fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = 0xffff_ffffu32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            let m = (crc & 1).wrapping_neg();
+            crc = (crc >> 1) ^ (0xedb8_8320 & m);
+        }
+    }
+    !crc
+}
+
+pub fn crc16(bytes: &[u8]) -> u16 {
+    let mut crc = 0u16;
+    for &b in bytes {
+        crc ^= u16::from(b);
+        for _ in 0..8 {
+            let m = (crc & 1).wrapping_neg();
+            crc = (crc >> 1) ^ (0xa001 & m);
+        }
+    }
+    crc
+}
+
+/// SipHash-2-4 with a 16-byte key; the 8 output bytes read as a little-endian integer.
+pub fn siphash24(key: &[u8; 16], msg: &[u8]) -> u64 {
+    let k0 = u64::from_le_bytes([key[0], key[1], key[2], key[3], key[4], key[5], key[6], key[7]]);
+    let k1 = u64::from_le_bytes([key[8], key[9], key[10], key[11], key[12], key[13], key[14], key[15]]);
+    let mut v = [
+        k0 ^ 0x736f6d6570736575,
+        k1 ^ 0x646f72616e646f6d,
+        k0 ^ 0x6c7967656e657261,
+        k1 ^ 0x7465646279746573,
+    ];
+    fn round(v: &mut [u64; 4]) {
+        v[0] = v[0].wrapping_add(v[1]);
+        v[1] = v[1].rotate_left(13) ^ v[0];
+        v[0] = v[0].rotate_left(32);
+        v[2] = v[2].wrapping_add(v[3]);
+        v[3] = v[3].rotate_left(16) ^ v[2];
+        v[0] = v[0].wrapping_add(v[3]);
+        v[3] = v[3].rotate_left(21) ^ v[0];
+        v[2] = v[2].wrapping_add(v[1]);
+        v[1] = v[1].rotate_left(17) ^ v[2];
+        v[2] = v[2].rotate_left(32);
+    }
+    let mut chunks = msg.chunks_exact(8);
+    for c in &mut chunks {
+        let m = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        v[3] ^= m;
+        round(&mut v);
+        round(&mut v);
+        v[0] ^= m;
+    }
+    let rest = chunks.remainder();
+    let mut last = (msg.len() as u64 & 0xff) << 56;
+    for (i, b) in rest.iter().enumerate() {
+        last |= u64::from(*b) << (8 * i);
+    }
+    v[3] ^= last;
+    round(&mut v);
+    round(&mut v);
+    v[0] ^= last;
+    v[2] ^= 0xff;
+    for _ in 0..4 {
+        round(&mut v);
+    }
+    v[0] ^ v[1] ^ v[2] ^ v[3]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crc_check_values() {
+        // The standard check input "123456789".
+        assert_eq!(crc32(b"123456789"), 0xcbf43926);
+        assert_eq!(crc16(b"123456789"), 0xbb3d);
+    }
+
+    #[test]
+    fn siphash_reference_vectors() {
+        let key: [u8; 16] = core::array::from_fn(|i| i as u8);
+        // From the SipHash paper's reference implementation (vectors.h): empty input, and the
+        // 8-byte input 00..07.
+        assert_eq!(siphash24(&key, &[]), 0x726fdb47dd0e0e31);
+        let msg: Vec<u8> = (0..8).collect();
+        assert_eq!(siphash24(&key, &msg), 0x93f5f5799a932462);
+        let msg15: Vec<u8> = (0..15).collect();
+        assert_eq!(siphash24(&key, &msg15), 0xa129ca6149be45e5);
+    }
+}

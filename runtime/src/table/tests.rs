@@ -1,0 +1,671 @@
+//! Table tests: every layout against a brute-force reference, and each error.
+
+use super::*;
+
+/// xorshift64*: small, deterministic, good enough to shuffle test data.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+
+    fn wide(&mut self) -> u128 {
+        u128::from(self.next()) << 64 | u128::from(self.next())
+    }
+}
+
+fn actions() -> Arc<[ActionSchema]> {
+    let param = |name: &str, width| ParamSchema {
+        name: name.into(),
+        width,
+    };
+    vec![
+        ActionSchema {
+            name: "set_port".into(),
+            params: vec![param("port", 9)],
+        },
+        ActionSchema {
+            name: "set_nat".into(),
+            params: vec![param("ip", 32), param("port", 16)],
+        },
+        ActionSchema {
+            name: "drop".into(),
+            params: vec![],
+        },
+        ActionSchema {
+            name: "not_here".into(),
+            params: vec![],
+        },
+    ]
+    .into()
+}
+
+fn schema(keys: &[(&str, u32, MatchKind)], size: u32) -> Arc<TableSchema> {
+    Arc::new(TableSchema {
+        name: "t".into(),
+        keys: keys
+            .iter()
+            .map(|&(name, width, kind)| KeyField {
+                name: name.into(),
+                width,
+                kind,
+            })
+            .collect(),
+        actions: vec![0, 1, 2],
+        default_action: drop_call(),
+        const_default: false,
+        size,
+    })
+}
+
+fn drop_call() -> ActionCall {
+    ActionCall {
+        action: 2,
+        args: Box::new([]),
+    }
+}
+
+fn port(p: u128) -> ActionCall {
+    ActionCall {
+        action: 0,
+        args: Box::new([p]),
+    }
+}
+
+#[derive(Debug, Clone)]
+struct ModelEntry {
+    handle: u32,
+    key: Vec<MatchValue>,
+    priority: Option<u32>,
+    call: ActionCall,
+    seq: u64,
+}
+
+/// Match semantics written independently of the table's normalization.
+fn model_matches(mv: &MatchValue, k: u128, w: u32) -> bool {
+    match *mv {
+        MatchValue::Exact(v) | MatchValue::Optional(Some(v)) => v == k,
+        MatchValue::Lpm { value, prefix_len } => {
+            prefix_len == 0 || (value ^ k) >> (w - prefix_len) == 0
+        }
+        MatchValue::Ternary { value, mask } => value & mask == k & mask,
+        MatchValue::Range { lo, hi } => lo <= k && k <= hi,
+        MatchValue::Optional(None) => true,
+    }
+}
+
+fn prefix_sum(key: &[MatchValue]) -> u32 {
+    key.iter()
+        .map(|mv| match mv {
+            MatchValue::Lpm { prefix_len, .. } => *prefix_len,
+            _ => 0,
+        })
+        .sum()
+}
+
+/// Brute force: scan everything, pick by priority, else longest prefix.
+fn model_lookup(model: &[ModelEntry], fields: &[KeyField], key: &[u128]) -> Option<u32> {
+    let hits = model.iter().filter(|e| {
+        e.key
+            .iter()
+            .zip(fields)
+            .zip(key)
+            .all(|((mv, f), &k)| model_matches(mv, k, f.width))
+    });
+    let best = if fields.iter().any(|f| f.kind.needs_priority()) {
+        hits.min_by_key(|e| (e.priority, e.seq))
+    } else {
+        hits.min_by_key(|e| (Reverse(prefix_sum(&e.key)), e.seq))
+    };
+    best.map(|e| e.handle)
+}
+
+/// Values of a `w`-bit field: uniform when narrow, clustered around a few
+/// bases when wide so that entries overlap.
+fn gen_value(rng: &mut Rng, w: u32) -> u128 {
+    const BASES: [u128; 3] = [
+        0x0a00_0000_1234_5678_9abc_def0_0a00_0000,
+        0xc0a8_0000_ffff_0000_0000_1111_c0a8_0100,
+        0x2001_0db8_0000_0000_0000_0000_ac10_0000,
+    ];
+    if w <= 10 {
+        rng.wide() & ones(w)
+    } else {
+        let base = BASES[rng.below(3) as usize] & ones(w);
+        base ^ (rng.wide() & 0x3ff)
+    }
+}
+
+fn gen_match(rng: &mut Rng, f: &KeyField, model: &[ModelEntry], pos: usize) -> MatchValue {
+    // Half the time, start from an existing entry's field so entries overlap.
+    let near = (!model.is_empty() && rng.chance(50))
+        .then(|| model[rng.below(model.len() as u64) as usize].key[pos]);
+    let w = f.width;
+    match f.kind {
+        MatchKind::Exact => MatchValue::Exact(match near {
+            Some(MatchValue::Exact(v)) => v,
+            _ => gen_value(rng, w),
+        }),
+        MatchKind::Lpm => {
+            let value = match near {
+                Some(MatchValue::Lpm { value, .. }) => value ^ (rng.wide() & ones(w / 2)),
+                _ => gen_value(rng, w),
+            };
+            // Mostly long prefixes; short ones would match nearly everything.
+            let prefix_len = if rng.chance(5) {
+                rng.below(u64::from(w) + 1)
+            } else {
+                u64::from(w / 2) + rng.below(u64::from(w - w / 2) + 1)
+            };
+            MatchValue::Lpm {
+                value,
+                prefix_len: prefix_len as u32,
+            }
+        }
+        MatchKind::Ternary => MatchValue::Ternary {
+            value: gen_value(rng, w),
+            // Mostly the high half set, random below; rarely all wildcard.
+            mask: if rng.chance(3) {
+                0
+            } else {
+                ones(w) & !(rng.wide() & ones(w / 2))
+            },
+        },
+        MatchKind::Range => {
+            let lo = match near {
+                Some(MatchValue::Range { lo, .. }) => lo,
+                _ => gen_value(rng, w),
+            };
+            let span = rng.wide() & ones(w.min(12)) >> rng.below(12);
+            MatchValue::Range {
+                lo,
+                hi: (lo.saturating_add(span)).min(ones(w)),
+            }
+        }
+        MatchKind::Optional => MatchValue::Optional(
+            (!rng.chance(10)).then(|| match near {
+                Some(MatchValue::Optional(Some(v))) => v,
+                _ => gen_value(rng, w),
+            }),
+        ),
+    }
+}
+
+/// A packet key: random, or made to hit an existing entry's field.
+fn gen_key(rng: &mut Rng, fields: &[KeyField], model: &[ModelEntry]) -> Vec<u128> {
+    let target = (!model.is_empty() && rng.chance(70))
+        .then(|| &model[rng.below(model.len() as u64) as usize]);
+    fields
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let w = f.width;
+            let noise = rng.wide() & ones(w);
+            match target.map(|e| e.key[i]) {
+                Some(MatchValue::Exact(v)) | Some(MatchValue::Optional(Some(v))) => v,
+                Some(MatchValue::Lpm { value, prefix_len }) => {
+                    let low = ones(w - prefix_len);
+                    (value & !low) | (noise & low)
+                }
+                Some(MatchValue::Ternary { value, mask }) => (value & mask) | (noise & !mask),
+                Some(MatchValue::Range { lo, hi }) => lo + noise % (hi - lo + 1),
+                _ if rng.chance(50) => noise,
+                _ => gen_value(rng, w),
+            }
+        })
+        .collect()
+}
+
+/// Checks one lookup; returns how many entries matched the key.
+fn check_lookup(table: &Table, model: &[ModelEntry], key: &[u128]) -> usize {
+    let fields = &table.schema().keys;
+    let matching = model
+        .iter()
+        .filter(|e| {
+            e.key
+                .iter()
+                .zip(fields)
+                .zip(key)
+                .all(|((mv, f), &k)| model_matches(mv, k, f.width))
+        })
+        .count();
+    let got = table.lookup(key);
+    let want = model_lookup(model, &table.schema().keys, key);
+    assert_eq!(got.map(|(h, _)| h.0), want, "key {key:x?}");
+    if let (Some((_, call)), Some(h)) = (got, want) {
+        let entry = model.iter().find(|e| e.handle == h).map(|e| &e.call);
+        assert_eq!(Some(call), entry);
+    }
+    matching
+}
+
+/// Random adds, deletes and modifies interleaved with lookups, each lookup
+/// checked against the brute-force reference.
+fn fuzz(keys: &[(&str, u32, MatchKind)], layout: Layout, seed: u64, ops: usize) {
+    let acts = actions();
+    let mut table = Table::new(schema(keys, 100_000));
+    assert_eq!(table.layout(), layout, "{keys:?}");
+    let fields = table.schema().keys.clone();
+    let priority = table.needs_priority();
+    let mut rng = Rng(seed);
+    let mut model: Vec<ModelEntry> = Vec::new();
+    let mut seq = 0;
+    for _ in 0..ops {
+        let roll = rng.below(100);
+        if roll < 65 || model.is_empty() {
+            let key: Vec<MatchValue> = (0..fields.len())
+                .map(|i| gen_match(&mut rng, &fields[i], &model, i))
+                .collect();
+            let prio = priority.then(|| rng.below(8) as u32);
+            let call = port(u128::from(rng.below(512) as u16));
+            match table.add(key.clone(), call.clone(), prio, &acts) {
+                Ok(h) => {
+                    assert!(model.iter().all(|e| e.handle != h.0));
+                    model.push(ModelEntry {
+                        handle: h.0,
+                        key,
+                        priority: prio,
+                        call,
+                        seq,
+                    });
+                    seq += 1;
+                }
+                Err(TableError::DuplicateKey { existing }) => {
+                    let twin = model.iter().find(|e| e.handle == existing.0);
+                    let twin = twin.expect("duplicate of a live entry");
+                    assert_eq!(twin.priority, prio);
+                }
+                Err(e) => panic!("unexpected error {e}"),
+            }
+        } else if roll < 82 {
+            let i = rng.below(model.len() as u64) as usize;
+            let e = model.swap_remove(i);
+            table.delete(EntryHandle(e.handle)).unwrap();
+        } else {
+            let i = rng.below(model.len() as u64) as usize;
+            let call = port(u128::from(rng.below(512) as u16));
+            table
+                .modify(EntryHandle(model[i].handle), call.clone(), &acts)
+                .unwrap();
+            model[i].call = call;
+        }
+        assert_eq!(table.num_entries(), model.len());
+        for _ in 0..3 {
+            let key = gen_key(&mut rng, &fields, &model);
+            check_lookup(&table, &model, &key);
+        }
+    }
+    // Make sure the final lookups saw misses, hits and contested hits.
+    let mut seen = [0usize; 3];
+    for _ in 0..2000 {
+        let key = gen_key(&mut rng, &fields, &model);
+        seen[check_lookup(&table, &model, &key).min(2)] += 1;
+    }
+    assert!(model.len() > 50, "too few live entries: {}", model.len());
+    let exact_only = fields.iter().all(|f| f.kind == MatchKind::Exact);
+    assert!(
+        seen[0] > 20 && seen[1] > 20 && (exact_only || seen[2] > 20),
+        "{keys:?}: {seen:?}"
+    );
+}
+
+use MatchKind::{Exact, Lpm, Optional, Range, Ternary};
+
+#[test]
+fn exact_direct_matches_reference() {
+    fuzz(&[("a", 6, Exact), ("b", 4, Exact)], Layout::Direct, 1, 3000);
+}
+
+#[test]
+fn exact_packed_matches_reference() {
+    fuzz(&[("ip", 32, Exact), ("port", 16, Exact)], Layout::ExactHash, 2, 3000);
+}
+
+#[test]
+fn exact_wide_matches_reference() {
+    fuzz(&[("ip6", 128, Exact), ("vrf", 8, Exact)], Layout::ExactHash, 3, 3000);
+}
+
+#[test]
+fn lpm_packed_matches_reference() {
+    fuzz(&[("vrf", 2, Exact), ("dst", 32, Lpm)], Layout::Lpm, 4, 4000);
+    fuzz(&[("dst", 32, Lpm)], Layout::Lpm, 5, 2000);
+}
+
+#[test]
+fn lpm_hashed_matches_reference() {
+    fuzz(&[("dst", 128, Lpm), ("vrf", 3, Exact)], Layout::Lpm, 6, 4000);
+}
+
+#[test]
+fn ternary_matches_reference() {
+    fuzz(&[("a", 16, Ternary), ("b", 8, Exact)], Layout::Scan, 7, 3000);
+}
+
+#[test]
+fn range_array_matches_reference() {
+    fuzz(&[("dst", 32, Exact), ("port", 16, Range)], Layout::RangeArray, 8, 3000);
+    fuzz(&[("port", 8, Range), ("proto", 8, Exact)], Layout::RangeArray, 9, 3000);
+}
+
+#[test]
+fn range_scan_matches_reference() {
+    fuzz(&[("a", 24, Range), ("b", 8, Exact)], Layout::Scan, 10, 3000);
+    fuzz(&[("a", 16, Range), ("b", 16, Range)], Layout::Scan, 11, 1500);
+}
+
+#[test]
+fn optional_matches_reference() {
+    fuzz(&[("a", 12, Optional), ("b", 8, Exact)], Layout::Scan, 12, 3000);
+}
+
+#[test]
+fn mixed_kinds_match_reference() {
+    fuzz(
+        &[("dst", 32, Lpm), ("proto", 8, Ternary), ("port", 16, Range)],
+        Layout::Scan,
+        13,
+        3000,
+    );
+    // Two lpm fields and no priority: the longer total prefix wins.
+    fuzz(&[("src", 16, Lpm), ("dst", 16, Lpm)], Layout::Scan, 14, 2000);
+}
+
+#[test]
+fn keyless_table_has_one_entry_at_most() {
+    let acts = actions();
+    let mut t = Table::new(schema(&[], 10));
+    assert_eq!(t.layout(), Layout::Direct);
+    assert_eq!(t.lookup(&[]), None);
+    let h = t.add(vec![], port(1), None, &acts).unwrap();
+    assert_eq!(t.lookup(&[]).map(|(h, _)| h), Some(h));
+    assert!(matches!(
+        t.add(vec![], port(2), None, &acts),
+        Err(TableError::DuplicateKey { .. })
+    ));
+}
+
+#[test]
+fn normalizes_lpm_and_ternary_values() {
+    let acts = actions();
+    let mut t = Table::new(schema(&[("dst", 32, Lpm)], 10));
+    let h = t
+        .add(
+            vec![MatchValue::Lpm {
+                value: 0x0a01_0203,
+                prefix_len: 8,
+            }],
+            port(1),
+            None,
+            &acts,
+        )
+        .unwrap();
+    let key = t.entry(h).unwrap().key.to_vec();
+    assert_eq!(
+        key,
+        vec![MatchValue::Lpm {
+            value: 0x0a00_0000,
+            prefix_len: 8
+        }]
+    );
+    // The same prefix written differently is a duplicate.
+    let again = MatchValue::Lpm {
+        value: 0x0aff_ffff,
+        prefix_len: 8,
+    };
+    assert_eq!(
+        t.add(vec![again], port(2), None, &acts),
+        Err(TableError::DuplicateKey { existing: h })
+    );
+
+    let mut t = Table::new(schema(&[("a", 8, Ternary)], 10));
+    let h = t
+        .add(
+            vec![MatchValue::Ternary {
+                value: 0xff,
+                mask: 0x0f,
+            }],
+            port(1),
+            Some(1),
+            &acts,
+        )
+        .unwrap();
+    assert_eq!(
+        t.entry(h).unwrap().key,
+        &[MatchValue::Ternary {
+            value: 0x0f,
+            mask: 0x0f
+        }]
+    );
+}
+
+#[test]
+fn priority_smaller_wins_and_ties_go_to_older() {
+    let acts = actions();
+    let mut t = Table::new(schema(&[("a", 8, Ternary)], 10));
+    let any = || vec![MatchValue::Ternary { value: 0, mask: 0 }];
+    let exact5 = || {
+        vec![MatchValue::Ternary {
+            value: 5,
+            mask: 0xff,
+        }]
+    };
+    let low = t.add(any(), port(1), Some(10), &acts).unwrap();
+    let high = t.add(exact5(), port(2), Some(3), &acts).unwrap();
+    let tie = t.add(exact5(), port(3), Some(10), &acts).unwrap();
+    assert_eq!(t.lookup(&[5]).map(|(h, _)| h), Some(high));
+    assert_eq!(t.lookup(&[6]).map(|(h, _)| h), Some(low));
+    t.delete(high).unwrap();
+    // `low` and `tie` both have priority 10; `low` is older.
+    assert_eq!(t.lookup(&[5]).map(|(h, _)| h), Some(low));
+    t.delete(low).unwrap();
+    assert_eq!(t.lookup(&[5]).map(|(h, _)| h), Some(tie));
+    assert_eq!(t.lookup(&[6]), None);
+}
+
+#[test]
+fn handles_are_reused_only_after_delete() {
+    let acts = actions();
+    let mut t = Table::new(schema(&[("a", 8, Exact)], 10));
+    let h: Vec<_> = (0..4)
+        .map(|i| t.add(vec![MatchValue::Exact(i)], port(1), None, &acts).unwrap())
+        .collect();
+    assert_eq!(h, [0, 1, 2, 3].map(EntryHandle));
+    t.delete(h[1]).unwrap();
+    t.delete(h[2]).unwrap();
+    let a = t.add(vec![MatchValue::Exact(9)], port(1), None, &acts);
+    let b = t.add(vec![MatchValue::Exact(10)], port(1), None, &acts);
+    let c = t.add(vec![MatchValue::Exact(11)], port(1), None, &acts);
+    assert_eq!((a, b, c), (Ok(h[1]), Ok(h[2]), Ok(EntryHandle(4))));
+    let handles: Vec<_> = t.entries().map(|e| e.handle.0).collect();
+    assert_eq!(handles, [0, 1, 2, 3, 4]);
+    t.clear();
+    assert_eq!(t.num_entries(), 0);
+    assert_eq!(t.lookup(&[9]), None);
+    assert_eq!(
+        t.add(vec![MatchValue::Exact(9)], port(1), None, &acts),
+        Ok(EntryHandle(0))
+    );
+}
+
+#[test]
+fn counters_count_and_reset() {
+    let acts = actions();
+    let mut t = Table::new(schema(&[("a", 8, Exact)], 10));
+    let h = t.add(vec![MatchValue::Exact(1)], port(1), None, &acts).unwrap();
+    t.count(h, 60);
+    t.count(h, 1500);
+    t.count(EntryHandle(7), 1); // unknown handles are ignored
+    let e = t.entry(h).unwrap();
+    assert_eq!((e.packets, e.bytes), (2, 1560));
+    // Modify keeps counters; a clone copies them.
+    t.modify(h, port(2), &acts).unwrap();
+    let copy = t.clone();
+    assert_eq!(copy.entry(h).map(|e| e.packets), Some(2));
+    t.reset_counters();
+    let e = t.entry(h).unwrap();
+    assert_eq!((e.packets, e.bytes, e.call), (0, 0, &port(2)));
+    assert_eq!(copy.entry(h).map(|e| e.bytes), Some(1560));
+}
+
+#[test]
+fn default_action_set_reset_and_const() {
+    let acts = actions();
+    let mut t = Table::new(schema(&[("a", 8, Exact)], 10));
+    assert_eq!(t.default_action(), &drop_call());
+    t.set_default(port(3), &acts).unwrap();
+    assert_eq!(t.default_action(), &port(3));
+    t.reset_default();
+    assert_eq!(t.default_action(), &drop_call());
+
+    let mut s = (*schema(&[("a", 8, Exact)], 10)).clone();
+    s.const_default = true;
+    let mut t = Table::new(Arc::new(s));
+    assert_eq!(
+        t.set_default(port(3), &acts),
+        Err(TableError::ConstDefault)
+    );
+}
+
+#[test]
+fn too_wide_lookup_values_never_match() {
+    let acts = actions();
+    for keys in [
+        &[("a", 8, Exact)][..],
+        &[("a", 8, Lpm)],
+        &[("a", 8, Ternary)],
+        &[("a", 8, Range)],
+    ] {
+        let mut t = Table::new(schema(keys, 10));
+        let mv = match keys[0].2 {
+            Exact => MatchValue::Exact(5),
+            Lpm => MatchValue::Lpm {
+                value: 0,
+                prefix_len: 0,
+            },
+            Ternary => MatchValue::Ternary { value: 5, mask: 0xff },
+            _ => MatchValue::Range { lo: 0, hi: 0xff },
+        };
+        let prio = t.needs_priority().then_some(1);
+        t.add(vec![mv], port(1), prio, &acts).unwrap();
+        assert_eq!(t.lookup(&[0x105]), None, "{keys:?}");
+        assert_eq!(t.lookup(&[]), None, "{keys:?}");
+        assert_eq!(t.lookup(&[5, 5]), None, "{keys:?}");
+    }
+}
+
+#[test]
+fn errors_name_the_problem() {
+    let acts = actions();
+    let mut t = Table::new(schema(&[("dst", 32, Lpm), ("port", 16, Range)], 2));
+    let lpm = |value, prefix_len| MatchValue::Lpm { value, prefix_len };
+    let range = |lo, hi| MatchValue::Range { lo, hi };
+    let mut err = |key: Vec<MatchValue>, call: ActionCall, prio| {
+        t.add(key, call, prio, &acts).unwrap_err().to_string()
+    };
+    assert_eq!(
+        err(vec![lpm(0, 0)], port(1), Some(1)),
+        "expected 2 key values, got 1"
+    );
+    assert_eq!(
+        err(vec![MatchValue::Exact(0), range(0, 1)], port(1), Some(1)),
+        "key dst (lpm) was given a value of kind exact"
+    );
+    assert_eq!(
+        err(vec![lpm(1 << 32, 8), range(0, 1)], port(1), Some(1)),
+        "key dst: value 0x100000000 does not fit in 32 bits"
+    );
+    assert_eq!(
+        err(vec![lpm(0, 33), range(0, 1)], port(1), Some(1)),
+        "key dst: prefix length 33 is longer than the field's 32 bits"
+    );
+    assert_eq!(
+        err(vec![lpm(0, 0), range(9, 8)], port(1), Some(1)),
+        "key port: range start 0x9 is above its end 0x8"
+    );
+    assert_eq!(
+        err(vec![lpm(0, 0), range(0, 1)], port(1), None),
+        "entries need a priority (the table has a ternary, range or optional key)"
+    );
+    let call = |action, args: &[u128]| ActionCall {
+        action,
+        args: args.into(),
+    };
+    assert_eq!(
+        err(vec![lpm(0, 0), range(0, 1)], call(9, &[]), Some(1)),
+        "action #9 does not exist"
+    );
+    assert_eq!(
+        err(vec![lpm(0, 0), range(0, 1)], call(3, &[]), Some(1)),
+        "action not_here is not one of the table's actions"
+    );
+    assert_eq!(
+        err(vec![lpm(0, 0), range(0, 1)], call(1, &[1]), Some(1)),
+        "action set_nat takes 2 arguments, got 1"
+    );
+    assert_eq!(
+        err(vec![lpm(0, 0), range(0, 1)], call(1, &[1, 1 << 16]), Some(1)),
+        "action set_nat: argument port = 0x10000 does not fit in 16 bits"
+    );
+    t.add(vec![lpm(0, 0), range(0, 1)], port(1), Some(1), &acts)
+        .unwrap();
+    assert_eq!(
+        t.add(vec![lpm(0, 0), range(0, 1)], port(2), Some(1), &acts),
+        Err(TableError::DuplicateKey {
+            existing: EntryHandle(0)
+        })
+    );
+    // Same key with another priority is a different entry.
+    t.add(vec![lpm(0, 0), range(0, 1)], port(1), Some(2), &acts)
+        .unwrap();
+    assert_eq!(
+        t.add(vec![lpm(0, 0), range(0, 1)], port(1), Some(3), &acts)
+            .unwrap_err()
+            .to_string(),
+        "the table is full (2 entries)"
+    );
+    assert_eq!(
+        t.delete(EntryHandle(5)).unwrap_err().to_string(),
+        "no entry with handle 5"
+    );
+    assert_eq!(
+        t.modify(EntryHandle(5), port(1), &acts),
+        Err(TableError::UnknownHandle {
+            handle: EntryHandle(5)
+        })
+    );
+
+    let mut exact = Table::new(schema(&[("a", 8, Exact)], 2));
+    assert_eq!(
+        exact
+            .add(vec![MatchValue::Exact(1)], port(1), Some(1), &acts)
+            .unwrap_err()
+            .to_string(),
+        "entries take no priority (the table has no ternary, range or optional key)"
+    );
+}
+
+#[test]
+fn table_set_finds_names_and_hides_secrets() {
+    let mut set = TableSet::new(actions(), vec![Table::new(schema(&[], 1))]);
+    set.secrets.push("key".into());
+    set.secret_values.push(Some([0xab; 16]));
+    assert_eq!(set.by_name("t"), Some(0));
+    assert_eq!(set.by_name("u"), None);
+    assert_eq!(set.action_by_name("drop"), Some(2));
+    assert_eq!(set.secret_by_name("key"), Some(0));
+    let debug = format!("{set:?}");
+    assert!(!debug.contains("171"), "{debug}");
+}
