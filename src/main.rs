@@ -7,7 +7,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "sluice", version, about = "A P4-style programmable software switch")]
+#[command(
+    name = "sluice",
+    version,
+    about = "A P4-style programmable software switch"
+)]
 struct Cli {
     /// When to color diagnostics.
     #[arg(long, value_enum, default_value_t = Color::Auto, global = true)]
@@ -26,9 +30,7 @@ enum Color {
 #[derive(Subcommand)]
 enum Command {
     /// Check a program and print its diagnostics.
-    Check {
-        program: PathBuf,
-    },
+    Check { program: PathBuf },
     /// Compile a program and print one of its stages.
     Compile {
         program: PathBuf,
@@ -70,21 +72,33 @@ fn main() -> ExitCode {
 }
 
 /// Reads a program, printing diagnostics; None if it has errors.
-pub fn load_program(path: &std::path::Path, color: bool) -> anyhow::Result<Option<sluice_compiler::Compiled>> {
+pub fn load_program(
+    path: &std::path::Path,
+    color: bool,
+) -> anyhow::Result<Option<sluice_compiler::Compiled>> {
     let source = std::fs::read_to_string(path)
         .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
     let name = path.display().to_string();
     match sluice_compiler::compile(&source) {
         Ok(c) => {
             if !c.warnings.is_empty() {
-                eprint!("{}", sluice_lang::render(&c.warnings, &name, &source, color));
+                eprint!(
+                    "{}",
+                    sluice_lang::render(&c.warnings, &name, &source, color)
+                );
             }
             Ok(Some(c))
         }
         Err(e) => {
-            eprint!("{}", sluice_lang::render(&e.diagnostics, &name, &source, color));
+            eprint!(
+                "{}",
+                sluice_lang::render(&e.diagnostics, &name, &source, color)
+            );
             let n = e.diagnostics.iter().filter(|d| d.is_error()).count();
-            eprintln!("error: could not compile `{name}` ({n} error{})", if n == 1 { "" } else { "s" });
+            eprintln!(
+                "error: could not compile `{name}` ({n} error{})",
+                if n == 1 { "" } else { "s" }
+            );
             Ok(None)
         }
     }
@@ -108,7 +122,10 @@ fn compile(path: &std::path::Path, emit: Emit, color: bool) -> anyhow::Result<Ex
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(d) => {
-                    eprint!("{}", sluice_lang::render(&d, &path.display().to_string(), &source, color));
+                    eprint!(
+                        "{}",
+                        sluice_lang::render(&d, &path.display().to_string(), &source, color)
+                    );
                     Ok(ExitCode::FAILURE)
                 }
             }

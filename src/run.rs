@@ -3,6 +3,7 @@
 use anyhow::{anyhow, Context};
 use sluice_compiler::interp::Interp;
 use sluice_compiler::ir::Program;
+use sluice_compiler::jit::JitProgram;
 use sluice_runtime::packet::{PacketBuf, PacketMeta, Verdict};
 use sluice_runtime::pcap::{read_capture, PcapOut};
 use sluice_runtime::stats::Stats;
@@ -28,9 +29,21 @@ pub struct RunArgs {
     /// The ingress port of every packet.
     #[arg(long, default_value_t = 0)]
     ingress_port: u16,
-    /// Print each packet's parser path, table lookups, actions and verdict.
+    /// Print each packet's parser path, table lookups, actions and verdict (runs the
+    /// reference interpreter, whatever --backend says).
     #[arg(long)]
     trace: bool,
+    /// Which executor runs the program.
+    #[arg(long, value_enum, default_value_t = Backend::Jit)]
+    backend: Backend,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    /// Native code from Cranelift.
+    Jit,
+    /// The reference interpreter.
+    Interp,
 }
 
 /// Reads an entries file into a program's tables; every bad line is reported, none installed.
@@ -65,11 +78,25 @@ pub fn run(args: &RunArgs, color: bool) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot read capture {}", args.input.display()))?;
     std::fs::create_dir_all(&args.out_dir)
         .with_context(|| format!("cannot create {}", args.out_dir.display()))?;
-    let mut stats = Stats::new(prog.drop_reasons.len(), prog.tables.len(), prog.actions.len());
+    let mut stats = Stats::new(
+        prog.drop_reasons.len(),
+        prog.tables.len(),
+        prog.actions.len(),
+    );
     let linktype = capture.records.first().map_or(1, |r| r.linktype);
     let mut outs: BTreeMap<u16, PcapOut> = BTreeMap::new();
     let mut interp = Interp::new(&prog);
-    let max_len = capture.records.iter().map(|r| r.data.len()).max().unwrap_or(0);
+    let mut jit = if args.backend == Backend::Jit && !args.trace {
+        Some(JitProgram::compile(&prog, false).map_err(|e| anyhow!("{e}"))?)
+    } else {
+        None
+    };
+    let max_len = capture
+        .records
+        .iter()
+        .map(|r| r.data.len())
+        .max()
+        .unwrap_or(0);
     let mut pkt = PacketBuf::with_capacity(prog.headroom, max_len);
     let mut trace = String::new();
     for (i, rec) in capture.records.iter().enumerate() {
@@ -92,7 +119,10 @@ pub fn run(args: &RunArgs, color: bool) -> anyhow::Result<ExitCode> {
         } else {
             None
         };
-        let v = interp.process(&tables, &mut stats, &mut pkt, &meta, t);
+        let v = match jit.as_mut() {
+            Some(j) => j.process(&tables, &mut stats, &mut pkt, &meta),
+            None => interp.process(&tables, &mut stats, &mut pkt, &meta, t),
+        };
         if args.trace {
             print!("{trace}");
         }
@@ -160,7 +190,11 @@ pub fn summary(prog: &Program, s: &Stats) -> String {
         o,
         "in = forwarded + dropped: {} = {fw} + {dr}{}",
         s.packets_in,
-        if s.balanced() { "" } else { "  (MISMATCH: please report this)" }
+        if s.balanced() {
+            ""
+        } else {
+            "  (MISMATCH: please report this)"
+        }
     );
     o
 }

@@ -103,7 +103,11 @@ impl<'p> Interp<'p> {
                     let _ = writeln!(t, "  verdict: forward to port {p} ({} bytes)", pkt.len());
                 }
                 Verdict::Drop(r) => {
-                    let _ = writeln!(t, "  verdict: drop ({})", self.prog.drop_reasons[r as usize]);
+                    let _ = writeln!(
+                        t,
+                        "  verdict: drop ({})",
+                        self.prog.drop_reasons[r as usize]
+                    );
                 }
             }
         }
@@ -120,7 +124,10 @@ pub fn format_value(v: u128, width: u32) -> String {
         }
         48 => {
             let b = (v as u64).to_be_bytes();
-            format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[2], b[3], b[4], b[5], b[6], b[7])
+            format!(
+                "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+                b[2], b[3], b[4], b[5], b[6], b[7]
+            )
         }
         _ => v.to_string(),
     }
@@ -346,11 +353,20 @@ impl Pass<'_> {
             ExprKind::Hash { algo, fields, max } => {
                 let bytes = self.field_bytes(fields, params);
                 let max = self.eval(max, params);
-                sluice_runtime::hash::reduce(sluice_runtime::hash::compute(algo_id(algo), &bytes), max) & m
+                sluice_runtime::hash::reduce(
+                    sluice_runtime::hash::compute(algo_id(algo), &bytes),
+                    max,
+                ) & m
             }
             ExprKind::SipHash { secret, fields } => {
                 let bytes = self.field_bytes(fields, params);
-                let key = self.tables.secret_values.get(*secret).copied().flatten().unwrap_or([0; 16]);
+                let key = self
+                    .tables
+                    .secret_values
+                    .get(*secret)
+                    .copied()
+                    .flatten()
+                    .unwrap_or([0; 16]);
                 u128::from(sluice_runtime::hash::siphash24(&key, &bytes))
             }
         }
@@ -497,7 +513,11 @@ impl Pass<'_> {
             );
         });
         if action == BUILTIN_DROP {
-            let r = if hit.is_some() { table.drop_on_hit } else { table.drop_on_miss };
+            let r = if hit.is_some() {
+                table.drop_on_hit
+            } else {
+                table.drop_on_miss
+            };
             self.drop = Some(r);
             self.egress = None;
         } else {
@@ -564,7 +584,10 @@ impl Pass<'_> {
             if let Some(ph) = c.pseudo {
                 let p = &self.hdrs[ph];
                 if p.valid && p.extracted {
-                    for (a, b) in pseudo_header(&p.parsed).into_iter().zip(pseudo_header(&p.bytes)) {
+                    for (a, b) in pseudo_header(&p.parsed)
+                        .into_iter()
+                        .zip(pseudo_header(&p.bytes))
+                    {
                         if a != b {
                             changes.push((a, b));
                         }

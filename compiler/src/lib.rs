@@ -6,6 +6,7 @@
 
 pub mod interp;
 pub mod ir;
+pub mod jit;
 pub mod lower;
 pub mod print;
 pub mod verify;
@@ -38,8 +39,10 @@ pub fn compile(source: &str) -> Result<Compiled, CompileError> {
     if let Err(e) = verify::verify(&ir) {
         // A verifier failure is a compiler bug, reported as an error rather than a panic.
         return Err(CompileError {
-            diagnostics: vec![Diagnostic::error("E0000", format!("internal compiler error: {e}"))
-                .with_note("please report this with the program that caused it")],
+            diagnostics: vec![
+                Diagnostic::error("E0000", format!("internal compiler error: {e}"))
+                    .with_note("please report this with the program that caused it"),
+            ],
         });
     }
     Ok(Compiled { ir, warnings })

@@ -270,4 +270,3 @@ fn expr(e: &TExpr) -> Expr {
         width: e.width,
     }
 }
-

@@ -57,7 +57,10 @@ pub fn print(p: &Program) -> String {
         let _ = writeln!(w, "  state s{i} {}{lim}", s.name);
         for op in &s.ops {
             match op {
-                ParserOp::Extract { header, varbit_bits } => {
+                ParserOp::Extract {
+                    header,
+                    varbit_bits,
+                } => {
                     let h = &p.headers[*header];
                     let _ = write!(w, "    extract {} check {} bytes", h.name, h.fixed_bytes);
                     if let Some(e) = varbit_bits {
@@ -80,7 +83,11 @@ pub fn print(p: &Program) -> String {
             Transition::Goto(t) => {
                 let _ = writeln!(w, "    -> {}", p.states[*t].name);
             }
-            Transition::Select { keys, cases, default } => {
+            Transition::Select {
+                keys,
+                cases,
+                default,
+            } => {
                 let ks: Vec<String> = keys.iter().map(|k| expr(p, k)).collect();
                 let _ = writeln!(w, "    select ({})", ks.join(", "));
                 for c in cases {
@@ -92,7 +99,9 @@ pub fn print(p: &Program) -> String {
                             SelectMatch::Masked { value, mask } if *mask == u128::MAX => {
                                 format!("{value:#x}")
                             }
-                            SelectMatch::Masked { value, mask } => format!("{value:#x} &&& {mask:#x}"),
+                            SelectMatch::Masked { value, mask } => {
+                                format!("{value:#x} &&& {mask:#x}")
+                            }
                             SelectMatch::Range { lo, hi } => format!("{lo:#x}..{hi:#x}"),
                         })
                         .collect();
@@ -103,7 +112,11 @@ pub fn print(p: &Program) -> String {
         }
     }
     for (i, a) in p.actions.iter().enumerate() {
-        let ps: Vec<String> = a.params.iter().map(|(n, w)| format!("{n}: bit<{w}>")).collect();
+        let ps: Vec<String> = a
+            .params
+            .iter()
+            .map(|(n, w)| format!("{n}: bit<{w}>"))
+            .collect();
         let _ = writeln!(w, "action a{i} {}({})", a.name, ps.join(", "));
         stmts(p, w, &a.body, 2, &a.params);
     }
@@ -112,7 +125,11 @@ pub fn print(p: &Program) -> String {
         for k in &t.keys {
             let _ = writeln!(w, "    key {} {:?} = {}", k.name, k.kind, expr(p, &k.expr));
         }
-        let acts: Vec<&str> = t.actions.iter().map(|a| p.actions[*a].name.as_str()).collect();
+        let acts: Vec<&str> = t
+            .actions
+            .iter()
+            .map(|a| p.actions[*a].name.as_str())
+            .collect();
         let _ = writeln!(w, "    actions {}", acts.join(", "));
         let _ = writeln!(
             w,
@@ -131,7 +148,11 @@ pub fn print(p: &Program) -> String {
     }
     let _ = writeln!(w, "control");
     stmts(p, w, &p.control, 2, &[]);
-    let ds: Vec<&str> = p.deparser.iter().map(|h| p.headers[*h].name.as_str()).collect();
+    let ds: Vec<&str> = p
+        .deparser
+        .iter()
+        .map(|h| p.headers[*h].name.as_str())
+        .collect();
     let _ = writeln!(w, "deparser emit {}", ds.join(", "));
     let _ = writeln!(w, "drop reasons");
     for (i, r) in p.drop_reasons.iter().enumerate() {
@@ -154,10 +175,21 @@ fn stmts(p: &Program, w: &mut String, s: &[Stmt], ind: usize, params: &[(String,
         match st {
             Stmt::SetField(h, f, e) => {
                 let hd = &p.headers[*h];
-                let _ = writeln!(w, "{pad}{}.{} = {}", hd.name, hd.fields[*f].name, expr_p(p, e, params));
+                let _ = writeln!(
+                    w,
+                    "{pad}{}.{} = {}",
+                    hd.name,
+                    hd.fields[*f].name,
+                    expr_p(p, e, params)
+                );
             }
             Stmt::SetMeta(m, e) => {
-                let _ = writeln!(w, "{pad}meta.{} = {}", p.metadata[*m].name, expr_p(p, e, params));
+                let _ = writeln!(
+                    w,
+                    "{pad}meta.{} = {}",
+                    p.metadata[*m].name,
+                    expr_p(p, e, params)
+                );
             }
             Stmt::Apply(t) => {
                 let _ = writeln!(w, "{pad}apply {}", p.tables[*t].name);
@@ -207,7 +239,11 @@ fn expr(p: &Program, e: &Expr) -> String {
 }
 
 fn expr_p(p: &Program, e: &Expr, params: &[(String, u32)]) -> String {
-    let ty = if e.width == 0 { String::new() } else { format!(":{}", e.width) };
+    let ty = if e.width == 0 {
+        String::new()
+    } else {
+        format!(":{}", e.width)
+    };
     match &e.kind {
         ExprKind::Const(v) => format!("{v:#x}{ty}"),
         ExprKind::Field(h, f) => {
@@ -226,7 +262,11 @@ fn expr_p(p: &Program, e: &Expr, params: &[(String, u32)]) -> String {
             expr_p(p, a, params),
             op.symbol(),
             expr_p(p, b, params),
-            if op.is_comparison() || op.is_logical() { "" } else { &ty }
+            if op.is_comparison() || op.is_logical() {
+                ""
+            } else {
+                &ty
+            }
         ),
         ExprKind::Not(a) => format!("!{}", expr_p(p, a, params)),
         ExprKind::BitNot(a) => format!("~{}", expr_p(p, a, params)),
@@ -238,7 +278,11 @@ fn expr_p(p: &Program, e: &Expr, params: &[(String, u32)]) -> String {
         ),
         ExprKind::Hash { algo, fields, max } => {
             let fs: Vec<String> = fields.iter().map(|f| expr_p(p, f, params)).collect();
-            format!("hash_{algo:?}({{{}}}, {}){ty}", fs.join(", "), expr_p(p, max, params))
+            format!(
+                "hash_{algo:?}({{{}}}, {}){ty}",
+                fs.join(", "),
+                expr_p(p, max, params)
+            )
         }
         ExprKind::SipHash { secret, fields } => {
             let fs: Vec<String> = fields.iter().map(|f| expr_p(p, f, params)).collect();

@@ -8,7 +8,10 @@ pub fn verify(p: &Program) -> Result<(), String> {
     for (i, s) in p.states.iter().enumerate() {
         for op in &s.ops {
             match op {
-                ParserOp::Extract { header, varbit_bits } => {
+                ParserOp::Extract {
+                    header,
+                    varbit_bits,
+                } => {
                     v.header(*header)?;
                     if let Some(e) = varbit_bits {
                         v.expr(e, None)?;
@@ -24,7 +27,11 @@ pub fn verify(p: &Program) -> Result<(), String> {
             Transition::Goto(t) if *t >= p.states.len() => {
                 return Err(format!("state {i}: goto {t} out of range"))
             }
-            Transition::Select { keys, cases, default } => {
+            Transition::Select {
+                keys,
+                cases,
+                default,
+            } => {
                 for k in keys {
                     v.expr(k, None)?;
                 }
@@ -101,9 +108,7 @@ impl V<'_> {
             match st {
                 Stmt::SetField(h, f, e) => {
                     self.header(*h)?;
-                    let fd = self
-                        .p
-                        .headers[*h]
+                    let fd = self.p.headers[*h]
                         .fields
                         .get(*f)
                         .ok_or("field out of range")?;
@@ -167,7 +172,10 @@ impl V<'_> {
         match &e.kind {
             ExprKind::Field(h, f) => {
                 self.header(*h)?;
-                let fd = self.p.headers[*h].fields.get(*f).ok_or("field out of range")?;
+                let fd = self.p.headers[*h]
+                    .fields
+                    .get(*f)
+                    .ok_or("field out of range")?;
                 if fd.width != e.width {
                     return Err(format!("field {} read at width {}", fd.name, e.width));
                 }

@@ -418,5 +418,8 @@ pub enum ExprKind {
         max: Box<Expr>,
     },
     /// `siphash(secret, {fields})`
-    SipHash { secret: Ident, fields: Vec<Expr> },
+    SipHash {
+        secret: Ident,
+        fields: Vec<Expr>,
+    },
 }

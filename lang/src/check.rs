@@ -418,13 +418,7 @@ impl Cx {
         self.err(d);
     }
 
-    fn define(
-        &mut self,
-        map: Which,
-        what: &str,
-        name: &Ident,
-        id: usize,
-    ) -> bool {
+    fn define(&mut self, map: Which, what: &str, name: &Ident, id: usize) -> bool {
         let table = match map {
             Which::HeaderType => &mut self.header_type_names,
             Which::Header => &mut self.header_names,
@@ -473,11 +467,15 @@ impl Cx {
                 Item::Secret(s) => {
                     if self.secret_names.contains_key(&s.name) {
                         self.err(
-                            Diagnostic::error("E0100", format!("secret `{}` is declared twice", s.name))
-                                .with_label(s.span, "redeclared here"),
+                            Diagnostic::error(
+                                "E0100",
+                                format!("secret `{}` is declared twice", s.name),
+                            )
+                            .with_label(s.span, "redeclared here"),
                         );
                     } else {
-                        self.secret_names.insert(s.name.clone(), self.out.secrets.len());
+                        self.secret_names
+                            .insert(s.name.clone(), self.out.secrets.len());
                         self.out.secrets.push(s.name.clone());
                     }
                 }
@@ -550,7 +548,10 @@ impl Cx {
         match parsers.as_slice() {
             [] => self.err(
                 Diagnostic::error("E0112", "the program has no parser")
-                    .with_label(Span::new(0, 0), "expected a `parser { state start { ... } }`")
+                    .with_label(
+                        Span::new(0, 0),
+                        "expected a `parser { state start { ... } }`",
+                    )
                     .with_help("a program must say how packets are parsed"),
             ),
             [p, rest @ ..] => {
@@ -636,8 +637,11 @@ impl Cx {
                     if let Some(h) = self.header(e) {
                         if !seen.insert(h) {
                             self.err(
-                                Diagnostic::error("E0100", format!("header `{}` is emitted twice", e.name))
-                                    .with_label(e.span, "emitted again here"),
+                                Diagnostic::error(
+                                    "E0100",
+                                    format!("header `{}` is emitted twice", e.name),
+                                )
+                                .with_label(e.span, "emitted again here"),
                             );
                         }
                         self.out.deparser.push(h);
@@ -682,9 +686,12 @@ impl Cx {
         for (i, f) in h.fields.iter().enumerate() {
             if let Some(prev) = names.insert(&f.name.name, f.name.span) {
                 self.err(
-                    Diagnostic::error("E0100", format!("field `{}` is declared twice", f.name.name))
-                        .with_label(f.name.span, "redeclared here")
-                        .with_label(prev, "first declared here"),
+                    Diagnostic::error(
+                        "E0100",
+                        format!("field `{}` is declared twice", f.name.name),
+                    )
+                    .with_label(f.name.span, "redeclared here")
+                    .with_label(prev, "first declared here"),
                 );
                 continue;
             }
@@ -707,7 +714,10 @@ impl Cx {
                     if w == 0 || w % 8 != 0 || w > 4000 {
                         self.err(
                             Diagnostic::error("E0109", format!("invalid varbit width {w}"))
-                                .with_label(f.ty.span, "a varbit maximum is a multiple of 8, at most 4000"),
+                                .with_label(
+                                    f.ty.span,
+                                    "a varbit maximum is a multiple of 8, at most 4000",
+                                ),
                         );
                     }
                     (w, true)
@@ -728,7 +738,10 @@ impl Cx {
             self.err(
                 Diagnostic::error(
                     "E0109",
-                    format!("header `{}` is {offset} bits long, not a whole number of bytes", h.name.name),
+                    format!(
+                        "header `{}` is {offset} bits long, not a whole number of bytes",
+                        h.name.name
+                    ),
                 )
                 .with_label(h.name.span, "fields must add up to a multiple of 8 bits")
                 .with_help(format!("add {} bits of padding", 8 - offset % 8)),
@@ -774,8 +787,11 @@ impl Cx {
         for f in &m.fields {
             if self.meta_names.contains_key(&f.name.name) {
                 self.err(
-                    Diagnostic::error("E0100", format!("metadata field `{}` is declared twice", f.name.name))
-                        .with_label(f.name.span, "redeclared here"),
+                    Diagnostic::error(
+                        "E0100",
+                        format!("metadata field `{}` is declared twice", f.name.name),
+                    )
+                    .with_label(f.name.span, "redeclared here"),
                 );
                 continue;
             }
@@ -806,8 +822,11 @@ impl Cx {
             Some(i) => Some(i),
             None => {
                 let hn = &self.out.headers[h].name;
-                let mut d = Diagnostic::error("E0101", format!("header `{hn}` has no field `{}`", name.name))
-                    .with_label(name.span, "unknown field");
+                let mut d = Diagnostic::error(
+                    "E0101",
+                    format!("header `{hn}` has no field `{}`", name.name),
+                )
+                .with_label(name.span, "unknown field");
                 if let Some(s) = suggest(&name.name, ty.fields.iter().map(|f| f.name.as_str())) {
                     d = d.with_help(format!("did you mean `{s}`?"));
                 }
@@ -823,10 +842,14 @@ impl Cx {
             "tcp_ipv4" => ChecksumKind::Tcp,
             "udp_ipv4" => ChecksumKind::Udp,
             _ => {
-                let mut d = Diagnostic::error("E0112", format!("unknown checksum `{}`", c.kind.name))
-                    .with_label(c.kind.span, "not a built-in checksum")
-                    .with_note("the built-in checksums are ipv4_header, tcp_ipv4 and udp_ipv4");
-                if let Some(s) = suggest(&c.kind.name, ["ipv4_header", "tcp_ipv4", "udp_ipv4"].into_iter()) {
+                let mut d =
+                    Diagnostic::error("E0112", format!("unknown checksum `{}`", c.kind.name))
+                        .with_label(c.kind.span, "not a built-in checksum")
+                        .with_note("the built-in checksums are ipv4_header, tcp_ipv4 and udp_ipv4");
+                if let Some(s) = suggest(
+                    &c.kind.name,
+                    ["ipv4_header", "tcp_ipv4", "udp_ipv4"].into_iter(),
+                ) {
                     d = d.with_help(format!("did you mean `{s}`?"));
                 }
                 self.err(d);
@@ -836,7 +859,9 @@ impl Cx {
         let (h, f) = match c.field.parts.as_slice() {
             [h, f] => {
                 let Some(h) = self.header(h) else { return };
-                let Some(fi) = self.field_of(h, f) else { return };
+                let Some(fi) = self.field_of(h, f) else {
+                    return;
+                };
                 (h, fi)
             }
             _ => {
@@ -850,8 +875,20 @@ impl Cx {
         let field = &self.out.header_types[self.out.headers[h].ty].fields[f];
         if field.width != 16 || field.bit_offset % 16 != 0 || field.varbit {
             self.err(
-                Diagnostic::error("E0112", format!("checksum field `{}` must be a 16-bit, 16-bit-aligned field", c.field))
-                    .with_label(c.field.span, format!("this field is {} bits at bit {}", field.width, field.bit_offset)),
+                Diagnostic::error(
+                    "E0112",
+                    format!(
+                        "checksum field `{}` must be a 16-bit, 16-bit-aligned field",
+                        c.field
+                    ),
+                )
+                .with_label(
+                    c.field.span,
+                    format!(
+                        "this field is {} bits at bit {}",
+                        field.width, field.bit_offset
+                    ),
+                ),
             );
             return;
         }
@@ -867,9 +904,18 @@ impl Cx {
             }
             (_, None) => {
                 self.err(
-                    Diagnostic::error("E0108", format!("`{}` needs the IPv4 header of its pseudo-header", c.kind.name))
-                        .with_label(c.span, "missing second argument")
-                        .with_help(format!("write `checksum {}({}, ipv4);`", c.kind.name, c.field)),
+                    Diagnostic::error(
+                        "E0108",
+                        format!(
+                            "`{}` needs the IPv4 header of its pseudo-header",
+                            c.kind.name
+                        ),
+                    )
+                    .with_label(c.span, "missing second argument")
+                    .with_help(format!(
+                        "write `checksum {}({}, ipv4);`",
+                        c.kind.name, c.field
+                    )),
                 );
                 return;
             }
@@ -888,8 +934,14 @@ impl Cx {
         };
         if kind == ChecksumKind::Ipv4Header && !self.has_ipv4_layout(h) {
             self.err(
-                Diagnostic::error("E0112", format!("header `{}` does not have the IPv4 layout", self.out.headers[h].name))
-                    .with_label(c.field.span, "`ipv4_header` needs an IPv4 header"),
+                Diagnostic::error(
+                    "E0112",
+                    format!(
+                        "header `{}` does not have the IPv4 layout",
+                        self.out.headers[h].name
+                    ),
+                )
+                .with_label(c.field.span, "`ipv4_header` needs an IPv4 header"),
             );
             return;
         }
@@ -917,7 +969,13 @@ impl Cx {
                 .iter()
                 .any(|f| f.bit_offset == off && f.width == w && !f.varbit)
         };
-        ty.fixed_bits == 160 && at(4, 4) && at(16, 16) && at(72, 8) && at(80, 16) && at(96, 32) && at(128, 32)
+        ty.fixed_bits == 160
+            && at(4, 4)
+            && at(16, 16)
+            && at(72, 8)
+            && at(80, 16)
+            && at(96, 32)
+            && at(128, 32)
     }
 
     fn parser(&mut self, p: &ParserDecl) {
@@ -956,8 +1014,14 @@ impl Cx {
             let mut stmts = Vec::new();
             for st in &s.stmts {
                 match st {
-                    ParserStmt::Extract { header, varbit, span } => {
-                        let Some(h) = self.header(header) else { continue };
+                    ParserStmt::Extract {
+                        header,
+                        varbit,
+                        span,
+                    } => {
+                        let Some(h) = self.header(header) else {
+                            continue;
+                        };
                         let ty = &self.out.header_types[self.out.headers[h].ty];
                         let vb = ty.varbit().map(|(_, f)| f.name.clone());
                         let varbit_len = match (vb, varbit) {
@@ -972,22 +1036,37 @@ impl Cx {
                             }
                             (None, Some((f, _))) => {
                                 self.err(
-                                    Diagnostic::error("E0108", format!("`{}` has no variable-length field", header.name))
-                                        .with_label(f.span, "unexpected length"),
+                                    Diagnostic::error(
+                                        "E0108",
+                                        format!("`{}` has no variable-length field", header.name),
+                                    )
+                                    .with_label(f.span, "unexpected length"),
                                 );
                                 None
                             }
                             (Some(name), Some((f, e))) => {
                                 if f.name != name {
                                     self.err(
-                                        Diagnostic::error("E0101", format!("`{}` is not the varbit field of `{}`", f.name, header.name))
-                                            .with_label(f.span, format!("the varbit field is `{name}`")),
+                                        Diagnostic::error(
+                                            "E0101",
+                                            format!(
+                                                "`{}` is not the varbit field of `{}`",
+                                                f.name, header.name
+                                            ),
+                                        )
+                                        .with_label(
+                                            f.span,
+                                            format!("the varbit field is `{name}`"),
+                                        ),
                                     );
                                 }
                                 self.expr(e, Some(32), &scope)
                             }
                         };
-                        stmts.push(TParserStmt::Extract { header: h, varbit_len });
+                        stmts.push(TParserStmt::Extract {
+                            header: h,
+                            varbit_len,
+                        });
                     }
                     ParserStmt::Assign(a) => {
                         if let Some((lv, v)) = self.assign(a, &scope) {
@@ -1056,8 +1135,15 @@ impl Cx {
                         KeysetList::List(keys, sp) => {
                             if keys.len() != exprs.len() {
                                 self.err(
-                                    Diagnostic::error("E0104", format!("select case has {} values, the select has {}", keys.len(), exprs.len()))
-                                        .with_label(*sp, format!("expected {} values", exprs.len())),
+                                    Diagnostic::error(
+                                        "E0104",
+                                        format!(
+                                            "select case has {} values, the select has {}",
+                                            keys.len(),
+                                            exprs.len()
+                                        ),
+                                    )
+                                    .with_label(*sp, format!("expected {} values", exprs.len())),
                                 );
                                 continue;
                             }
@@ -1080,20 +1166,34 @@ impl Cx {
 
     /// A keyset value checked against the width of what it matches. Returns the key and, for a
     /// prefix, its length.
-    fn select_key(&mut self, k: &Keyset, width: u32, allow_prefix: bool) -> (SelectKey, Option<u32>) {
+    fn select_key(
+        &mut self,
+        k: &Keyset,
+        width: u32,
+        allow_prefix: bool,
+    ) -> (SelectKey, Option<u32>) {
         let lit = |this: &mut Cx, l: &Lit| -> u128 {
             if !fits(l.value, width) {
                 this.err(
                     Diagnostic::error("E0104", format!("value does not fit in {width} bits"))
-                        .with_label(l.span, format!("this needs {} bits; the field has {width}", bits_needed(l.value)))
+                        .with_label(
+                            l.span,
+                            format!(
+                                "this needs {} bits; the field has {width}",
+                                bits_needed(l.value)
+                            ),
+                        )
                         .with_help("a select case's values have the width of the field they match"),
                 );
             } else if let Some(nw) = l.natural_width {
                 if nw > width && !(l.value >> width == 0 && nw % 4 == 0 && nw != 32 && nw != 48) {
                     this.err(
-                        Diagnostic::error("E0104", format!("a {nw}-bit value cannot match a {width}-bit field"))
-                            .with_label(l.span, format!("{nw} bits"))
-                            .with_help("a select case's values have the width of the field they match"),
+                        Diagnostic::error(
+                            "E0104",
+                            format!("a {nw}-bit value cannot match a {width}-bit field"),
+                        )
+                        .with_label(l.span, format!("{nw} bits"))
+                        .with_help("a select case's values have the width of the field they match"),
                     );
                 }
             }
@@ -1126,8 +1226,11 @@ impl Cx {
                 }
                 if *len > width as u64 {
                     self.err(
-                        Diagnostic::error("E0104", format!("prefix length {len} is longer than the field ({width} bits)"))
-                            .with_label(*sp, "too long"),
+                        Diagnostic::error(
+                            "E0104",
+                            format!("prefix length {len} is longer than the field ({width} bits)"),
+                        )
+                        .with_label(*sp, "too long"),
                     );
                     return (SelectKey::Any, Some(0));
                 }
@@ -1170,9 +1273,12 @@ impl Cx {
         for (i, d) in decls.iter().enumerate() {
             if !seen[i] {
                 self.diags.push(
-                    Diagnostic::warning("W0106", format!("parser state `{}` is unreachable", d.name.name))
-                        .with_label(d.name.span, "no transition leads here")
-                        .with_help("remove it, or add a transition to it"),
+                    Diagnostic::warning(
+                        "W0106",
+                        format!("parser state `{}` is unreachable", d.name.name),
+                    )
+                    .with_label(d.name.span, "no transition leads here")
+                    .with_help("remove it, or add a transition to it"),
                 );
             }
         }
@@ -1188,8 +1294,18 @@ impl Cx {
                 let s = cycle[0];
                 let names: Vec<&str> = cycle.iter().map(|&i| decls[i].name.name.as_str()).collect();
                 let mut d = Diagnostic::error("E0107", "unbounded parser loop")
-                    .with_label(decls[s].name.span, format!("the loop {} -> {} has no bound", names.join(" -> "), names[0]))
-                    .with_help(format!("bound the number of visits: `state {} limit 4 {{ ... }}`", decls[s].name.name));
+                    .with_label(
+                        decls[s].name.span,
+                        format!(
+                            "the loop {} -> {} has no bound",
+                            names.join(" -> "),
+                            names[0]
+                        ),
+                    )
+                    .with_help(format!(
+                        "bound the number of visits: `state {} limit 4 {{ ... }}`",
+                        decls[s].name.name
+                    ));
                 for &o in &cycle[1..] {
                     d = d.with_label(decls[o].name.span, "part of the loop");
                 }
@@ -1201,8 +1317,10 @@ impl Cx {
             if let Some((0, sp)) = d.limit {
                 let _ = i;
                 self.err(
-                    Diagnostic::error("E0107", "a state limit must be at least 1")
-                        .with_label(sp, "limit 0 would reject every packet that reaches this state"),
+                    Diagnostic::error("E0107", "a state limit must be at least 1").with_label(
+                        sp,
+                        "limit 0 would reject every packet that reaches this state",
+                    ),
                 );
             }
         }
@@ -1243,7 +1361,9 @@ impl Cx {
                     continue;
                 }
             };
-            let Some(expr) = self.path_expr(&k.field, &scope) else { continue };
+            let Some(expr) = self.path_expr(&k.field, &scope) else {
+                continue;
+            };
             match &expr.kind {
                 TExprKind::Field(h, _) => {
                     if !extracted.contains(h) {
@@ -1272,9 +1392,12 @@ impl Cx {
         }
         if keys.iter().filter(|k| k.kind == MatchKind::Lpm).count() > 1 {
             self.err(
-                Diagnostic::error("E0111", format!("table `{}` has more than one lpm key", t.name.name))
-                    .with_label(t.key_span.unwrap_or(t.name.span), "at most one lpm key")
-                    .with_help("use ternary for the others"),
+                Diagnostic::error(
+                    "E0111",
+                    format!("table `{}` has more than one lpm key", t.name.name),
+                )
+                .with_label(t.key_span.unwrap_or(t.name.span), "at most one lpm key")
+                .with_help("use ternary for the others"),
             );
         }
         let mut actions = Vec::new();
@@ -1283,8 +1406,11 @@ impl Cx {
                 Some(&(aid, _)) => {
                     if actions.contains(&aid) {
                         self.err(
-                            Diagnostic::error("E0100", format!("action `{}` is listed twice", a.name))
-                                .with_label(a.span, "listed again"),
+                            Diagnostic::error(
+                                "E0100",
+                                format!("action `{}` is listed twice", a.name),
+                            )
+                            .with_label(a.span, "listed again"),
                         );
                     } else {
                         actions.push(aid);
@@ -1316,7 +1442,10 @@ impl Cx {
             }
         };
         let needs_priority = keys.iter().any(|k| {
-            matches!(k.kind, MatchKind::Ternary | MatchKind::Range | MatchKind::Optional)
+            matches!(
+                k.kind,
+                MatchKind::Ternary | MatchKind::Range | MatchKind::Optional
+            )
         });
         let mut entries = Vec::new();
         let mut const_entries = false;
@@ -1335,8 +1464,16 @@ impl Cx {
                 };
                 if list.len() != keys.len() {
                     self.err(
-                        Diagnostic::error("E0108", format!("entry has {} key values, table `{}` has {} keys", list.len(), t.name.name, keys.len()))
-                            .with_label(e.keys.span(), format!("expected {}", keys.len())),
+                        Diagnostic::error(
+                            "E0108",
+                            format!(
+                                "entry has {} key values, table `{}` has {} keys",
+                                list.len(),
+                                t.name.name,
+                                keys.len()
+                            ),
+                        )
+                        .with_label(e.keys.span(), format!("expected {}", keys.len())),
                     );
                     continue;
                 }
@@ -1348,14 +1485,35 @@ impl Cx {
                         (key.kind, &sk, &p),
                         (MatchKind::Exact, SelectKey::Value(_), None)
                             | (MatchKind::Lpm, SelectKey::Value(_) | SelectKey::Mask(..), _)
-                            | (MatchKind::Ternary, SelectKey::Value(_) | SelectKey::Mask(..) | SelectKey::Any, None)
-                            | (MatchKind::Range, SelectKey::Value(_) | SelectKey::Range(..) | SelectKey::Any, None)
-                            | (MatchKind::Optional, SelectKey::Value(_) | SelectKey::Any, None)
+                            | (
+                                MatchKind::Ternary,
+                                SelectKey::Value(_) | SelectKey::Mask(..) | SelectKey::Any,
+                                None
+                            )
+                            | (
+                                MatchKind::Range,
+                                SelectKey::Value(_) | SelectKey::Range(..) | SelectKey::Any,
+                                None
+                            )
+                            | (
+                                MatchKind::Optional,
+                                SelectKey::Value(_) | SelectKey::Any,
+                                None
+                            )
                     );
                     if !ok {
                         self.err(
-                            Diagnostic::error("E0108", format!("this value cannot match a key of kind {}", key.kind.name()))
-                                .with_label(k.span(), format!("`{}` is matched by {}", key.name, key.kind.name())),
+                            Diagnostic::error(
+                                "E0108",
+                                format!(
+                                    "this value cannot match a key of kind {}",
+                                    key.kind.name()
+                                ),
+                            )
+                            .with_label(
+                                k.span(),
+                                format!("`{}` is matched by {}", key.name, key.kind.name()),
+                            ),
                         );
                     }
                     let p = match (key.kind, &sk) {
@@ -1366,7 +1524,8 @@ impl Cx {
                     prefix.push(p);
                     ks.push(sk);
                 }
-                let Some((action, args)) = self.const_call(&e.call, &actions, &t.name.name, false) else {
+                let Some((action, args)) = self.const_call(&e.call, &actions, &t.name.name, false)
+                else {
                     continue;
                 };
                 let priority = match (needs_priority, e.priority) {
@@ -1374,8 +1533,14 @@ impl Cx {
                     (true, None) => Some(entries.len() as u32),
                     (false, Some((_, sp))) => {
                         self.err(
-                            Diagnostic::error("E0108", "priority on a table without ternary, range or optional keys")
-                                .with_label(sp, "only tables with ternary, range or optional keys take a priority"),
+                            Diagnostic::error(
+                                "E0108",
+                                "priority on a table without ternary, range or optional keys",
+                            )
+                            .with_label(
+                                sp,
+                                "only tables with ternary, range or optional keys take a priority",
+                            ),
                         );
                         None
                     }
@@ -1418,30 +1583,60 @@ impl Cx {
         // The default may be any listed action or a built-in.
         if !allowed.contains(&aid) && !(is_default && self.out.actions[aid].builtin.is_some()) {
             self.err(
-                Diagnostic::error("E0101", format!("action `{}` is not in table `{table}`'s actions", call.name.name))
-                    .with_label(call.name.span, "not listed")
-                    .with_help(format!("add `{};` to the table's `actions`", call.name.name)),
+                Diagnostic::error(
+                    "E0101",
+                    format!(
+                        "action `{}` is not in table `{table}`'s actions",
+                        call.name.name
+                    ),
+                )
+                .with_label(call.name.span, "not listed")
+                .with_help(format!(
+                    "add `{};` to the table's `actions`",
+                    call.name.name
+                )),
             );
             return None;
         }
         let params = self.out.actions[aid].params.clone();
         if params.len() != call.args.len() {
-            let sig: Vec<String> = params.iter().map(|(n, w)| format!("{n}: bit<{w}>")).collect();
+            let sig: Vec<String> = params
+                .iter()
+                .map(|(n, w)| format!("{n}: bit<{w}>"))
+                .collect();
             self.err(
-                Diagnostic::error("E0108", format!("action `{}` takes {} arguments, {} given", call.name.name, params.len(), call.args.len()))
-                    .with_label(call.span, format!("expected {}", params.len()))
-                    .with_note(format!("action {}({})", call.name.name, sig.join(", "))),
+                Diagnostic::error(
+                    "E0108",
+                    format!(
+                        "action `{}` takes {} arguments, {} given",
+                        call.name.name,
+                        params.len(),
+                        call.args.len()
+                    ),
+                )
+                .with_label(call.span, format!("expected {}", params.len()))
+                .with_note(format!(
+                    "action {}({})",
+                    call.name.name,
+                    sig.join(", ")
+                )),
             );
             return None;
         }
         let mut args = Vec::new();
         for ((pname, w), a) in params.iter().zip(&call.args) {
             match a {
-                Arg::Expr(Expr { kind: ExprKind::Lit(l), .. }) => {
+                Arg::Expr(Expr {
+                    kind: ExprKind::Lit(l),
+                    ..
+                }) => {
                     if !fits(l.value, *w) {
                         self.err(
-                            Diagnostic::error("E0103", format!("value does not fit parameter `{pname}` (bit<{w}>)"))
-                                .with_label(l.span, format!("needs {} bits", bits_needed(l.value))),
+                            Diagnostic::error(
+                                "E0103",
+                                format!("value does not fit parameter `{pname}` (bit<{w}>)"),
+                            )
+                            .with_label(l.span, format!("needs {} bits", bits_needed(l.value))),
                         );
                     }
                     args.push(l.value & mask(*w));
@@ -1486,10 +1681,15 @@ impl Cx {
                     out.push(TStmt::Apply(id));
                 }
             }
-            Stmt::If { cond, then, els, .. } => {
+            Stmt::If {
+                cond, then, els, ..
+            } => {
                 let c = self.bool_expr(cond, scope);
                 let t = self.block(then, scope);
-                let e = els.as_ref().map(|b| self.block(b, scope)).unwrap_or_default();
+                let e = els
+                    .as_ref()
+                    .map(|b| self.block(b, scope))
+                    .unwrap_or_default();
                 if let Some(c) = c {
                     out.push(TStmt::If(c, t, e));
                 }
@@ -1502,7 +1702,9 @@ impl Cx {
                     );
                     return;
                 }
-                let Some(tid) = self.table_id(table) else { return };
+                let Some(tid) = self.table_id(table) else {
+                    return;
+                };
                 let mut arms = Vec::new();
                 let mut default = Vec::new();
                 let mut seen = HashSet::new();
@@ -1516,13 +1718,22 @@ impl Cx {
                                 let listed = t.actions.contains(&aid) || t.default.0 == aid;
                                 if !listed {
                                     self.err(
-                                        Diagnostic::error("E0101", format!("table `{}` cannot run action `{}`", table.name, a.name))
-                                            .with_label(a.span, "not one of the table's actions"),
+                                        Diagnostic::error(
+                                            "E0101",
+                                            format!(
+                                                "table `{}` cannot run action `{}`",
+                                                table.name, a.name
+                                            ),
+                                        )
+                                        .with_label(a.span, "not one of the table's actions"),
                                     );
                                 } else if !seen.insert(aid) {
                                     self.err(
-                                        Diagnostic::error("E0100", format!("action `{}` has two cases", a.name))
-                                            .with_label(a.span, "second case"),
+                                        Diagnostic::error(
+                                            "E0100",
+                                            format!("action `{}` has two cases", a.name),
+                                        )
+                                        .with_label(a.span, "second case"),
                                     );
                                 } else {
                                     arms.push((aid, body));
@@ -1557,8 +1768,15 @@ impl Cx {
         let arity = |this: &mut Cx, n: usize| -> bool {
             if c.args.len() != n {
                 this.err(
-                    Diagnostic::error("E0108", format!("`{name}` takes {n} argument{}, {} given", if n == 1 { "" } else { "s" }, c.args.len()))
-                        .with_label(c.span, format!("expected {n}")),
+                    Diagnostic::error(
+                        "E0108",
+                        format!(
+                            "`{name}` takes {n} argument{}, {} given",
+                            if n == 1 { "" } else { "s" },
+                            c.args.len()
+                        ),
+                    )
+                    .with_label(c.span, format!("expected {n}")),
                 );
                 false
             } else {
@@ -1615,7 +1833,10 @@ impl Cx {
                     return;
                 }
                 let h = match &c.args[0] {
-                    Arg::Expr(Expr { kind: ExprKind::Path(p), .. }) if p.parts.len() == 1 => self.header(&p.parts[0]),
+                    Arg::Expr(Expr {
+                        kind: ExprKind::Path(p),
+                        ..
+                    }) if p.parts.len() == 1 => self.header(&p.parts[0]),
                     other => {
                         self.err(
                             Diagnostic::error("E0110", format!("`{name}` takes a header"))
@@ -1625,7 +1846,11 @@ impl Cx {
                     }
                 };
                 if let Some(h) = h {
-                    out.push(if name == "set_valid" { TStmt::SetValid(h) } else { TStmt::SetInvalid(h) });
+                    out.push(if name == "set_valid" {
+                        TStmt::SetValid(h)
+                    } else {
+                        TStmt::SetInvalid(h)
+                    });
                 }
             }
             "recirculate" => {
@@ -1636,22 +1861,35 @@ impl Cx {
             _ => {
                 let Some(&(aid, _)) = self.action_names.get(name) else {
                     let mut cands: Vec<String> = self.action_names.keys().cloned().collect();
-                    cands.extend(["forward", "drop", "set_valid", "set_invalid", "recirculate"].map(String::from));
+                    cands.extend(
+                        ["forward", "drop", "set_valid", "set_invalid", "recirculate"]
+                            .map(String::from),
+                    );
                     self.unknown("action or function", &c.name, cands);
                     return;
                 };
                 if scope.ctx != Ctx::Control {
                     self.err(
                         Diagnostic::error("E0110", "an action cannot call another action")
-                            .with_label(c.span, "actions are called from the control block or run by tables"),
+                            .with_label(
+                                c.span,
+                                "actions are called from the control block or run by tables",
+                            ),
                     );
                     return;
                 }
                 let params = self.out.actions[aid].params.clone();
                 if params.len() != c.args.len() {
                     self.err(
-                        Diagnostic::error("E0108", format!("action `{name}` takes {} arguments, {} given", params.len(), c.args.len()))
-                            .with_label(c.span, format!("expected {}", params.len())),
+                        Diagnostic::error(
+                            "E0108",
+                            format!(
+                                "action `{name}` takes {} arguments, {} given",
+                                params.len(),
+                                c.args.len()
+                            ),
+                        )
+                        .with_label(c.span, format!("expected {}", params.len())),
                     );
                     return;
                 }
@@ -1687,9 +1925,12 @@ impl Cx {
             TExprKind::Field(h, f) => {
                 if scope.ctx == Ctx::Parser {
                     self.err(
-                        Diagnostic::error("E0110", "the parser assigns metadata, not header fields")
-                            .with_label(a.target.span, "a header field")
-                            .with_help("change headers in an action or the control block"),
+                        Diagnostic::error(
+                            "E0110",
+                            "the parser assigns metadata, not header fields",
+                        )
+                        .with_label(a.target.span, "a header field")
+                        .with_help("change headers in an action or the control block"),
                     );
                     return None;
                 }
@@ -1699,7 +1940,9 @@ impl Cx {
                         Diagnostic::error("E0110", format!("`{}` is kept by a checksum", a.target))
                             .with_label(a.target.span, "assigned here")
                             .with_label(prev, "the switch computes this field")
-                            .with_help("the checksum is updated on every emitted packet; do not assign it"),
+                            .with_help(
+                                "the checksum is updated on every emitted packet; do not assign it",
+                            ),
                     );
                     return None;
                 }
@@ -1752,8 +1995,13 @@ impl Cx {
                 let mut d = Diagnostic::error("E0101", format!("unknown name `{}`", one.name))
                     .with_label(one.span, "not a parameter or field");
                 if self.header_names.contains_key(&one.name) {
-                    d = d.with_help(format!("`{}` is a header: name one of its fields, or `{}.valid`", one.name, one.name));
-                } else if let Some(s) = suggest(&one.name, scope.params.iter().map(|(n, _)| n.as_str())) {
+                    d = d.with_help(format!(
+                        "`{}` is a header: name one of its fields, or `{}.valid`",
+                        one.name, one.name
+                    ));
+                } else if let Some(s) =
+                    suggest(&one.name, scope.params.iter().map(|(n, _)| n.as_str()))
+                {
                     d = d.with_help(format!("did you mean `{s}`?"));
                 } else if self.meta_names.contains_key(&one.name) {
                     d = d.with_help(format!("metadata is written `meta.{}`", one.name));
@@ -1795,9 +2043,12 @@ impl Cx {
                 let info = &self.out.header_types[self.out.headers[h].ty].fields[fi];
                 if info.varbit {
                     self.err(
-                        Diagnostic::error("E0110", format!("the variable-length field `{p}` cannot be read or written"))
-                            .with_label(p.span, "varbit")
-                            .with_note("a varbit field is extracted and emitted as it is"),
+                        Diagnostic::error(
+                            "E0110",
+                            format!("the variable-length field `{p}` cannot be read or written"),
+                        )
+                        .with_label(p.span, "varbit")
+                        .with_note("a varbit field is extracted and emitted as it is"),
                     );
                     return None;
                 }
@@ -1808,8 +2059,10 @@ impl Cx {
             }
             _ => {
                 self.err(
-                    Diagnostic::error("E0101", format!("`{p}` is not a field"))
-                        .with_label(p.span, "expected `header.field`, `meta.field` or `std.field`"),
+                    Diagnostic::error("E0101", format!("`{p}` is not a field")).with_label(
+                        p.span,
+                        "expected `header.field`, `meta.field` or `std.field`",
+                    ),
                 );
                 None
             }
@@ -1888,7 +2141,10 @@ impl Cx {
                 if !fits(l.value, w) {
                     self.err(
                         Diagnostic::error("E0103", format!("value does not fit in {w} bits"))
-                            .with_label(e.span, format!("this needs {} bits", bits_needed(l.value))),
+                            .with_label(
+                                e.span,
+                                format!("this needs {} bits", bits_needed(l.value)),
+                            ),
                     );
                     return None;
                 }
@@ -1963,8 +2219,11 @@ impl Cx {
                 if na == Some(0) || nb == Some(0) {
                     if !matches!(op, BinOp::Eq | BinOp::Ne) || na != nb {
                         self.err(
-                            Diagnostic::error("E0110", format!("cannot compare a condition with `{}`", op.symbol()))
-                                .with_label(e.span, "conditions combine with `&&`, `||` and `!`"),
+                            Diagnostic::error(
+                                "E0110",
+                                format!("cannot compare a condition with `{}`", op.symbol()),
+                            )
+                            .with_label(e.span, "conditions combine with `&&`, `||` and `!`"),
                         );
                         return None;
                     }
@@ -2031,7 +2290,10 @@ impl Cx {
                     }
                 };
                 let fs = self.field_list(fields, scope)?;
-                let mw = self.natural_width(max, scope).filter(|w| *w > 0).unwrap_or(32);
+                let mw = self
+                    .natural_width(max, scope)
+                    .filter(|w| *w > 0)
+                    .unwrap_or(32);
                 let m = self.num_operand(max, mw, scope)?;
                 TExpr {
                     width: m.width,
@@ -2050,7 +2312,10 @@ impl Cx {
                 };
                 let fs = self.field_list(fields, scope)?;
                 TExpr {
-                    kind: TExprKind::SipHash { secret: s, fields: fs },
+                    kind: TExprKind::SipHash {
+                        secret: s,
+                        fields: fs,
+                    },
                     width: 64,
                 }
             }
@@ -2060,9 +2325,14 @@ impl Cx {
             Some(w) if t.width != 0 && t.width != w => {
                 if t.width > w {
                     self.err(
-                        Diagnostic::error("E0102", format!("width mismatch: expected bit<{w}>, found bit<{}>", t.width))
-                            .with_label(e.span, format!("this is bit<{}>", t.width))
-                            .with_help(format!("narrowing drops bits; say so with a cast: `(bit<{w}>) ...`")),
+                        Diagnostic::error(
+                            "E0102",
+                            format!("width mismatch: expected bit<{w}>, found bit<{}>", t.width),
+                        )
+                        .with_label(e.span, format!("this is bit<{}>", t.width))
+                        .with_help(format!(
+                            "narrowing drops bits; say so with a cast: `(bit<{w}>) ...`"
+                        )),
                     );
                     None
                 } else {
@@ -2103,7 +2373,12 @@ enum Which {
 }
 
 /// Depth-first search for a cycle that avoids limited states; returns the states on it.
-fn find_cycle(start: usize, succ: &[Vec<usize>], limited: &[bool], color: &mut [u8]) -> Option<Vec<usize>> {
+fn find_cycle(
+    start: usize,
+    succ: &[Vec<usize>],
+    limited: &[bool],
+    color: &mut [u8],
+) -> Option<Vec<usize>> {
     // color: 0 new, 1 on the stack, 2 done.
     let mut stack: Vec<(usize, usize)> = vec![(start, 0)];
     color[start] = 1;

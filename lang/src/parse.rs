@@ -15,7 +15,8 @@ struct SluiceParser;
 pub fn parse(source: &str) -> Result<Program, Vec<Diagnostic>> {
     // Detailed errors record the literal tokens expected at the furthest position (`;`, `}`).
     pest::set_error_detail(true);
-    let pairs = SluiceParser::parse(Rule::program, source).map_err(|e| vec![syntax_error(e, source)])?;
+    let pairs =
+        SluiceParser::parse(Rule::program, source).map_err(|e| vec![syntax_error(e, source)])?;
     let mut items = Vec::new();
     let mut errors = Vec::new();
     for pair in pairs.flatten().take(1) {
@@ -78,7 +79,11 @@ fn syntax_error(e: pest::error::Error<Rule>, source: &str) -> Diagnostic {
     }
     let _ = found_at;
     let rest = rest.trim_start_matches([' ', '\t']);
-    let found: String = rest.chars().take_while(|c| !c.is_whitespace()).take(20).collect();
+    let found: String = rest
+        .chars()
+        .take_while(|c| !c.is_whitespace())
+        .take(20)
+        .collect();
     let found = if found.is_empty() {
         "end of line".to_string()
     } else {
@@ -203,7 +208,8 @@ fn internal(at: Span) -> Diagnostic {
 fn int(p: &Pair<Rule>) -> R<u64> {
     let text: String = p.as_str().chars().filter(|c| *c != '_').collect();
     text.parse::<u64>().map_err(|_| {
-        Diagnostic::error("E0002", "number too large").with_label(span(p), "does not fit in 64 bits")
+        Diagnostic::error("E0002", "number too large")
+            .with_label(span(p), "does not fit in 64 bits")
     })
 }
 

@@ -11,7 +11,10 @@ fn render(path: &std::path::Path) -> String {
             Ok((_, warnings)) => warnings,
         },
     };
-    assert!(!diags.is_empty(), "{name}: expected at least one diagnostic");
+    assert!(
+        !diags.is_empty(),
+        "{name}: expected at least one diagnostic"
+    );
     sluice_lang::render(&diags, &name, &source, false)
 }
 
@@ -29,10 +32,20 @@ fn shipped_programs_check_cleanly() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "sluice") {
             let source = std::fs::read_to_string(&path).unwrap();
-            let ast = sluice_lang::parse(&source)
-                .unwrap_or_else(|d| panic!("{}: {}", path.display(), sluice_lang::render(&d, "p", &source, false)));
-            let (_, warnings) = sluice_lang::check(&ast)
-                .unwrap_or_else(|d| panic!("{}: {}", path.display(), sluice_lang::render(&d, "p", &source, false)));
+            let ast = sluice_lang::parse(&source).unwrap_or_else(|d| {
+                panic!(
+                    "{}: {}",
+                    path.display(),
+                    sluice_lang::render(&d, "p", &source, false)
+                )
+            });
+            let (_, warnings) = sluice_lang::check(&ast).unwrap_or_else(|d| {
+                panic!(
+                    "{}: {}",
+                    path.display(),
+                    sluice_lang::render(&d, "p", &source, false)
+                )
+            });
             assert!(warnings.is_empty(), "{}: {warnings:?}", path.display());
         }
     }

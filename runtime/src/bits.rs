@@ -106,7 +106,11 @@ mod tests {
                 assert_eq!(slow_get(&buf, off, w), v);
                 // Bits outside the field are untouched.
                 for p in (0..off).chain(off + w as usize..buf.len() * 8) {
-                    assert_eq!(slow_get(&buf, p, 1), slow_get(&orig, p, 1), "bit {p} w={w} off={off}");
+                    assert_eq!(
+                        slow_get(&buf, p, 1),
+                        slow_get(&orig, p, 1),
+                        "bit {p} w={w} off={off}"
+                    );
                 }
             }
         }

@@ -84,7 +84,10 @@ mod tests {
         let c = update(
             0xb861,
             [
-                (contribution(old_dst, 128, 32), contribution(new_dst, 128, 32)),
+                (
+                    contribution(old_dst, 128, 32),
+                    contribution(new_dst, 128, 32),
+                ),
                 (contribution(64, 64, 8), contribution(63, 64, 8)),
             ],
         );

@@ -164,15 +164,17 @@ impl fmt::Debug for Command {
                 .field("table", table)
                 .field("handle", handle)
                 .finish(),
-            Command::TableResetDefault { table } => {
-                f.debug_struct("TableResetDefault").field("table", table).finish()
-            }
+            Command::TableResetDefault { table } => f
+                .debug_struct("TableResetDefault")
+                .field("table", table)
+                .finish(),
             Command::TableClear { table } => {
                 f.debug_struct("TableClear").field("table", table).finish()
             }
-            Command::TableNumEntries { table } => {
-                f.debug_struct("TableNumEntries").field("table", table).finish()
-            }
+            Command::TableNumEntries { table } => f
+                .debug_struct("TableNumEntries")
+                .field("table", table)
+                .finish(),
             Command::TableDump { table } => {
                 f.debug_struct("TableDump").field("table", table).finish()
             }
@@ -290,9 +292,9 @@ pub enum CommandError {
         arity: usize,
         got: usize,
     },
-    #[error("table {table}: priority: {source}")]
-    BadPriority { table: String, source: ValueError },
-    #[error("table {table}: handle '{token}' is not a number")]
+    #[error("table {table}: priority '{token}' is not a decimal number below 2^32")]
+    BadPriority { table: String, token: String },
+    #[error("table {table}: handle '{token}' is not a decimal number below 2^32")]
     BadHandle { table: String, token: String },
     #[error("table {table}: {source}")]
     Table { table: String, source: TableError },
@@ -454,12 +456,10 @@ fn parse_table_add(args: &[&str], set: &TableSet) -> Result<Command, CommandErro
     let arity = schema.params.len();
     let (arg_tokens, priority) = match (t.needs_priority(), after.split_last()) {
         (true, Some((last, args))) if after.len() == arity + 1 => {
-            let priority = parse_value(last, 32)
-                .map(|p| p as u32)
-                .map_err(|source| CommandError::BadPriority {
-                    table: t.name().to_owned(),
-                    source,
-                })?;
+            let priority = parse_decimal(last).ok_or_else(|| CommandError::BadPriority {
+                table: t.name().to_owned(),
+                token: (*last).to_owned(),
+            })?;
             (args, Some(priority))
         }
         (true, _) if after.len() == arity => {
@@ -576,12 +576,21 @@ fn parse_args(schema: &ActionSchema, tokens: &[&str]) -> Result<Box<[u128]>, Com
 }
 
 fn parse_handle(table: &Table, token: &str) -> Result<EntryHandle, CommandError> {
-    parse_value(token, 32)
-        .map(|h| EntryHandle(h as u32))
-        .map_err(|_| CommandError::BadHandle {
+    parse_decimal(token)
+        .map(EntryHandle)
+        .ok_or_else(|| CommandError::BadHandle {
             table: table.name().to_owned(),
             token: token.to_owned(),
         })
+}
+
+/// Handles and priorities are plain decimal, as BMv2 prints them.
+fn parse_decimal(token: &str) -> Option<u32> {
+    // `str::parse` would also accept a leading '+'.
+    if token.is_empty() || !token.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    token.parse().ok()
 }
 
 fn parse_secret(set: &TableSet, name: &str, value: &str) -> Result<Command, CommandError> {
@@ -784,7 +793,9 @@ pub fn apply(set: &mut TableSet, cmd: &Command) -> Result<CommandOutput, Command
         Command::TableNumEntries { table } => {
             CommandOutput::text(table_at(tables, *table)?.num_entries().to_string())
         }
-        Command::TableDump { table } => CommandOutput::text(dump_table(actions, table_at(tables, *table)?)),
+        Command::TableDump { table } => {
+            CommandOutput::text(dump_table(actions, table_at(tables, *table)?))
+        }
         Command::ShowTables => CommandOutput::text(show_tables(tables)),
         Command::ShowActions => CommandOutput::text(show_actions(actions)),
         Command::SecretSet { name, value } => {

@@ -55,8 +55,12 @@ pub fn crc16(bytes: &[u8]) -> u16 {
 
 /// SipHash-2-4 with a 16-byte key; the 8 output bytes read as a little-endian integer.
 pub fn siphash24(key: &[u8; 16], msg: &[u8]) -> u64 {
-    let k0 = u64::from_le_bytes([key[0], key[1], key[2], key[3], key[4], key[5], key[6], key[7]]);
-    let k1 = u64::from_le_bytes([key[8], key[9], key[10], key[11], key[12], key[13], key[14], key[15]]);
+    let k0 = u64::from_le_bytes([
+        key[0], key[1], key[2], key[3], key[4], key[5], key[6], key[7],
+    ]);
+    let k1 = u64::from_le_bytes([
+        key[8], key[9], key[10], key[11], key[12], key[13], key[14], key[15],
+    ]);
     let mut v = [
         k0 ^ 0x736f6d6570736575,
         k1 ^ 0x646f72616e646f6d,

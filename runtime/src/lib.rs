@@ -1,5 +1,12 @@
-//! Sluice runtime: match-action tables, control-plane commands and capture I/O.
+//! Sluice runtime: packets, match-action tables, control-plane commands,
+//! capture I/O and the helpers the datapath shares with the compiler.
 
+pub mod bits;
+pub mod checksum;
 pub mod command;
+pub mod hash;
+pub mod packet;
+pub mod pcap;
+pub mod stats;
 pub mod table;
 pub mod value;

@@ -11,7 +11,7 @@
 //! | [`Layout::Direct`] | all exact, total width <= 16 bits | one array load (2^width slots) |
 //! | [`Layout::ExactHash`] | all exact, wider | one hash probe (fields packed into a `u128` when they fit in 128 bits, else the key slice itself is the hash key) |
 //! | [`Layout::Lpm`] | one lpm field plus exact fields | one hash probe per prefix length in use, longest first, stopping at the first hit |
-//! | [`Layout::RangeArray`] | exact fields plus one range field of <= 16 bits | one hash probe on the exact fields, then one array load (2^width slots per distinct exact key, pre-resolved by priority) |
+//! | [`Layout::RangeArray`] | exact fields plus one range field of <= 16 bits | one hash probe on the exact fields, then one array load (2^width `u32` slots, i.e. 256 KiB for 16 bits, per distinct exact key, pre-resolved by priority) |
 //! | [`Layout::Scan`] | anything else with ternary, range or optional fields (or several lpm fields) | linear scan over `n * k` packed conditions in priority order, first match wins |
 //!
 //! Entries of priority tables (those with a ternary, range or optional key)
@@ -112,9 +112,18 @@ pub struct TableSchema {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MatchValue {
     Exact(u128),
-    Lpm { value: u128, prefix_len: u32 },
-    Ternary { value: u128, mask: u128 },
-    Range { lo: u128, hi: u128 },
+    Lpm {
+        value: u128,
+        prefix_len: u32,
+    },
+    Ternary {
+        value: u128,
+        mask: u128,
+    },
+    Range {
+        lo: u128,
+        hi: u128,
+    },
     /// `None` is the wildcard.
     Optional(Option<u128>),
 }
@@ -260,7 +269,7 @@ impl Clone for Entry {
 const EMPTY: u32 = u32::MAX;
 
 /// A match-action table: its entries, default action and lookup index.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Table {
     schema: Arc<TableSchema>,
     /// Indexed by handle; `None` for deleted handles.
@@ -273,6 +282,18 @@ pub struct Table {
     /// independent of the lookup layout.
     keys: FxHashMap<(Box<[MatchValue]>, Option<u32>), u32>,
     index: Index,
+}
+
+impl fmt::Debug for Table {
+    // A summary: the lookup arrays can hold hundreds of thousands of slots.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Table")
+            .field("name", &self.schema.name)
+            .field("layout", &self.layout())
+            .field("entries", &self.len)
+            .field("default", &self.default)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Table {
@@ -659,7 +680,7 @@ enum Index {
 impl Index {
     fn for_schema(schema: &TableSchema) -> Index {
         let keys = &schema.keys;
-        let total: u32 = keys.iter().map(width_of).sum();
+        let total = keys.iter().map(width_of).fold(0, u32::saturating_add);
         let count = |kind| keys.iter().filter(|k| k.kind == kind).count();
         let exact = count(MatchKind::Exact);
         let lpm = count(MatchKind::Lpm);
@@ -818,6 +839,8 @@ struct LpmIndex {
     levels: Vec<LpmLevel>,
 }
 
+/// The entries with one prefix length. Only one of the two maps is used,
+/// as chosen by [`LpmIndex::packed`].
 #[derive(Debug, Clone)]
 struct LpmLevel {
     len: u32,
@@ -874,7 +897,9 @@ impl LpmIndex {
             self.levels.insert(at, level);
         }
         let values = entry.key.iter().map(entry_value);
-        let packed = self.packed.then(|| pack(values.clone().zip(self.widths.iter().copied())));
+        let packed = self
+            .packed
+            .then(|| pack(values.clone().zip(self.widths.iter().copied())));
         let Some(level) = self.levels.get_mut(at) else {
             return;
         };
@@ -893,16 +918,17 @@ impl LpmIndex {
             return;
         };
         let values = entry.key.iter().map(entry_value);
-        let packed = self.packed.then(|| pack(values.clone().zip(self.widths.iter().copied())));
+        let packed = self
+            .packed
+            .then(|| pack(values.clone().zip(self.widths.iter().copied())));
         let Some(level) = self.levels.get_mut(at) else {
             return;
         };
         match packed {
-            Some(k) => {
-                if let Some(k) = k {
-                    level.packed.remove(&k);
-                }
+            Some(Some(k)) => {
+                level.packed.remove(&k);
             }
+            Some(None) => {}
             None => {
                 let hash = Self::hash(values);
                 if let Some(bucket) = level.hashed.get_mut(&hash) {
@@ -929,8 +955,8 @@ impl LpmIndex {
         for level in &self.levels {
             let values = self.masked(key, level.mask);
             if self.packed {
-                if let Some(&h) = pack(values.zip(self.widths.iter().copied()))
-                    .and_then(|k| level.packed.get(&k))
+                if let Some(&h) =
+                    pack(values.zip(self.widths.iter().copied())).and_then(|k| level.packed.get(&k))
                 {
                     return Some(h);
                 }
@@ -987,9 +1013,14 @@ impl RangeIndex {
         )
     }
 
-    /// Adds (`insert`) or removes entry `h` and re-resolves its group.
+    /// Adds (`insert`) or removes entry `h` and re-resolves the part of
+    /// its group's array that the entry's range covers (the rest cannot
+    /// change).
     fn update(&mut self, h: u32, entry: &Entry, slots: &[Option<Entry>], insert: bool) {
         let Some(gk) = self.group_key(entry.key.iter().map(entry_value)) else {
+            return;
+        };
+        let Some(&MatchValue::Range { lo, hi }) = entry.key.get(self.pos) else {
             return;
         };
         let size = 1usize << self.range_width();
@@ -1006,21 +1037,27 @@ impl RangeIndex {
                 return;
             }
         }
-        Self::resolve(group, self.pos, slots);
+        Self::resolve(group, self.pos, slots, lo, hi);
     }
 
-    /// Refills a group's slots with a sweep over the range starts: a heap
-    /// of the ranges covering the current value yields the best one, so a
-    /// rebuild costs O(2^width + members * log members).
-    fn resolve(group: &mut RangeGroup, pos: usize, slots: &[Option<Entry>]) {
+    /// Refills slots `lo..=hi` of a group with a sweep over the range
+    /// starts: a heap of the ranges covering the current value yields the
+    /// best one, so this costs O(hi - lo + members * log members).
+    fn resolve(group: &mut RangeGroup, pos: usize, slots: &[Option<Entry>], lo: u128, hi: u128) {
+        let (Ok(first), Ok(last)) = (usize::try_from(lo), usize::try_from(hi)) else {
+            return;
+        };
+        let Some(window) = group.slots.get_mut(first..=last) else {
+            return;
+        };
         let mut ranges: Vec<(u128, u128, u32, u64, u32)> = group
             .members
             .iter()
             .filter_map(|&m| {
                 let e = entry_at(slots, m)?;
                 match e.key.get(pos) {
-                    Some(&MatchValue::Range { lo, hi }) => {
-                        Some((lo, hi, e.priority.unwrap_or(0), e.seq, m))
+                    Some(&MatchValue::Range { lo: l, hi: h }) if l <= hi && h >= lo => {
+                        Some((l, h, e.priority.unwrap_or(0), e.seq, m))
                     }
                     _ => None,
                 }
@@ -1030,9 +1067,9 @@ impl RangeIndex {
         let mut starts = ranges.into_iter().peekable();
         // Min-heap on (priority, seq): the best covering entry is on top.
         let mut active: BinaryHeap<Reverse<(u32, u64, u128, u32)>> = BinaryHeap::new();
-        for (v, slot) in (0u128..).zip(group.slots.iter_mut()) {
-            while let Some((_, hi, prio, seq, m)) = starts.next_if(|r| r.0 <= v) {
-                active.push(Reverse((prio, seq, hi, m)));
+        for (v, slot) in (lo..).zip(window.iter_mut()) {
+            while let Some((_, h, prio, seq, m)) = starts.next_if(|r| r.0 <= v) {
+                active.push(Reverse((prio, seq, h, m)));
             }
             // Ranges that ended below v are dropped once they reach the top.
             while active.peek().is_some_and(|Reverse(top)| top.2 < v) {
@@ -1105,14 +1142,14 @@ impl ScanIndex {
         let rank = if self.by_priority {
             entry.priority.unwrap_or(0)
         } else {
-            let total: u32 = entry
+            let total = entry
                 .key
                 .iter()
                 .map(|mv| match mv {
                     MatchValue::Lpm { prefix_len, .. } => *prefix_len,
                     _ => 0,
                 })
-                .sum();
+                .fold(0, u32::saturating_add);
             u32::MAX - total
         };
         (rank, entry.seq)
@@ -1120,7 +1157,9 @@ impl ScanIndex {
 
     fn insert(&mut self, h: u32, entry: &Entry, fields: &[KeyField]) {
         let (rank, seq) = self.rank(entry);
-        let at = self.order.partition_point(|&(r, s, _)| (r, s) < (rank, seq));
+        let at = self
+            .order
+            .partition_point(|&(r, s, _)| (r, s) < (rank, seq));
         self.order.insert(at, (rank, seq, h));
         let row = entry
             .key

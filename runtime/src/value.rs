@@ -11,7 +11,10 @@ pub enum ValueError {
     #[error("empty value")]
     Empty,
     #[error("invalid value '{text}': {expected}")]
-    Invalid { text: String, expected: &'static str },
+    Invalid {
+        text: String,
+        expected: &'static str,
+    },
     #[error("value {text} is larger than 128 bits")]
     TooLarge { text: String },
     #[error("value {text} does not fit in {width} bits")]
@@ -87,7 +90,9 @@ fn parse_unsized(text: &str) -> Result<u128, ValueError> {
         return text
             .parse::<Ipv4Addr>()
             .map(|a| u128::from(a.to_bits()))
-            .map_err(|_| invalid("malformed IPv4 address (expected four decimal octets like 10.0.0.1)"));
+            .map_err(|_| {
+                invalid("malformed IPv4 address (expected four decimal octets like 10.0.0.1)")
+            });
     }
     if let Some(mac) = parse_mac(text) {
         return Ok(mac);
@@ -99,7 +104,9 @@ fn parse_unsized(text: &str) -> Result<u128, ValueError> {
             .map_err(|_| invalid("malformed MAC (aa:bb:cc:dd:ee:ff) or IPv6 address"));
     }
     if text.contains('-') {
-        return Err(invalid("malformed MAC address (expected aa-bb-cc-dd-ee-ff)"));
+        return Err(invalid(
+            "malformed MAC address (expected aa-bb-cc-dd-ee-ff)",
+        ));
     }
     Err(invalid(NUMBER_FORMS))
 }
@@ -179,8 +186,20 @@ mod tests {
     fn rejects_garbage() {
         assert_eq!(parse_value("", 8), Err(ValueError::Empty));
         for bad in [
-            "abc", "0x", "0xg1", "0b102", "0x+5", "+5", "-5", "1.2.3", "1.2.3.256", "aa:bb:cc",
-            "aa-bb-cc-dd-ee", "aa:bb-cc:dd:ee:ff", "12abc", "010.0.0.1",
+            "abc",
+            "0x",
+            "0xg1",
+            "0b102",
+            "0x+5",
+            "+5",
+            "-5",
+            "1.2.3",
+            "1.2.3.256",
+            "aa:bb:cc",
+            "aa-bb-cc-dd-ee",
+            "aa:bb-cc:dd:ee:ff",
+            "12abc",
+            "010.0.0.1",
         ] {
             let err = parse_value(bad, 128).unwrap_err();
             assert!(
@@ -193,7 +212,10 @@ mod tests {
         let err = parse_value(&format!("0x1{}", "0".repeat(32)), 128).unwrap_err();
         assert!(err.to_string().contains("larger than 128 bits"), "{err}");
         assert_eq!(parse_value("1", 0), Err(ValueError::BadWidth { width: 0 }));
-        assert_eq!(parse_value("1", 129), Err(ValueError::BadWidth { width: 129 }));
+        assert_eq!(
+            parse_value("1", 129),
+            Err(ValueError::BadWidth { width: 129 })
+        );
     }
 
     #[test]
@@ -201,6 +223,9 @@ mod tests {
         assert_eq!(format_value(0x0a00_0001, 32), "0x0a000001");
         assert_eq!(format_value(5, 9), "0x005");
         assert_eq!(format_value(1, 1), "0x1");
-        assert_eq!(format_value(u128::MAX, 128), format!("0x{}", "f".repeat(32)));
+        assert_eq!(
+            format_value(u128::MAX, 128),
+            format!("0x{}", "f".repeat(32))
+        );
     }
 }

@@ -194,12 +194,10 @@ fn gen_match(rng: &mut Rng, f: &KeyField, model: &[ModelEntry], pos: usize) -> M
                 hi: (lo.saturating_add(span)).min(ones(w)),
             }
         }
-        MatchKind::Optional => MatchValue::Optional(
-            (!rng.chance(10)).then(|| match near {
-                Some(MatchValue::Optional(Some(v))) => v,
-                _ => gen_value(rng, w),
-            }),
-        ),
+        MatchKind::Optional => MatchValue::Optional((!rng.chance(10)).then(|| match near {
+            Some(MatchValue::Optional(Some(v))) => v,
+            _ => gen_value(rng, w),
+        })),
     }
 }
 
@@ -330,12 +328,22 @@ fn exact_direct_matches_reference() {
 
 #[test]
 fn exact_packed_matches_reference() {
-    fuzz(&[("ip", 32, Exact), ("port", 16, Exact)], Layout::ExactHash, 2, 3000);
+    fuzz(
+        &[("ip", 32, Exact), ("port", 16, Exact)],
+        Layout::ExactHash,
+        2,
+        3000,
+    );
 }
 
 #[test]
 fn exact_wide_matches_reference() {
-    fuzz(&[("ip6", 128, Exact), ("vrf", 8, Exact)], Layout::ExactHash, 3, 3000);
+    fuzz(
+        &[("ip6", 128, Exact), ("vrf", 8, Exact)],
+        Layout::ExactHash,
+        3,
+        3000,
+    );
 }
 
 #[test]
@@ -346,29 +354,59 @@ fn lpm_packed_matches_reference() {
 
 #[test]
 fn lpm_hashed_matches_reference() {
-    fuzz(&[("dst", 128, Lpm), ("vrf", 3, Exact)], Layout::Lpm, 6, 4000);
+    fuzz(
+        &[("dst", 128, Lpm), ("vrf", 3, Exact)],
+        Layout::Lpm,
+        6,
+        4000,
+    );
 }
 
 #[test]
 fn ternary_matches_reference() {
-    fuzz(&[("a", 16, Ternary), ("b", 8, Exact)], Layout::Scan, 7, 3000);
+    fuzz(
+        &[("a", 16, Ternary), ("b", 8, Exact)],
+        Layout::Scan,
+        7,
+        3000,
+    );
 }
 
 #[test]
 fn range_array_matches_reference() {
-    fuzz(&[("dst", 32, Exact), ("port", 16, Range)], Layout::RangeArray, 8, 3000);
-    fuzz(&[("port", 8, Range), ("proto", 8, Exact)], Layout::RangeArray, 9, 3000);
+    fuzz(
+        &[("dst", 32, Exact), ("port", 16, Range)],
+        Layout::RangeArray,
+        8,
+        3000,
+    );
+    fuzz(
+        &[("port", 8, Range), ("proto", 8, Exact)],
+        Layout::RangeArray,
+        9,
+        3000,
+    );
 }
 
 #[test]
 fn range_scan_matches_reference() {
     fuzz(&[("a", 24, Range), ("b", 8, Exact)], Layout::Scan, 10, 3000);
-    fuzz(&[("a", 16, Range), ("b", 16, Range)], Layout::Scan, 11, 1500);
+    fuzz(
+        &[("a", 16, Range), ("b", 16, Range)],
+        Layout::Scan,
+        11,
+        1500,
+    );
 }
 
 #[test]
 fn optional_matches_reference() {
-    fuzz(&[("a", 12, Optional), ("b", 8, Exact)], Layout::Scan, 12, 3000);
+    fuzz(
+        &[("a", 12, Optional), ("b", 8, Exact)],
+        Layout::Scan,
+        12,
+        3000,
+    );
 }
 
 #[test]
@@ -380,7 +418,12 @@ fn mixed_kinds_match_reference() {
         3000,
     );
     // Two lpm fields and no priority: the longer total prefix wins.
-    fuzz(&[("src", 16, Lpm), ("dst", 16, Lpm)], Layout::Scan, 14, 2000);
+    fuzz(
+        &[("src", 16, Lpm), ("dst", 16, Lpm)],
+        Layout::Scan,
+        14,
+        2000,
+    );
 }
 
 #[test]
@@ -480,7 +523,10 @@ fn handles_are_reused_only_after_delete() {
     let acts = actions();
     let mut t = Table::new(schema(&[("a", 8, Exact)], 10));
     let h: Vec<_> = (0..4)
-        .map(|i| t.add(vec![MatchValue::Exact(i)], port(1), None, &acts).unwrap())
+        .map(|i| {
+            t.add(vec![MatchValue::Exact(i)], port(1), None, &acts)
+                .unwrap()
+        })
         .collect();
     assert_eq!(h, [0, 1, 2, 3].map(EntryHandle));
     t.delete(h[1]).unwrap();
@@ -504,7 +550,9 @@ fn handles_are_reused_only_after_delete() {
 fn counters_count_and_reset() {
     let acts = actions();
     let mut t = Table::new(schema(&[("a", 8, Exact)], 10));
-    let h = t.add(vec![MatchValue::Exact(1)], port(1), None, &acts).unwrap();
+    let h = t
+        .add(vec![MatchValue::Exact(1)], port(1), None, &acts)
+        .unwrap();
     t.count(h, 60);
     t.count(h, 1500);
     t.count(EntryHandle(7), 1); // unknown handles are ignored
@@ -533,10 +581,7 @@ fn default_action_set_reset_and_const() {
     let mut s = (*schema(&[("a", 8, Exact)], 10)).clone();
     s.const_default = true;
     let mut t = Table::new(Arc::new(s));
-    assert_eq!(
-        t.set_default(port(3), &acts),
-        Err(TableError::ConstDefault)
-    );
+    assert_eq!(t.set_default(port(3), &acts), Err(TableError::ConstDefault));
 }
 
 #[test]
@@ -555,7 +600,10 @@ fn too_wide_lookup_values_never_match() {
                 value: 0,
                 prefix_len: 0,
             },
-            Ternary => MatchValue::Ternary { value: 5, mask: 0xff },
+            Ternary => MatchValue::Ternary {
+                value: 5,
+                mask: 0xff,
+            },
             _ => MatchValue::Range { lo: 0, hi: 0xff },
         };
         let prio = t.needs_priority().then_some(1);
@@ -616,7 +664,11 @@ fn errors_name_the_problem() {
         "action set_nat takes 2 arguments, got 1"
     );
     assert_eq!(
-        err(vec![lpm(0, 0), range(0, 1)], call(1, &[1, 1 << 16]), Some(1)),
+        err(
+            vec![lpm(0, 0), range(0, 1)],
+            call(1, &[1, 1 << 16]),
+            Some(1)
+        ),
         "action set_nat: argument port = 0x10000 does not fit in 16 bits"
     );
     t.add(vec![lpm(0, 0), range(0, 1)], port(1), Some(1), &acts)

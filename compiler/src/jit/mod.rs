@@ -1,0 +1,420 @@
+//! The Cranelift backend: the pipeline IR compiled to one native function per program.
+//!
+//! Compiling is a fixed sequence (declare the `rt_*` imports, translate, define, finalize, get
+//! the pointer). [`JitProgram::process`] has the same contract as the interpreter's: same
+//! bytes, verdicts and counters.
+
+mod rt;
+mod translate;
+
+use crate::ir::*;
+use cranelift_codegen::ir::{types, AbiParam, UserFuncName};
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_codegen::Context;
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use cranelift_jit::{JITBuilder, JITModule};
+use cranelift_module::{default_libcall_names, Linkage, Module};
+use rt::{DepEntry, JitCtx, MAX_ARGS};
+use sluice_runtime::packet::{PacketBuf, PacketMeta, Verdict};
+use sluice_runtime::stats::Stats;
+use sluice_runtime::table::TableSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+/// Why a program could not be compiled to native code.
+#[derive(Debug)]
+pub struct JitError(pub String);
+
+impl fmt::Display for JitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "JIT: {}", self.0)
+    }
+}
+
+impl std::error::Error for JitError {}
+
+/// The IPv4 fields the pseudo-header uses, by field id.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PseudoFields {
+    pub ihl: FieldId,
+    pub total_len: FieldId,
+    pub protocol: FieldId,
+    pub src: FieldId,
+    pub dst: FieldId,
+}
+
+/// Decisions made before translation.
+pub(crate) struct Layout {
+    /// Offset of each header's scratch storage.
+    pub scratch_off: Vec<usize>,
+    pub scratch_len: usize,
+    /// Fields whose parse-time value a checksum update needs: covered by a checksum (or part
+    /// of a pseudo-header) and written somewhere in the program.
+    pub snapshot: BTreeSet<(HeaderId, FieldId)>,
+    pub pseudo_fields: BTreeMap<HeaderId, PseudoFields>,
+    /// Whether "the valid headers are the extracted ones" implies an unchanged layout.
+    pub fast_deparse: bool,
+}
+
+fn written_fields(p: &Program) -> BTreeSet<(HeaderId, FieldId)> {
+    fn walk(s: &[Stmt], out: &mut BTreeSet<(HeaderId, FieldId)>) {
+        for st in s {
+            match st {
+                Stmt::SetField(h, f, _) => {
+                    out.insert((*h, *f));
+                }
+                Stmt::If(_, a, b) => {
+                    walk(a, out);
+                    walk(b, out);
+                }
+                Stmt::Switch(_, arms, d) => {
+                    for (_, b) in arms {
+                        walk(b, out);
+                    }
+                    walk(d, out);
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut out = BTreeSet::new();
+    walk(&p.control, &mut out);
+    for a in &p.actions {
+        walk(&a.body, &mut out);
+    }
+    out
+}
+
+fn field_at(h: &Header, off: u32, w: u32) -> Option<FieldId> {
+    h.fields
+        .iter()
+        .position(|f| f.bit_offset == off && f.width == w)
+}
+
+/// Every parser path extracts headers in deparser order, each once, all of them emitted, and
+/// the parser has no loops: then equal valid and extracted sets mean an unchanged layout.
+fn fast_deparse_ok(p: &Program) -> bool {
+    if p.headers.len() > 64 {
+        return false;
+    }
+    let pos: BTreeMap<HeaderId, usize> = p
+        .deparser
+        .iter()
+        .enumerate()
+        .map(|(i, h)| (*h, i))
+        .collect();
+    // Depth-first over paths, with a budget so that pathological graphs just take the slow path.
+    let mut budget = 10_000usize;
+    fn succ(s: &State) -> Vec<StateId> {
+        match &s.transition {
+            Transition::Goto(t) => vec![*t],
+            Transition::Select { cases, default, .. } => cases
+                .iter()
+                .map(|c| c.target)
+                .chain(std::iter::once(*default))
+                .filter_map(|t| match t {
+                    Target::State(s) => Some(s),
+                    _ => None,
+                })
+                .collect(),
+            _ => vec![],
+        }
+    }
+    fn go(
+        p: &Program,
+        s: StateId,
+        last: Option<usize>,
+        on_path: &mut Vec<bool>,
+        pos: &BTreeMap<HeaderId, usize>,
+        budget: &mut usize,
+    ) -> bool {
+        if *budget == 0 || on_path[s] {
+            return false;
+        }
+        *budget -= 1;
+        on_path[s] = true;
+        let mut last = last;
+        let mut ok = true;
+        for op in &p.states[s].ops {
+            if let ParserOp::Extract { header, .. } = op {
+                match pos.get(header) {
+                    Some(&i) if last.is_none_or(|l| i > l) => last = Some(i),
+                    _ => ok = false,
+                }
+            }
+        }
+        if ok {
+            for t in succ(&p.states[s]) {
+                if !go(p, t, last, on_path, pos, budget) {
+                    ok = false;
+                    break;
+                }
+            }
+        }
+        on_path[s] = false;
+        ok
+    }
+    let mut on_path = vec![false; p.states.len()];
+    !p.states.is_empty() && go(p, 0, None, &mut on_path, &pos, &mut budget)
+}
+
+fn layout(p: &Program) -> Layout {
+    let mut scratch_off = Vec::new();
+    let mut off = 0usize;
+    for h in &p.headers {
+        scratch_off.push(off);
+        // Room for 8-byte zeroing stores and for loads up to 16 bytes past a field.
+        off += (h.max_bytes() + 8).next_multiple_of(16) + 16;
+    }
+    let written = written_fields(p);
+    let mut snapshot = BTreeSet::new();
+    let mut pseudo_fields = BTreeMap::new();
+    for c in &p.checksums {
+        let h = &p.headers[c.header];
+        for f in 0..h.fields.len() {
+            if f != c.field && written.contains(&(c.header, f)) {
+                snapshot.insert((c.header, f));
+            }
+        }
+        if let Some(ph) = c.pseudo {
+            let hh = &p.headers[ph];
+            // The checker guarantees the IPv4 layout.
+            if let (Some(ihl), Some(total_len), Some(protocol), Some(src), Some(dst)) = (
+                field_at(hh, 4, 4),
+                field_at(hh, 16, 16),
+                field_at(hh, 72, 8),
+                field_at(hh, 96, 32),
+                field_at(hh, 128, 32),
+            ) {
+                let pf = PseudoFields {
+                    ihl,
+                    total_len,
+                    protocol,
+                    src,
+                    dst,
+                };
+                for f in [ihl, total_len, protocol, src, dst] {
+                    if written.contains(&(ph, f)) {
+                        snapshot.insert((ph, f));
+                    }
+                }
+                // ihl and total_len go together into the upper-layer length.
+                if snapshot.contains(&(ph, ihl)) || snapshot.contains(&(ph, total_len)) {
+                    snapshot.insert((ph, ihl));
+                    snapshot.insert((ph, total_len));
+                }
+                pseudo_fields.insert(ph, pf);
+            }
+        }
+    }
+    Layout {
+        scratch_off,
+        scratch_len: off,
+        snapshot,
+        pseudo_fields,
+        fast_deparse: fast_deparse_ok(p),
+    }
+}
+
+type EntryFn = unsafe extern "C" fn(*mut JitCtx, *mut u8, u64, u64, u64) -> u64;
+
+/// A program compiled to native code, with the memory its code uses.
+pub struct JitProgram {
+    // Keeps the code alive; dropped last.
+    _module: JITModule,
+    entry: EntryFn,
+    prog: Program,
+    scratch: Vec<u8>,
+    meta: Vec<u128>,
+    dep: Vec<DepEntry>,
+    staging: Vec<u8>,
+    /// The Cranelift IR, kept for `--emit clif`.
+    pub clif: String,
+    /// The machine code as Cranelift prints it, for `--emit asm`.
+    pub asm: Option<String>,
+}
+
+fn isa_flags() -> Result<settings::Flags, JitError> {
+    let mut fb = settings::builder();
+    let set = |fb: &mut settings::Builder, k: &str, v: &str| {
+        fb.set(k, v)
+            .map_err(|e| JitError(format!("setting {k}: {e}")))
+    };
+    set(&mut fb, "use_colocated_libcalls", "false")?;
+    set(&mut fb, "is_pic", "false")?;
+    set(&mut fb, "opt_level", "speed")?;
+    set(&mut fb, "enable_verifier", "true")?;
+    Ok(settings::Flags::new(fb))
+}
+
+impl JitProgram {
+    /// Compiles a program. `want_asm` keeps a disassembly of the machine code.
+    pub fn compile(p: &Program, want_asm: bool) -> Result<JitProgram, JitError> {
+        if p.actions.iter().any(|a| a.params.len() > MAX_ARGS) {
+            return Err(JitError(format!(
+                "an action has more than {MAX_ARGS} parameters"
+            )));
+        }
+        let isa = cranelift_native::builder()
+            .map_err(|e| JitError(format!("this machine is not supported: {e}")))?
+            .finish(isa_flags()?)
+            .map_err(|e| JitError(e.to_string()))?;
+        let mut jb = JITBuilder::with_isa(isa, default_libcall_names());
+        jb.symbol("rt_apply", rt::rt_apply as *const u8);
+        jb.symbol("rt_deparse", rt::rt_deparse as *const u8);
+        jb.symbol("rt_hash", rt::rt_hash as *const u8);
+        jb.symbol("rt_siphash", rt::rt_siphash as *const u8);
+        let mut module = JITModule::new(jb);
+        let ptr = types::I64;
+        let sigs = translate::rt_signatures(|| module.make_signature());
+        let names = ["rt_apply", "rt_deparse", "rt_hash", "rt_siphash"];
+        let mut ids = Vec::new();
+        for (n, s) in names.iter().zip(&sigs) {
+            ids.push(
+                module
+                    .declare_function(n, Linkage::Import, s)
+                    .map_err(|e| JitError(e.to_string()))?,
+            );
+        }
+        let mut sig = module.make_signature();
+        for _ in 0..5 {
+            sig.params.push(AbiParam::new(ptr));
+        }
+        sig.returns.push(AbiParam::new(types::I64));
+        let func = module
+            .declare_function("sluice_pipeline", Linkage::Local, &sig)
+            .map_err(|e| JitError(e.to_string()))?;
+        let mut ctx: Context = module.make_context();
+        ctx.func.signature = sig;
+        ctx.func.name = UserFuncName::user(0, func.as_u32());
+        ctx.set_disasm(want_asm);
+        let lay = layout(p);
+        let mut fctx = FunctionBuilderContext::new();
+        {
+            let b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
+            let funcs = translate::Funcs {
+                apply: module.declare_func_in_func(ids[0], b.func),
+                deparse: module.declare_func_in_func(ids[1], b.func),
+                hash: module.declare_func_in_func(ids[2], b.func),
+                siphash: module.declare_func_in_func(ids[3], b.func),
+            };
+            b.func.collect_debug_info();
+            let tr = translate::Translator::new(b, p, &lay, funcs, module.target_config());
+            tr.translate_program();
+        }
+        let clif = ctx.func.display().to_string();
+        module
+            .define_function(func, &mut ctx)
+            .map_err(|e| JitError(format!("{e:?}")))?;
+        let asm = ctx.compiled_code().and_then(|c| c.vcode.clone());
+        module.clear_context(&mut ctx);
+        module
+            .finalize_definitions()
+            .map_err(|e| JitError(e.to_string()))?;
+        let code = module.get_finalized_function(func);
+        // SAFETY: the function was declared with this signature (five pointer-sized integers
+        // in, one out) and uses the platform's C calling convention.
+        let entry = unsafe { std::mem::transmute::<*const u8, EntryFn>(code) };
+        Ok(JitProgram {
+            _module: module,
+            entry,
+            scratch: vec![0; lay.scratch_len.max(16)],
+            meta: vec![0; p.metadata.len().max(1)],
+            dep: vec![DepEntry::default(); p.deparser.len().max(1)],
+            staging: vec![0; p.headroom + p.headers.iter().map(|h| h.max_bytes()).sum::<usize>()],
+            prog: p.clone(),
+            clif,
+            asm,
+        })
+    }
+
+    pub fn program(&self) -> &Program {
+        &self.prog
+    }
+
+    /// Runs a packet through the program and counts it, like `Interp::process`.
+    pub fn process(
+        &mut self,
+        tables: &TableSet,
+        stats: &mut Stats,
+        pkt: &mut PacketBuf,
+        meta: &PacketMeta,
+    ) -> Verdict {
+        stats.packets_in += 1;
+        *stats.in_by_port.entry(meta.ingress_port).or_default() += 1;
+        self.meta.iter_mut().for_each(|m| *m = 0);
+        let mut pass = 0u8;
+        let verdict = loop {
+            let code = self.run_pass(tables, stats, pkt, meta, pass);
+            match code >> 32 {
+                0 => break Verdict::Forward(code as u16),
+                1 => break Verdict::Drop(code as u16),
+                _ => {
+                    if pass >= MAX_RECIRCULATIONS {
+                        break Verdict::Drop(reason::RECIRCULATION_LIMIT as u16);
+                    }
+                    pass += 1;
+                }
+            }
+        };
+        match verdict {
+            Verdict::Forward(p) => *stats.forwarded.entry(p).or_default() += 1,
+            Verdict::Drop(r) => stats.dropped[r as usize] += 1,
+        }
+        verdict
+    }
+
+    fn run_pass(
+        &mut self,
+        tables: &TableSet,
+        stats: &mut Stats,
+        pkt: &mut PacketBuf,
+        meta: &PacketMeta,
+        pass: u8,
+    ) -> u64 {
+        let packet_length = u64::from(pkt.orig_len);
+        let (buf, head, len) = pkt.raw_parts_mut();
+        let mut ctx = JitCtx {
+            ingress_port: u64::from(meta.ingress_port),
+            ts_sec: meta.ts_sec,
+            ts_nsec: u64::from(meta.ts_nsec),
+            packet_length,
+            pass: u64::from(pass),
+            tables,
+            action_runs: stats.action_runs.as_mut_ptr(),
+            stats,
+            args: [0; MAX_ARGS],
+            meta: self.meta.as_mut_ptr(),
+            scratch: self.scratch.as_mut_ptr(),
+            dep: self.dep.as_mut_ptr(),
+            dep_len: self.dep.len() as u64,
+            out_head: head as u64,
+            out_len: len as u64,
+            staging: self.staging.as_mut_ptr(),
+            staging_len: self.staging.len() as u64,
+        };
+        // The buffer must have the headroom and tailroom that generated code relies on.
+        let code = if head < self.prog.headroom
+            || buf.len() < head + len + sluice_runtime::packet::TAILROOM
+        {
+            (1u64 << 32) | reason::PARSER_TRUNCATED as u64
+        } else {
+            // SAFETY: the entry point was compiled for this program; ctx and the buffer are
+            // valid for the duration of the call, and the buffer has the headroom and
+            // tailroom that the generated code's loads and stores stay within.
+            unsafe {
+                (self.entry)(
+                    &mut ctx,
+                    buf.as_mut_ptr(),
+                    head as u64,
+                    len as u64,
+                    buf.len() as u64,
+                )
+            }
+        };
+        let (h, l) = (ctx.out_head as usize, ctx.out_len as usize);
+        let ok = pkt.set_window(h, l);
+        debug_assert!(ok, "deparser produced a window outside the buffer");
+        code
+    }
+}

@@ -1,0 +1,181 @@
+//! The boundary between generated code and Rust: the context that generated code receives and
+//! the `rt_*` functions it calls. Everything here is `extern "C"`, returns codes and never
+//! unwinds.
+
+use sluice_runtime::stats::Stats;
+use sluice_runtime::table::TableSet;
+
+/// Most arguments an action takes (checked when a program is compiled for the JIT).
+pub const MAX_ARGS: usize = 32;
+
+/// One header as the deparser sees it, filled in by generated code before `rt_deparse`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DepEntry {
+    pub ptr: u64,
+    pub len: u64,
+    pub valid: u64,
+}
+
+/// What generated code sees. Offsets of these fields are baked into generated code through
+/// `std::mem::offset_of!`, so the layout is `repr(C)`.
+#[repr(C)]
+pub struct JitCtx {
+    pub ingress_port: u64,
+    pub ts_sec: u64,
+    pub ts_nsec: u64,
+    pub packet_length: u64,
+    pub pass: u64,
+    /// The tables, read by `rt_apply`. Only read, never written, during a packet.
+    pub tables: *const TableSet,
+    pub stats: *mut Stats,
+    /// `stats.action_runs`, for actions that the control block calls directly.
+    pub action_runs: *mut u64,
+    /// Arguments of the action a table chose, written by `rt_apply`.
+    pub args: [u128; MAX_ARGS],
+    /// User metadata, kept across recirculation.
+    pub meta: *mut u128,
+    /// Storage of headers that are not in the packet (made valid by an action).
+    pub scratch: *mut u8,
+    /// One entry per deparser header.
+    pub dep: *mut DepEntry,
+    pub dep_len: u64,
+    /// The packet window after the deparser: offset in the buffer and length.
+    pub out_head: u64,
+    pub out_len: u64,
+    /// A staging area for `rt_deparse`, as long as the headroom.
+    pub staging: *mut u8,
+    pub staging_len: u64,
+}
+
+/// Looks a key up and copies the chosen action's arguments into `ctx.args`. Returns the action
+/// id, with bit 32 set on a hit.
+///
+/// # Safety
+/// `ctx` is the context generated code was called with; `key` points at the table's key values.
+pub unsafe extern "C" fn rt_apply(ctx: *mut JitCtx, table: u32, key: *const u128) -> u64 {
+    // SAFETY: generated code passes the context it was given, which `JitProgram::run` made
+    // from live references that outlive the call.
+    let ctx = unsafe { &mut *ctx };
+    // SAFETY: as above; the table set is only read during a packet.
+    let tables = unsafe { &*ctx.tables };
+    // SAFETY: the stats live in the caller's frame, exclusively borrowed for the call.
+    let stats = unsafe { &mut *ctx.stats };
+    let Some(t) = tables.tables.get(table as usize) else {
+        return 0;
+    };
+    let n = t.schema().keys.len();
+    // SAFETY: generated code built exactly `n` keys in a 16-byte aligned stack slot.
+    let key = unsafe { std::slice::from_raw_parts(key, n) };
+    let (hit, call) = match t.lookup(key) {
+        Some((h, call)) => {
+            t.count(h, ctx.packet_length);
+            stats.table_hits[table as usize] += 1;
+            (true, call)
+        }
+        None => {
+            stats.table_misses[table as usize] += 1;
+            (false, t.default_action())
+        }
+    };
+    for (slot, v) in ctx.args.iter_mut().zip(call.args.iter()) {
+        *slot = *v;
+    }
+    if let Some(r) = stats.action_runs.get_mut(call.action as usize) {
+        *r += 1;
+    }
+    u64::from(call.action) | (u64::from(hit) << 32)
+}
+
+/// Rewrites the front of the packet from `ctx.dep`: the valid headers in order, then the
+/// payload that starts `consumed` bytes into the packet. Sets `ctx.out_head` and `out_len`.
+/// Returns 1 on success, 0 if the headers do not fit the headroom (cannot happen: the
+/// headroom is sized for every header).
+///
+/// # Safety
+/// `buf` is the packet buffer of `buf_len` bytes that generated code was called with.
+pub unsafe extern "C" fn rt_deparse(
+    ctx: *mut JitCtx,
+    buf: *mut u8,
+    buf_len: u64,
+    consumed: u64,
+) -> u64 {
+    // SAFETY: see rt_apply.
+    let ctx = unsafe { &mut *ctx };
+    // SAFETY: dep has dep_len entries, written by generated code just before the call.
+    let dep = unsafe { std::slice::from_raw_parts(ctx.dep, ctx.dep_len as usize) };
+    // SAFETY: the staging area is owned by the JitProgram and not otherwise borrowed.
+    let staging = unsafe { std::slice::from_raw_parts_mut(ctx.staging, ctx.staging_len as usize) };
+    let mut n = 0usize;
+    for d in dep.iter().filter(|d| d.valid != 0) {
+        let len = d.len as usize;
+        if n + len > staging.len() {
+            return 0;
+        }
+        // SAFETY: ptr points at a header's storage (in the packet or in scratch) of at least
+        // `len` bytes, as generated code tracks it.
+        let src = unsafe { std::slice::from_raw_parts(d.ptr as *const u8, len) };
+        staging[n..n + len].copy_from_slice(src);
+        n += len;
+    }
+    let payload_start = ctx.out_head + consumed;
+    let Some(new_head) = payload_start.checked_sub(n as u64) else {
+        return 0;
+    };
+    if payload_start > buf_len {
+        return 0;
+    }
+    // SAFETY: new_head..payload_start lies inside the buffer (checked above).
+    let dst = unsafe { std::slice::from_raw_parts_mut(buf.add(new_head as usize), n) };
+    dst.copy_from_slice(&staging[..n]);
+    ctx.out_len = ctx.out_len - consumed + n as u64;
+    ctx.out_head = new_head;
+    1
+}
+
+/// A flow hash over `len` bytes, reduced to 0..max-1 (max as two 64-bit halves).
+///
+/// # Safety
+/// `bytes` points at `len` readable bytes.
+pub unsafe extern "C" fn rt_hash(
+    algo: u32,
+    bytes: *const u8,
+    len: u64,
+    max_lo: u64,
+    max_hi: u64,
+) -> u64 {
+    // SAFETY: generated code built `len` bytes in a stack slot.
+    let b = unsafe { std::slice::from_raw_parts(bytes, len as usize) };
+    let algo = match algo {
+        0 => sluice_runtime::hash::Algo::Crc32,
+        1 => sluice_runtime::hash::Algo::Crc16,
+        _ => sluice_runtime::hash::Algo::Identity,
+    };
+    let max = (u128::from(max_hi) << 64) | u128::from(max_lo);
+    sluice_runtime::hash::reduce(sluice_runtime::hash::compute(algo, b), max) as u64
+}
+
+/// SipHash-2-4 of `len` bytes keyed by the program's secret number `secret`.
+///
+/// # Safety
+/// `ctx` as in rt_apply; `bytes` points at `len` readable bytes.
+pub unsafe extern "C" fn rt_siphash(
+    ctx: *mut JitCtx,
+    secret: u32,
+    bytes: *const u8,
+    len: u64,
+) -> u64 {
+    // SAFETY: see rt_apply.
+    let ctx = unsafe { &*ctx };
+    // SAFETY: see rt_apply.
+    let tables = unsafe { &*ctx.tables };
+    // SAFETY: generated code built `len` bytes in a stack slot.
+    let b = unsafe { std::slice::from_raw_parts(bytes, len as usize) };
+    let key = tables
+        .secret_values
+        .get(secret as usize)
+        .copied()
+        .flatten()
+        .unwrap_or([0; 16]);
+    sluice_runtime::hash::siphash24(&key, b)
+}

@@ -1,0 +1,1322 @@
+//! IR to Cranelift IR: one `translate_*` method per construct. Values of up to 64 bits are
+//! `i64`, wider ones `i128`, conditions `i8`. Header fields are read and written in place, in
+//! the packet buffer, relying on the bounds the parser checked once per extract.
+
+use super::rt::{DepEntry, JitCtx};
+use super::Layout;
+use crate::ir::*;
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::{
+    types, AbiParam, Block, BlockArg, FuncRef, InstBuilder, MemFlagsData, Signature, StackSlotData,
+    StackSlotKind, Type, Value,
+};
+use cranelift_codegen::isa::TargetFrontendConfig;
+use cranelift_frontend::{FunctionBuilder, Switch, Variable};
+use std::collections::BTreeMap;
+use std::mem::offset_of;
+
+pub(super) const CODE_FORWARD: u64 = 0;
+pub(super) const CODE_DROP: u64 = 1 << 32;
+pub(super) const CODE_RECIRCULATE: u64 = 2 << 32;
+
+pub(super) struct Funcs {
+    pub apply: FuncRef,
+    pub deparse: FuncRef,
+    pub hash: FuncRef,
+    pub siphash: FuncRef,
+}
+
+/// Signatures of the `rt_*` functions, shared by declaration and translation.
+pub(super) fn rt_signatures(make: impl Fn() -> Signature) -> [Signature; 4] {
+    let p = |s: &mut Signature, ts: &[Type]| {
+        for t in ts {
+            s.params.push(AbiParam::new(*t));
+        }
+        s.returns.push(AbiParam::new(types::I64));
+    };
+    let (i64_, i32_) = (types::I64, types::I32);
+    let mut apply = make();
+    p(&mut apply, &[i64_, i32_, i64_]);
+    let mut deparse = make();
+    p(&mut deparse, &[i64_, i64_, i64_, i64_]);
+    let mut hash = make();
+    p(&mut hash, &[i32_, i64_, i64_, i64_, i64_]);
+    let mut siphash = make();
+    p(&mut siphash, &[i64_, i32_, i64_, i64_]);
+    [apply, deparse, hash, siphash]
+}
+
+pub(super) struct Translator<'a, 'b> {
+    pub b: FunctionBuilder<'b>,
+    p: &'a Program,
+    layout: &'a Layout,
+    f: Funcs,
+    ctx: Value,
+    buf: Value,
+    buf_len: Value,
+    data: Value,
+    len: Value,
+    scratch: Value,
+    valid: Vec<Variable>,
+    extracted: Vec<Variable>,
+    base: Vec<Variable>,
+    hlen: Vec<Variable>,
+    meta: Vec<Variable>,
+    /// Parse-time values of fields that checksums need and actions may change.
+    old: BTreeMap<(HeaderId, FieldId), Variable>,
+    cursor: Variable,
+    egress: Variable,
+    vkind: Variable,
+    vval: Variable,
+    recirc: Variable,
+    last_action: Variable,
+    std: [Value; 5],
+    params: Vec<Value>,
+    exit: Block,
+    /// Context and stack accesses: aligned, cannot trap.
+    trusted: MemFlagsData,
+    /// Packet and header accesses: valid memory by construction (see module docs), so they
+    /// cannot trap; fields are not aligned.
+    pkt_flags: MemFlagsData,
+    frontend: TargetFrontendConfig,
+}
+
+const FORWARDED: u8 = 1;
+const DROPPED: u8 = 2;
+
+fn ty(width: u32) -> Type {
+    match width {
+        0 => types::I8,
+        1..=64 => types::I64,
+        _ => types::I128,
+    }
+}
+
+impl<'a, 'b> Translator<'a, 'b> {
+    /// Sets up the entry block: `fn(ctx, buf, head, len, buf_len) -> code`.
+    pub fn new(
+        mut b: FunctionBuilder<'b>,
+        p: &'a Program,
+        layout: &'a Layout,
+        f: Funcs,
+        frontend: TargetFrontendConfig,
+    ) -> Self {
+        let trusted = MemFlagsData::trusted();
+        let pkt_flags = MemFlagsData::new().with_notrap();
+        let entry = b.create_block();
+        b.append_block_params_for_function_params(entry);
+        b.switch_to_block(entry);
+        b.seal_block(entry);
+        let params = b.block_params(entry).to_vec();
+        let (ctx, buf, head, len, buf_len) =
+            (params[0], params[1], params[2], params[3], params[4]);
+        let data = b.ins().iadd(buf, head);
+        let exit = b.create_block();
+        b.append_block_param(exit, types::I64);
+        let ld = |b: &mut FunctionBuilder, off: usize| {
+            b.ins().load(types::I64, trusted, ctx, off as i32)
+        };
+        let std = [
+            ld(&mut b, offset_of!(JitCtx, ingress_port)),
+            ld(&mut b, offset_of!(JitCtx, packet_length)),
+            ld(&mut b, offset_of!(JitCtx, ts_sec)),
+            ld(&mut b, offset_of!(JitCtx, ts_nsec)),
+            ld(&mut b, offset_of!(JitCtx, pass)),
+        ];
+        let scratch = ld(&mut b, offset_of!(JitCtx, scratch));
+        let meta_ptr = ld(&mut b, offset_of!(JitCtx, meta));
+        let var = |b: &mut FunctionBuilder, t: Type, init: Value| {
+            let v = b.declare_var(t);
+            b.def_var(v, init);
+            v
+        };
+        let zero8 = b.ins().iconst(types::I8, 0);
+        let zero64 = b.ins().iconst(types::I64, 0);
+        let n = p.headers.len();
+        let mut valid = Vec::with_capacity(n);
+        let mut extracted = Vec::with_capacity(n);
+        let mut base = Vec::with_capacity(n);
+        let mut hlen = Vec::with_capacity(n);
+        for (h, hd) in p.headers.iter().enumerate() {
+            valid.push(var(&mut b, types::I8, zero8));
+            extracted.push(var(&mut b, types::I8, zero8));
+            // Until a header is extracted or made valid, its storage is its scratch area, so
+            // that a read through it is always of valid memory.
+            let s = b.ins().iadd_imm_u(scratch, layout.scratch_off[h] as i64);
+            base.push(var(&mut b, types::I64, s));
+            let fixed = b.ins().iconst(types::I64, hd.fixed_bytes as i64);
+            hlen.push(var(&mut b, types::I64, fixed));
+        }
+        let mut meta = Vec::new();
+        for (i, m) in p.metadata.iter().enumerate() {
+            let t = ty(m.width);
+            let v = b.ins().load(t, trusted, meta_ptr, (i * 16) as i32);
+            meta.push(var(&mut b, t, v));
+        }
+        let mut old = BTreeMap::new();
+        for &(h, f) in &layout.snapshot {
+            let t = ty(p.headers[h].fields[f].width);
+            let z = if t == types::I128 {
+                b.ins().iconcat(zero64, zero64)
+            } else {
+                zero64
+            };
+            old.insert((h, f), var(&mut b, t, z));
+        }
+        let cursor = var(&mut b, types::I64, zero64);
+        let egress = var(&mut b, types::I64, zero64);
+        let vkind = var(&mut b, types::I8, zero8);
+        let vval = var(&mut b, types::I64, zero64);
+        let recirc = var(&mut b, types::I8, zero8);
+        let last_action = var(&mut b, types::I64, zero64);
+        Translator {
+            b,
+            p,
+            layout,
+            f,
+            ctx,
+            buf,
+            buf_len,
+            data,
+            len,
+            scratch,
+            valid,
+            extracted,
+            base,
+            hlen,
+            meta,
+            old,
+            cursor,
+            egress,
+            vkind,
+            vval,
+            recirc,
+            last_action,
+            std,
+            params: Vec::new(),
+            exit,
+            trusted,
+            pkt_flags,
+            frontend,
+        }
+    }
+
+    /// Translates the whole pipeline and finishes the function.
+    pub fn translate_program(mut self) {
+        let p = self.p;
+        let accept = self.b.create_block();
+        let states: Vec<Block> = p.states.iter().map(|_| self.b.create_block()).collect();
+        let visits: Vec<Option<Variable>> = p
+            .states
+            .iter()
+            .map(|s| {
+                s.limit.map(|_| {
+                    let v = self.b.declare_var(types::I64);
+                    let z = self.b.ins().iconst(types::I64, 0);
+                    self.b.def_var(v, z);
+                    v
+                })
+            })
+            .collect();
+        self.b.ins().jump(states[0], &[]);
+        for (i, s) in p.states.iter().enumerate() {
+            self.b.switch_to_block(states[i]);
+            self.translate_state(s, visits[i], &states, accept);
+        }
+        self.b.switch_to_block(accept);
+        self.translate_stmts(&p.control);
+        // Dropped: no deparse.
+        let vk = self.b.use_var(self.vkind);
+        let is_drop = self
+            .b
+            .ins()
+            .icmp_imm_u(IntCC::Equal, vk, i64::from(DROPPED));
+        let drop_blk = self.b.create_block();
+        let go = self.b.create_block();
+        self.b.ins().brif(is_drop, drop_blk, &[], go, &[]);
+        self.b.switch_to_block(drop_blk);
+        let r = self.b.use_var(self.vval);
+        let code = self.b.ins().bor_imm_u(r, CODE_DROP as i64);
+        self.b.ins().jump(self.exit, &[BlockArg::Value(code)]);
+        self.b.switch_to_block(go);
+        self.translate_deparse();
+        // Recirculate, forward, or nobody forwarded it.
+        let rc = self.b.use_var(self.recirc);
+        let rc_blk = self.b.create_block();
+        let fw_check = self.b.create_block();
+        self.b.ins().brif(rc, rc_blk, &[], fw_check, &[]);
+        self.b.switch_to_block(rc_blk);
+        self.save_meta();
+        let code = self.b.ins().iconst(types::I64, CODE_RECIRCULATE as i64);
+        self.b.ins().jump(self.exit, &[BlockArg::Value(code)]);
+        self.b.switch_to_block(fw_check);
+        let vk = self.b.use_var(self.vkind);
+        let is_fw = self
+            .b
+            .ins()
+            .icmp_imm_u(IntCC::Equal, vk, i64::from(FORWARDED));
+        let port = self.b.use_var(self.egress);
+        let fw_code = self.b.ins().bor_imm_u(port, CODE_FORWARD as i64);
+        let nf = self
+            .b
+            .ins()
+            .iconst(types::I64, (CODE_DROP | reason::NO_FORWARD as u64) as i64);
+        let code = self.b.ins().select(is_fw, fw_code, nf);
+        self.b.ins().jump(self.exit, &[BlockArg::Value(code)]);
+        self.b.switch_to_block(self.exit);
+        let code = self.b.block_params(self.exit)[0];
+        self.b.ins().return_(&[code]);
+        self.b.seal_all_blocks();
+        self.b.finalize(self.frontend);
+    }
+
+    fn save_meta(&mut self) {
+        let meta_ptr = self.b.ins().load(
+            types::I64,
+            self.trusted,
+            self.ctx,
+            offset_of!(JitCtx, meta) as i32,
+        );
+        for i in 0..self.meta.len() {
+            let v = self.b.use_var(self.meta[i]);
+            let v = self.to128(v);
+            self.b
+                .ins()
+                .store(self.trusted, v, meta_ptr, (i * 16) as i32);
+        }
+    }
+
+    fn exit_with(&mut self, code: u64) {
+        let c = self.b.ins().iconst(types::I64, code as i64);
+        self.b.ins().jump(self.exit, &[BlockArg::Value(c)]);
+    }
+
+    /// Branches to a drop with `reason` when `cond` holds, continuing in a new block otherwise.
+    fn drop_if(&mut self, cond: Value, reason: usize) {
+        let fail = self.b.create_block();
+        let ok = self.b.create_block();
+        self.b.ins().brif(cond, fail, &[], ok, &[]);
+        self.b.switch_to_block(fail);
+        self.exit_with(CODE_DROP | reason as u64);
+        self.b.switch_to_block(ok);
+    }
+
+    fn translate_state(
+        &mut self,
+        s: &State,
+        visits: Option<Variable>,
+        states: &[Block],
+        accept: Block,
+    ) {
+        if let (Some(v), Some(limit)) = (visits, s.limit) {
+            let n = self.b.use_var(v);
+            let n = self.b.ins().iadd_imm_u(n, 1);
+            self.b.def_var(v, n);
+            let over = self
+                .b
+                .ins()
+                .icmp_imm_u(IntCC::UnsignedGreaterThan, n, i64::from(limit));
+            self.drop_if(over, reason::PARSER_LOOP_LIMIT);
+        }
+        for op in &s.ops {
+            match op {
+                ParserOp::Extract {
+                    header,
+                    varbit_bits,
+                } => self.translate_extract(*header, varbit_bits.as_ref()),
+                ParserOp::SetMeta(m, e) => {
+                    let v = self.translate_expr(e);
+                    self.b.def_var(self.meta[*m], v);
+                }
+            }
+        }
+        let goto = |t: Target| -> Result<Block, u64> {
+            match t {
+                Target::Accept => Ok(accept),
+                Target::Reject => Err(CODE_DROP | reason::PARSER_REJECT as u64),
+                Target::State(s) => Ok(states[s]),
+            }
+        };
+        let jump = |tr: &mut Self, t: Target| match goto(t) {
+            Ok(b) => {
+                tr.b.ins().jump(b, &[]);
+            }
+            Err(code) => tr.exit_with(code),
+        };
+        match &s.transition {
+            Transition::Accept => jump(self, Target::Accept),
+            Transition::Reject => jump(self, Target::Reject),
+            Transition::Goto(t) => jump(self, Target::State(*t)),
+            Transition::Select {
+                keys,
+                cases,
+                default,
+            } => {
+                let vals: Vec<(Value, u32)> = keys
+                    .iter()
+                    .map(|k| (self.translate_expr(k), k.width))
+                    .collect();
+                for c in cases {
+                    let mut cond: Option<Value> = None;
+                    for (m, &(v, w)) in c.matches.iter().zip(&vals) {
+                        let one = match *m {
+                            SelectMatch::Masked { mask, .. }
+                                if mask & sluice_runtime::bits::low_mask(w) == 0 =>
+                            {
+                                None
+                            }
+                            SelectMatch::Masked { value, mask } => {
+                                let mk = self.iconst(mask & sluice_runtime::bits::low_mask(w), w);
+                                let vv = self.iconst(value & sluice_runtime::bits::low_mask(w), w);
+                                let x = self.b.ins().band(v, mk);
+                                Some(self.b.ins().icmp(IntCC::Equal, x, vv))
+                            }
+                            SelectMatch::Range { lo, hi } => {
+                                let l = self.iconst(lo, w);
+                                let h = self.iconst(hi, w);
+                                let a = self.b.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, v, l);
+                                let c = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, v, h);
+                                Some(self.b.ins().band(a, c))
+                            }
+                        };
+                        cond = match (cond, one) {
+                            (Some(a), Some(b)) => Some(self.b.ins().band(a, b)),
+                            (a, b) => a.or(b),
+                        };
+                    }
+                    let target = c.target;
+                    match cond {
+                        None => {
+                            jump(self, target);
+                            // Later cases are unreachable; give them a block to live in.
+                            let dead = self.b.create_block();
+                            self.b.switch_to_block(dead);
+                        }
+                        Some(cnd) => {
+                            let next = self.b.create_block();
+                            match goto(target) {
+                                Ok(tb) => {
+                                    self.b.ins().brif(cnd, tb, &[], next, &[]);
+                                }
+                                Err(code) => {
+                                    let rej = self.b.create_block();
+                                    self.b.ins().brif(cnd, rej, &[], next, &[]);
+                                    self.b.switch_to_block(rej);
+                                    self.exit_with(code);
+                                }
+                            }
+                            self.b.switch_to_block(next);
+                        }
+                    }
+                }
+                jump(self, *default);
+            }
+        }
+    }
+
+    fn translate_extract(&mut self, h: HeaderId, varbit: Option<&Expr>) {
+        let hd = &self.p.headers[h];
+        let cur = self.b.use_var(self.cursor);
+        let end = self.b.ins().iadd_imm_u(cur, hd.fixed_bytes as i64);
+        // The one bounds check of this extract: nothing reads past the packet.
+        let short = self.b.ins().icmp(IntCC::UnsignedGreaterThan, end, self.len);
+        self.drop_if(short, reason::PARSER_TRUNCATED);
+        let base = self.b.ins().iadd(self.data, cur);
+        self.b.def_var(self.base[h], base);
+        let one = self.b.ins().iconst(types::I8, 1);
+        self.b.def_var(self.valid[h], one);
+        self.b.def_var(self.extracted[h], one);
+        let mut total = end;
+        if let (Some(e), Some((_, max))) = (varbit, hd.varbit) {
+            let bits = self.translate_expr(e);
+            let low = self.b.ins().band_imm_u(bits, 7);
+            let too_big =
+                self.b
+                    .ins()
+                    .icmp_imm_u(IntCC::UnsignedGreaterThan, bits, (max * 8) as i64);
+            let bad = self.b.ins().icmp_imm_u(IntCC::NotEqual, low, 0);
+            let bad = self.b.ins().bor(bad, too_big);
+            self.drop_if(bad, reason::PARSER_BAD_LENGTH);
+            let nb = self.b.ins().ushr_imm_u(bits, 3);
+            total = self.b.ins().iadd(end, nb);
+            let short = self
+                .b
+                .ins()
+                .icmp(IntCC::UnsignedGreaterThan, total, self.len);
+            self.drop_if(short, reason::PARSER_TRUNCATED);
+            let l = self.b.ins().iadd_imm_u(nb, hd.fixed_bytes as i64);
+            self.b.def_var(self.hlen[h], l);
+        } else {
+            let l = self.b.ins().iconst(types::I64, hd.fixed_bytes as i64);
+            self.b.def_var(self.hlen[h], l);
+        }
+        self.b.def_var(self.cursor, total);
+        // Parse-time values for the incremental checksum update.
+        let snaps: Vec<(FieldId, Variable)> = self
+            .old
+            .iter()
+            .filter(|((hh, _), _)| *hh == h)
+            .map(|((_, f), v)| (*f, *v))
+            .collect();
+        for (f, v) in snaps {
+            let fd = &self.p.headers[h].fields[f];
+            let x = self.load_field(base, fd.bit_offset, fd.width);
+            self.b.def_var(v, x);
+        }
+    }
+
+    // ---- values
+
+    fn iconst(&mut self, v: u128, width: u32) -> Value {
+        match ty(width) {
+            types::I128 => {
+                let lo = self.b.ins().iconst(types::I64, v as u64 as i64);
+                let hi = self.b.ins().iconst(types::I64, (v >> 64) as u64 as i64);
+                self.b.ins().iconcat(lo, hi)
+            }
+            t => self.b.ins().iconst(t, v as u64 as i64),
+        }
+    }
+
+    fn mask(&mut self, v: Value, width: u32) -> Value {
+        match ty(width) {
+            types::I128 if width < 128 => {
+                let m = self.iconst(sluice_runtime::bits::low_mask(width), width);
+                self.b.ins().band(v, m)
+            }
+            types::I64 if width < 64 => self
+                .b
+                .ins()
+                .band_imm_u(v, sluice_runtime::bits::low_mask(width) as i64),
+            _ => v,
+        }
+    }
+
+    fn to128(&mut self, v: Value) -> Value {
+        if self.b.func.dfg.value_type(v) == types::I128 {
+            v
+        } else {
+            let v = if self.b.func.dfg.value_type(v) == types::I64 {
+                v
+            } else {
+                self.b.ins().uextend(types::I64, v)
+            };
+            self.b.ins().uextend(types::I128, v)
+        }
+    }
+
+    /// Converts a value to the representation of `width`, truncating to it.
+    fn resize(&mut self, v: Value, width: u32) -> Value {
+        let from = self.b.func.dfg.value_type(v);
+        let to = ty(width);
+        let v = match (from, to) {
+            (a, b) if a == b => v,
+            (types::I8, types::I64) => self.b.ins().uextend(types::I64, v),
+            (types::I8, types::I128) => self.to128(v),
+            (types::I64, types::I128) => self.b.ins().uextend(types::I128, v),
+            (types::I128, types::I64) => self.b.ins().ireduce(types::I64, v),
+            _ => v,
+        };
+        self.mask(v, width)
+    }
+
+    /// Reads a field from a header's storage: one load of the bytes it spans, a byte swap, a
+    /// shift and a mask.
+    fn load_field(&mut self, base: Value, bit_off: u32, w: u32) -> Value {
+        let byte = (bit_off / 8) as i32;
+        let bit_in = bit_off % 8;
+        let nbytes = (bit_in + w).div_ceil(8);
+        if nbytes > 16 {
+            let hi = self.load_field(base, bit_off, w - 64);
+            let lo = self.load_field(base, bit_off + w - 64, 64);
+            let hi = self.to128(hi);
+            let lo = self.to128(lo);
+            let hi = self.b.ins().ishl_imm_u(hi, 64);
+            return self.b.ins().bor(hi, lo);
+        }
+        let (lt, lbytes) = match nbytes {
+            1 => (types::I8, 1),
+            2 => (types::I16, 2),
+            3 | 4 => (types::I32, 4),
+            5..=8 => (types::I64, 8),
+            _ => (types::I128, 16),
+        };
+        let mut x = self.b.ins().load(lt, self.pkt_flags, base, byte);
+        if lbytes > 1 {
+            x = self.b.ins().bswap(x);
+        }
+        let shift = lbytes * 8 - bit_in - w;
+        if shift > 0 {
+            x = self.b.ins().ushr_imm_u(x, i64::from(shift));
+        }
+        let x = match (lt, ty(w)) {
+            (types::I128, types::I128) => x,
+            (types::I128, _) => self.b.ins().ireduce(types::I64, x),
+            (types::I64, _) => x,
+            _ => self.b.ins().uextend(types::I64, x),
+        };
+        self.mask(x, w)
+    }
+
+    /// Writes a field: a byte-aligned 8/16/32/64-bit field is one swapped store; others are a
+    /// read-modify-write of the bytes they span.
+    fn store_field(&mut self, base: Value, bit_off: u32, w: u32, v: Value) {
+        let byte = (bit_off / 8) as i32;
+        let bit_in = bit_off % 8;
+        let nbytes = (bit_in + w).div_ceil(8);
+        if nbytes > 16 {
+            let v128 = self.to128(v);
+            let hi = self.b.ins().ushr_imm_u(v128, 64);
+            let hi = self.resize(hi, w - 64);
+            let lo = self.b.ins().ireduce(types::I64, v128);
+            self.store_field(base, bit_off, w - 64, hi);
+            self.store_field(base, bit_off + w - 64, 64, lo);
+            return;
+        }
+        if bit_in == 0 && matches!(w, 8 | 16 | 32 | 64 | 128) {
+            let t = types::Type::int(w as u16).unwrap_or(types::I64);
+            let x = if t == self.b.func.dfg.value_type(v) {
+                v
+            } else {
+                self.b.ins().ireduce(t, v)
+            };
+            let x = if w > 8 { self.b.ins().bswap(x) } else { x };
+            self.b.ins().store(self.pkt_flags, x, base, byte);
+            return;
+        }
+        let (lt, lbytes) = match nbytes {
+            1 => (types::I8, 1u32),
+            2 => (types::I16, 2),
+            3 | 4 => (types::I32, 4),
+            5..=8 => (types::I64, 8),
+            _ => (types::I128, 16),
+        };
+        let shift = lbytes * 8 - bit_in - w;
+        let mut x = self.b.ins().load(lt, self.pkt_flags, base, byte);
+        if lbytes > 1 {
+            x = self.b.ins().bswap(x);
+        }
+        let fmask = sluice_runtime::bits::low_mask(w) << shift;
+        let vv = match (self.b.func.dfg.value_type(v), lt) {
+            (a, b) if a == b => v,
+            (types::I128, _) | (types::I64, types::I8 | types::I16 | types::I32) => {
+                self.b.ins().ireduce(lt, v)
+            }
+            (_, types::I128) => self.to128(v),
+            _ => v,
+        };
+        let vv = if shift > 0 {
+            self.b.ins().ishl_imm_u(vv, i64::from(shift))
+        } else {
+            vv
+        };
+        let (keep, put) = if lt == types::I128 {
+            let k = self.iconst(!fmask, 128);
+            let m = self.iconst(fmask, 128);
+            (k, m)
+        } else {
+            let bits = lbytes * 8;
+            let full = sluice_runtime::bits::low_mask(bits);
+            let k = self.b.ins().iconst(lt, (!fmask & full) as u64 as i64);
+            let m = self.b.ins().iconst(lt, (fmask & full) as u64 as i64);
+            (k, m)
+        };
+        let x = self.b.ins().band(x, keep);
+        let vv = self.b.ins().band(vv, put);
+        let mut x = self.b.ins().bor(x, vv);
+        if lbytes > 1 {
+            x = self.b.ins().bswap(x);
+        }
+        self.b.ins().store(self.pkt_flags, x, base, byte);
+    }
+
+    fn read_field(&mut self, h: HeaderId, f: FieldId) -> Value {
+        let fd = &self.p.headers[h].fields[f];
+        let (off, w) = (fd.bit_offset, fd.width);
+        let base = self.b.use_var(self.base[h]);
+        let v = self.load_field(base, off, w);
+        let valid = self.b.use_var(self.valid[h]);
+        let z = self.iconst(0, w);
+        self.b.ins().select(valid, v, z)
+    }
+
+    fn write_field(&mut self, h: HeaderId, f: FieldId, v: Value) {
+        let fd = &self.p.headers[h].fields[f];
+        let (off, w) = (fd.bit_offset, fd.width);
+        // A write to a header that is not valid has no effect.
+        let valid = self.b.use_var(self.valid[h]);
+        let yes = self.b.create_block();
+        let done = self.b.create_block();
+        self.b.ins().brif(valid, yes, &[], done, &[]);
+        self.b.switch_to_block(yes);
+        let base = self.b.use_var(self.base[h]);
+        self.store_field(base, off, w, v);
+        self.b.ins().jump(done, &[]);
+        self.b.switch_to_block(done);
+    }
+
+    fn bool_of(&mut self, v: Value) -> Value {
+        // Conditions are i8 0/1 already; values compare with 0.
+        match self.b.func.dfg.value_type(v) {
+            types::I8 => v,
+            types::I128 => {
+                let z = self.iconst(0, 128);
+                self.b.ins().icmp(IntCC::NotEqual, v, z)
+            }
+            _ => self.b.ins().icmp_imm_u(IntCC::NotEqual, v, 0),
+        }
+    }
+
+    pub fn translate_expr(&mut self, e: &Expr) -> Value {
+        let w = e.width;
+        match &e.kind {
+            ExprKind::Const(v) => {
+                if w == 0 {
+                    self.b.ins().iconst(types::I8, i64::from(*v != 0))
+                } else {
+                    self.iconst(*v & sluice_runtime::bits::low_mask(w), w)
+                }
+            }
+            ExprKind::Field(h, f) => self.read_field(*h, *f),
+            ExprKind::Meta(m) => self.b.use_var(self.meta[*m]),
+            ExprKind::Std(s) => {
+                let v = match s {
+                    StdField::IngressPort => self.std[0],
+                    StdField::PacketLength => self.std[1],
+                    StdField::IngressTsSec => self.std[2],
+                    StdField::IngressTsNsec => self.std[3],
+                    StdField::Pass => self.std[4],
+                    StdField::EgressPort => self.b.use_var(self.egress),
+                    StdField::Dropped => {
+                        let k = self.b.use_var(self.vkind);
+                        let d = self.b.ins().icmp_imm_u(IntCC::Equal, k, i64::from(DROPPED));
+                        self.b.ins().uextend(types::I64, d)
+                    }
+                };
+                self.mask(v, w)
+            }
+            ExprKind::Param(i) => self.params[*i],
+            ExprKind::Valid(h) => self.b.use_var(self.valid[*h]),
+            ExprKind::Not(a) => {
+                let a = self.translate_expr(a);
+                let a = self.bool_of(a);
+                self.b.ins().bxor_imm_u(a, 1)
+            }
+            ExprKind::BitNot(a) => {
+                let a = self.translate_expr(a);
+                let n = self.b.ins().bnot(a);
+                self.mask(n, w)
+            }
+            ExprKind::Resize(a) => {
+                let a = self.translate_expr(a);
+                self.resize(a, w)
+            }
+            ExprKind::Apply(t, hit) => {
+                let h = self.translate_apply(*t);
+                if *hit {
+                    h
+                } else {
+                    self.b.ins().bxor_imm_u(h, 1)
+                }
+            }
+            ExprKind::Binary(op, a, b) => self.translate_binary(*op, a, b, w),
+            ExprKind::Hash { algo, fields, max } => {
+                let (ptr, n) = self.field_bytes(fields);
+                let m = self.translate_expr(max);
+                let m = self.to128(m);
+                let lo = self.b.ins().ireduce(types::I64, m);
+                let hi = self.b.ins().ushr_imm_u(m, 64);
+                let hi = self.b.ins().ireduce(types::I64, hi);
+                let a = self.b.ins().iconst(
+                    types::I32,
+                    match algo {
+                        HashAlgo::Crc32 => 0,
+                        HashAlgo::Crc16 => 1,
+                        HashAlgo::Identity => 2,
+                    },
+                );
+                let len = self.b.ins().iconst(types::I64, n as i64);
+                let call = self.b.ins().call(self.f.hash, &[a, ptr, len, lo, hi]);
+                let r = self.b.inst_results(call)[0];
+                self.resize(r, w)
+            }
+            ExprKind::SipHash { secret, fields } => {
+                let (ptr, n) = self.field_bytes(fields);
+                let s = self.b.ins().iconst(types::I32, *secret as i64);
+                let len = self.b.ins().iconst(types::I64, n as i64);
+                let call = self.b.ins().call(self.f.siphash, &[self.ctx, s, ptr, len]);
+                self.b.inst_results(call)[0]
+            }
+        }
+    }
+
+    /// The fields' bytes in network order in a stack slot: (address, length).
+    fn field_bytes(&mut self, fields: &[Expr]) -> (Value, usize) {
+        let total: usize = fields.iter().map(|f| f.width.div_ceil(8) as usize).sum();
+        let slot = self.b.create_sized_stack_slot(StackSlotData::new(
+            StackSlotKind::ExplicitSlot,
+            total.max(1) as u32,
+            3,
+        ));
+        let mut off = 0i32;
+        for f in fields {
+            let v = self.translate_expr(f);
+            let n = f.width.div_ceil(8);
+            for i in 0..n {
+                let sh = 8 * (n - 1 - i);
+                let byte = if sh > 0 {
+                    self.b.ins().ushr_imm_u(v, i64::from(sh))
+                } else {
+                    v
+                };
+                let byte = self.b.ins().ireduce(types::I8, byte);
+                self.b.ins().stack_store(types::I64, byte, slot, off);
+                off += 1;
+            }
+        }
+        (self.b.ins().stack_addr(types::I64, slot, 0), total)
+    }
+
+    fn translate_binary(&mut self, op: BinOp, a: &Expr, b: &Expr, w: u32) -> Value {
+        match op {
+            BinOp::And | BinOp::Or => {
+                // Short-circuit, as the interpreter does: the right side may apply a table.
+                let x = self.translate_expr(a);
+                let x = self.bool_of(x);
+                let rhs = self.b.create_block();
+                let done = self.b.create_block();
+                self.b.append_block_param(done, types::I8);
+                if op == BinOp::And {
+                    self.b.ins().brif(x, rhs, &[], done, &[BlockArg::Value(x)]);
+                } else {
+                    self.b.ins().brif(x, done, &[BlockArg::Value(x)], rhs, &[]);
+                }
+                self.b.switch_to_block(rhs);
+                let y = self.translate_expr(b);
+                let y = self.bool_of(y);
+                self.b.ins().jump(done, &[BlockArg::Value(y)]);
+                self.b.switch_to_block(done);
+                return self.b.block_params(done)[0];
+            }
+            _ => {}
+        }
+        let x = self.translate_expr(a);
+        let y = self.translate_expr(b);
+        let cmp = |tr: &mut Self, cc: IntCC| tr.b.ins().icmp(cc, x, y);
+        match op {
+            BinOp::Eq => cmp(self, IntCC::Equal),
+            BinOp::Ne => cmp(self, IntCC::NotEqual),
+            BinOp::Lt => cmp(self, IntCC::UnsignedLessThan),
+            BinOp::Le => cmp(self, IntCC::UnsignedLessThanOrEqual),
+            BinOp::Gt => cmp(self, IntCC::UnsignedGreaterThan),
+            BinOp::Ge => cmp(self, IntCC::UnsignedGreaterThanOrEqual),
+            BinOp::BitOr => self.b.ins().bor(x, y),
+            BinOp::BitXor => self.b.ins().bxor(x, y),
+            BinOp::BitAnd => self.b.ins().band(x, y),
+            BinOp::Add => {
+                let r = self.b.ins().iadd(x, y);
+                self.mask(r, w)
+            }
+            BinOp::Sub => {
+                let r = self.b.ins().isub(x, y);
+                self.mask(r, w)
+            }
+            BinOp::Mul => {
+                let r = self.b.ins().imul(x, y);
+                self.mask(r, w)
+            }
+            BinOp::Shl | BinOp::Shr => {
+                // Cranelift shifts modulo the type's width; the language gives 0 for a shift
+                // by the width or more.
+                let yw = b.width;
+                let lim = self.iconst(u128::from(w), yw);
+                let big = self.b.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, y, lim);
+                let amt = if self.b.func.dfg.value_type(y) == types::I128 {
+                    self.b.ins().ireduce(types::I64, y)
+                } else {
+                    y
+                };
+                let r = if op == BinOp::Shl {
+                    let r = self.b.ins().ishl(x, amt);
+                    self.mask(r, w)
+                } else {
+                    self.b.ins().ushr(x, amt)
+                };
+                let z = self.iconst(0, w);
+                self.b.ins().select(big, z, r)
+            }
+            BinOp::And | BinOp::Or => unreachable_value(self),
+        }
+    }
+
+    // ---- statements
+
+    fn translate_stmts(&mut self, s: &[Stmt]) {
+        for st in s {
+            self.translate_stmt(st);
+        }
+    }
+
+    fn translate_stmt(&mut self, s: &Stmt) {
+        match s {
+            Stmt::SetField(h, f, e) => {
+                let v = self.translate_expr(e);
+                self.write_field(*h, *f, v);
+            }
+            Stmt::SetMeta(m, e) => {
+                let v = self.translate_expr(e);
+                self.b.def_var(self.meta[*m], v);
+            }
+            Stmt::Apply(t) => {
+                self.translate_apply(*t);
+            }
+            Stmt::If(c, a, b) => {
+                let c = self.translate_expr(c);
+                let c = self.bool_of(c);
+                let tb = self.b.create_block();
+                let eb = self.b.create_block();
+                let done = self.b.create_block();
+                self.b.ins().brif(c, tb, &[], eb, &[]);
+                self.b.switch_to_block(tb);
+                self.translate_stmts(a);
+                self.b.ins().jump(done, &[]);
+                self.b.switch_to_block(eb);
+                self.translate_stmts(b);
+                self.b.ins().jump(done, &[]);
+                self.b.switch_to_block(done);
+            }
+            Stmt::Switch(t, arms, default) => {
+                self.translate_apply(*t);
+                let a = self.b.use_var(self.last_action);
+                let done = self.b.create_block();
+                let dflt = self.b.create_block();
+                let mut sw = Switch::new();
+                let blocks: Vec<Block> = arms.iter().map(|_| self.b.create_block()).collect();
+                for ((aid, _), bl) in arms.iter().zip(&blocks) {
+                    sw.set_entry(*aid as u128, *bl);
+                }
+                sw.emit(&mut self.b, a, dflt);
+                for ((_, body), bl) in arms.iter().zip(&blocks) {
+                    self.b.switch_to_block(*bl);
+                    self.translate_stmts(body);
+                    self.b.ins().jump(done, &[]);
+                }
+                self.b.switch_to_block(dflt);
+                self.translate_stmts(default);
+                self.b.ins().jump(done, &[]);
+                self.b.switch_to_block(done);
+            }
+            Stmt::SetValid(h) => self.translate_set_valid(*h),
+            Stmt::SetInvalid(h) => {
+                let z = self.b.ins().iconst(types::I8, 0);
+                self.b.def_var(self.valid[*h], z);
+            }
+            Stmt::Forward(e) => {
+                let v = self.translate_expr(e);
+                self.b.def_var(self.egress, v);
+                let k = self.b.ins().iconst(types::I8, i64::from(FORWARDED));
+                self.b.def_var(self.vkind, k);
+            }
+            Stmt::Drop(r) => self.set_drop(*r as i64),
+            Stmt::Call(a, args) => {
+                let vals: Vec<Value> = args.iter().map(|e| self.translate_expr(e)).collect();
+                let ptr = self.b.ins().load(
+                    types::I64,
+                    self.trusted,
+                    self.ctx,
+                    offset_of!(JitCtx, action_runs) as i32,
+                );
+                let off = (*a * 8) as i32;
+                let n = self.b.ins().load(types::I64, self.trusted, ptr, off);
+                let n = self.b.ins().iadd_imm_u(n, 1);
+                self.b.ins().store(self.trusted, n, ptr, off);
+                self.translate_action_body(*a, vals);
+            }
+            Stmt::Recirculate => {
+                let one = self.b.ins().iconst(types::I8, 1);
+                self.b.def_var(self.recirc, one);
+            }
+        }
+    }
+
+    fn set_drop(&mut self, reason: i64) {
+        let k = self.b.ins().iconst(types::I8, i64::from(DROPPED));
+        self.b.def_var(self.vkind, k);
+        let r = self.b.ins().iconst(types::I64, reason);
+        self.b.def_var(self.vval, r);
+        let z = self.b.ins().iconst(types::I64, 0);
+        self.b.def_var(self.egress, z);
+    }
+
+    fn translate_action_body(&mut self, a: ActionId, params: Vec<Value>) {
+        let saved = std::mem::replace(&mut self.params, params);
+        let body = &self.p.actions[a].body;
+        self.translate_stmts(body);
+        self.params = saved;
+    }
+
+    fn translate_set_valid(&mut self, h: HeaderId) {
+        let valid = self.b.use_var(self.valid[h]);
+        let check = self.b.create_block();
+        let fresh = self.b.create_block();
+        let mark = self.b.create_block();
+        let done = self.b.create_block();
+        self.b.ins().brif(valid, done, &[], check, &[]);
+        self.b.switch_to_block(check);
+        let ex = self.b.use_var(self.extracted[h]);
+        self.b.ins().brif(ex, mark, &[], fresh, &[]);
+        self.b.switch_to_block(fresh);
+        // A header that was never parsed starts as zeros in its scratch area.
+        let base = self
+            .b
+            .ins()
+            .iadd_imm_u(self.scratch, self.layout.scratch_off[h] as i64);
+        self.b.def_var(self.base[h], base);
+        let fixed = self.p.headers[h].fixed_bytes;
+        let z = self.b.ins().iconst(types::I64, 0);
+        for off in (0..fixed).step_by(8) {
+            self.b.ins().store(self.trusted, z, base, off as i32);
+        }
+        let l = self.b.ins().iconst(types::I64, fixed as i64);
+        self.b.def_var(self.hlen[h], l);
+        self.b.ins().jump(mark, &[]);
+        self.b.switch_to_block(mark);
+        let one = self.b.ins().iconst(types::I8, 1);
+        self.b.def_var(self.valid[h], one);
+        self.b.ins().jump(done, &[]);
+        self.b.switch_to_block(done);
+    }
+
+    /// Applies a table: key in a stack slot, `rt_apply`, then the chosen action inlined.
+    /// Returns hit as an i8.
+    fn translate_apply(&mut self, t: TableId) -> Value {
+        let table = &self.p.tables[t];
+        let n = table.keys.len().max(1);
+        let slot = self.b.create_sized_stack_slot(StackSlotData::new(
+            StackSlotKind::ExplicitSlot,
+            (n * 16) as u32,
+            4,
+        ));
+        for (i, k) in table.keys.iter().enumerate() {
+            let v = self.translate_expr(&k.expr);
+            let v = self.to128(v);
+            self.b
+                .ins()
+                .stack_store(types::I64, v, slot, (i * 16) as i32);
+        }
+        let addr = self.b.ins().stack_addr(types::I64, slot, 0);
+        let tid = self.b.ins().iconst(types::I32, t as i64);
+        let call = self.b.ins().call(self.f.apply, &[self.ctx, tid, addr]);
+        let r = self.b.inst_results(call)[0];
+        let action = self.b.ins().band_imm_u(r, 0xffff_ffff);
+        self.b.def_var(self.last_action, action);
+        let hit64 = self.b.ins().ushr_imm_u(r, 32);
+        let hit = self.b.ins().ireduce(types::I8, hit64);
+        // Dispatch on the action: the table's actions, its default, and the built-ins.
+        let mut ids: Vec<ActionId> = table.actions.clone();
+        ids.push(table.default.0);
+        ids.extend([BUILTIN_DROP, BUILTIN_NOACTION]);
+        ids.sort_unstable();
+        ids.dedup();
+        let done = self.b.create_block();
+        let mut sw = Switch::new();
+        let blocks: Vec<Block> = ids.iter().map(|_| self.b.create_block()).collect();
+        for (a, bl) in ids.iter().zip(&blocks) {
+            sw.set_entry(*a as u128, *bl);
+        }
+        sw.emit(&mut self.b, action, done);
+        let (on_hit, on_miss) = (table.drop_on_hit, table.drop_on_miss);
+        for (a, bl) in ids.iter().zip(&blocks) {
+            self.b.switch_to_block(*bl);
+            match *a {
+                BUILTIN_DROP => {
+                    let rh = self.b.ins().iconst(types::I64, on_hit as i64);
+                    let rm = self.b.ins().iconst(types::I64, on_miss as i64);
+                    let r = self.b.ins().select(hit, rh, rm);
+                    let k = self.b.ins().iconst(types::I8, i64::from(DROPPED));
+                    self.b.def_var(self.vkind, k);
+                    self.b.def_var(self.vval, r);
+                    let z = self.b.ins().iconst(types::I64, 0);
+                    self.b.def_var(self.egress, z);
+                }
+                BUILTIN_NOACTION => {}
+                a => {
+                    let params: Vec<(String, u32)> = self.p.actions[a].params.clone();
+                    let vals: Vec<Value> = params
+                        .iter()
+                        .enumerate()
+                        .map(|(i, (_, w))| {
+                            let off = (offset_of!(JitCtx, args) + i * 16) as i32;
+                            let v = self.b.ins().load(types::I128, self.trusted, self.ctx, off);
+                            self.resize(v, *w)
+                        })
+                        .collect();
+                    self.translate_action_body(a, vals);
+                }
+            }
+            self.b.ins().jump(done, &[]);
+        }
+        self.b.switch_to_block(done);
+        hit
+    }
+
+    // ---- deparser
+
+    fn translate_deparse(&mut self) {
+        for c in &self.p.checksums.clone() {
+            self.translate_checksum(c);
+        }
+        let p = self.p;
+        let slow = self.b.create_block();
+        let done = self.b.create_block();
+        if self.layout.fast_deparse {
+            // Same headers valid as were extracted: the layout is the input's, nothing moves.
+            let mut same: Option<Value> = None;
+            for h in 0..p.headers.len() {
+                let v = self.b.use_var(self.valid[h]);
+                let e = self.b.use_var(self.extracted[h]);
+                let eq = self.b.ins().icmp(IntCC::Equal, v, e);
+                same = Some(match same {
+                    Some(s) => self.b.ins().band(s, eq),
+                    None => eq,
+                });
+            }
+            match same {
+                Some(s) => {
+                    self.b.ins().brif(s, done, &[], slow, &[]);
+                }
+                None => {
+                    self.b.ins().jump(done, &[]);
+                }
+            }
+        } else {
+            self.b.ins().jump(slow, &[]);
+        }
+        self.b.switch_to_block(slow);
+        let dep = self.b.ins().load(
+            types::I64,
+            self.trusted,
+            self.ctx,
+            offset_of!(JitCtx, dep) as i32,
+        );
+        for (i, &h) in p.deparser.iter().enumerate() {
+            let base = self.b.use_var(self.base[h]);
+            let len = self.b.use_var(self.hlen[h]);
+            let v = self.b.use_var(self.valid[h]);
+            let v = self.b.ins().uextend(types::I64, v);
+            let o = (i * std::mem::size_of::<DepEntry>()) as i32;
+            self.b.ins().store(
+                self.trusted,
+                base,
+                dep,
+                o + offset_of!(DepEntry, ptr) as i32,
+            );
+            self.b
+                .ins()
+                .store(self.trusted, len, dep, o + offset_of!(DepEntry, len) as i32);
+            self.b
+                .ins()
+                .store(self.trusted, v, dep, o + offset_of!(DepEntry, valid) as i32);
+        }
+        let consumed = self.b.use_var(self.cursor);
+        self.b.ins().call(
+            self.f.deparse,
+            &[self.ctx, self.buf, self.buf_len, consumed],
+        );
+        self.b.ins().jump(done, &[]);
+        self.b.switch_to_block(done);
+    }
+
+    // One's complement helpers on i64 values holding 16-bit quantities.
+
+    fn oc_fold(&mut self, v: Value) -> Value {
+        // Sum the 16-bit chunks, then fold the carries twice: the same value as
+        // `checksum::fold` (both are v mod 0xffff, and zero only for zero).
+        let v = if self.b.func.dfg.value_type(v) == types::I128 {
+            let lo = self.b.ins().ireduce(types::I64, v);
+            let hi = self.b.ins().ushr_imm_u(v, 64);
+            let hi = self.b.ins().ireduce(types::I64, hi);
+            let a = self.oc_fold(lo);
+            let b = self.oc_fold(hi);
+            return self.oc_add(a, b);
+        } else {
+            v
+        };
+        let mut s = self.b.ins().band_imm_u(v, 0xffff);
+        for sh in [16, 32, 48] {
+            let c = self.b.ins().ushr_imm_u(v, sh);
+            let c = self.b.ins().band_imm_u(c, 0xffff);
+            s = self.b.ins().iadd(s, c);
+        }
+        for _ in 0..2 {
+            let lo = self.b.ins().band_imm_u(s, 0xffff);
+            let hi = self.b.ins().ushr_imm_u(s, 16);
+            s = self.b.ins().iadd(lo, hi);
+        }
+        s
+    }
+
+    fn oc_add(&mut self, a: Value, b: Value) -> Value {
+        let s = self.b.ins().iadd(a, b);
+        let lo = self.b.ins().band_imm_u(s, 0xffff);
+        let hi = self.b.ins().ushr_imm_u(s, 16);
+        self.b.ins().iadd(lo, hi)
+    }
+
+    fn oc_not(&mut self, a: Value) -> Value {
+        self.b.ins().bxor_imm_u(a, 0xffff)
+    }
+
+    /// `checksum::contribution`: the folded value rotated to its place in the word grid.
+    fn contribution(&mut self, v: Value, bit_off: u32, width: u32) -> Value {
+        let f = self.oc_fold(v);
+        let rot = (16 - (bit_off + width) % 16) % 16;
+        if rot == 0 {
+            return f;
+        }
+        let l = self.b.ins().ishl_imm_u(f, i64::from(rot));
+        let r = self.b.ins().ushr_imm_u(f, i64::from(16 - rot));
+        let x = self.b.ins().bor(l, r);
+        self.b.ins().band_imm_u(x, 0xffff)
+    }
+
+    /// acc + ~old + new when old != new, as `checksum::update` does for each changed field.
+    fn oc_change(&mut self, acc: Value, old_c: Value, new_c: Value, changed: Value) -> Value {
+        let n = self.oc_not(old_c);
+        let t = self.oc_add(acc, n);
+        let t = self.oc_add(t, new_c);
+        self.b.ins().select(changed, t, acc)
+    }
+
+    fn translate_checksum(&mut self, c: &Checksum) {
+        let p = self.p;
+        let h = &p.headers[c.header];
+        let cf = &h.fields[c.field];
+        let (coff, _) = (cf.bit_offset, cf.width);
+        let valid = self.b.use_var(self.valid[c.header]);
+        let go = self.b.create_block();
+        let done = self.b.create_block();
+        self.b.ins().brif(valid, go, &[], done, &[]);
+        self.b.switch_to_block(go);
+        let base = self.b.use_var(self.base[c.header]);
+        let ex = self.b.use_var(self.extracted[c.header]);
+        let inc = self.b.create_block();
+        let fresh = self.b.create_block();
+        let store = self.b.create_block();
+        self.b.append_block_param(store, types::I64);
+        self.b.ins().brif(ex, inc, &[], fresh, &[]);
+
+        let covered: Vec<FieldId> = (0..h.fields.len())
+            .filter(|&i| i != c.field && Some(i) != h.varbit.map(|v| v.0))
+            .collect();
+        // Fresh header: computed from scratch (IPv4), or 0 (TCP and UDP).
+        self.b.switch_to_block(fresh);
+        let v = match c.kind {
+            ChecksumKind::Ipv4Header => {
+                let mut acc = self.b.ins().iconst(types::I64, 0);
+                for &f in &covered {
+                    let fd = &h.fields[f];
+                    let x = self.load_field(base, fd.bit_offset, fd.width);
+                    let ct = self.contribution(x, fd.bit_offset, fd.width);
+                    acc = self.oc_add(acc, ct);
+                }
+                self.oc_not(acc)
+            }
+            ChecksumKind::Tcp | ChecksumKind::Udp => self.b.ins().iconst(types::I64, 0),
+        };
+        self.b.ins().jump(store, &[BlockArg::Value(v)]);
+
+        // Parsed header: RFC 1624 from the fields that may have changed.
+        self.b.switch_to_block(inc);
+        let old_hc = self.load_field(base, coff, 16);
+        let mut acc = self.oc_not(old_hc);
+        for &f in &covered {
+            if let Some(&var) = self.old.get(&(c.header, f)) {
+                let fd = &h.fields[f];
+                let a = self.b.use_var(var);
+                let b = self.load_field(base, fd.bit_offset, fd.width);
+                let changed = self.b.ins().icmp(IntCC::NotEqual, a, b);
+                let ca = self.contribution(a, fd.bit_offset, fd.width);
+                let cb = self.contribution(b, fd.bit_offset, fd.width);
+                acc = self.oc_change(acc, ca, cb, changed);
+            }
+        }
+        if let Some(ph) = c.pseudo {
+            if let Some(pf) = self.layout.pseudo_fields.get(&ph).copied() {
+                acc = self.pseudo_changes(ph, pf, acc);
+            }
+        }
+        let mut r = self.oc_not(acc);
+        if c.kind == ChecksumKind::Udp {
+            let is0 = self.b.ins().icmp_imm_u(IntCC::Equal, r, 0);
+            let ffff = self.b.ins().iconst(types::I64, 0xffff);
+            r = self.b.ins().select(is0, ffff, r);
+            // A UDP checksum of 0 (none) stays 0.
+            let was0 = self.b.ins().icmp_imm_u(IntCC::Equal, old_hc, 0);
+            r = self.b.ins().select(was0, old_hc, r);
+        }
+        self.b.ins().jump(store, &[BlockArg::Value(r)]);
+
+        self.b.switch_to_block(store);
+        let v = self.b.block_params(store)[0];
+        let base = self.b.use_var(self.base[c.header]);
+        self.store_field(base, coff, 16, v);
+        self.b.ins().jump(done, &[]);
+        self.b.switch_to_block(done);
+    }
+
+    /// Changes of the IPv4 pseudo-header (source, destination, protocol, upper-layer length)
+    /// between parse time and now, when the pseudo-header's header was parsed and is valid.
+    fn pseudo_changes(&mut self, ph: HeaderId, pf: super::PseudoFields, acc: Value) -> Value {
+        let valid = self.b.use_var(self.valid[ph]);
+        let ex = self.b.use_var(self.extracted[ph]);
+        let live = self.b.ins().band(valid, ex);
+        let base = self.b.use_var(self.base[ph]);
+        let mut acc2 = acc;
+        let get_old = |tr: &mut Self, f: FieldId, off: u32, w: u32| -> (Value, Value) {
+            let now = tr.load_field(base, off, w);
+            match tr.old.get(&(ph, f)) {
+                Some(&v) => (tr.b.use_var(v), now),
+                None => (now, now),
+            }
+        };
+        for (f, off, w, poff) in [
+            (pf.src, 96, 32, 0),
+            (pf.dst, 128, 32, 0),
+            (pf.protocol, 72, 8, 8),
+        ] {
+            if self.old.contains_key(&(ph, f)) {
+                let (a, b) = get_old(self, f, off, w);
+                let ch = self.b.ins().icmp(IntCC::NotEqual, a, b);
+                let ch = self.b.ins().band(ch, live);
+                let ca = self.contribution(a, poff, w);
+                let cb = self.contribution(b, poff, w);
+                acc2 = self.oc_change(acc2, ca, cb, ch);
+            }
+        }
+        if self.old.contains_key(&(ph, pf.ihl)) || self.old.contains_key(&(ph, pf.total_len)) {
+            let (ia, ib) = get_old(self, pf.ihl, 4, 4);
+            let (ta, tb) = get_old(self, pf.total_len, 16, 16);
+            let l4 = |tr: &mut Self, ihl: Value, total: Value| {
+                let x = tr.b.ins().imul_imm_u(ihl, 4);
+                let d = tr.b.ins().isub(total, x);
+                tr.b.ins().band_imm_u(d, 0xffff)
+            };
+            let a = l4(self, ia, ta);
+            let b = l4(self, ib, tb);
+            let ch = self.b.ins().icmp(IntCC::NotEqual, a, b);
+            let ch = self.b.ins().band(ch, live);
+            let ca = self.contribution(a, 0, 16);
+            let cb = self.contribution(b, 0, 16);
+            acc2 = self.oc_change(acc2, ca, cb, ch);
+        }
+        acc2
+    }
+}
+
+const BUILTIN_DROP: ActionId = 0;
+const BUILTIN_NOACTION: ActionId = 1;
+
+fn unreachable_value(tr: &mut Translator) -> Value {
+    tr.b.ins().iconst(types::I8, 0)
+}

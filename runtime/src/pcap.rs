@@ -1,0 +1,485 @@
+//! Capture I/O: reading classic pcap (either byte order, µs or ns) and
+//! pcapng (several interfaces, each with its own link type and timestamp
+//! resolution) into memory, and writing classic little-endian pcap.
+
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use pcap_file::pcap::{PcapParser, PcapWriter, RawPcapPacket};
+use pcap_file::pcapng::blocks::interface_description::{
+    InterfaceDescriptionBlock, InterfaceDescriptionOption,
+};
+use pcap_file::pcapng::{Block, PcapNgParser};
+use pcap_file::{DataLink, Endianness, PcapError as LibError, TsResolution};
+use thiserror::Error;
+
+/// One captured packet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub ts_sec: u64,
+    pub ts_nsec: u32,
+    pub linktype: u32,
+    /// Length on the wire; never less than `data.len()`.
+    pub orig_len: u32,
+    /// The captured bytes (possibly cut short by the snaplen).
+    pub data: Vec<u8>,
+}
+
+/// The records of a capture file, in file order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Capture {
+    pub records: Vec<Record>,
+    /// Some record came from an input with a resolution finer than 1 µs.
+    pub nanos: bool,
+}
+
+/// A capture file that cannot be read or written. Record numbers count
+/// from 1, like Wireshark's frame numbers; offsets are from the file start.
+#[derive(Debug, Error)]
+pub enum PcapError {
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: io::Error },
+    #[error("{}: not a pcap or pcapng file (it starts with {magic})", path.display())]
+    NotACapture { path: PathBuf, magic: String },
+    #[error(
+        "{}: truncated: {what} at byte offset {offset} needs {needed} bytes, but only {available} remain",
+        path.display()
+    )]
+    Truncated {
+        path: PathBuf,
+        what: String,
+        offset: u64,
+        needed: u64,
+        available: u64,
+    },
+    #[error("{}: {what} at byte offset {offset}: {reason}", path.display())]
+    Malformed {
+        path: PathBuf,
+        what: String,
+        offset: u64,
+        reason: String,
+    },
+    #[error("{}: cannot write record {record}: {reason}", path.display())]
+    Unwritable {
+        path: PathBuf,
+        record: u64,
+        reason: String,
+    },
+}
+
+const PCAPNG_MAGIC: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
+const PCAP_MAGICS: [[u8; 4]; 4] = [
+    [0xa1, 0xb2, 0xc3, 0xd4],
+    [0xd4, 0xc3, 0xb2, 0xa1],
+    [0xa1, 0xb2, 0x3c, 0x4d],
+    [0x4d, 0x3c, 0xb2, 0xa1],
+];
+
+/// Reads a whole pcap or pcapng file.
+pub fn read_capture(path: &Path) -> Result<Capture, PcapError> {
+    let bytes = fs::read(path).map_err(|source| PcapError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse_capture(&bytes, path)
+}
+
+/// Parses the bytes of a pcap or pcapng file; `path` only names it in errors.
+pub fn parse_capture(bytes: &[u8], path: &Path) -> Result<Capture, PcapError> {
+    let reader = Reader { path, bytes };
+    match bytes.get(..4) {
+        Some(m) if m == PCAPNG_MAGIC => reader.pcapng(),
+        Some(m) if PCAP_MAGICS.iter().any(|p| p == m) => reader.pcap(),
+        Some(m) => Err(PcapError::NotACapture {
+            path: path.to_owned(),
+            magic: m
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+        }),
+        None => Err(reader.truncated("file header", bytes.len(), 4)),
+    }
+}
+
+/// The whole file in memory, so that errors can give exact byte offsets.
+struct Reader<'a> {
+    path: &'a Path,
+    bytes: &'a [u8],
+}
+
+/// Where a pcapng record's timestamps come from.
+struct Interface {
+    linktype: u32,
+    snaplen: u32,
+    /// Timestamp units per second (10^n or 2^n, from if_tsresol).
+    per_sec: u128,
+    /// if_tsoffset: seconds added to every timestamp.
+    offset_sec: i64,
+    /// A record used this interface.
+    used: bool,
+}
+
+impl Reader<'_> {
+    fn offset(&self, rest: &[u8]) -> usize {
+        self.bytes.len() - rest.len()
+    }
+
+    fn truncated(&self, what: impl Into<String>, offset: usize, needed: u64) -> PcapError {
+        PcapError::Truncated {
+            path: self.path.to_owned(),
+            what: what.into(),
+            offset: offset as u64,
+            needed,
+            available: self.bytes.len().saturating_sub(offset) as u64,
+        }
+    }
+
+    fn malformed(
+        &self,
+        what: impl Into<String>,
+        offset: usize,
+        reason: impl Into<String>,
+    ) -> PcapError {
+        PcapError::Malformed {
+            path: self.path.to_owned(),
+            what: what.into(),
+            offset: offset as u64,
+            reason: reason.into(),
+        }
+    }
+
+    /// Turns a pcap-file error into ours; `needed` says how many bytes the
+    /// item at `offset` wanted when the library reports running out.
+    fn lib_error(&self, err: LibError, what: &str, offset: usize, needed: u64) -> PcapError {
+        match err {
+            LibError::IncompleteBuffer => self.truncated(what, offset, needed),
+            other => self.malformed(what, offset, other.to_string()),
+        }
+    }
+
+    /// A `u32` at `at` bytes into `rest`, if present.
+    fn u32_at(rest: &[u8], at: usize, endian: Endianness) -> Option<u32> {
+        let b: [u8; 4] = rest.get(at..at + 4)?.try_into().ok()?;
+        Some(match endian {
+            Endianness::Big => u32::from_be_bytes(b),
+            Endianness::Little => u32::from_le_bytes(b),
+        })
+    }
+
+    fn pcap(&self) -> Result<Capture, PcapError> {
+        let (mut rest, parser) =
+            PcapParser::new(self.bytes).map_err(|e| self.lib_error(e, "file header", 0, 24))?;
+        let header = parser.header();
+        let linktype = u32::from(header.datalink);
+        let nanos = header.ts_resolution == TsResolution::NanoSecond;
+        let frac_limit = if nanos { 1_000_000_000 } else { 1_000_000 };
+        let mut records = Vec::new();
+        while !rest.is_empty() {
+            let offset = self.offset(rest);
+            let what = format!("record {}", records.len() + 1);
+            // Raw packets: the validated ones reject orig_len > snaplen,
+            // which is exactly what a snaplen-cut record has.
+            let (next, raw) = parser.next_raw_packet(rest).map_err(|e| {
+                let incl = Self::u32_at(rest, 8, header.endianness).unwrap_or(0);
+                self.lib_error(e, &what, offset, 16 + u64::from(incl))
+            })?;
+            let RawPcapPacket {
+                ts_sec,
+                ts_frac,
+                orig_len,
+                data,
+                ..
+            } = raw;
+            if ts_frac >= frac_limit {
+                let unit = if nanos { "nanoseconds" } else { "microseconds" };
+                return Err(self.malformed(
+                    what,
+                    offset,
+                    format!("timestamp fraction {ts_frac} is not below one second in {unit}"),
+                ));
+            }
+            let data = data.into_owned();
+            records.push(Record {
+                ts_sec: u64::from(ts_sec),
+                ts_nsec: if nanos { ts_frac } else { ts_frac * 1000 },
+                linktype,
+                orig_len: orig_len.max(len_u32(&data)),
+                data,
+            });
+            rest = next;
+        }
+        Ok(Capture { records, nanos })
+    }
+
+    fn pcapng(&self) -> Result<Capture, PcapError> {
+        let (mut rest, mut parser) = PcapNgParser::new(self.bytes).map_err(|e| {
+            self.lib_error(
+                e,
+                "block 1 (section header)",
+                0,
+                self.block_len(self.bytes, None),
+            )
+        })?;
+        let mut endian = parser.section().endianness;
+        let mut interfaces: Vec<Interface> = Vec::new();
+        let mut records = Vec::new();
+        let mut block_no = 1;
+        while !rest.is_empty() {
+            block_no += 1;
+            let offset = self.offset(rest);
+            let label = format!("block {block_no}");
+            let (next, block) = parser.next_block(rest).map_err(|e| {
+                self.lib_error(e, &label, offset, self.block_len(rest, Some(endian)))
+            })?;
+            let what = || format!("record {} (block {block_no})", records.len() + 1);
+            // The obsolete Packet Block and the EPB carry a raw timestamp in
+            // if_tsresol units; pcap-file's EPB wrongly calls them nanoseconds.
+            let (interface_id, raw_ts, orig_len, data) = match block {
+                Block::SectionHeader(shb) => {
+                    endian = shb.endianness;
+                    interfaces.clear();
+                    rest = next;
+                    continue;
+                }
+                Block::InterfaceDescription(idb) => {
+                    interfaces
+                        .push(interface(&idb).map_err(|r| self.malformed(&label, offset, r))?);
+                    rest = next;
+                    continue;
+                }
+                Block::EnhancedPacket(epb) => {
+                    let raw = u64::try_from(epb.timestamp.as_nanos()).unwrap_or(u64::MAX);
+                    (epb.interface_id, raw, epb.original_len, epb.data)
+                }
+                Block::Packet(pb) => (
+                    u32::from(pb.interface_id),
+                    pb.timestamp,
+                    pb.original_len,
+                    pb.data,
+                ),
+                Block::SimplePacket(spb) => {
+                    // No length field: the body is the packet plus padding,
+                    // cut at orig_len and at interface 0's snaplen.
+                    let snaplen = interfaces.first().map_or(0, |i| i.snaplen);
+                    let mut cap = spb.original_len as usize;
+                    if snaplen != 0 {
+                        cap = cap.min(snaplen as usize);
+                    }
+                    let data = spb.data.get(..cap).unwrap_or(&spb.data).to_vec();
+                    // SPBs have no timestamp.
+                    (0, 0, spb.original_len, data.into())
+                }
+                _ => {
+                    rest = next;
+                    continue;
+                }
+            };
+            let count = interfaces.len();
+            let iface = interfaces.get_mut(interface_id as usize).ok_or_else(|| {
+                self.malformed(
+                    what(),
+                    offset,
+                    format!("interface {interface_id} is not described (the section has {count})"),
+                )
+            })?;
+            iface.used = true;
+            let (ts_sec, ts_nsec) = split_timestamp(raw_ts, iface.per_sec, iface.offset_sec)
+                .ok_or_else(|| self.malformed(what(), offset, "timestamp out of range"))?;
+            let data = data.into_owned();
+            records.push(Record {
+                ts_sec,
+                ts_nsec,
+                linktype: iface.linktype,
+                orig_len: orig_len.max(len_u32(&data)),
+                data,
+            });
+            rest = next;
+        }
+        let nanos = interfaces.iter().any(|i| i.used && i.per_sec > 1_000_000);
+        Ok(Capture { records, nanos })
+    }
+
+    /// The total length a pcapng block claims (for truncation messages).
+    fn block_len(&self, rest: &[u8], endian: Option<Endianness>) -> u64 {
+        let endian = endian.unwrap_or_else(|| match rest.get(8..12) {
+            Some([0x1a, 0x2b, 0x3c, 0x4d]) => Endianness::Big,
+            _ => Endianness::Little,
+        });
+        Self::u32_at(rest, 4, endian).map_or(12, u64::from).max(12)
+    }
+}
+
+fn len_u32(data: &[u8]) -> u32 {
+    u32::try_from(data.len()).unwrap_or(u32::MAX)
+}
+
+/// Reads what a record needs from an IDB.
+fn interface(idb: &InterfaceDescriptionBlock<'_>) -> Result<Interface, String> {
+    let mut per_sec = 1_000_000;
+    let mut offset_sec = 0;
+    for opt in &idb.options {
+        match *opt {
+            InterfaceDescriptionOption::IfTsResol(r) => {
+                let exp = u32::from(r & 0x7f);
+                let base: u128 = if r & 0x80 == 0 { 10 } else { 2 };
+                per_sec = base
+                    .checked_pow(exp)
+                    .ok_or_else(|| format!("if_tsresol {r:#04x} is too fine"))?;
+            }
+            // The field is signed; pcap-file reads it as u64.
+            InterfaceDescriptionOption::IfTsOffset(o) => offset_sec = o as i64,
+            _ => {}
+        }
+    }
+    Ok(Interface {
+        linktype: u32::from(idb.linktype),
+        snaplen: idb.snaplen,
+        per_sec,
+        offset_sec,
+        used: false,
+    })
+}
+
+/// Splits a raw timestamp of `per_sec` units per second into seconds and
+/// nanoseconds, adding `offset_sec`. `None` if the result is negative or
+/// too large.
+fn split_timestamp(raw: u64, per_sec: u128, offset_sec: i64) -> Option<(u64, u32)> {
+    let raw = u128::from(raw);
+    let secs = raw.checked_div(per_sec)?;
+    // frac < 2^64, so frac * 10^9 cannot overflow.
+    let nanos = (raw % per_sec) * 1_000_000_000 / per_sec;
+    let secs = i128::try_from(secs).ok()? + i128::from(offset_sec);
+    Some((u64::try_from(secs).ok()?, u32::try_from(nanos).ok()?))
+}
+
+/// A classic little-endian pcap being written.
+pub struct PcapOut {
+    path: PathBuf,
+    writer: PcapWriter<BufWriter<File>>,
+    nanos: bool,
+    written: u64,
+}
+
+impl PcapOut {
+    /// Largest number of bytes kept per record.
+    pub const SNAPLEN: u32 = 262_144;
+
+    /// Creates the file and writes the global header: nanosecond
+    /// timestamps iff `nanos`, link type `linktype`, snaplen 262144.
+    pub fn create(path: &Path, linktype: u32, nanos: bool) -> Result<Self, PcapError> {
+        let io_err = |source| PcapError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let file = File::create(path).map_err(io_err)?;
+        let header = pcap_file::pcap::PcapHeader {
+            snaplen: Self::SNAPLEN,
+            datalink: DataLink::from(linktype),
+            ts_resolution: if nanos {
+                TsResolution::NanoSecond
+            } else {
+                TsResolution::MicroSecond
+            },
+            endianness: Endianness::Little,
+            ..Default::default()
+        };
+        let writer = PcapWriter::with_header(BufWriter::new(file), header)
+            .map_err(|e| lib_io_error(path, e))?;
+        Ok(PcapOut {
+            path: path.to_owned(),
+            writer,
+            nanos,
+            written: 0,
+        })
+    }
+
+    /// Writes one record. Data beyond the snaplen is cut; `orig_len` is
+    /// raised to the captured length if it is smaller. In a µs file the
+    /// nanoseconds are truncated to microseconds.
+    pub fn write(
+        &mut self,
+        ts_sec: u64,
+        ts_nsec: u32,
+        orig_len: u32,
+        data: &[u8],
+    ) -> Result<(), PcapError> {
+        let record = self.written + 1;
+        let unwritable = |reason: String| PcapError::Unwritable {
+            path: self.path.clone(),
+            record,
+            reason,
+        };
+        let ts_sec = u32::try_from(ts_sec).map_err(|_| {
+            unwritable(format!(
+                "timestamp {ts_sec} s does not fit classic pcap's 32 bits"
+            ))
+        })?;
+        if ts_nsec >= 1_000_000_000 {
+            return Err(unwritable(format!("{ts_nsec} ns is not below one second")));
+        }
+        let data = data.get(..Self::SNAPLEN as usize).unwrap_or(data);
+        let incl_len = len_u32(data);
+        let packet = RawPcapPacket {
+            ts_sec,
+            ts_frac: if self.nanos { ts_nsec } else { ts_nsec / 1000 },
+            incl_len,
+            orig_len: orig_len.max(incl_len),
+            data: data.into(),
+        };
+        self.writer
+            .write_raw_packet(&packet)
+            .map_err(|e| lib_io_error(&self.path, e))?;
+        self.written = record;
+        Ok(())
+    }
+
+    /// Flushes everything to the file.
+    pub fn finish(self) -> Result<(), PcapError> {
+        let path = self.path;
+        self.writer
+            .into_writer()
+            .flush()
+            .map_err(|source| PcapError::Io { path, source })
+    }
+}
+
+fn lib_io_error(path: &Path, err: LibError) -> PcapError {
+    let source = match err {
+        LibError::IoError(e) => e,
+        other => io::Error::other(other.to_string()),
+    };
+    PcapError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_timestamps_in_any_resolution() {
+        assert_eq!(
+            split_timestamp(1_500_000, 1_000_000, 0),
+            Some((1, 500_000_000))
+        );
+        assert_eq!(
+            split_timestamp(1_000_000_001, 1_000_000_000, 0),
+            Some((1, 1))
+        );
+        // 2^-10 s units: 1536 units = 1.5 s.
+        assert_eq!(split_timestamp(1536, 1024, 0), Some((1, 500_000_000)));
+        // 10^-12 s units keep the nanoseconds.
+        assert_eq!(
+            split_timestamp(2_000_000_123_999, 10u128.pow(12), 0),
+            Some((2, 123))
+        );
+        assert_eq!(split_timestamp(5, 1, -3), Some((2, 0)));
+        assert_eq!(split_timestamp(5, 1, -6), None);
+        assert_eq!(split_timestamp(u64::MAX, 1, i64::MAX).map(|t| t.0), None);
+        assert_eq!(split_timestamp(u64::MAX, 2u128.pow(127), 0), Some((0, 0)));
+    }
+}
