@@ -500,7 +500,7 @@ impl Pass<'_> {
                 .map(|((n, w), v)| format!("{n}={}", format_value(*v, *w)))
                 .collect();
             let res = match hit {
-                Some(h) => format!("hit (entry {h})"),
+                Some(h) => format!("hit (handle {h})"),
                 None => "miss".to_string(),
             };
             let _ = writeln!(

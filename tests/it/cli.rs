@@ -1,0 +1,65 @@
+//! The command line: exit codes and messages for bad programs, bad entries and bad captures.
+
+use crate::support::*;
+
+#[test]
+fn check_reports_errors_and_fails() {
+    let out = run(&["check", "tests/ui/several_errors.sluice", "--color", "never"]);
+    assert_eq!(out.status, 1);
+    assert!(out.stderr.contains("error[E0101]: header `ipv4` has no field `ttll`"), "{}", out.stderr);
+    assert!(out.stderr.contains("could not compile `tests/ui/several_errors.sluice` (6 errors)"), "{}", out.stderr);
+    let ok = run(&["check", "programs/port_dnat.sluice"]);
+    assert_eq!(ok.status, 0, "{}", ok.stderr);
+    assert!(ok.stderr.is_empty());
+}
+
+#[test]
+fn a_bad_entries_file_installs_nothing_and_names_every_line() {
+    let dir = temp_dir("bad-entries");
+    let entries = dir.join("bad.entries");
+    std::fs::write(
+        &entries,
+        "table_add dnat to_vm 203.0.113.10 8000->8099 => 10.0.0.1 1 10\n\
+         table_add dnatt to_vm 203.0.113.10 1->2 => 10.0.0.1 1 10\n\
+         table_add snat from_vm 10.0.0.1 => 203.0.113.10 70000\n\
+         # a comment\n\
+         table_add snat from_vm 10.0.0.1 10.0.0.2 => 203.0.113.10 1\n",
+    )
+    .unwrap();
+    let out = run(&[
+        "run",
+        "programs/port_dnat.sluice",
+        "--entries",
+        entries.to_str().unwrap(),
+        "--in",
+        "programs/port_dnat.pcap",
+        "--out-dir",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status, 2);
+    let e = &out.stderr;
+    assert!(e.contains("bad.entries:2:") && e.contains("dnatt"), "{e}");
+    assert!(e.contains("bad.entries:3:") && e.contains("70000"), "{e}");
+    assert!(e.contains("bad.entries:5:"), "{e}");
+    assert!(!e.contains("bad.entries:1:"), "{e}");
+    assert!(e.contains("no entries were installed"), "{e}");
+    assert!(!dir.join("port-1.pcap").exists(), "nothing runs when entries are bad");
+}
+
+#[test]
+fn a_truncated_capture_is_an_error_naming_the_file() {
+    let dir = temp_dir("bad-capture");
+    let bytes = std::fs::read(root().join("programs/port_dnat.pcap")).unwrap();
+    let cut = dir.join("cut.pcap");
+    std::fs::write(&cut, &bytes[..bytes.len() - 7]).unwrap();
+    let out = run(&[
+        "run",
+        "programs/port_dnat.sluice",
+        "--in",
+        cut.to_str().unwrap(),
+        "--out-dir",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status, 2);
+    assert!(out.stderr.contains("cut.pcap"), "{}", out.stderr);
+}

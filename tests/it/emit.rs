@@ -1,0 +1,14 @@
+//! `sluice compile --emit ir` of every program under programs/, snapshotted, so that changes to
+//! lowering show in review.
+
+use crate::support::*;
+
+#[test]
+fn ir_of_every_program() {
+    insta::glob!("../../programs", "*.sluice", |path| {
+        let rel = path.strip_prefix(root()).unwrap();
+        let out = run(&["compile", rel.to_str().unwrap(), "--emit", "ir"]);
+        assert_eq!(out.status, 0, "{}", out.stderr);
+        insta::assert_snapshot!(out.stdout);
+    });
+}

@@ -1,0 +1,7 @@
+//! Integration tests of the `sluice` command and the programs under programs/, in one binary.
+
+mod captures;
+mod cli;
+mod emit;
+mod golden;
+mod support;
