@@ -195,7 +195,7 @@ impl Pass<'_> {
                         hdr.extracted = true;
                         if let (Some(e), Some((_, max))) = (varbit_bits, h.varbit) {
                             let bits = self.eval(e, &[]);
-                            if bits % 8 != 0 || bits / 8 > max as u128 {
+                            if !bits.is_multiple_of(8) || bits / 8 > max as u128 {
                                 failed = Some(reason::PARSER_BAD_LENGTH);
                                 break;
                             }

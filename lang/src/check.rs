@@ -734,7 +734,7 @@ impl Cx {
                 offset += width;
             }
         }
-        if offset % 8 != 0 {
+        if !offset.is_multiple_of(8) {
             self.err(
                 Diagnostic::error(
                     "E0109",
@@ -873,7 +873,7 @@ impl Cx {
             }
         };
         let field = &self.out.header_types[self.out.headers[h].ty].fields[f];
-        if field.width != 16 || field.bit_offset % 16 != 0 || field.varbit {
+        if field.width != 16 || !field.bit_offset.is_multiple_of(16) || field.varbit {
             self.err(
                 Diagnostic::error(
                     "E0112",
@@ -1581,7 +1581,7 @@ impl Cx {
             return None;
         };
         // The default may be any listed action or a built-in.
-        if !allowed.contains(&aid) && !(is_default && self.out.actions[aid].builtin.is_some()) {
+        if !(allowed.contains(&aid) || is_default && self.out.actions[aid].builtin.is_some()) {
             self.err(
                 Diagnostic::error(
                     "E0101",

@@ -36,8 +36,14 @@ fn entries_for(records: &[(u64, u32, u32, Vec<u8>)]) -> String {
     let mut s = String::new();
     for (i, d) in dsts.iter().enumerate().take(200) {
         let ip = format!("{}.{}.{}.{}", d[0], d[1], d[2], d[3]);
-        s += &format!("table_add dnat to_vm {ip} 0->1023 => 10.9.0.{} 1 1\n", i % 250 + 1);
-        s += &format!("table_add dnat to_vm {ip} 1024->65535 => 10.9.1.{} 2 1\n", i % 250 + 1);
+        s += &format!(
+            "table_add dnat to_vm {ip} 0->1023 => 10.9.0.{} 1 1\n",
+            i % 250 + 1
+        );
+        s += &format!(
+            "table_add dnat to_vm {ip} 1024->65535 => 10.9.1.{} 2 1\n",
+            i % 250 + 1
+        );
     }
     s
 }
@@ -68,7 +74,9 @@ fn real_captures_through_port_dnat() {
             assert_eq!(out.status, 0, "{name} {backend}: {}", out.stderr);
             let n = records.len();
             assert!(
-                out.stdout.contains(&format!("in = forwarded + dropped: {n} = ")) && !out.stdout.contains("MISMATCH"),
+                out.stdout
+                    .contains(&format!("in = forwarded + dropped: {n} = "))
+                    && !out.stdout.contains("MISMATCH"),
                 "{name}: {}",
                 out.stdout
             );

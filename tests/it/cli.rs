@@ -4,10 +4,25 @@ use crate::support::*;
 
 #[test]
 fn check_reports_errors_and_fails() {
-    let out = run(&["check", "tests/ui/several_errors.sluice", "--color", "never"]);
+    let out = run(&[
+        "check",
+        "tests/ui/several_errors.sluice",
+        "--color",
+        "never",
+    ]);
     assert_eq!(out.status, 1);
-    assert!(out.stderr.contains("error[E0101]: header `ipv4` has no field `ttll`"), "{}", out.stderr);
-    assert!(out.stderr.contains("could not compile `tests/ui/several_errors.sluice` (6 errors)"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("error[E0101]: header `ipv4` has no field `ttll`"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("could not compile `tests/ui/several_errors.sluice` (6 errors)"),
+        "{}",
+        out.stderr
+    );
     let ok = run(&["check", "programs/port_dnat.sluice"]);
     assert_eq!(ok.status, 0, "{}", ok.stderr);
     assert!(ok.stderr.is_empty());
@@ -43,7 +58,10 @@ fn a_bad_entries_file_installs_nothing_and_names_every_line() {
     assert!(e.contains("bad.entries:5:"), "{e}");
     assert!(!e.contains("bad.entries:1:"), "{e}");
     assert!(e.contains("no entries were installed"), "{e}");
-    assert!(!dir.join("port-1.pcap").exists(), "nothing runs when entries are bad");
+    assert!(
+        !dir.join("port-1.pcap").exists(),
+        "nothing runs when entries are bad"
+    );
 }
 
 #[test]

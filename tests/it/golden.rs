@@ -31,11 +31,18 @@ fn port_dnat_matches_expected_output_on_both_backends() {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         ports.sort();
-        assert_eq!(ports, ["port-0.pcap", "port-1.pcap", "port-2.pcap", "port-3.pcap"], "{backend}");
+        assert_eq!(
+            ports,
+            ["port-0.pcap", "port-1.pcap", "port-2.pcap", "port-3.pcap"],
+            "{backend}"
+        );
         for p in &ports {
             let got = std::fs::read(dir.join(p)).unwrap();
             let want = std::fs::read(expected.join(p)).unwrap();
-            assert!(got == want, "{backend}: {p} differs from programs/port_dnat.expected/{p}");
+            assert!(
+                got == want,
+                "{backend}: {p} differs from programs/port_dnat.expected/{p}"
+            );
         }
         insta::assert_snapshot!(format!("port_dnat_summary_{backend}"), out.stdout);
     }
@@ -48,7 +55,10 @@ fn port_dnat_output_checksums_are_valid_and_policy_holds() {
     for port in 0..=3 {
         for (sec, nsec, orig, data) in read_pcap(&dir.join(format!("port-{port}.pcap"))) {
             // Timestamps come from the input, in input order.
-            assert!(input.iter().any(|r| r.0 == sec && r.1 == nsec), "timestamp {sec}.{nsec} not in the input");
+            assert!(
+                input.iter().any(|r| r.0 == sec && r.1 == nsec),
+                "timestamp {sec}.{nsec} not in the input"
+            );
             if orig as usize == data.len() {
                 check_checksums(&data).unwrap_or_else(|e| panic!("port {port}: {e}"));
             }
