@@ -1186,7 +1186,7 @@ impl Cx {
                         .with_help("a select case's values have the width of the field they match"),
                 );
             } else if let Some(nw) = l.natural_width {
-                if nw > width && !(l.value >> width == 0 && nw % 4 == 0 && nw != 32 && nw != 48) {
+                if nw > width {
                     this.err(
                         Diagnostic::error(
                             "E0104",
@@ -2293,6 +2293,7 @@ impl Cx {
                 let mw = self
                     .natural_width(max, scope)
                     .filter(|w| *w > 0)
+                    .or(want)
                     .unwrap_or(32);
                 let m = self.num_operand(max, mw, scope)?;
                 TExpr {
@@ -2322,6 +2323,17 @@ impl Cx {
         };
         // Apply the expected width to a value whose width is fixed.
         match want {
+            Some(w) if t.width == 0 => {
+                self.err(
+                    Diagnostic::error(
+                        "E0110",
+                        format!("expected a bit<{w}> value, found a condition"),
+                    )
+                    .with_label(e.span, "this is a condition")
+                    .with_help("a condition is not a number; use `if` to choose a value"),
+                );
+                None
+            }
             Some(w) if t.width != 0 && t.width != w => {
                 if t.width > w {
                     self.err(

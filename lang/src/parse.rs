@@ -452,13 +452,15 @@ pub(crate) fn literal(p: Pair<Rule>) -> R<Lit> {
     };
     let (value, natural_width) = match p.as_rule() {
         Rule::int_lit => (text.parse::<u128>().map_err(|_| too_big())?, None),
+        // Hex and binary literals adapt to their context like decimal ones: leading zeros
+        // do not make a value wider.
         Rule::hex_lit => (
             u128::from_str_radix(&text[2..], 16).map_err(|_| too_big())?,
-            Some(((text.len() - 2) * 4) as u32),
+            None,
         ),
         Rule::bin_lit => (
             u128::from_str_radix(&text[2..], 2).map_err(|_| too_big())?,
-            Some((text.len() - 2) as u32),
+            None,
         ),
         Rule::ipv4_lit => {
             let mut v: u128 = 0;

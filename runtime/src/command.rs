@@ -43,13 +43,14 @@ const USAGES: [&str; 11] = [
 ];
 
 /// The commands an entries file may contain.
-pub const ENTRIES_COMMANDS: [&str; 6] = [
+pub const ENTRIES_COMMANDS: [&str; 7] = [
     "table_add",
     "table_set_default",
     "table_modify",
     "table_delete",
     "table_reset_default",
     "table_clear",
+    "secret_set",
 ];
 
 /// One parsed and validated command; `table` indexes [`TableSet::tables`].

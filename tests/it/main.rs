@@ -2,6 +2,7 @@
 
 mod captures;
 mod cli;
+mod differential;
 mod emit;
 mod golden;
 mod support;

@@ -1,0 +1,395 @@
+//! Differential test: the JIT against the reference interpreter on every program under
+//! programs/ and tests/programs/, over generated packets (valid ones, each cut at every byte,
+//! random bytes, wrong versions and IHLs, IPv4 options, fragments, tunnels, VLAN stacks). Output
+//! bytes, verdicts and every counter must be equal. A failure prints a reproducer.
+
+use sluice_compiler::interp::Interp;
+use sluice_compiler::jit::JitProgram;
+use sluice_runtime::packet::{PacketBuf, PacketMeta};
+use sluice_runtime::stats::Stats;
+
+/// A small deterministic PRNG (xorshift64*), so that failures reproduce.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed | 1)
+    }
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545f4914f6cdd1d)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+}
+
+fn csum(data: &[u8]) -> u16 {
+    sluice_runtime::checksum::of_bytes(data)
+}
+
+/// A plausible packet: Ethernet, maybe VLAN tags, IPv4 (maybe options, fragments, odd
+/// versions and IHLs), then TCP, UDP, GRE, IP-in-IP, ICMP or junk.
+pub fn gen_packet(r: &mut Rng) -> Vec<u8> {
+    let mut p = Vec::new();
+    p.extend_from_slice(&[0x02, 0, 0, 0, 0, r.below(4) as u8, 0x02, 0, 0, 0, 0, 1]);
+    for _ in 0..r.below(4).saturating_sub(1) {
+        p.extend_from_slice(&[0x81, 0x00]);
+        p.extend_from_slice(&(r.below(200) as u16 | (r.below(8) as u16) << 13).to_be_bytes());
+    }
+    let et: u16 = match r.below(10) {
+        0 => 0x86dd,
+        1 => 0x0806,
+        2 => r.next() as u16,
+        _ => 0x0800,
+    };
+    p.extend_from_slice(&et.to_be_bytes());
+    if et != 0x0800 {
+        let n = r.below(60) as usize;
+        p.extend(r.bytes(n));
+        return p;
+    }
+    ipv4_packet(r, &mut p, 0);
+    p
+}
+
+fn ipv4_packet(r: &mut Rng, p: &mut Vec<u8>, depth: u32) {
+    let opt_words = if r.below(5) == 0 {
+        r.below(11) as usize
+    } else {
+        0
+    };
+    let proto: u8 = match r.below(12) {
+        0..=3 => 6,
+        4..=6 => 17,
+        7 if depth == 0 => 47,
+        8 if depth == 0 => 4,
+        9 => 1,
+        _ => r.next() as u8,
+    };
+    let mut l4 = Vec::new();
+    let sport = [1500u16, 53, 999, 40000, 1000, 2000, r.next() as u16][r.below(7) as usize];
+    let dport = [8080u16, 8085, 53, 7777, 80, 8150, r.next() as u16][r.below(7) as usize];
+    match proto {
+        6 => {
+            l4.extend_from_slice(&sport.to_be_bytes());
+            l4.extend_from_slice(&dport.to_be_bytes());
+            l4.extend(r.bytes(8));
+            l4.push(0x50);
+            l4.push(r.next() as u8);
+            l4.extend(r.bytes(6));
+        }
+        17 => {
+            l4.extend_from_slice(&sport.to_be_bytes());
+            l4.extend_from_slice(&dport.to_be_bytes());
+            l4.extend_from_slice(&[0, 0, 0, 0]);
+            if dport == 7777 {
+                l4.extend(r.bytes(26));
+            }
+        }
+        47 => {
+            let fv: u16 = if r.below(4) == 0 { r.next() as u16 } else { 0 };
+            l4.extend_from_slice(&fv.to_be_bytes());
+            l4.extend_from_slice(&[0x08, 0x00]);
+            ipv4_packet(r, &mut l4, depth + 1);
+        }
+        4 => ipv4_packet(r, &mut l4, depth + 1),
+        _ => {}
+    }
+    let n = r.below(40) as usize;
+    l4.extend(r.bytes(n));
+    if proto == 17 && l4.len() >= 8 {
+        let len = l4.len() as u16;
+        l4[4..6].copy_from_slice(&len.to_be_bytes());
+    }
+    let version = if r.below(30) == 0 {
+        r.below(16) as u8
+    } else {
+        4
+    };
+    let ihl = if r.below(30) == 0 {
+        r.below(16) as u8
+    } else {
+        5 + opt_words as u8
+    };
+    let frag: u16 = match r.below(10) {
+        0 => 0x2000,
+        1 => r.below(0x2000) as u16 | if r.below(2) == 0 { 0x2000 } else { 0 },
+        2 => 0x4000,
+        _ => 0,
+    };
+    let dst = match r.below(7) {
+        0..=3 => [10, 0, 0, 1 + r.below(8) as u8],
+        4 => [172, 16, 0, 1],
+        5 => [203, 0, 113, 10],
+        _ => [r.next() as u8, r.next() as u8, 0, 1],
+    };
+    let src = match r.below(5) {
+        0 => [10, 1, r.next() as u8, 1],
+        4 => [10, 0, 0, 1 + r.below(3) as u8],
+        1 => [10, r.next() as u8, 0, 1],
+        2 => [192, 168, 0, r.next() as u8],
+        _ => [r.next() as u8, 2, 3, 4],
+    };
+    let ttl = [0u8, 1, 2, 64, 40, 255][r.below(6) as usize];
+    let dscp = if r.below(3) == 0 { 40 } else { 0 };
+    let total = (20 + opt_words * 4 + l4.len()) as u16;
+    let mut h = vec![(version << 4) | (ihl & 15), dscp];
+    h.extend_from_slice(&total.to_be_bytes());
+    h.extend_from_slice(&(r.next() as u16).to_be_bytes());
+    h.extend_from_slice(&frag.to_be_bytes());
+    h.extend_from_slice(&[ttl, proto, 0, 0]);
+    h.extend_from_slice(&src);
+    h.extend_from_slice(&dst);
+    h.extend(r.bytes(opt_words * 4));
+    let c = csum(&h);
+    // Sometimes a wrong header checksum, as offloading NICs leave them.
+    let c = if r.below(8) == 0 { c ^ 0x1234 } else { c };
+    h[10..12].copy_from_slice(&c.to_be_bytes());
+    // TCP/UDP checksums: right, wrong or (UDP) zero.
+    let off = match proto {
+        6 if l4.len() >= 18 => Some(16),
+        17 if l4.len() >= 8 => Some(6),
+        _ => None,
+    };
+    if let Some(o) = off {
+        let mut ps = Vec::new();
+        ps.extend_from_slice(&src);
+        ps.extend_from_slice(&dst);
+        ps.extend_from_slice(&[0, proto]);
+        ps.extend_from_slice(&(l4.len() as u16).to_be_bytes());
+        ps.extend_from_slice(&l4);
+        let c = match r.below(6) {
+            0 => 0,
+            1 => r.next() as u16,
+            _ => csum(&ps),
+        };
+        l4[o..o + 2].copy_from_slice(&c.to_be_bytes());
+    }
+    p.extend(h);
+    p.extend(l4);
+}
+
+/// One program with its entries, ready for both backends.
+pub struct Case {
+    pub name: String,
+    pub source: String,
+    pub entries: String,
+    pub prog: sluice_compiler::ir::Program,
+    pub tables: sluice_runtime::table::TableSet,
+}
+
+pub fn load_case(program: &std::path::Path) -> Case {
+    let source = std::fs::read_to_string(program).unwrap();
+    let compiled = sluice_compiler::compile(&source)
+        .unwrap_or_else(|e| panic!("{}: {:?}", program.display(), e.diagnostics));
+    let mut tables = sluice_compiler::table_set(&compiled.ir).unwrap();
+    let entries_path = program.with_extension("entries");
+    let entries = std::fs::read_to_string(&entries_path).unwrap_or_default();
+    sluice_runtime::command::load_entries(
+        &entries,
+        &entries_path.display().to_string(),
+        &mut tables,
+    )
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    Case {
+        name: program.display().to_string(),
+        source,
+        entries,
+        prog: compiled.ir,
+        tables,
+    }
+}
+
+/// Runs one packet on both backends; on a difference, returns a description.
+fn compare_one(
+    case: &Case,
+    interp: &mut Interp,
+    jit: &mut JitProgram,
+    si: &mut Stats,
+    sj: &mut Stats,
+    pkt: &[u8],
+    meta: &PacketMeta,
+) -> Result<(), String> {
+    let head = case.prog.headroom;
+    let mut a = PacketBuf::with_capacity(head, pkt.len());
+    let mut b = PacketBuf::with_capacity(head, pkt.len());
+    // Half the packets look cut by a snaplen.
+    let orig = pkt.len() as u32 + (pkt.len() as u32 % 3) * 100;
+    a.load(head, pkt, orig);
+    b.load(head, pkt, orig);
+    let va = interp.process(&case.tables, si, &mut a, meta, None);
+    let vb = jit.process(&case.tables, sj, &mut b, meta);
+    if va != vb {
+        return Err(format!("verdict: interpreter {va:?}, JIT {vb:?}"));
+    }
+    if let sluice_runtime::packet::Verdict::Forward(_) = va {
+        if a.data() != b.data() || a.orig_len != b.orig_len {
+            return Err(format!(
+                "output differs:\n  interp {} (orig_len {})\n  jit    {} (orig_len {})",
+                hex(a.data()),
+                a.orig_len,
+                hex(b.data()),
+                b.orig_len
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Shrinks a failing packet: shorter, then with bytes zeroed, while it still fails.
+fn shrink(case: &Case, pkt: &[u8], meta: &PacketMeta) -> Vec<u8> {
+    let fails = |p: &[u8]| {
+        let mut i = Interp::new(&case.prog);
+        let mut j = JitProgram::compile(&case.prog, false).unwrap();
+        let mut si = stats_for(case);
+        let mut sj = stats_for(case);
+        compare_one(case, &mut i, &mut j, &mut si, &mut sj, p, meta).is_err()
+    };
+    let mut best = pkt.to_vec();
+    while best.len() > 1 && fails(&best[..best.len() - 1]) {
+        best.pop();
+    }
+    for i in 0..best.len() {
+        if best[i] != 0 {
+            let mut t = best.clone();
+            t[i] = 0;
+            if fails(&t) {
+                best = t;
+            }
+        }
+    }
+    best
+}
+
+fn stats_for(case: &Case) -> Stats {
+    Stats::new(
+        case.prog.drop_reasons.len(),
+        case.prog.tables.len(),
+        case.prog.actions.len(),
+    )
+}
+
+/// Runs `packets` through both backends; panics with a reproducer on the first difference.
+pub fn differential(case: &Case, packets: impl Iterator<Item = (Vec<u8>, PacketMeta)>) -> u64 {
+    let mut interp = Interp::new(&case.prog);
+    let mut jit =
+        JitProgram::compile(&case.prog, false).unwrap_or_else(|e| panic!("{}: {e}", case.name));
+    let mut si = stats_for(case);
+    let mut sj = stats_for(case);
+    let mut n = 0u64;
+    for (pkt, meta) in packets {
+        if let Err(e) = compare_one(case, &mut interp, &mut jit, &mut si, &mut sj, &pkt, &meta) {
+            let small = shrink(case, &pkt, &meta);
+            panic!(
+                "JIT and interpreter disagree on {} (case {n}): {e}\n\
+                 packet: {}\nminimal packet: {}\nmeta: {meta:?}\n--- program ---\n{}\n--- entries ---\n{}",
+                case.name,
+                hex(&pkt),
+                hex(&small),
+                case.source,
+                case.entries
+            );
+        }
+        n += 1;
+    }
+    assert_eq!(si, sj, "{}: counters differ after {n} packets", case.name);
+    assert!(si.balanced(), "{}: in != forwarded + dropped", case.name);
+    n
+}
+
+fn programs() -> Vec<std::path::PathBuf> {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut v = Vec::new();
+    for dir in ["programs", "tests/programs"] {
+        for e in std::fs::read_dir(root.join(dir)).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "sluice") {
+                v.push(p);
+            }
+        }
+    }
+    v.sort();
+    v
+}
+
+/// Packets of every kind for one program: `n` generated, plus, for a few of them, every
+/// truncation, plus random bytes.
+fn corpus(seed: u64, n: usize) -> impl Iterator<Item = (Vec<u8>, PacketMeta)> {
+    let mut r = Rng::new(seed);
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    (0..n).flat_map(move |i| {
+        out.clear();
+        let p = gen_packet(&mut r);
+        if i % 64 == 0 {
+            for cut in 0..p.len() {
+                out.push(p[..cut].to_vec());
+            }
+        }
+        if i % 16 == 0 {
+            let len = r.below(120) as usize;
+            out.push(r.bytes(len));
+        }
+        out.push(p);
+        let meta = PacketMeta {
+            ingress_port: r.below(4) as u16,
+            ts_sec: 1_700_000_000 + r.below(1000),
+            ts_nsec: r.below(1_000_000_000) as u32,
+        };
+        std::mem::take(&mut out).into_iter().map(move |p| (p, meta))
+    })
+}
+
+#[test]
+fn jit_matches_interpreter_on_generated_packets() {
+    // About 1.1 million cases in all, spread over the programs.
+    let per_program = std::env::var("SLUICE_DIFF_PACKETS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_100_000 / programs().len() * 2 / 3);
+    let mut total = 0;
+    for (i, p) in programs().iter().enumerate() {
+        let case = load_case(p);
+        total += differential(&case, corpus(0x5eed_0000 + i as u64, per_program));
+    }
+    eprintln!("differential: {total} cases");
+    assert!(
+        total >= 1_000_000 || std::env::var("SLUICE_DIFF_PACKETS").is_ok(),
+        "only {total} cases"
+    );
+}
+
+#[test]
+fn jit_matches_interpreter_on_real_captures() {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut caps = Vec::new();
+    for e in std::fs::read_dir(root.join("tests/captures")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "pcap" || x == "pcapng") {
+            caps.push(sluice_runtime::pcap::read_capture(&p).unwrap());
+        }
+    }
+    for p in programs() {
+        let case = load_case(&p);
+        let packets = caps.iter().flat_map(|c| c.records.iter()).map(|r| {
+            (
+                r.data.clone(),
+                PacketMeta {
+                    ingress_port: 0,
+                    ts_sec: r.ts_sec,
+                    ts_nsec: r.ts_nsec,
+                },
+            )
+        });
+        differential(&case, packets);
+    }
+}
