@@ -526,7 +526,6 @@ table_add fwdd set_port 1.0.0.0/8 => 4
 show_tables
 table_add fwd set_port 10.0.0.0/8 => 1
 table_delete fwd 0
-secret_set key 0x00112233445566778899aabbccddeeff
 table_add mac set_port aa:bb:cc:dd:ee:ff => 512
 ";
     let errors = load_entries(bad, "bad.txt", &mut set).unwrap_err();
@@ -536,11 +535,10 @@ table_add mac set_port aa:bb:cc:dd:ee:ff => 512
         [
             "bad.txt:2: unknown table 'fwdd' (did you mean 'fwd'?)",
             "bad.txt:3: show_tables is not allowed in an entries file (allowed: table_add, \
-             table_set_default, table_modify, table_delete, table_reset_default, table_clear)",
+             table_set_default, table_modify, table_delete, table_reset_default, table_clear, \
+             secret_set)",
             "bad.txt:4: table fwd: an entry with the same key already exists (handle 0)",
-            "bad.txt:6: secret_set is not allowed in an entries file (allowed: table_add, \
-             table_set_default, table_modify, table_delete, table_reset_default, table_clear)",
-            "bad.txt:7: action set_port: argument port: value 512 does not fit in 9 bits",
+            "bad.txt:6: action set_port: argument port: value 512 does not fit in 9 bits",
         ]
     );
     // Line 1 and line 5 were fine but were not kept.
