@@ -1,5 +1,7 @@
 //! The `sluice` command: check, compile and run Sluice programs.
 
+mod bench;
+mod native;
 mod run;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -40,6 +42,8 @@ enum Command {
     },
     /// Run a program over a capture, writing what leaves port N to DIR/port-N.pcap.
     Run(run::RunArgs),
+    /// Measure packets per second: JIT, interpreter, hand-written reference, plain copy.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -48,6 +52,10 @@ enum Emit {
     Ast,
     /// The pipeline IR.
     Ir,
+    /// The Cranelift IR of the JIT-compiled pipeline.
+    Clif,
+    /// The machine code, as Cranelift prints it.
+    Asm,
 }
 
 fn main() -> ExitCode {
@@ -61,6 +69,7 @@ fn main() -> ExitCode {
         Command::Check { program } => check(&program, color),
         Command::Compile { program, emit } => compile(&program, emit, color),
         Command::Run(args) => run::run(&args, color),
+        Command::Bench(args) => bench::bench(&args, color),
     };
     match result {
         Ok(code) => code,
@@ -130,12 +139,26 @@ fn compile(path: &std::path::Path, emit: Emit, color: bool) -> anyhow::Result<Ex
                 }
             }
         }
-        Emit::Ir => match load_program(path, color)? {
-            Some(c) => {
-                print!("{}", sluice_compiler::print::print(&c.ir));
-                Ok(ExitCode::SUCCESS)
+        Emit::Ir | Emit::Clif | Emit::Asm => {
+            let Some(c) = load_program(path, color)? else {
+                return Ok(ExitCode::FAILURE);
+            };
+            match emit {
+                Emit::Ir => print!("{}", sluice_compiler::print::print(&c.ir)),
+                _ => {
+                    let jit =
+                        sluice_compiler::jit::JitProgram::compile(&c.ir, matches!(emit, Emit::Asm))
+                            .map_err(|e| anyhow::anyhow!("{e}"))?;
+                    match emit {
+                        Emit::Clif => print!("{}", jit.clif),
+                        _ => match &jit.asm {
+                            Some(a) => print!("{a}"),
+                            None => anyhow::bail!("Cranelift cannot disassemble for this machine"),
+                        },
+                    }
+                }
             }
-            None => Ok(ExitCode::FAILURE),
-        },
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }

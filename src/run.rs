@@ -154,7 +154,7 @@ pub fn summary(prog: &Program, s: &Stats) -> String {
     let dr = s.dropped_total();
     let _ = writeln!(o, "packets in:    {}", s.packets_in);
     let _ = writeln!(o, "forwarded:     {fw}");
-    for (p, n) in &s.forwarded {
+    for (p, n) in s.forwarded_ports() {
         let _ = writeln!(o, "  port {p:<8} {n}");
     }
     let _ = writeln!(o, "dropped:       {dr}");

@@ -57,8 +57,7 @@ impl<'p> Interp<'p> {
         meta: &PacketMeta,
         mut trace: Option<&mut String>,
     ) -> Verdict {
-        stats.packets_in += 1;
-        *stats.in_by_port.entry(meta.ingress_port).or_default() += 1;
+        stats.count_in(meta.ingress_port);
         let mut user_meta = vec![0u128; self.prog.metadata.len()];
         let mut pass_no = 0u8;
         let verdict = loop {
@@ -94,8 +93,8 @@ impl<'p> Interp<'p> {
             }
         };
         match verdict {
-            Verdict::Forward(p) => *stats.forwarded.entry(p).or_default() += 1,
-            Verdict::Drop(r) => stats.dropped[r as usize] += 1,
+            Verdict::Forward(p) => stats.count_forward(p),
+            Verdict::Drop(r) => stats.count_drop(r),
         }
         if let Some(t) = trace {
             match verdict {
@@ -467,11 +466,8 @@ impl Pass<'_> {
         let table = &self.prog.tables[t];
         let key: Vec<u128> = table.keys.iter().map(|k| self.eval(&k.expr, &[])).collect();
         let rt = &self.tables.tables[t];
-        let (hit, action, args) = match rt.lookup(&key) {
-            Some((h, call)) => {
-                rt.count(h, u64::from(self.packet_length));
-                (Some(h.0), call.action as usize, call.args.to_vec())
-            }
+        let (hit, action, args) = match rt.lookup_counted(&key, u64::from(self.packet_length)) {
+            Some((h, call)) => (Some(h.0), call.action as usize, call.args.to_vec()),
             None => {
                 let d = rt.default_action();
                 (None, d.action as usize, d.args.to_vec())

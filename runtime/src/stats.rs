@@ -1,19 +1,31 @@
 //! Counters of a running switch: every packet in is either forwarded or dropped with a reason.
-
-use std::collections::BTreeMap;
+//!
+//! Counters are plain integers indexed by port, reason, table or action: the datapath updates
+//! them without hashing, locking or atomic read-modify-write.
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
     pub packets_in: u64,
-    /// Per ingress port.
-    pub in_by_port: BTreeMap<u16, u64>,
-    /// Per egress port.
-    pub forwarded: BTreeMap<u16, u64>,
+    /// Per ingress port, indexed by port number (grown on demand).
+    pub in_by_port: Vec<u64>,
+    /// Per egress port, indexed by port number (grown on demand).
+    pub forwarded: Vec<u64>,
     /// Per drop reason id (the program's reason table).
     pub dropped: Vec<u64>,
     pub table_hits: Vec<u64>,
     pub table_misses: Vec<u64>,
     pub action_runs: Vec<u64>,
+}
+
+#[inline]
+fn bump(v: &mut Vec<u64>, i: usize) {
+    match v.get_mut(i) {
+        Some(n) => *n += 1,
+        None => {
+            v.resize(i + 1, 0);
+            v[i] = 1;
+        }
+    }
 }
 
 impl Stats {
@@ -27,8 +39,34 @@ impl Stats {
         }
     }
 
+    #[inline]
+    pub fn count_in(&mut self, port: u16) {
+        self.packets_in += 1;
+        bump(&mut self.in_by_port, port as usize);
+    }
+
+    #[inline]
+    pub fn count_forward(&mut self, port: u16) {
+        bump(&mut self.forwarded, port as usize);
+    }
+
+    #[inline]
+    pub fn count_drop(&mut self, reason: u16) {
+        bump(&mut self.dropped, reason as usize);
+    }
+
+    /// (port, packets) for every port that forwarded a packet.
+    pub fn forwarded_ports(&self) -> impl Iterator<Item = (u16, u64)> + '_ {
+        nonzero(&self.forwarded)
+    }
+
+    /// (port, packets) for every port that received a packet.
+    pub fn in_ports(&self) -> impl Iterator<Item = (u16, u64)> + '_ {
+        nonzero(&self.in_by_port)
+    }
+
     pub fn forwarded_total(&self) -> u64 {
-        self.forwarded.values().sum()
+        self.forwarded.iter().sum()
     }
 
     pub fn dropped_total(&self) -> u64 {
@@ -43,13 +81,9 @@ impl Stats {
     /// Adds another switch's counters (same program) into these.
     pub fn merge(&mut self, other: &Stats) {
         self.packets_in += other.packets_in;
-        for (p, n) in &other.in_by_port {
-            *self.in_by_port.entry(*p).or_default() += n;
-        }
-        for (p, n) in &other.forwarded {
-            *self.forwarded.entry(*p).or_default() += n;
-        }
         for (dst, src) in [
+            (&mut self.in_by_port, &other.in_by_port),
+            (&mut self.forwarded, &other.forwarded),
             (&mut self.dropped, &other.dropped),
             (&mut self.table_hits, &other.table_hits),
             (&mut self.table_misses, &other.table_misses),
@@ -62,5 +96,52 @@ impl Stats {
                 *d += s;
             }
         }
+    }
+
+    /// Equal counts, ignoring trailing zeros of the grown vectors.
+    pub fn same_counts(&self, other: &Stats) -> bool {
+        let trim = |v: &[u64]| -> Vec<u64> {
+            let n = v.iter().rposition(|x| *x != 0).map_or(0, |i| i + 1);
+            v[..n].to_vec()
+        };
+        self.packets_in == other.packets_in
+            && trim(&self.in_by_port) == trim(&other.in_by_port)
+            && trim(&self.forwarded) == trim(&other.forwarded)
+            && self.dropped == other.dropped
+            && self.table_hits == other.table_hits
+            && self.table_misses == other.table_misses
+            && self.action_runs == other.action_runs
+    }
+}
+
+fn nonzero(v: &[u64]) -> impl Iterator<Item = (u16, u64)> + '_ {
+    v.iter()
+        .enumerate()
+        .filter(|(_, n)| **n > 0)
+        .map(|(p, n)| (p as u16, *n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_balance_and_merge() {
+        let mut a = Stats::new(2, 1, 1);
+        a.count_in(3);
+        a.count_forward(7);
+        a.count_in(0);
+        a.count_drop(1);
+        assert!(a.balanced());
+        assert_eq!(a.forwarded_ports().collect::<Vec<_>>(), [(7, 1)]);
+        assert_eq!(a.in_ports().collect::<Vec<_>>(), [(0, 1), (3, 1)]);
+        let mut b = Stats::new(2, 1, 1);
+        b.count_in(1);
+        b.count_forward(1);
+        b.merge(&a);
+        assert_eq!(b.packets_in, 3);
+        assert_eq!(b.forwarded_ports().collect::<Vec<_>>(), [(1, 1), (7, 1)]);
+        assert!(b.balanced());
+        assert!(!b.same_counts(&a));
     }
 }

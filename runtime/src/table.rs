@@ -240,24 +240,26 @@ pub struct EntryRef<'a> {
     pub bytes: u64,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Entry {
     key: Box<[MatchValue]>,
     priority: Option<u32>,
     call: ActionCall,
     /// Insertion order, to break priority ties in favour of older entries.
     seq: u64,
+}
+
+/// An entry's packet and byte counters, apart from the entry so that the datapath touches
+/// only them and the entry's row of [`Table::hot`].
+#[derive(Debug, Default)]
+struct Counter {
     packets: AtomicU64,
     bytes: AtomicU64,
 }
 
-impl Clone for Entry {
+impl Clone for Counter {
     fn clone(&self) -> Self {
-        Entry {
-            key: self.key.clone(),
-            priority: self.priority,
-            call: self.call.clone(),
-            seq: self.seq,
+        Counter {
             packets: AtomicU64::new(self.packets.load(Ordering::Relaxed)),
             bytes: AtomicU64::new(self.bytes.load(Ordering::Relaxed)),
         }
@@ -282,6 +284,13 @@ pub struct Table {
     /// independent of the lookup layout.
     keys: FxHashMap<(Box<[MatchValue]>, Option<u32>), u32>,
     index: Index,
+    /// The datapath's view of each entry, by handle: `stride` values, the action id then its
+    /// arguments, back to back, so that a hit costs one row read and no pointer chase.
+    hot: Vec<u128>,
+    stride: usize,
+    /// The default action as a row.
+    hot_default: Vec<u128>,
+    counters: Vec<Counter>,
 }
 
 impl fmt::Debug for Table {
@@ -302,7 +311,7 @@ impl Table {
     /// Field widths above 128 bits are treated as 128 (values are `u128`).
     pub fn new(schema: Arc<TableSchema>) -> Self {
         let index = Index::for_schema(&schema);
-        Table {
+        let mut t = Table {
             default: schema.default_action.clone(),
             schema,
             slots: Vec::new(),
@@ -311,6 +320,54 @@ impl Table {
             next_seq: 0,
             keys: FxHashMap::default(),
             index,
+            hot: Vec::new(),
+            stride: 1,
+            hot_default: Vec::new(),
+            counters: Vec::new(),
+        };
+        t.set_hot_default();
+        t
+    }
+
+    fn row(call: &ActionCall, stride: usize) -> impl Iterator<Item = u128> + '_ {
+        std::iter::once(u128::from(call.action))
+            .chain(call.args.iter().copied())
+            .chain(std::iter::repeat(0))
+            .take(stride)
+    }
+
+    fn set_hot_default(&mut self) {
+        self.hot_default = std::iter::once(u128::from(self.default.action))
+            .chain(self.default.args.iter().copied())
+            .collect();
+    }
+
+    /// Writes an entry's row, widening every row first if its arguments need it.
+    fn set_hot(&mut self, h: u32, call: &ActionCall) {
+        let need = call.args.len() + 1;
+        if need > self.stride {
+            let old = std::mem::take(&mut self.hot);
+            let n = old.len() / self.stride;
+            let mut grown = vec![0u128; n * need];
+            for (i, row) in old.chunks(self.stride).enumerate() {
+                grown[i * need..i * need + row.len()].copy_from_slice(row);
+            }
+            self.hot = grown;
+            self.stride = need;
+        }
+        let at = h as usize * self.stride;
+        if self.hot.len() < at + self.stride {
+            self.hot.resize(at + self.stride, 0);
+        }
+        let stride = self.stride;
+        for (dst, v) in self.hot[at..at + stride]
+            .iter_mut()
+            .zip(Self::row(call, stride))
+        {
+            *dst = v;
+        }
+        if self.counters.len() <= h as usize {
+            self.counters.resize_with(h as usize + 1, Counter::default);
         }
     }
 
@@ -374,9 +431,12 @@ impl Table {
             priority,
             call,
             seq: self.next_seq,
-            packets: AtomicU64::new(0),
-            bytes: AtomicU64::new(0),
         };
+        self.set_hot(handle, &entry.call);
+        if let Some(c) = self.counters.get(handle as usize) {
+            c.packets.store(0, Ordering::Relaxed);
+            c.bytes.store(0, Ordering::Relaxed);
+        }
         self.next_seq += 1;
         self.keys.insert(dup_key, handle);
         let slot = handle as usize;
@@ -400,7 +460,8 @@ impl Table {
         self.check_call(&call, actions)?;
         let entry = self.entry_mut(h)?;
         // The layouts store handles, not actions, so no index update is needed.
-        entry.call = call;
+        entry.call = call.clone();
+        self.set_hot(h.0, &call);
         Ok(())
     }
 
@@ -427,12 +488,14 @@ impl Table {
         }
         self.check_call(&call, actions)?;
         self.default = call;
+        self.set_hot_default();
         Ok(())
     }
 
     /// Restores the schema's default action.
     pub fn reset_default(&mut self) {
         self.default = self.schema.default_action.clone();
+        self.set_hot_default();
     }
 
     /// Removes every entry (the default action is kept).
@@ -442,6 +505,8 @@ impl Table {
         self.keys.clear();
         self.len = 0;
         self.index = Index::for_schema(&self.schema);
+        self.hot.clear();
+        self.counters.clear();
     }
 
     pub fn num_entries(&self) -> usize {
@@ -452,13 +517,13 @@ impl Table {
     pub fn entries(&self) -> impl Iterator<Item = EntryRef<'_>> {
         self.slots.iter().enumerate().filter_map(|(h, slot)| {
             let handle = EntryHandle(u32::try_from(h).ok()?);
-            slot.as_ref().map(|e| entry_ref(handle, e))
+            slot.as_ref().map(|e| self.entry_ref(handle, e))
         })
     }
 
     /// One entry, if the handle is in use.
     pub fn entry(&self, h: EntryHandle) -> Option<EntryRef<'_>> {
-        self.get(h.0).map(|e| entry_ref(h, e))
+        self.get(h.0).map(|e| self.entry_ref(h, e))
     }
 
     pub fn default_action(&self) -> &ActionCall {
@@ -474,25 +539,107 @@ impl Table {
         self.get(handle).map(|e| (EntryHandle(handle), &e.call))
     }
 
+    /// [`Table::lookup`] and [`Table::count`] in one step, for the datapath.
+    #[inline]
+    pub fn lookup_counted(&self, key: &[u128], bytes: u64) -> Option<(EntryHandle, &ActionCall)> {
+        let handle = self.index.lookup(key, &self.slots, &self.schema.keys)?;
+        let e = self.get(handle)?;
+        self.count(EntryHandle(handle), bytes);
+        Some((EntryHandle(handle), &e.call))
+    }
+
+    /// The datapath's lookup for a table of one or two key fields, with the values passed
+    /// directly: the common shapes (exact keys packed in a hash map or a direct array, an
+    /// exact key and a range) are looked up without building a key slice. Same result as
+    /// [`Table::lookup_row`].
+    #[inline]
+    pub fn lookup_row2(&self, k0: u128, k1: u128, bytes: u64) -> (bool, &[u128]) {
+        let n = self.schema.keys.len();
+        let h = match &self.index {
+            Index::Packed { widths, map } if n <= 2 => {
+                let packed = if n == 1 {
+                    fits(k0, widths[0]).then_some(k0)
+                } else if fits(k0, widths[0]) && fits(k1, widths[1]) && widths[0] + widths[1] <= 128
+                {
+                    Some((k0 << widths[1]) | k1)
+                } else {
+                    None
+                };
+                packed.and_then(|k| map.get(&k).copied())
+            }
+            Index::RangeArray(ra) if n == 2 => {
+                let (e, r) = if ra.pos == 1 { (k0, k1) } else { (k1, k0) };
+                let ew = ra.widths[1 - ra.pos];
+                if fits(e, ew) {
+                    ra.groups
+                        .get(&e)
+                        .and_then(|g| g.slots.get(usize::try_from(r).ok()?))
+                        .copied()
+                        .filter(|&h| h != EMPTY)
+                } else {
+                    None
+                }
+            }
+            _ => {
+                let key = [k0, k1];
+                return self.lookup_row(&key[..n.min(2)], bytes);
+            }
+        };
+        if let Some(h) = h {
+            let at = h as usize * self.stride;
+            if let Some(row) = self.hot.get(at..at + self.stride) {
+                self.count(EntryHandle(h), bytes);
+                return (true, row);
+            }
+        }
+        (false, &self.hot_default)
+    }
+
+    /// The datapath's lookup: counts a hit and returns the row of the chosen action (its id,
+    /// then its arguments, padded with zeros to the table's widest action), and whether it hit.
+    #[inline]
+    pub fn lookup_row(&self, key: &[u128], bytes: u64) -> (bool, &[u128]) {
+        if let Some(h) = self.index.lookup(key, &self.slots, &self.schema.keys) {
+            let at = h as usize * self.stride;
+            if let Some(row) = self.hot.get(at..at + self.stride) {
+                self.count(EntryHandle(h), bytes);
+                return (true, row);
+            }
+        }
+        (false, &self.hot_default)
+    }
+
     /// Counts one packet of `bytes` bytes against an entry. Unknown handles
     /// are ignored.
     ///
     /// Only one datapath thread writes the counters, so a relaxed load and
     /// store suffice and avoid a read-modify-write atomic per packet.
     pub fn count(&self, h: EntryHandle, bytes: u64) {
-        if let Some(e) = self.get(h.0) {
-            let packets = e.packets.load(Ordering::Relaxed);
-            e.packets.store(packets.wrapping_add(1), Ordering::Relaxed);
-            let total = e.bytes.load(Ordering::Relaxed);
-            e.bytes.store(total.wrapping_add(bytes), Ordering::Relaxed);
+        if let Some(c) = self.counters.get(h.0 as usize) {
+            let packets = c.packets.load(Ordering::Relaxed);
+            c.packets.store(packets.wrapping_add(1), Ordering::Relaxed);
+            let total = c.bytes.load(Ordering::Relaxed);
+            c.bytes.store(total.wrapping_add(bytes), Ordering::Relaxed);
         }
     }
 
     /// Zeroes the packet and byte counters of every entry.
     pub fn reset_counters(&self) {
-        for e in self.slots.iter().flatten() {
-            e.packets.store(0, Ordering::Relaxed);
-            e.bytes.store(0, Ordering::Relaxed);
+        for c in &self.counters {
+            c.packets.store(0, Ordering::Relaxed);
+            c.bytes.store(0, Ordering::Relaxed);
+        }
+    }
+
+    fn entry_ref<'a>(&'a self, handle: EntryHandle, e: &'a Entry) -> EntryRef<'a> {
+        let c = self.counters.get(handle.0 as usize);
+        EntryRef {
+            handle,
+            key: &e.key,
+            priority: e.priority,
+            call: &e.call,
+            packets: c.map_or(0, |c| c.packets.load(Ordering::Relaxed)),
+            bytes: c.map_or(0, |c| c.bytes.load(Ordering::Relaxed)),
         }
     }
 
@@ -549,17 +696,6 @@ impl Table {
             }
         }
         Ok(())
-    }
-}
-
-fn entry_ref(handle: EntryHandle, e: &Entry) -> EntryRef<'_> {
-    EntryRef {
-        handle,
-        key: &e.key,
-        priority: e.priority,
-        call: &e.call,
-        packets: e.packets.load(Ordering::Relaxed),
-        bytes: e.bytes.load(Ordering::Relaxed),
     }
 }
 
@@ -1079,11 +1215,18 @@ impl RangeIndex {
         }
     }
 
+    #[inline]
     fn lookup(&self, key: &[u128]) -> Option<u32> {
         if key.len() != self.widths.len() {
             return None;
         }
-        let group = self.groups.get(&self.group_key(key.iter().copied())?)?;
+        // The common shape (one exact field and the range) needs no packing.
+        let gk = match (key, &*self.widths) {
+            ([e, _], [w, _]) if self.pos == 1 => fits(*e, *w).then_some(*e)?,
+            ([_, e], [_, w]) if self.pos == 0 => fits(*e, *w).then_some(*e)?,
+            _ => self.group_key(key.iter().copied())?,
+        };
+        let group = self.groups.get(&gk)?;
         let k = *key.get(self.pos)?;
         let h = *group.slots.get(usize::try_from(k).ok()?)?;
         (h != EMPTY).then_some(h)

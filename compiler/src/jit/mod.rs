@@ -228,6 +228,7 @@ pub struct JitProgram {
     meta: Vec<u128>,
     dep: Vec<DepEntry>,
     staging: Vec<u8>,
+    ctx: Box<JitCtx>,
     /// The Cranelift IR, kept for `--emit clif`.
     pub clif: String,
     /// The machine code as Cranelift prints it, for `--emit asm`.
@@ -264,10 +265,17 @@ impl JitProgram {
         jb.symbol("rt_deparse", rt::rt_deparse as *const u8);
         jb.symbol("rt_hash", rt::rt_hash as *const u8);
         jb.symbol("rt_siphash", rt::rt_siphash as *const u8);
+        jb.symbol("rt_apply2", rt::rt_apply2 as *const u8);
         let mut module = JITModule::new(jb);
         let ptr = types::I64;
         let sigs = translate::rt_signatures(|| module.make_signature());
-        let names = ["rt_apply", "rt_deparse", "rt_hash", "rt_siphash"];
+        let names = [
+            "rt_apply",
+            "rt_deparse",
+            "rt_hash",
+            "rt_siphash",
+            "rt_apply2",
+        ];
         let mut ids = Vec::new();
         for (n, s) in names.iter().zip(&sigs) {
             ids.push(
@@ -297,6 +305,7 @@ impl JitProgram {
                 deparse: module.declare_func_in_func(ids[1], b.func),
                 hash: module.declare_func_in_func(ids[2], b.func),
                 siphash: module.declare_func_in_func(ids[3], b.func),
+                apply2: module.declare_func_in_func(ids[4], b.func),
             };
             b.func.collect_debug_info();
             let tr = translate::Translator::new(b, p, &lay, funcs, module.target_config());
@@ -307,6 +316,9 @@ impl JitProgram {
             .define_function(func, &mut ctx)
             .map_err(|e| JitError(format!("{e:?}")))?;
         let asm = ctx.compiled_code().and_then(|c| c.vcode.clone());
+        if let (Ok(path), Some(c)) = (std::env::var("SLUICE_DUMP_CODE_TMP"), ctx.compiled_code()) {
+            let _ = std::fs::write(path, c.code_buffer());
+        }
         module.clear_context(&mut ctx);
         module
             .finalize_definitions()
@@ -315,7 +327,7 @@ impl JitProgram {
         // SAFETY: the function was declared with this signature (five pointer-sized integers
         // in, one out) and uses the platform's C calling convention.
         let entry = unsafe { std::mem::transmute::<*const u8, EntryFn>(code) };
-        Ok(JitProgram {
+        let mut jp = JitProgram {
             _module: module,
             entry,
             scratch: vec![0; lay.scratch_len.max(16)],
@@ -323,9 +335,37 @@ impl JitProgram {
             dep: vec![DepEntry::default(); p.deparser.len().max(1)],
             staging: vec![0; p.headroom + p.headers.iter().map(|h| h.max_bytes()).sum::<usize>()],
             prog: p.clone(),
+            ctx: Box::new(JitCtx {
+                ingress_port: 0,
+                ts_sec: 0,
+                ts_nsec: 0,
+                packet_length: 0,
+                pass: 0,
+                tables: std::ptr::null(),
+                stats: std::ptr::null_mut(),
+                action_runs: std::ptr::null_mut(),
+                args: [0; MAX_ARGS],
+                row: std::ptr::null(),
+                meta: std::ptr::null_mut(),
+                scratch: std::ptr::null_mut(),
+                dep: std::ptr::null_mut(),
+                dep_len: 0,
+                out_head: 0,
+                out_len: 0,
+                staging: std::ptr::null_mut(),
+                staging_len: 0,
+            }),
             clif,
             asm,
-        })
+        };
+        // The buffers are never resized, so these pointers stay valid as long as the program.
+        jp.ctx.meta = jp.meta.as_mut_ptr();
+        jp.ctx.scratch = jp.scratch.as_mut_ptr();
+        jp.ctx.dep = jp.dep.as_mut_ptr();
+        jp.ctx.dep_len = jp.dep.len() as u64;
+        jp.ctx.staging = jp.staging.as_mut_ptr();
+        jp.ctx.staging_len = jp.staging.len() as u64;
+        Ok(jp)
     }
 
     pub fn program(&self) -> &Program {
@@ -340,8 +380,7 @@ impl JitProgram {
         pkt: &mut PacketBuf,
         meta: &PacketMeta,
     ) -> Verdict {
-        stats.packets_in += 1;
-        *stats.in_by_port.entry(meta.ingress_port).or_default() += 1;
+        stats.count_in(meta.ingress_port);
         self.meta.iter_mut().for_each(|m| *m = 0);
         let mut pass = 0u8;
         let verdict = loop {
@@ -358,8 +397,8 @@ impl JitProgram {
             }
         };
         match verdict {
-            Verdict::Forward(p) => *stats.forwarded.entry(p).or_default() += 1,
-            Verdict::Drop(r) => stats.dropped[r as usize] += 1,
+            Verdict::Forward(p) => stats.count_forward(p),
+            Verdict::Drop(r) => stats.count_drop(r),
         }
         verdict
     }
@@ -374,25 +413,19 @@ impl JitProgram {
     ) -> u64 {
         let packet_length = u64::from(pkt.orig_len);
         let (buf, head, len) = pkt.raw_parts_mut();
-        let mut ctx = JitCtx {
-            ingress_port: u64::from(meta.ingress_port),
-            ts_sec: meta.ts_sec,
-            ts_nsec: u64::from(meta.ts_nsec),
-            packet_length,
-            pass: u64::from(pass),
-            tables,
-            action_runs: stats.action_runs.as_mut_ptr(),
-            stats,
-            args: [0; MAX_ARGS],
-            meta: self.meta.as_mut_ptr(),
-            scratch: self.scratch.as_mut_ptr(),
-            dep: self.dep.as_mut_ptr(),
-            dep_len: self.dep.len() as u64,
-            out_head: head as u64,
-            out_len: len as u64,
-            staging: self.staging.as_mut_ptr(),
-            staging_len: self.staging.len() as u64,
-        };
+        // The context lives as long as the program and points at its buffers from the start;
+        // only what changes per packet is set.
+        let ctx = &mut *self.ctx;
+        ctx.ingress_port = u64::from(meta.ingress_port);
+        ctx.ts_sec = meta.ts_sec;
+        ctx.ts_nsec = u64::from(meta.ts_nsec);
+        ctx.packet_length = packet_length;
+        ctx.pass = u64::from(pass);
+        ctx.tables = tables;
+        ctx.action_runs = stats.action_runs.as_mut_ptr();
+        ctx.stats = stats;
+        ctx.out_head = head as u64;
+        ctx.out_len = len as u64;
         // The buffer must have the headroom and tailroom that generated code relies on.
         let code = if head < self.prog.headroom
             || buf.len() < head + len + sluice_runtime::packet::TAILROOM
@@ -404,7 +437,7 @@ impl JitProgram {
             // tailroom that the generated code's loads and stores stay within.
             unsafe {
                 (self.entry)(
-                    &mut ctx,
+                    ctx,
                     buf.as_mut_ptr(),
                     head as u64,
                     len as u64,
@@ -413,8 +446,10 @@ impl JitProgram {
             }
         };
         let (h, l) = (ctx.out_head as usize, ctx.out_len as usize);
-        let ok = pkt.set_window(h, l);
-        debug_assert!(ok, "deparser produced a window outside the buffer");
+        if (h, l) != (head, len) {
+            let ok = pkt.set_window(h, l);
+            debug_assert!(ok, "deparser produced a window outside the buffer");
+        }
         code
     }
 }

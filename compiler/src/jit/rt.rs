@@ -33,6 +33,9 @@ pub struct JitCtx {
     pub action_runs: *mut u64,
     /// Arguments of the action a table chose, written by `rt_apply`.
     pub args: [u128; MAX_ARGS],
+    /// The chosen action's row (id, then arguments), set by `rt_apply2`: generated code reads
+    /// the arguments from it without a copy. Valid until the next table apply.
+    pub row: *const u128,
     /// User metadata, kept across recirculation.
     pub meta: *mut u128,
     /// Storage of headers that are not in the packet (made valid by an action).
@@ -67,24 +70,63 @@ pub unsafe extern "C" fn rt_apply(ctx: *mut JitCtx, table: u32, key: *const u128
     let n = t.schema().keys.len();
     // SAFETY: generated code built exactly `n` keys in a 16-byte aligned stack slot.
     let key = unsafe { std::slice::from_raw_parts(key, n) };
-    let (hit, call) = match t.lookup(key) {
-        Some((h, call)) => {
-            t.count(h, ctx.packet_length);
-            stats.table_hits[table as usize] += 1;
-            (true, call)
-        }
-        None => {
-            stats.table_misses[table as usize] += 1;
-            (false, t.default_action())
-        }
-    };
-    for (slot, v) in ctx.args.iter_mut().zip(call.args.iter()) {
-        *slot = *v;
+    let (hit, row) = t.lookup_row(key, ctx.packet_length);
+    if hit {
+        stats.table_hits[table as usize] += 1;
+    } else {
+        stats.table_misses[table as usize] += 1;
     }
-    if let Some(r) = stats.action_runs.get_mut(call.action as usize) {
+    let action = row.first().copied().unwrap_or(0) as u32;
+    let args = row.get(1..).unwrap_or(&[]);
+    let n = args.len().min(MAX_ARGS);
+    ctx.args[..n].copy_from_slice(&args[..n]);
+    // The same arguments, read through `row` like rt_apply2's.
+    ctx.row = ctx.args.as_ptr().wrapping_sub(1);
+    if let Some(r) = stats.action_runs.get_mut(action as usize) {
         *r += 1;
     }
-    u64::from(call.action) | (u64::from(hit) << 32)
+    u64::from(action) | (u64::from(hit) << 32)
+}
+
+/// [`rt_apply`] for a table of one or two key fields, with the keys in registers (each as two
+/// 64-bit halves) instead of a stack slot.
+///
+/// # Safety
+/// `ctx` is the context generated code was called with.
+pub unsafe extern "C" fn rt_apply2(
+    ctx: *mut JitCtx,
+    table: u32,
+    k0_lo: u64,
+    k0_hi: u64,
+    k1_lo: u64,
+    k1_hi: u64,
+) -> u64 {
+    // SAFETY: see rt_apply.
+    let ctx = unsafe { &mut *ctx };
+    // SAFETY: see rt_apply.
+    let tables = unsafe { &*ctx.tables };
+    // SAFETY: see rt_apply.
+    let stats = unsafe { &mut *ctx.stats };
+    let Some(t) = tables.tables.get(table as usize) else {
+        return 0;
+    };
+    let k0 = (u128::from(k0_hi) << 64) | u128::from(k0_lo);
+    let k1 = (u128::from(k1_hi) << 64) | u128::from(k1_lo);
+    let (hit, row) = t.lookup_row2(k0, k1, ctx.packet_length);
+    let counter = if hit {
+        &mut stats.table_hits
+    } else {
+        &mut stats.table_misses
+    };
+    if let Some(c) = counter.get_mut(table as usize) {
+        *c += 1;
+    }
+    let action = row.first().copied().unwrap_or(0) as u32;
+    if let Some(r) = stats.action_runs.get_mut(action as usize) {
+        *r += 1;
+    }
+    ctx.row = row.as_ptr();
+    u64::from(action) | (u64::from(hit) << 32)
 }
 
 /// Rewrites the front of the packet from `ctx.dep`: the valid headers in order, then the

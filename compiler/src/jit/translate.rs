@@ -21,13 +21,14 @@ pub(super) const CODE_RECIRCULATE: u64 = 2 << 32;
 
 pub(super) struct Funcs {
     pub apply: FuncRef,
+    pub apply2: FuncRef,
     pub deparse: FuncRef,
     pub hash: FuncRef,
     pub siphash: FuncRef,
 }
 
 /// Signatures of the `rt_*` functions, shared by declaration and translation.
-pub(super) fn rt_signatures(make: impl Fn() -> Signature) -> [Signature; 4] {
+pub(super) fn rt_signatures(make: impl Fn() -> Signature) -> [Signature; 5] {
     let p = |s: &mut Signature, ts: &[Type]| {
         for t in ts {
             s.params.push(AbiParam::new(*t));
@@ -43,7 +44,9 @@ pub(super) fn rt_signatures(make: impl Fn() -> Signature) -> [Signature; 4] {
     p(&mut hash, &[i32_, i64_, i64_, i64_, i64_]);
     let mut siphash = make();
     p(&mut siphash, &[i64_, i32_, i64_, i64_]);
-    [apply, deparse, hash, siphash]
+    let mut apply2 = make();
+    p(&mut apply2, &[i64_, i32_, i64_, i64_, i64_, i64_]);
+    [apply, deparse, hash, siphash, apply2]
 }
 
 pub(super) struct Translator<'a, 'b> {
@@ -57,10 +60,14 @@ pub(super) struct Translator<'a, 'b> {
     data: Value,
     len: Value,
     scratch: Value,
-    valid: Vec<Variable>,
-    extracted: Vec<Variable>,
+    /// Bit h set: header h is valid. One register for all headers keeps the state that is
+    /// live across calls and block boundaries small.
+    valid_mask: Variable,
+    /// Bit h set: header h was extracted in this pass.
+    extracted_mask: Variable,
     base: Vec<Variable>,
-    hlen: Vec<Variable>,
+    /// Length of each header with a varbit field (others have their fixed length).
+    hlen: Vec<Option<Variable>>,
     meta: Vec<Variable>,
     /// Parse-time values of fields that checksums need and actions may change.
     old: BTreeMap<(HeaderId, FieldId), Variable>,
@@ -133,19 +140,19 @@ impl<'a, 'b> Translator<'a, 'b> {
         let zero8 = b.ins().iconst(types::I8, 0);
         let zero64 = b.ins().iconst(types::I64, 0);
         let n = p.headers.len();
-        let mut valid = Vec::with_capacity(n);
-        let mut extracted = Vec::with_capacity(n);
         let mut base = Vec::with_capacity(n);
         let mut hlen = Vec::with_capacity(n);
         for (h, hd) in p.headers.iter().enumerate() {
-            valid.push(var(&mut b, types::I8, zero8));
-            extracted.push(var(&mut b, types::I8, zero8));
             // Until a header is extracted or made valid, its storage is its scratch area, so
             // that a read through it is always of valid memory.
             let s = b.ins().iadd_imm_u(scratch, layout.scratch_off[h] as i64);
             base.push(var(&mut b, types::I64, s));
-            let fixed = b.ins().iconst(types::I64, hd.fixed_bytes as i64);
-            hlen.push(var(&mut b, types::I64, fixed));
+            if hd.varbit.is_some() {
+                let fixed = b.ins().iconst(types::I64, hd.fixed_bytes as i64);
+                hlen.push(Some(var(&mut b, types::I64, fixed)));
+            } else {
+                hlen.push(None);
+            }
         }
         let mut meta = Vec::new();
         for (i, m) in p.metadata.iter().enumerate() {
@@ -163,6 +170,8 @@ impl<'a, 'b> Translator<'a, 'b> {
             };
             old.insert((h, f), var(&mut b, t, z));
         }
+        let valid_mask = var(&mut b, types::I64, zero64);
+        let extracted_mask = var(&mut b, types::I64, zero64);
         let cursor = var(&mut b, types::I64, zero64);
         let egress = var(&mut b, types::I64, zero64);
         let vkind = var(&mut b, types::I8, zero8);
@@ -180,8 +189,8 @@ impl<'a, 'b> Translator<'a, 'b> {
             data,
             len,
             scratch,
-            valid,
-            extracted,
+            valid_mask,
+            extracted_mask,
             base,
             hlen,
             meta,
@@ -423,9 +432,8 @@ impl<'a, 'b> Translator<'a, 'b> {
         self.drop_if(short, reason::PARSER_TRUNCATED);
         let base = self.b.ins().iadd(self.data, cur);
         self.b.def_var(self.base[h], base);
-        let one = self.b.ins().iconst(types::I8, 1);
-        self.b.def_var(self.valid[h], one);
-        self.b.def_var(self.extracted[h], one);
+        self.set_bit(self.valid_mask, h, true);
+        self.set_bit(self.extracted_mask, h, true);
         let mut total = end;
         if let (Some(e), Some((_, max))) = (varbit, hd.varbit) {
             let bits = self.translate_expr(e);
@@ -445,10 +453,9 @@ impl<'a, 'b> Translator<'a, 'b> {
                 .icmp(IntCC::UnsignedGreaterThan, total, self.len);
             self.drop_if(short, reason::PARSER_TRUNCATED);
             let l = self.b.ins().iadd_imm_u(nb, hd.fixed_bytes as i64);
-            self.b.def_var(self.hlen[h], l);
-        } else {
-            let l = self.b.ins().iconst(types::I64, hd.fixed_bytes as i64);
-            self.b.def_var(self.hlen[h], l);
+            if let Some(v) = self.hlen[h] {
+                self.b.def_var(v, l);
+            }
         }
         self.b.def_var(self.cursor, total);
         // Parse-time values for the incremental checksum update.
@@ -463,6 +470,30 @@ impl<'a, 'b> Translator<'a, 'b> {
             let x = self.load_field(base, fd.bit_offset, fd.width);
             self.b.def_var(v, x);
         }
+    }
+
+    // ---- header state
+
+    /// Bit `h` of a mask variable, as a condition.
+    fn bit(&mut self, mask: Variable, h: HeaderId) -> Value {
+        let m = self.b.use_var(mask);
+        let x = self.b.ins().ushr_imm_u(m, h as i64);
+        let x = self.b.ins().band_imm_u(x, 1);
+        self.b.ins().ireduce(types::I8, x)
+    }
+
+    fn is_valid(&mut self, h: HeaderId) -> Value {
+        self.bit(self.valid_mask, h)
+    }
+
+    fn set_bit(&mut self, mask: Variable, h: HeaderId, on: bool) {
+        let m = self.b.use_var(mask);
+        let m = if on {
+            self.b.ins().bor_imm_u(m, 1i64 << h)
+        } else {
+            self.b.ins().band_imm_u(m, !(1i64 << h))
+        };
+        self.b.def_var(mask, m);
     }
 
     // ---- values
@@ -635,7 +666,7 @@ impl<'a, 'b> Translator<'a, 'b> {
         let (off, w) = (fd.bit_offset, fd.width);
         let base = self.b.use_var(self.base[h]);
         let v = self.load_field(base, off, w);
-        let valid = self.b.use_var(self.valid[h]);
+        let valid = self.is_valid(h);
         let z = self.iconst(0, w);
         self.b.ins().select(valid, v, z)
     }
@@ -644,7 +675,7 @@ impl<'a, 'b> Translator<'a, 'b> {
         let fd = &self.p.headers[h].fields[f];
         let (off, w) = (fd.bit_offset, fd.width);
         // A write to a header that is not valid has no effect.
-        let valid = self.b.use_var(self.valid[h]);
+        let valid = self.is_valid(h);
         let yes = self.b.create_block();
         let done = self.b.create_block();
         self.b.ins().brif(valid, yes, &[], done, &[]);
@@ -696,7 +727,7 @@ impl<'a, 'b> Translator<'a, 'b> {
                 self.mask(v, w)
             }
             ExprKind::Param(i) => self.params[*i],
-            ExprKind::Valid(h) => self.b.use_var(self.valid[*h]),
+            ExprKind::Valid(h) => self.is_valid(*h),
             ExprKind::Not(a) => {
                 let a = self.translate_expr(a);
                 let a = self.bool_of(a);
@@ -908,8 +939,7 @@ impl<'a, 'b> Translator<'a, 'b> {
             }
             Stmt::SetValid(h) => self.translate_set_valid(*h),
             Stmt::SetInvalid(h) => {
-                let z = self.b.ins().iconst(types::I8, 0);
-                self.b.def_var(self.valid[*h], z);
+                self.set_bit(self.valid_mask, *h, false);
             }
             Stmt::Forward(e) => {
                 let v = self.translate_expr(e);
@@ -956,14 +986,14 @@ impl<'a, 'b> Translator<'a, 'b> {
     }
 
     fn translate_set_valid(&mut self, h: HeaderId) {
-        let valid = self.b.use_var(self.valid[h]);
+        let valid = self.is_valid(h);
         let check = self.b.create_block();
         let fresh = self.b.create_block();
         let mark = self.b.create_block();
         let done = self.b.create_block();
         self.b.ins().brif(valid, done, &[], check, &[]);
         self.b.switch_to_block(check);
-        let ex = self.b.use_var(self.extracted[h]);
+        let ex = self.bit(self.extracted_mask, h);
         self.b.ins().brif(ex, mark, &[], fresh, &[]);
         self.b.switch_to_block(fresh);
         // A header that was never parsed starts as zeros in its scratch area.
@@ -977,12 +1007,13 @@ impl<'a, 'b> Translator<'a, 'b> {
         for off in (0..fixed).step_by(8) {
             self.b.ins().store(self.trusted, z, base, off as i32);
         }
-        let l = self.b.ins().iconst(types::I64, fixed as i64);
-        self.b.def_var(self.hlen[h], l);
+        if let Some(v) = self.hlen[h] {
+            let l = self.b.ins().iconst(types::I64, fixed as i64);
+            self.b.def_var(v, l);
+        }
         self.b.ins().jump(mark, &[]);
         self.b.switch_to_block(mark);
-        let one = self.b.ins().iconst(types::I8, 1);
-        self.b.def_var(self.valid[h], one);
+        self.set_bit(self.valid_mask, h, true);
         self.b.ins().jump(done, &[]);
         self.b.switch_to_block(done);
     }
@@ -991,23 +1022,54 @@ impl<'a, 'b> Translator<'a, 'b> {
     /// Returns hit as an i8.
     fn translate_apply(&mut self, t: TableId) -> Value {
         let table = &self.p.tables[t];
-        let n = table.keys.len().max(1);
-        let slot = self.b.create_sized_stack_slot(StackSlotData::new(
-            StackSlotKind::ExplicitSlot,
-            (n * 16) as u32,
-            4,
-        ));
-        for (i, k) in table.keys.iter().enumerate() {
-            let v = self.translate_expr(&k.expr);
-            let v = self.to128(v);
-            self.b
-                .ins()
-                .stack_store(types::I64, v, slot, (i * 16) as i32);
-        }
-        let addr = self.b.ins().stack_addr(types::I64, slot, 0);
-        let tid = self.b.ins().iconst(types::I32, t as i64);
-        let call = self.b.ins().call(self.f.apply, &[self.ctx, tid, addr]);
-        let r = self.b.inst_results(call)[0];
+        let r = if table.keys.len() <= 2 {
+            // Keys in registers, as 64-bit halves.
+            let mut halves = Vec::with_capacity(4);
+            for i in 0..2 {
+                match table.keys.get(i) {
+                    Some(k) => {
+                        let v = self.translate_expr(&k.expr);
+                        if self.b.func.dfg.value_type(v) == types::I128 {
+                            let lo = self.b.ins().ireduce(types::I64, v);
+                            let hi = self.b.ins().ushr_imm_u(v, 64);
+                            let hi = self.b.ins().ireduce(types::I64, hi);
+                            halves.extend([lo, hi]);
+                        } else {
+                            let z = self.b.ins().iconst(types::I64, 0);
+                            halves.extend([v, z]);
+                        }
+                    }
+                    None => {
+                        let z = self.b.ins().iconst(types::I64, 0);
+                        halves.extend([z, z]);
+                    }
+                }
+            }
+            let tid = self.b.ins().iconst(types::I32, t as i64);
+            let call = self.b.ins().call(
+                self.f.apply2,
+                &[self.ctx, tid, halves[0], halves[1], halves[2], halves[3]],
+            );
+            self.b.inst_results(call)[0]
+        } else {
+            let n = table.keys.len();
+            let slot = self.b.create_sized_stack_slot(StackSlotData::new(
+                StackSlotKind::ExplicitSlot,
+                (n * 16) as u32,
+                4,
+            ));
+            for (i, k) in table.keys.iter().enumerate() {
+                let v = self.translate_expr(&k.expr);
+                let v = self.to128(v);
+                self.b
+                    .ins()
+                    .stack_store(types::I64, v, slot, (i * 16) as i32);
+            }
+            let addr = self.b.ins().stack_addr(types::I64, slot, 0);
+            let tid = self.b.ins().iconst(types::I32, t as i64);
+            let call = self.b.ins().call(self.f.apply, &[self.ctx, tid, addr]);
+            self.b.inst_results(call)[0]
+        };
         let action = self.b.ins().band_imm_u(r, 0xffff_ffff);
         self.b.def_var(self.last_action, action);
         let hit64 = self.b.ins().ushr_imm_u(r, 32);
@@ -1042,12 +1104,26 @@ impl<'a, 'b> Translator<'a, 'b> {
                 BUILTIN_NOACTION => {}
                 a => {
                     let params: Vec<(String, u32)> = self.p.actions[a].params.clone();
+                    let row = if params.is_empty() {
+                        None
+                    } else {
+                        Some(self.b.ins().load(
+                            types::I64,
+                            self.trusted,
+                            self.ctx,
+                            offset_of!(JitCtx, row) as i32,
+                        ))
+                    };
                     let vals: Vec<Value> = params
                         .iter()
                         .enumerate()
                         .map(|(i, (_, w))| {
-                            let off = (offset_of!(JitCtx, args) + i * 16) as i32;
-                            let v = self.b.ins().load(types::I128, self.trusted, self.ctx, off);
+                            // Arguments follow the action id in the row; a value of up to
+                            // 64 bits is the low half of its u128.
+                            let row = row.unwrap_or(self.ctx);
+                            let off = ((i + 1) * 16) as i32;
+                            let t = if *w <= 64 { types::I64 } else { types::I128 };
+                            let v = self.b.ins().load(t, self.trusted, row, off);
                             self.resize(v, *w)
                         })
                         .collect();
@@ -1063,32 +1139,16 @@ impl<'a, 'b> Translator<'a, 'b> {
     // ---- deparser
 
     fn translate_deparse(&mut self) {
-        for c in &self.p.checksums.clone() {
-            self.translate_checksum(c);
-        }
+        self.translate_checksums();
         let p = self.p;
         let slow = self.b.create_block();
         let done = self.b.create_block();
         if self.layout.fast_deparse {
             // Same headers valid as were extracted: the layout is the input's, nothing moves.
-            let mut same: Option<Value> = None;
-            for h in 0..p.headers.len() {
-                let v = self.b.use_var(self.valid[h]);
-                let e = self.b.use_var(self.extracted[h]);
-                let eq = self.b.ins().icmp(IntCC::Equal, v, e);
-                same = Some(match same {
-                    Some(s) => self.b.ins().band(s, eq),
-                    None => eq,
-                });
-            }
-            match same {
-                Some(s) => {
-                    self.b.ins().brif(s, done, &[], slow, &[]);
-                }
-                None => {
-                    self.b.ins().jump(done, &[]);
-                }
-            }
+            let v = self.b.use_var(self.valid_mask);
+            let e = self.b.use_var(self.extracted_mask);
+            let same = self.b.ins().icmp(IntCC::Equal, v, e);
+            self.b.ins().brif(same, done, &[], slow, &[]);
         } else {
             self.b.ins().jump(slow, &[]);
         }
@@ -1101,8 +1161,14 @@ impl<'a, 'b> Translator<'a, 'b> {
         );
         for (i, &h) in p.deparser.iter().enumerate() {
             let base = self.b.use_var(self.base[h]);
-            let len = self.b.use_var(self.hlen[h]);
-            let v = self.b.use_var(self.valid[h]);
+            let len = match self.hlen[h] {
+                Some(l) => self.b.use_var(l),
+                None => self
+                    .b
+                    .ins()
+                    .iconst(types::I64, p.headers[h].fixed_bytes as i64),
+            };
+            let v = self.is_valid(h);
             let v = self.b.ins().uextend(types::I64, v);
             let o = (i * std::mem::size_of::<DepEntry>()) as i32;
             self.b.ins().store(
@@ -1127,40 +1193,51 @@ impl<'a, 'b> Translator<'a, 'b> {
         self.b.switch_to_block(done);
     }
 
-    // One's complement helpers on i64 values holding 16-bit quantities.
+    // One's complement arithmetic on i64 values.
+    //
+    // `checksum::update` adds 16-bit contributions one at a time with end-around carry. The
+    // result of such a chain depends only on the plain sum of its addends (0 if it is 0,
+    // otherwise the sum's residue mod 0xffff in 1..=0xffff), so the generated code adds the
+    // exact contributions as plain integers and folds once at the end: the same bits.
 
-    fn oc_fold(&mut self, v: Value) -> Value {
-        // Sum the 16-bit chunks, then fold the carries twice: the same value as
-        // `checksum::fold` (both are v mod 0xffff, and zero only for zero).
-        let v = if self.b.func.dfg.value_type(v) == types::I128 {
+    /// Folds a value of `width` bits into 16 bits, as `checksum::fold` does (both give v mod
+    /// 0xffff, and zero only for zero), with only as many steps as the width needs.
+    fn oc_fold(&mut self, v: Value, width: u32) -> Value {
+        if self.b.func.dfg.value_type(v) == types::I128 {
             let lo = self.b.ins().ireduce(types::I64, v);
             let hi = self.b.ins().ushr_imm_u(v, 64);
             let hi = self.b.ins().ireduce(types::I64, hi);
-            let a = self.oc_fold(lo);
-            let b = self.oc_fold(hi);
-            return self.oc_add(a, b);
-        } else {
-            v
-        };
+            let a = self.oc_fold(lo, 64);
+            let b = self.oc_fold(hi, width.saturating_sub(64).max(1));
+            let s = self.b.ins().iadd(a, b);
+            return self.fold_sum(s, 1);
+        }
+        if width <= 16 {
+            return v;
+        }
+        let chunks = width.div_ceil(16);
         let mut s = self.b.ins().band_imm_u(v, 0xffff);
-        for sh in [16, 32, 48] {
-            let c = self.b.ins().ushr_imm_u(v, sh);
-            let c = self.b.ins().band_imm_u(c, 0xffff);
+        for i in 1..chunks {
+            let c = self.b.ins().ushr_imm_u(v, i64::from(16 * i));
+            let c = if i + 1 < chunks {
+                self.b.ins().band_imm_u(c, 0xffff)
+            } else {
+                c
+            };
             s = self.b.ins().iadd(s, c);
         }
-        for _ in 0..2 {
+        // Two chunks sum to at most 0x1fffe: one fold. Four: at most 0x3fffc: two.
+        self.fold_sum(s, if chunks <= 2 { 1 } else { 2 })
+    }
+
+    /// `rounds` end-around folds of a plain sum.
+    fn fold_sum(&mut self, mut s: Value, rounds: u32) -> Value {
+        for _ in 0..rounds {
             let lo = self.b.ins().band_imm_u(s, 0xffff);
             let hi = self.b.ins().ushr_imm_u(s, 16);
             s = self.b.ins().iadd(lo, hi);
         }
         s
-    }
-
-    fn oc_add(&mut self, a: Value, b: Value) -> Value {
-        let s = self.b.ins().iadd(a, b);
-        let lo = self.b.ins().band_imm_u(s, 0xffff);
-        let hi = self.b.ins().ushr_imm_u(s, 16);
-        self.b.ins().iadd(lo, hi)
     }
 
     fn oc_not(&mut self, a: Value) -> Value {
@@ -1169,7 +1246,7 @@ impl<'a, 'b> Translator<'a, 'b> {
 
     /// `checksum::contribution`: the folded value rotated to its place in the word grid.
     fn contribution(&mut self, v: Value, bit_off: u32, width: u32) -> Value {
-        let f = self.oc_fold(v);
+        let f = self.oc_fold(v, width);
         let rot = (16 - (bit_off + width) % 16) % 16;
         if rot == 0 {
             return f;
@@ -1180,26 +1257,71 @@ impl<'a, 'b> Translator<'a, 'b> {
         self.b.ins().band_imm_u(x, 0xffff)
     }
 
-    /// acc + ~old + new when old != new, as `checksum::update` does for each changed field.
-    fn oc_change(&mut self, acc: Value, old_c: Value, new_c: Value, changed: Value) -> Value {
-        let n = self.oc_not(old_c);
-        let t = self.oc_add(acc, n);
-        let t = self.oc_add(t, new_c);
-        self.b.ins().select(changed, t, acc)
+    /// What a field's change adds to a checksum sum: ~c(old) + c(new) if it changed, else 0.
+    /// Most fields do not change, so the contributions are computed on a branch.
+    fn delta(&mut self, old: Value, new: Value, off: u32, w: u32) -> Value {
+        let changed = self.b.ins().icmp(IntCC::NotEqual, old, new);
+        let yes = self.b.create_block();
+        let done = self.b.create_block();
+        self.b.append_block_param(done, types::I64);
+        let z = self.b.ins().iconst(types::I64, 0);
+        self.b
+            .ins()
+            .brif(changed, yes, &[], done, &[BlockArg::Value(z)]);
+        self.b.switch_to_block(yes);
+        let ca = self.contribution(old, off, w);
+        let cb = self.contribution(new, off, w);
+        let n = self.oc_not(ca);
+        let d = self.b.ins().iadd(n, cb);
+        self.b.ins().jump(done, &[BlockArg::Value(d)]);
+        self.b.switch_to_block(done);
+        self.b.block_params(done)[0]
     }
 
-    fn translate_checksum(&mut self, c: &Checksum) {
+    /// Deltas of every field a checksum needs, computed once before the checksums; a field's
+    /// delta is the same in every checksum where it sits at the same place in the word grid
+    /// (IPv4 source, destination and protocol do, in the header and in the pseudo-header).
+    fn field_deltas(&mut self) -> BTreeMap<(HeaderId, FieldId, u32), Value> {
+        let mut out = BTreeMap::new();
+        let snaps: Vec<((HeaderId, FieldId), Variable)> =
+            self.old.iter().map(|(k, v)| (*k, *v)).collect();
+        for ((h, f), var) in snaps {
+            let fd = &self.p.headers[h].fields[f];
+            let (off, w) = (fd.bit_offset, fd.width);
+            let base = self.b.use_var(self.base[h]);
+            let a = self.b.use_var(var);
+            let b = self.load_field(base, off, w);
+            let d = self.delta(a, b, off, w);
+            out.insert((h, f, (16 - (off + w) % 16) % 16), d);
+        }
+        out
+    }
+
+    fn translate_checksums(&mut self) {
+        if self.p.checksums.is_empty() {
+            return;
+        }
+        let deltas = self.field_deltas();
+        for c in &self.p.checksums.clone() {
+            self.translate_checksum(c, &deltas);
+        }
+    }
+
+    fn translate_checksum(
+        &mut self,
+        c: &Checksum,
+        deltas: &BTreeMap<(HeaderId, FieldId, u32), Value>,
+    ) {
         let p = self.p;
         let h = &p.headers[c.header];
-        let cf = &h.fields[c.field];
-        let (coff, _) = (cf.bit_offset, cf.width);
-        let valid = self.b.use_var(self.valid[c.header]);
+        let coff = h.fields[c.field].bit_offset;
+        let valid = self.is_valid(c.header);
         let go = self.b.create_block();
         let done = self.b.create_block();
         self.b.ins().brif(valid, go, &[], done, &[]);
         self.b.switch_to_block(go);
         let base = self.b.use_var(self.base[c.header]);
-        let ex = self.b.use_var(self.extracted[c.header]);
+        let ex = self.bit(self.extracted_mask, c.header);
         let inc = self.b.create_block();
         let fresh = self.b.create_block();
         let store = self.b.create_block();
@@ -1218,9 +1340,10 @@ impl<'a, 'b> Translator<'a, 'b> {
                     let fd = &h.fields[f];
                     let x = self.load_field(base, fd.bit_offset, fd.width);
                     let ct = self.contribution(x, fd.bit_offset, fd.width);
-                    acc = self.oc_add(acc, ct);
+                    acc = self.b.ins().iadd(acc, ct);
                 }
-                self.oc_not(acc)
+                let r = self.fold_sum(acc, 2);
+                self.oc_not(r)
             }
             ChecksumKind::Tcp | ChecksumKind::Udp => self.b.ins().iconst(types::I64, 0),
         };
@@ -1231,21 +1354,19 @@ impl<'a, 'b> Translator<'a, 'b> {
         let old_hc = self.load_field(base, coff, 16);
         let mut acc = self.oc_not(old_hc);
         for &f in &covered {
-            if let Some(&var) = self.old.get(&(c.header, f)) {
-                let fd = &h.fields[f];
-                let a = self.b.use_var(var);
-                let b = self.load_field(base, fd.bit_offset, fd.width);
-                let changed = self.b.ins().icmp(IntCC::NotEqual, a, b);
-                let ca = self.contribution(a, fd.bit_offset, fd.width);
-                let cb = self.contribution(b, fd.bit_offset, fd.width);
-                acc = self.oc_change(acc, ca, cb, changed);
+            let fd = &h.fields[f];
+            let rot = (16 - (fd.bit_offset + fd.width) % 16) % 16;
+            if let Some(&d) = deltas.get(&(c.header, f, rot)) {
+                acc = self.b.ins().iadd(acc, d);
             }
         }
         if let Some(ph) = c.pseudo {
             if let Some(pf) = self.layout.pseudo_fields.get(&ph).copied() {
-                acc = self.pseudo_changes(ph, pf, acc);
+                let ps = self.pseudo_delta(ph, pf, deltas);
+                acc = self.b.ins().iadd(acc, ps);
             }
         }
+        let acc = self.fold_sum(acc, 2);
         let mut r = self.oc_not(acc);
         if c.kind == ChecksumKind::Udp {
             let is0 = self.b.ins().icmp_imm_u(IntCC::Equal, r, 0);
@@ -1265,38 +1386,33 @@ impl<'a, 'b> Translator<'a, 'b> {
         self.b.switch_to_block(done);
     }
 
-    /// Changes of the IPv4 pseudo-header (source, destination, protocol, upper-layer length)
-    /// between parse time and now, when the pseudo-header's header was parsed and is valid.
-    fn pseudo_changes(&mut self, ph: HeaderId, pf: super::PseudoFields, acc: Value) -> Value {
-        let valid = self.b.use_var(self.valid[ph]);
-        let ex = self.b.use_var(self.extracted[ph]);
-        let live = self.b.ins().band(valid, ex);
-        let base = self.b.use_var(self.base[ph]);
-        let mut acc2 = acc;
-        let get_old = |tr: &mut Self, f: FieldId, off: u32, w: u32| -> (Value, Value) {
-            let now = tr.load_field(base, off, w);
-            match tr.old.get(&(ph, f)) {
-                Some(&v) => (tr.b.use_var(v), now),
-                None => (now, now),
-            }
-        };
-        for (f, off, w, poff) in [
-            (pf.src, 96, 32, 0),
-            (pf.dst, 128, 32, 0),
-            (pf.protocol, 72, 8, 8),
-        ] {
-            if self.old.contains_key(&(ph, f)) {
-                let (a, b) = get_old(self, f, off, w);
-                let ch = self.b.ins().icmp(IntCC::NotEqual, a, b);
-                let ch = self.b.ins().band(ch, live);
-                let ca = self.contribution(a, poff, w);
-                let cb = self.contribution(b, poff, w);
-                acc2 = self.oc_change(acc2, ca, cb, ch);
+    /// The change of the IPv4 pseudo-header (source, destination, protocol, upper-layer
+    /// length) since parse time, when the pseudo-header's header was parsed and is valid.
+    fn pseudo_delta(
+        &mut self,
+        ph: HeaderId,
+        pf: super::PseudoFields,
+        deltas: &BTreeMap<(HeaderId, FieldId, u32), Value>,
+    ) -> Value {
+        let mut sum = self.b.ins().iconst(types::I64, 0);
+        // Source, destination and protocol sit at the same place in the word grid in the
+        // header and in the pseudo-header, so their deltas are shared.
+        for f in [pf.src, pf.dst, pf.protocol] {
+            let fd = &self.p.headers[ph].fields[f];
+            let rot = (16 - (fd.bit_offset + fd.width) % 16) % 16;
+            if let Some(&d) = deltas.get(&(ph, f, rot)) {
+                sum = self.b.ins().iadd(sum, d);
             }
         }
-        if self.old.contains_key(&(ph, pf.ihl)) || self.old.contains_key(&(ph, pf.total_len)) {
-            let (ia, ib) = get_old(self, pf.ihl, 4, 4);
-            let (ta, tb) = get_old(self, pf.total_len, 16, 16);
+        if let (Some(&ivar), Some(&tvar)) = (
+            self.old.get(&(ph, pf.ihl)),
+            self.old.get(&(ph, pf.total_len)),
+        ) {
+            let base = self.b.use_var(self.base[ph]);
+            let ia = self.b.use_var(ivar);
+            let ta = self.b.use_var(tvar);
+            let ib = self.load_field(base, 4, 4);
+            let tb = self.load_field(base, 16, 16);
             let l4 = |tr: &mut Self, ihl: Value, total: Value| {
                 let x = tr.b.ins().imul_imm_u(ihl, 4);
                 let d = tr.b.ins().isub(total, x);
@@ -1304,13 +1420,14 @@ impl<'a, 'b> Translator<'a, 'b> {
             };
             let a = l4(self, ia, ta);
             let b = l4(self, ib, tb);
-            let ch = self.b.ins().icmp(IntCC::NotEqual, a, b);
-            let ch = self.b.ins().band(ch, live);
-            let ca = self.contribution(a, 0, 16);
-            let cb = self.contribution(b, 0, 16);
-            acc2 = self.oc_change(acc2, ca, cb, ch);
+            let d = self.delta(a, b, 0, 16);
+            sum = self.b.ins().iadd(sum, d);
         }
-        acc2
+        let valid = self.is_valid(ph);
+        let ex = self.bit(self.extracted_mask, ph);
+        let live = self.b.ins().band(valid, ex);
+        let z = self.b.ins().iconst(types::I64, 0);
+        self.b.ins().select(live, sum, z)
     }
 }
 

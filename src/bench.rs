@@ -1,0 +1,300 @@
+//! `sluice bench`: packets per second of the JIT, the interpreter, the hand-written reference
+//! and a plain copy, measured in one run, interleaved so that machine drift cancels.
+
+use crate::native;
+use anyhow::{anyhow, Context};
+use sluice_compiler::interp::Interp;
+use sluice_compiler::jit::JitProgram;
+use sluice_runtime::packet::{PacketBuf, PacketMeta, Verdict};
+use sluice_runtime::stats::Stats;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// The program.
+    program: PathBuf,
+    /// Table entries in simple_switch_CLI syntax.
+    #[arg(long)]
+    entries: Option<PathBuf>,
+    /// The packets, loaded into memory before measuring.
+    #[arg(long = "in", value_name = "IN.pcap")]
+    input: PathBuf,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Rounds; each round runs every executor once, in turn.
+    #[arg(long, default_value_t = 5)]
+    rounds: u32,
+    /// Time each executor gets per round, in milliseconds.
+    #[arg(long, default_value_t = 400)]
+    round_ms: u64,
+    /// Measure only these executors (for profiling one of them).
+    #[arg(long, value_delimiter = ',', value_enum)]
+    only: Vec<Which>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Which {
+    Jit,
+    Interp,
+    Native,
+    Copy,
+}
+
+/// The packets, back to back in one allocation.
+struct Packets {
+    bytes: Vec<u8>,
+    spans: Vec<(usize, usize, u32)>,
+}
+
+#[derive(Default, Clone, Copy)]
+struct Tally {
+    packets: u64,
+    time: Duration,
+}
+
+impl Tally {
+    fn mpps(&self) -> f64 {
+        self.packets as f64 / self.time.as_secs_f64().max(1e-9) / 1e6
+    }
+    fn ns(&self) -> f64 {
+        self.time.as_nanos() as f64 / (self.packets.max(1)) as f64
+    }
+}
+
+/// Runs `f` over packets from `start`, wrapping, until `budget` has passed; returns how many
+/// it did and where it stopped.
+fn timed(
+    p: &Packets,
+    start: usize,
+    budget: Duration,
+    mut f: impl FnMut(&[u8], u32),
+) -> (Tally, usize) {
+    let t0 = Instant::now();
+    let mut i = start;
+    let mut n = 0u64;
+    loop {
+        // Check the clock once per batch of 1024 packets.
+        for _ in 0..1024 {
+            let (off, len, orig) = p.spans[i];
+            f(&p.bytes[off..off + len], orig);
+            i += 1;
+            if i == p.spans.len() {
+                i = 0;
+            }
+        }
+        n += 1024;
+        let el = t0.elapsed();
+        if el >= budget {
+            return (
+                Tally {
+                    packets: n,
+                    time: el,
+                },
+                i,
+            );
+        }
+    }
+}
+
+pub fn bench(args: &BenchArgs, color: bool) -> anyhow::Result<ExitCode> {
+    let source = std::fs::read_to_string(&args.program)
+        .with_context(|| format!("cannot read {}", args.program.display()))?;
+    // Compile time: text to callable native code, as a user waits for it.
+    let t0 = Instant::now();
+    let compiled = sluice_compiler::compile(&source);
+    let compiled = match compiled {
+        Ok(c) => c,
+        Err(e) => {
+            let name = args.program.display().to_string();
+            eprint!(
+                "{}",
+                sluice_lang::render(&e.diagnostics, &name, &source, color)
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let mut jit = JitProgram::compile(&compiled.ir, false).map_err(|e| anyhow!("{e}"))?;
+    let compile_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let prog = compiled.ir;
+    let mut tables = sluice_compiler::table_set(&prog).map_err(|e| anyhow!(e))?;
+    if let Some(e) = &args.entries {
+        crate::run::load_entries(&mut tables, e)?;
+    }
+    let capture = sluice_runtime::pcap::read_capture(&args.input)
+        .with_context(|| format!("cannot read capture {}", args.input.display()))?;
+    if capture.records.is_empty() {
+        anyhow::bail!("{} has no packets", args.input.display());
+    }
+    let mut packets = Packets {
+        bytes: Vec::new(),
+        spans: Vec::new(),
+    };
+    for r in &capture.records {
+        packets
+            .spans
+            .push((packets.bytes.len(), r.data.len(), r.orig_len));
+        packets.bytes.extend_from_slice(&r.data);
+    }
+    let max_len = capture
+        .records
+        .iter()
+        .map(|r| r.data.len())
+        .max()
+        .unwrap_or(0);
+    drop(capture);
+    let name = args
+        .program
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("");
+    let native = native::for_program(name, &prog, &tables);
+    let mut interp = Interp::new(&prog);
+    let head = prog.headroom;
+    let meta = PacketMeta::default();
+
+    // Check first that the executors agree on every packet, so that the figures compare the
+    // same work.
+    {
+        let mut a = PacketBuf::with_capacity(head, max_len);
+        let mut b = PacketBuf::with_capacity(head, max_len);
+        let mut sa = stats_for(&prog);
+        let mut sb = stats_for(&prog);
+        for (i, &(off, len, orig)) in packets.spans.iter().enumerate().take(100_000) {
+            let data = &packets.bytes[off..off + len];
+            a.load(head, data, orig);
+            b.load(head, data, orig);
+            let va = jit.process(&tables, &mut sa, &mut a, &meta);
+            let vb = interp.process(&tables, &mut sb, &mut b, &meta, None);
+            if va != vb || (matches!(va, Verdict::Forward(_)) && a.data() != b.data()) {
+                anyhow::bail!(
+                    "packet {}: the JIT and the interpreter disagree ({va:?}, {vb:?})",
+                    i + 1
+                );
+            }
+            if let Some(n) = &native {
+                let mut c = data.to_vec();
+                let vc = n.process(&mut c);
+                if vc != va || (matches!(va, Verdict::Forward(_)) && c != a.data()) {
+                    anyhow::bail!(
+                        "packet {}: the native reference and the JIT disagree ({vc:?}, {va:?})",
+                        i + 1
+                    );
+                }
+            }
+        }
+    }
+
+    let budget = Duration::from_millis(args.round_ms);
+    let mut t_jit = Tally::default();
+    let mut t_interp = Tally::default();
+    let mut t_native = Tally::default();
+    let mut t_copy = Tally::default();
+    let mut pos = [0usize; 4];
+    let mut sink = 0u64;
+    let mut buf = PacketBuf::with_capacity(head, max_len);
+    let mut stats = stats_for(&prog);
+    let want = |w: Which| args.only.is_empty() || args.only.contains(&w);
+    for _ in 0..args.rounds {
+        if want(Which::Jit) {
+            let (t, p) = timed(&packets, pos[0], budget, |d, orig| {
+                buf.load(head, d, orig);
+                sink += verdict_bits(jit.process(&tables, &mut stats, &mut buf, &meta));
+            });
+            add(&mut t_jit, t);
+            pos[0] = p;
+        }
+        if want(Which::Interp) {
+            let (t, p) = timed(&packets, pos[1], budget, |d, orig| {
+                buf.load(head, d, orig);
+                sink += verdict_bits(interp.process(&tables, &mut stats, &mut buf, &meta, None));
+            });
+            add(&mut t_interp, t);
+            pos[1] = p;
+        }
+        if let Some(n) = native.as_ref().filter(|_| want(Which::Native)) {
+            let (t, p) = timed(&packets, pos[2], budget, |d, orig| {
+                buf.load(head, d, orig);
+                sink += verdict_bits(n.process(buf.data_mut()));
+            });
+            add(&mut t_native, t);
+            pos[2] = p;
+        }
+        if want(Which::Copy) {
+            let (t, p) = timed(&packets, pos[3], budget, |d, orig| {
+                buf.load(head, d, orig);
+                sink += u64::from(buf.data()[0]);
+            });
+            add(&mut t_copy, t);
+            pos[3] = p;
+        }
+    }
+    std::hint::black_box(sink);
+    let entries: usize = tables.tables.iter().map(|t| t.num_entries()).sum();
+    let avg_len = packets.bytes.len() as f64 / packets.spans.len() as f64;
+    if args.json {
+        let obj = |t: &Tally| serde_json::json!({"mpps": t.mpps(), "ns_per_packet": t.ns()});
+        let mut j = serde_json::json!({
+            "compile_ms": compile_ms,
+            "jit": obj(&t_jit),
+            "interp": obj(&t_interp),
+            "copy": obj(&t_copy),
+            "packets": packets.spans.len(),
+            "avg_packet_bytes": avg_len,
+            "entries": entries,
+            "jit_over_interp": t_jit.mpps() / t_interp.mpps(),
+            "jit_over_copy": t_jit.mpps() / t_copy.mpps(),
+        });
+        if native.is_some() {
+            j["native"] = obj(&t_native);
+            j["jit_over_native"] = serde_json::json!(t_jit.mpps() / t_native.mpps());
+        } else {
+            j["native"] = serde_json::Value::Null;
+        }
+        println!("{j}");
+    } else {
+        println!(
+            "{}: {} packets (average {avg_len:.0} bytes), {entries} entries, compile {compile_ms:.1} ms",
+            args.program.display(),
+            packets.spans.len()
+        );
+        println!("{:<8} {:>10} {:>10}", "", "Mpps", "ns/packet");
+        let row = |n: &str, t: &Tally| println!("{n:<8} {:>10.2} {:>10.1}", t.mpps(), t.ns());
+        row("jit", &t_jit);
+        row("interp", &t_interp);
+        if native.is_some() {
+            row("native", &t_native);
+        } else {
+            println!("native   (no hand-written reference for this program)");
+        }
+        row("copy", &t_copy);
+        if native.is_some() {
+            println!("jit/native {:.2}", t_jit.mpps() / t_native.mpps());
+        }
+        println!("jit/interp {:.1}", t_jit.mpps() / t_interp.mpps());
+        println!("jit/copy   {:.2}", t_jit.mpps() / t_copy.mpps());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn add(a: &mut Tally, b: Tally) {
+    a.packets += b.packets;
+    a.time += b.time;
+}
+
+fn verdict_bits(v: Verdict) -> u64 {
+    match v {
+        Verdict::Forward(p) => u64::from(p),
+        Verdict::Drop(r) => 1000 + u64::from(r),
+    }
+}
+
+fn stats_for(prog: &sluice_compiler::ir::Program) -> Stats {
+    Stats::new(
+        prog.drop_reasons.len(),
+        prog.tables.len(),
+        prog.actions.len(),
+    )
+}
