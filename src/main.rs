@@ -1,6 +1,7 @@
 //! The `sluice` command: check, compile and run Sluice programs.
 
 mod bench;
+mod ctl;
 mod native;
 mod run;
 
@@ -44,6 +45,8 @@ enum Command {
     Run(run::RunArgs),
     /// Measure packets per second: JIT, interpreter, hand-written reference, plain copy.
     Bench(bench::BenchArgs),
+    /// Send commands to a running switch (one, a file of them, or an interactive shell).
+    Ctl(ctl::CtlArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -70,6 +73,7 @@ fn main() -> ExitCode {
         Command::Compile { program, emit } => compile(&program, emit, color),
         Command::Run(args) => run::run(&args, color),
         Command::Bench(args) => bench::bench(&args, color),
+        Command::Ctl(args) => ctl::ctl(&args),
     };
     match result {
         Ok(code) => code,

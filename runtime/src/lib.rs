@@ -4,6 +4,7 @@
 pub mod bits;
 pub mod checksum;
 pub mod command;
+pub mod control;
 pub mod hash;
 pub mod packet;
 pub mod pcap;
