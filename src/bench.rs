@@ -30,6 +30,10 @@ pub struct BenchArgs {
     /// Time each executor gets per round, in milliseconds.
     #[arg(long, default_value_t = 400)]
     round_ms: u64,
+    /// Also measure the JIT reading live tables (as `sluice serve` does, in batches), idle and
+    /// while another thread applies this many table updates per second.
+    #[arg(long, value_name = "PER_SEC")]
+    updates: Option<u32>,
     /// Measure only these executors (for profiling one of them).
     #[arg(long, value_delimiter = ',', value_enum)]
     only: Vec<Which>,
@@ -232,6 +236,19 @@ pub fn bench(args: &BenchArgs, color: bool) -> anyhow::Result<ExitCode> {
         }
     }
     std::hint::black_box(sink);
+    let live = match args.updates {
+        Some(ups) => Some(live_bench(
+            &packets,
+            &mut jit,
+            &tables,
+            &prog,
+            max_len,
+            budget,
+            args.rounds,
+            ups,
+        )?),
+        None => None,
+    };
     let entries: usize = tables.tables.iter().map(|t| t.num_entries()).sum();
     let avg_len = packets.bytes.len() as f64 / packets.spans.len() as f64;
     if args.json {
@@ -247,6 +264,11 @@ pub fn bench(args: &BenchArgs, color: bool) -> anyhow::Result<ExitCode> {
             "jit_over_interp": t_jit.mpps() / t_interp.mpps(),
             "jit_over_copy": t_jit.mpps() / t_copy.mpps(),
         });
+        if let Some(l) = &live {
+            j["live_idle"] = obj(&l.idle);
+            j["live_updating"] = obj(&l.updating);
+            j["updates_per_sec"] = serde_json::json!(l.achieved);
+        }
         if native.is_some() {
             j["native"] = obj(&t_native);
             j["jit_over_native"] = serde_json::json!(t_jit.mpps() / t_native.mpps());
@@ -274,6 +296,15 @@ pub fn bench(args: &BenchArgs, color: bool) -> anyhow::Result<ExitCode> {
             println!("jit/native {:.2}", t_jit.mpps() / t_native.mpps());
         }
         println!("jit/interp {:.1}", t_jit.mpps() / t_interp.mpps());
+        if let Some(l) = &live {
+            println!(
+                "live tables: idle {:.2} Mpps, with {:.0} updates/s {:.2} Mpps ({:.2} of idle)",
+                l.idle.mpps(),
+                l.achieved,
+                l.updating.mpps(),
+                l.updating.mpps() / l.idle.mpps()
+            );
+        }
         println!("jit/copy   {:.2}", t_jit.mpps() / t_copy.mpps());
     }
     Ok(ExitCode::SUCCESS)
@@ -297,4 +328,96 @@ fn stats_for(prog: &sluice_compiler::ir::Program) -> Stats {
         prog.tables.len(),
         prog.actions.len(),
     )
+}
+
+struct LiveFigures {
+    idle: Tally,
+    updating: Tally,
+    achieved: f64,
+}
+
+/// The JIT over live tables, in batches as `sluice serve` runs it: once idle, once while a
+/// second thread modifies an entry `ups` times a second.
+#[allow(clippy::too_many_arguments)]
+fn live_bench(
+    packets: &Packets,
+    jit: &mut JitProgram,
+    tables: &sluice_runtime::table::TableSet,
+    prog: &sluice_compiler::ir::Program,
+    max_len: usize,
+    budget: Duration,
+    rounds: u32,
+    ups: u32,
+) -> anyhow::Result<LiveFigures> {
+    use sluice_runtime::live::LiveTables;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+    // The entry to modify: the first entry of the first table that has one.
+    let target = tables
+        .tables
+        .iter()
+        .enumerate()
+        .find_map(|(i, t)| t.entries().next().map(|e| (i, e.handle, e.call.clone())))
+        .ok_or_else(|| anyhow!("--updates needs at least one table entry to modify"))?;
+    let (live, mut reader) = LiveTables::new(tables.clone());
+    let head = prog.headroom;
+    let meta = PacketMeta::default();
+    let mut buf = PacketBuf::with_capacity(head, max_len);
+    let mut stats = stats_for(prog);
+    let mut pos = 0usize;
+    let mut sink = 0u64;
+    let mut run = |reader: &mut sluice_runtime::live::Reader| -> Tally {
+        let t0 = Instant::now();
+        let mut n = 0u64;
+        while t0.elapsed() < budget {
+            let t = reader.begin();
+            for _ in 0..64 {
+                let (off, len, orig) = packets.spans[pos];
+                buf.load(head, &packets.bytes[off..off + len], orig);
+                sink += verdict_bits(jit.process(t, &mut stats, &mut buf, &meta));
+                pos = (pos + 1) % packets.spans.len();
+            }
+            reader.end();
+            n += 64;
+        }
+        Tally {
+            packets: n,
+            time: t0.elapsed(),
+        }
+    };
+    let mut idle = Tally::default();
+    let mut updating = Tally::default();
+    let done = Arc::new(AtomicU64::new(0));
+    for _ in 0..rounds {
+        add(&mut idle, run(&mut reader));
+        let stop = Arc::new(AtomicBool::new(false));
+        let writer = {
+            let (live, stop, done, target) =
+                (live.clone(), stop.clone(), done.clone(), target.clone());
+            std::thread::spawn(move || {
+                let actions = live.read(|s| s.actions.clone());
+                let period = Duration::from_secs_f64(1.0 / f64::from(ups.max(1)));
+                let mut next = Instant::now();
+                while !stop.load(Ordering::Relaxed) {
+                    let (t, h, call) = &target;
+                    let _ = live.write(|s| s.tables[*t].modify(*h, call.clone(), &actions));
+                    done.fetch_add(1, Ordering::Relaxed);
+                    next += period;
+                    if let Some(d) = next.checked_duration_since(Instant::now()) {
+                        std::thread::sleep(d);
+                    }
+                }
+            })
+        };
+        add(&mut updating, run(&mut reader));
+        stop.store(true, Ordering::Relaxed);
+        let _ = writer.join();
+    }
+    std::hint::black_box(sink);
+    let achieved = done.load(Ordering::Relaxed) as f64 / updating.time.as_secs_f64().max(1e-9);
+    Ok(LiveFigures {
+        idle,
+        updating,
+        achieved,
+    })
 }

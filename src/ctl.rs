@@ -1,14 +1,47 @@
 //! `sluice ctl`: the control-plane client of a running switch.
+//!
+//! Three modes, as in BMv2's `simple_switch_CLI`: one command from the command line, the
+//! commands of a file (`-f FILE`, `-f -` for standard input), or an interactive shell with
+//! history and completion. When standard input is not a terminal the shell reads it like
+//! `-f -`, so that scripts can pipe commands in. docs/control-protocol.md describes what goes
+//! over the socket.
+//!
+//! A `secret_set` line is sent to the switch as typed, but its value is never printed: the
+//! shell masks it while it is typed, keeps the line out of its history, and any reply that
+//! would repeat it is redacted.
 
-use std::path::PathBuf;
+use std::borrow::Cow;
+use std::io::{BufRead, IsTerminal};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use rustyline::completion::Completer;
+use rustyline::config::{ColorMode, CompletionType, Config};
+use rustyline::error::ReadlineError;
+use rustyline::highlight::{CmdKind, Highlighter};
+use rustyline::hint::Hinter;
+use rustyline::history::FileHistory;
+use rustyline::validate::Validator;
+use rustyline::{Editor, Helper};
+use sluice_runtime::command::COMMANDS;
+use sluice_runtime::control::{self, Client};
+
 #[derive(clap::Args)]
+#[command(after_help = "\
+With no COMMAND and no -f, starts an interactive shell (prompt `sluice> `, history in \
+$SLUICE_HISTORY or ~/.sluice_history, Tab completes commands, tables and actions); when \
+standard input is not a terminal, reads commands from it as `-f -` does.
+
+Exit status: 0 when every command succeeded; 1 when the switch refused a command (a file \
+stops at that line; the commands before it stay applied); 2 when the switch cannot be \
+reached or the connection is lost.")]
 pub struct CtlArgs {
     /// The switch's control socket.
     #[arg(long, default_value = "sluice.sock")]
     control: PathBuf,
-    /// Run the commands of a file, one per line.
+    /// Run the commands of a file, one per line (`-` for standard input); stop at the first
+    /// that fails.
     #[arg(short = 'f', long = "file")]
     file: Option<PathBuf>,
     /// A command and its arguments, in simple_switch_CLI syntax.
@@ -16,6 +49,592 @@ pub struct CtlArgs {
     command: Vec<String>,
 }
 
-pub fn ctl(_args: &CtlArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("not written yet")
+const PROMPT: &str = "sluice> ";
+
+/// The syntax of each command, shown by `help`. Mirrors the usage messages of
+/// `sluice_runtime::command` (a test checks that each of its commands has one); a command
+/// that a switch names in its hello but that is missing here is listed by name alone.
+const USAGES: [(&str, &str); 14] = [
+    (
+        "table_add",
+        "table_add TABLE ACTION KEY... => ARG... [PRIORITY]",
+    ),
+    ("table_set_default", "table_set_default TABLE ACTION ARG..."),
+    ("table_modify", "table_modify TABLE ACTION HANDLE ARG..."),
+    ("table_delete", "table_delete TABLE HANDLE"),
+    ("table_reset_default", "table_reset_default TABLE"),
+    ("table_clear", "table_clear TABLE"),
+    ("table_num_entries", "table_num_entries TABLE"),
+    ("table_dump", "table_dump TABLE"),
+    ("show_tables", "show_tables"),
+    ("show_actions", "show_actions"),
+    ("secret_set", "secret_set NAME 0x<32 hex digits>"),
+    // Commands `sluice serve` adds in its hello.
+    ("stats", "stats"),
+    ("counter_read", "counter_read TABLE HANDLE"),
+    ("counter_reset", "counter_reset TABLE"),
+];
+
+/// Commands the client answers itself.
+const LOCAL_COMMANDS: [&str; 3] = ["help", "quit", "exit"];
+
+/// Commands whose third word is an action name.
+const ACTION_COMMANDS: [&str; 3] = ["table_add", "table_set_default", "table_modify"];
+
+pub fn ctl(args: &CtlArgs) -> anyhow::Result<ExitCode> {
+    if args.file.is_some() && !args.command.is_empty() {
+        anyhow::bail!("give either -f FILE or a command, not both");
+    }
+    let mut session = Session::new(&args.control);
+    if let Some(file) = &args.file {
+        if file.as_os_str() == "-" {
+            return Ok(with_connection(&mut session, |s| {
+                script(s, std::io::stdin().lock(), "<stdin>")
+            }));
+        }
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+        let name = file.display().to_string();
+        return Ok(with_connection(&mut session, |s| {
+            script(s, text.as_bytes(), &name)
+        }));
+    }
+    if !args.command.is_empty() {
+        return Ok(one_shot(&mut session, &args.command.join(" ")));
+    }
+    if std::io::stdin().is_terminal() {
+        Ok(with_connection(&mut session, shell))
+    } else {
+        Ok(with_connection(&mut session, |s| {
+            script(s, std::io::stdin().lock(), "<stdin>")
+        }))
+    }
+}
+
+/// Connects (exit 2 if that fails), then runs `f`.
+fn with_connection(session: &mut Session, f: impl FnOnce(&mut Session) -> ExitCode) -> ExitCode {
+    match session.connect() {
+        Ok(()) => f(session),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// What became of one command.
+#[derive(Debug, PartialEq, Eq)]
+enum Outcome {
+    /// The switch (or the client, for `help`) ran it; its output.
+    Done(String),
+    /// The switch refused it; the message.
+    Refused(String),
+}
+
+/// The connection to the switch, opened when first needed and again after it was lost.
+struct Session {
+    path: PathBuf,
+    client: Option<Client<UnixStream>>,
+    /// Another handle on the client's socket, to notice that the switch closed it (it does
+    /// so to a connection left idle for long) before a command is sent on it.
+    probe: Option<UnixStream>,
+}
+
+impl Session {
+    fn new(path: &Path) -> Self {
+        Session {
+            path: path.to_path_buf(),
+            client: None,
+            probe: None,
+        }
+    }
+
+    fn connect(&mut self) -> Result<(), String> {
+        if self.client.is_some() {
+            return Ok(());
+        }
+        let cannot = |e: std::io::Error| {
+            format!(
+                "cannot connect to {}: {e} (is `sluice serve` running?)",
+                self.path.display()
+            )
+        };
+        let stream = UnixStream::connect(&self.path).map_err(cannot)?;
+        let writer = stream.try_clone().map_err(cannot)?;
+        self.probe = stream.try_clone().ok();
+        self.client = Some(Client::handshake(stream, writer)?);
+        Ok(())
+    }
+
+    fn disconnect(&mut self) {
+        self.client = None;
+        self.probe = None;
+    }
+
+    /// Whether the switch has closed the connection (end of input waits on the socket).
+    fn closed_by_switch(&self) -> bool {
+        let Some(probe) = &self.probe else {
+            return false;
+        };
+        if probe.set_nonblocking(true).is_err() {
+            return false;
+        }
+        let mut byte = [0u8; 1];
+        let closed = matches!(probe.peek(&mut byte), Ok(0));
+        let _ = probe.set_nonblocking(false);
+        closed
+    }
+
+    /// Names from the server's hello, or `fallback` when not connected or the hello has none.
+    fn names(&self, key: &str, fallback: &[&str]) -> Vec<String> {
+        let names = self
+            .client
+            .as_ref()
+            .map(|c| c.names(key))
+            .unwrap_or_default();
+        if names.is_empty() {
+            fallback.iter().map(|s| s.to_string()).collect()
+        } else {
+            names
+        }
+    }
+
+    /// Runs one command (comment already stripped, not blank). Err when the switch cannot be
+    /// reached; the connection is then dropped, to be opened again by the next command.
+    fn run(&mut self, command: &str) -> Result<Outcome, String> {
+        let mut words = command.split_whitespace();
+        if words.next() == Some("help") {
+            return Ok(self.help(words.next()));
+        }
+        // The server closes the connection on an over-long request: refuse it here instead.
+        let len = control::request_line(u64::MAX, command).len() - 1;
+        if len > control::MAX_LINE {
+            return Ok(Outcome::Refused(format!(
+                "command too long ({len} bytes as a request; the limit is {})",
+                control::MAX_LINE
+            )));
+        }
+        if self.client.is_some() && self.closed_by_switch() {
+            self.disconnect();
+            eprintln!("note: the switch had closed the connection; connecting again");
+        }
+        self.connect()?;
+        let client = self.client.as_mut().expect("connected");
+        match client.call(command) {
+            Ok(reply) => {
+                let text = redact(&reply.text, command);
+                Ok(if reply.ok {
+                    Outcome::Done(text)
+                } else {
+                    Outcome::Refused(text)
+                })
+            }
+            Err(e) => {
+                self.disconnect();
+                Err(e)
+            }
+        }
+    }
+
+    fn help(&self, command: Option<&str>) -> Outcome {
+        let commands = self.names("commands", &COMMANDS);
+        if let Some(name) = command {
+            return match usage(name) {
+                Some(u) => Outcome::Done(u.to_string()),
+                None if LOCAL_COMMANDS.contains(&name) => Outcome::Done(local_usage(name)),
+                None if commands.iter().any(|c| c == name) => Outcome::Done(name.to_string()),
+                None => Outcome::Refused(format!(
+                    "unknown command '{name}'; valid commands: {}",
+                    commands.join(", ")
+                )),
+            };
+        }
+        let mut out = String::from("Commands:\n");
+        for c in &commands {
+            out.push_str(&format!("  {}\n", usage(c).unwrap_or(c)));
+        }
+        out.push_str("Shell:\n");
+        for c in ["help", "quit"] {
+            out.push_str(&format!("  {}\n", local_usage(c)));
+        }
+        out.push_str("Values, keys and match kinds: see docs/cli.md.");
+        Outcome::Done(out)
+    }
+}
+
+fn usage(command: &str) -> Option<&'static str> {
+    USAGES.iter().find(|(c, _)| *c == command).map(|(_, u)| *u)
+}
+
+fn local_usage(command: &str) -> String {
+    match command {
+        "help" => "help [COMMAND]      list the commands, or show one's usage".into(),
+        _ => "quit, exit, Ctrl-D  leave the shell".into(),
+    }
+}
+
+/// The text of a line before any `#` comment, as `sluice_runtime::command` reads it.
+fn strip_comment(line: &str) -> &str {
+    line.split_once('#').map_or(line, |(code, _)| code)
+}
+
+/// Whether a line sets a secret: such a line is never kept in the history nor shown.
+fn is_secret_line(line: &str) -> bool {
+    line.trim_start().starts_with("secret_set")
+}
+
+/// The reply text with any word that followed a `secret_set` NAME replaced, should the
+/// switch ever repeat it.
+fn redact(text: &str, command: &str) -> String {
+    if !is_secret_line(command) {
+        return text.to_string();
+    }
+    let mut out = text.to_string();
+    for word in command.split_whitespace().skip(2) {
+        let bare = word
+            .strip_prefix("0x")
+            .or_else(|| word.strip_prefix("0X"))
+            .filter(|b| b.len() >= 8);
+        for w in std::iter::once(word).chain(bare) {
+            if !w.is_empty() {
+                out = out.replace(w, "<redacted>");
+            }
+        }
+    }
+    out
+}
+
+fn print_output(text: &str) {
+    if text.is_empty() {
+        return;
+    }
+    if text.ends_with('\n') {
+        print!("{text}");
+    } else {
+        println!("{text}");
+    }
+}
+
+fn one_shot(session: &mut Session, command: &str) -> ExitCode {
+    match session.run(command) {
+        Ok(Outcome::Done(out)) => {
+            print_output(&out);
+            ExitCode::SUCCESS
+        }
+        Ok(Outcome::Refused(e)) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Runs the lines of a file or of standard input, stopping at the first failure.
+fn script(session: &mut Session, input: impl BufRead, name: &str) -> ExitCode {
+    for (i, line) in input.lines().enumerate() {
+        let n = i + 1;
+        let line = match line {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("{name}:{n}: error: cannot read: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let command = strip_comment(&line).trim();
+        if command.is_empty() {
+            continue;
+        }
+        if command == "quit" || command == "exit" {
+            break;
+        }
+        match session.run(command) {
+            Ok(Outcome::Done(out)) => print_output(&out),
+            Ok(Outcome::Refused(e)) => {
+                eprintln!("{name}:{n}: error: {e}");
+                return ExitCode::FAILURE;
+            }
+            Err(e) => {
+                eprintln!("{name}:{n}: error: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// `$SLUICE_HISTORY`, else `~/.sluice_history`.
+fn history_path() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("SLUICE_HISTORY").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(|h| Path::new(&h).join(".sluice_history"))
+}
+
+/// The interactive shell.
+fn shell(session: &mut Session) -> ExitCode {
+    let config = Config::builder()
+        .completion_type(CompletionType::List)
+        .auto_add_history(false)
+        // Masking a secret while it is typed is done by the highlighter, which rustyline
+        // only calls when colors are on.
+        .color_mode(ColorMode::Forced)
+        .build();
+    let mut rl: Editor<ShellHelper, FileHistory> = match Editor::with_config(config) {
+        Ok(rl) => rl,
+        Err(e) => {
+            eprintln!("error: cannot start the shell: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    rl.set_helper(Some(ShellHelper::new(session)));
+    let history = history_path();
+    if let Some(p) = &history {
+        let _ = rl.load_history(p);
+    }
+    let program = session
+        .client
+        .as_ref()
+        .and_then(|c| c.hello.get("program").and_then(|p| p.as_str()))
+        .unwrap_or("a switch")
+        .to_string();
+    println!(
+        "Connected to {program} on {}. Type 'help' for the commands, Tab to complete, \
+         Ctrl-D to leave.",
+        session.path.display()
+    );
+    loop {
+        let line = match rl.readline(PROMPT) {
+            Ok(line) => line,
+            Err(ReadlineError::Interrupted) => continue,
+            Err(ReadlineError::Eof) => break,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let command = strip_comment(&line).trim();
+        if command.is_empty() {
+            continue;
+        }
+        if !is_secret_line(&line) {
+            let _ = rl.add_history_entry(line.as_str());
+            if let Some(p) = &history {
+                let _ = rl.append_history(p);
+            }
+        }
+        if command == "quit" || command == "exit" {
+            break;
+        }
+        let was_connected = session.client.is_some();
+        match session.run(command) {
+            Ok(Outcome::Done(out)) => print_output(&out),
+            Ok(Outcome::Refused(e)) => eprintln!("error: {e}"),
+            Err(e) => eprintln!("error: {e}"),
+        }
+        if !was_connected && session.client.is_some() {
+            // Reconnected: the switch may run another program now.
+            rl.set_helper(Some(ShellHelper::new(session)));
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// Completion of command, table and action names, and masking of secret values.
+struct ShellHelper {
+    commands: Vec<String>,
+    tables: Vec<String>,
+    actions: Vec<String>,
+}
+
+impl ShellHelper {
+    fn new(session: &Session) -> Self {
+        let mut commands = session.names("commands", &COMMANDS);
+        commands.extend(LOCAL_COMMANDS.iter().map(|s| s.to_string()));
+        ShellHelper {
+            commands,
+            tables: session.names("tables", &[]),
+            actions: session.names("actions", &[]),
+        }
+    }
+
+    /// The start of the word under the cursor and the names it may complete to.
+    fn candidates(&self, line: &str, pos: usize) -> (usize, Vec<String>) {
+        let before = &line[..pos];
+        let start = before
+            .char_indices()
+            .rev()
+            .find(|(_, c)| c.is_whitespace())
+            .map_or(0, |(i, c)| i + c.len_utf8());
+        let word = &before[start..];
+        let previous: Vec<&str> = before[..start].split_whitespace().collect();
+        let pool: &[String] = match previous.as_slice() {
+            [] => &self.commands,
+            ["help"] => &self.commands,
+            [command] if takes_table(command) => &self.tables,
+            [command, _] if ACTION_COMMANDS.contains(command) => &self.actions,
+            _ => return (pos, Vec::new()),
+        };
+        let mut found: Vec<String> = pool
+            .iter()
+            .filter(|n| n.starts_with(word))
+            .cloned()
+            .collect();
+        found.sort();
+        found.dedup();
+        if let [only] = found.as_mut_slice() {
+            only.push(' ');
+        }
+        (start, found)
+    }
+}
+
+/// Whether a command's second word is a table name.
+fn takes_table(command: &str) -> bool {
+    command.starts_with("table_") || command.starts_with("counter_")
+}
+
+/// The line as shown while it is typed: past `secret_set NAME`, every character is a `*`.
+fn mask_secret(line: &str) -> Option<String> {
+    if !is_secret_line(line) {
+        return None;
+    }
+    let mut out = String::with_capacity(line.len());
+    let mut word = 0;
+    let mut in_word = false;
+    for c in line.chars() {
+        if c.is_whitespace() {
+            in_word = false;
+            out.push(c);
+            continue;
+        }
+        if !in_word {
+            in_word = true;
+            word += 1;
+        }
+        out.push(if word > 2 { '*' } else { c });
+    }
+    Some(out)
+}
+
+impl Completer for ShellHelper {
+    type Candidate = String;
+
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        _ctx: &rustyline::Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<String>)> {
+        Ok(self.candidates(line, pos))
+    }
+}
+
+impl Highlighter for ShellHelper {
+    fn highlight<'l>(&self, line: &'l str, _pos: usize) -> Cow<'l, str> {
+        match mask_secret(line) {
+            Some(masked) => Cow::Owned(masked),
+            None => Cow::Borrowed(line),
+        }
+    }
+
+    fn highlight_char(&self, line: &str, _pos: usize, _kind: CmdKind) -> bool {
+        // A full redraw through `highlight` for every key of a secret line, never the
+        // shortcut that writes the typed character itself.
+        is_secret_line(line)
+    }
+}
+
+impl Hinter for ShellHelper {
+    type Hint = String;
+}
+
+impl Validator for ShellHelper {}
+
+impl Helper for ShellHelper {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn helper() -> ShellHelper {
+        let mut commands: Vec<String> = COMMANDS.iter().map(|s| s.to_string()).collect();
+        commands.extend(LOCAL_COMMANDS.iter().map(|s| s.to_string()));
+        ShellHelper {
+            commands,
+            tables: vec!["dnat".into(), "snat".into(), "acl".into()],
+            actions: vec!["to_vm".into(), "from_vm".into(), "drop".into()],
+        }
+    }
+
+    fn complete(line: &str) -> (usize, Vec<String>) {
+        helper().candidates(line, line.len())
+    }
+
+    #[test]
+    fn every_command_has_a_usage() {
+        for c in COMMANDS {
+            assert!(usage(c).is_some_and(|u| u.starts_with(c)), "{c}");
+        }
+    }
+
+    #[test]
+    fn completes_commands_then_tables_then_actions() {
+        assert_eq!(
+            complete("table_d"),
+            (0, vec!["table_delete".into(), "table_dump".into()])
+        );
+        assert_eq!(complete("show_t"), (0, vec!["show_tables ".into()]));
+        assert_eq!(complete("table_add d"), (10, vec!["dnat ".into()]));
+        assert_eq!(
+            complete("table_dump "),
+            (11, {
+                let mut t = vec!["acl".to_string(), "dnat".into(), "snat".into()];
+                t.sort();
+                t
+            })
+        );
+        assert_eq!(complete("table_add dnat to"), (15, vec!["to_vm ".into()]));
+        assert_eq!(
+            complete("table_modify snat "),
+            (18, vec!["drop".into(), "from_vm".into(), "to_vm".into()])
+        );
+        assert_eq!(complete("table_delete dnat d").1, Vec::<String>::new());
+        assert_eq!(complete("show_tables x").1, Vec::<String>::new());
+        assert_eq!(complete("help secret").1, vec!["secret_set ".to_string()]);
+        assert_eq!(complete("qu").1, vec!["quit ".to_string()]);
+        assert_eq!(complete("counter_read a").1, vec!["acl ".to_string()]);
+    }
+
+    #[test]
+    fn secrets_are_masked_and_redacted() {
+        let line = "secret_set key 0x000102030405060708090a0b0c0d0e0f";
+        let masked = mask_secret(line).unwrap();
+        assert_eq!(masked, format!("secret_set key {}", "*".repeat(34)));
+        assert_eq!(mask_secret("table_dump dnat"), None);
+        assert_eq!(
+            redact("bad value 0x000102030405060708090a0b0c0d0e0f", line),
+            "bad value <redacted>"
+        );
+        assert_eq!(
+            redact("bad value 000102030405060708090a0b0c0d0e0f", line),
+            "bad value <redacted>"
+        );
+        assert_eq!(redact("0x1 set", "table_dump 0x1"), "0x1 set");
+        assert!(is_secret_line("  secret_set k v"));
+        assert!(!is_secret_line("table_dump secret_set"));
+    }
+
+    #[test]
+    fn comments_are_stripped() {
+        assert_eq!(
+            strip_comment("table_clear dnat # all of it"),
+            "table_clear dnat "
+        );
+        assert_eq!(strip_comment("# only"), "");
+    }
 }

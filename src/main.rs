@@ -4,6 +4,7 @@ mod bench;
 mod ctl;
 mod native;
 mod run;
+mod serve;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -45,6 +46,8 @@ enum Command {
     Run(run::RunArgs),
     /// Measure packets per second: JIT, interpreter, hand-written reference, plain copy.
     Bench(bench::BenchArgs),
+    /// Run a switch: replay captures through it while a control socket takes commands.
+    Serve(serve::ServeArgs),
     /// Send commands to a running switch (one, a file of them, or an interactive shell).
     Ctl(ctl::CtlArgs),
 }
@@ -73,6 +76,7 @@ fn main() -> ExitCode {
         Command::Compile { program, emit } => compile(&program, emit, color),
         Command::Run(args) => run::run(&args, color),
         Command::Bench(args) => bench::bench(&args, color),
+        Command::Serve(args) => serve::serve(&args, color),
         Command::Ctl(args) => ctl::ctl(&args),
     };
     match result {

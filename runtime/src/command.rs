@@ -349,7 +349,8 @@ pub struct EntriesError {
 }
 
 /// The text of a line before any `#` comment.
-fn strip_comment(line: &str) -> &str {
+/// The line without its `#` comment.
+pub fn strip_comment(line: &str) -> &str {
     line.split_once('#').map_or(line, |(code, _)| code)
 }
 

@@ -35,7 +35,12 @@ impl Reply {
 }
 
 /// The server's hello: protocol, version, and the names a client can complete.
-pub fn server_hello(program: &str, tables: &[String], actions: &[String], commands: &[&str]) -> String {
+pub fn server_hello(
+    program: &str,
+    tables: &[String],
+    actions: &[String],
+    commands: &[&str],
+) -> String {
     let v = json!({
         "protocol": PROTOCOL,
         "version": VERSION,
@@ -59,7 +64,9 @@ pub fn check_client_hello(line: &str) -> Result<(), String> {
     }
     match v.get("version").and_then(Value::as_u64) {
         Some(VERSION) => Ok(()),
-        Some(other) => Err(format!("unsupported protocol version {other} (this server speaks {VERSION})")),
+        Some(other) => Err(format!(
+            "unsupported protocol version {other} (this server speaks {VERSION})"
+        )),
         None => Err("hello without a version".into()),
     }
 }
@@ -67,9 +74,15 @@ pub fn check_client_hello(line: &str) -> Result<(), String> {
 /// What the server read from a client line.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Request {
-    Command { id: u64, command: String },
+    Command {
+        id: u64,
+        command: String,
+    },
     /// Not a request; the reply says why (id 0 when the line had none).
-    Malformed { id: u64, error: String },
+    Malformed {
+        id: u64,
+        error: String,
+    },
 }
 
 pub fn parse_request(line: &str) -> Request {
@@ -100,11 +113,16 @@ pub fn request_line(id: u64, command: &str) -> String {
 }
 
 pub fn parse_reply(line: &str) -> Result<Reply, String> {
-    let v: Value = serde_json::from_str(line).map_err(|e| format!("malformed reply from the switch: {e}"))?;
+    let v: Value =
+        serde_json::from_str(line).map_err(|e| format!("malformed reply from the switch: {e}"))?;
     let id = v.get("id").and_then(Value::as_u64).unwrap_or(0);
     let ok = v.get("ok").and_then(Value::as_bool).unwrap_or(false);
     let key = if ok { "output" } else { "error" };
-    let text = v.get(key).and_then(Value::as_str).unwrap_or_default().to_string();
+    let text = v
+        .get(key)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
     Ok(Reply { id, ok, text })
 }
 
@@ -115,14 +133,21 @@ pub fn read_line_limited(r: &mut impl BufRead, max: usize) -> std::io::Result<Op
     loop {
         let avail = r.fill_buf()?;
         if avail.is_empty() {
-            return Ok(if buf.is_empty() { None } else { Some(String::from_utf8_lossy(&buf).into_owned()) });
+            return Ok(if buf.is_empty() {
+                None
+            } else {
+                Some(String::from_utf8_lossy(&buf).into_owned())
+            });
         }
         let (chunk, done) = match avail.iter().position(|b| *b == b'\n') {
             Some(i) => (&avail[..i], Some(i + 1)),
             None => (avail, None),
         };
         if buf.len() + chunk.len() > max {
-            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "line too long"));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "line too long",
+            ));
         }
         buf.extend_from_slice(chunk);
         let used = done.unwrap_or(chunk.len());
@@ -145,8 +170,12 @@ pub struct Client<S: std::io::Read + Write> {
 impl Client<std::os::unix::net::UnixStream> {
     /// Connects to a switch's control socket and exchanges hellos.
     pub fn connect(path: &std::path::Path) -> Result<Self, String> {
-        let s = std::os::unix::net::UnixStream::connect(path)
-            .map_err(|e| format!("cannot connect to {}: {e} (is `sluice serve` running?)", path.display()))?;
+        let s = std::os::unix::net::UnixStream::connect(path).map_err(|e| {
+            format!(
+                "cannot connect to {}: {e} (is `sluice serve` running?)",
+                path.display()
+            )
+        })?;
         let w = s.try_clone().map_err(|e| e.to_string())?;
         Client::handshake(s, w)
     }
@@ -161,12 +190,19 @@ impl<S: std::io::Read + Write> Client<S> {
         let line = read_line_limited(&mut reader, MAX_LINE)
             .map_err(|e| format!("cannot read the switch's hello: {e}"))?
             .ok_or("the switch closed the connection")?;
-        let hello: Value = serde_json::from_str(&line).map_err(|e| format!("malformed hello from the switch: {e}"))?;
+        let hello: Value = serde_json::from_str(&line)
+            .map_err(|e| format!("malformed hello from the switch: {e}"))?;
         if let Some(false) = hello.get("ok").and_then(Value::as_bool) {
-            return Err(hello.get("error").and_then(Value::as_str).unwrap_or("refused").to_string());
+            return Err(hello
+                .get("error")
+                .and_then(Value::as_str)
+                .unwrap_or("refused")
+                .to_string());
         }
         if hello.get("version").and_then(Value::as_u64) != Some(VERSION) {
-            return Err(format!("the switch speaks another protocol version: {line}"));
+            return Err(format!(
+                "the switch speaks another protocol version: {line}"
+            ));
         }
         Ok(Client {
             reader,
@@ -194,7 +230,11 @@ impl<S: std::io::Read + Write> Client<S> {
         self.hello
             .get(key)
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }
@@ -206,10 +246,14 @@ mod tests {
     #[test]
     fn hello_and_versions() {
         assert_eq!(check_client_hello(client_hello().trim()), Ok(()));
-        assert!(check_client_hello(r#"{"protocol":"sluice-control","version":2}"#)
+        assert!(
+            check_client_hello(r#"{"protocol":"sluice-control","version":2}"#)
+                .unwrap_err()
+                .contains("unsupported protocol version 2")
+        );
+        assert!(check_client_hello("garbage")
             .unwrap_err()
-            .contains("unsupported protocol version 2"));
-        assert!(check_client_hello("garbage").unwrap_err().contains("malformed hello"));
+            .contains("malformed hello"));
         assert!(check_client_hello(r#"{"protocol":"http"}"#).is_err());
     }
 
@@ -218,11 +262,24 @@ mod tests {
         let line = request_line(7, "table_dump dnat");
         assert_eq!(
             parse_request(line.trim()),
-            Request::Command { id: 7, command: "table_dump dnat".into() }
+            Request::Command {
+                id: 7,
+                command: "table_dump dnat".into()
+            }
         );
-        assert!(matches!(parse_request("{"), Request::Malformed { id: 0, .. }));
-        assert!(matches!(parse_request(r#"{"id":3}"#), Request::Malformed { id: 3, .. }));
-        let r = Reply { id: 7, ok: false, text: "unknown table 'x'".into() };
+        assert!(matches!(
+            parse_request("{"),
+            Request::Malformed { id: 0, .. }
+        ));
+        assert!(matches!(
+            parse_request(r#"{"id":3}"#),
+            Request::Malformed { id: 3, .. }
+        ));
+        let r = Reply {
+            id: 7,
+            ok: false,
+            text: "unknown table 'x'".into(),
+        };
         assert_eq!(parse_reply(r.to_line().trim()), Ok(r));
     }
 

@@ -623,6 +623,16 @@ impl Table {
         }
     }
 
+    /// Adds another copy's counters into these (the copies of a live table count separately).
+    pub fn add_counters(&self, other: &Table) {
+        for (mine, theirs) in self.counters.iter().zip(&other.counters) {
+            let p = mine.packets.load(Ordering::Relaxed) + theirs.packets.load(Ordering::Relaxed);
+            mine.packets.store(p, Ordering::Relaxed);
+            let b = mine.bytes.load(Ordering::Relaxed) + theirs.bytes.load(Ordering::Relaxed);
+            mine.bytes.store(b, Ordering::Relaxed);
+        }
+    }
+
     /// Zeroes the packet and byte counters of every entry.
     pub fn reset_counters(&self) {
         for c in &self.counters {

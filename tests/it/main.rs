@@ -2,7 +2,9 @@
 
 mod captures;
 mod cli;
+mod ctl;
 mod differential;
 mod emit;
 mod golden;
+mod serve;
 mod support;

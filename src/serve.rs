@@ -1,0 +1,474 @@
+//! `sluice serve`: a long-running switch. Captures are replayed as the ingress of ports,
+//! what leaves port N goes to DIR/port-N.pcap, and a control socket takes simple_switch_CLI
+//! commands while packets flow (docs/control-protocol.md).
+
+use anyhow::{anyhow, bail, Context};
+use sluice_compiler::ir::Program;
+use sluice_compiler::jit::JitProgram;
+use sluice_runtime::command;
+use sluice_runtime::control::{self, Reply, Request};
+use sluice_runtime::live::LiveTables;
+use sluice_runtime::packet::{PacketBuf, PacketMeta, Verdict};
+use sluice_runtime::pcap::{read_capture, PcapOut, Record};
+use sluice_runtime::stats::Stats;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// The program.
+    program: PathBuf,
+    /// The control socket to create (mode 0600).
+    #[arg(long, default_value = "sluice.sock")]
+    control: PathBuf,
+    /// Table entries to install before packets flow.
+    #[arg(long)]
+    entries: Option<PathBuf>,
+    /// Replay a capture as the ingress of port N (repeatable).
+    #[arg(long = "in", value_name = "N=IN.pcap", required = true)]
+    inputs: Vec<String>,
+    /// Where to write port-N.pcap for each egress port.
+    #[arg(long, value_name = "DIR")]
+    out_dir: PathBuf,
+    /// Replay each input at this many packets per second.
+    #[arg(long, value_name = "PPS", conflicts_with = "realtime")]
+    rate: Option<f64>,
+    /// Replay each input at the capture's own timing.
+    #[arg(long)]
+    realtime: bool,
+    /// Exit once every input has been replayed (otherwise run until SIGINT or SIGTERM).
+    #[arg(long)]
+    exit_when_done: bool,
+}
+
+/// Packets per batch: the datapath picks its table copy once per batch.
+const BATCH: usize = 64;
+
+struct Input {
+    port: u16,
+    records: Vec<Record>,
+    next: usize,
+}
+
+impl Input {
+    /// When the next packet is due, relative to the start of the replay.
+    fn due(&self, rate: Option<f64>, realtime: bool) -> Option<Duration> {
+        let r = self.records.get(self.next)?;
+        Some(if let Some(pps) = rate {
+            Duration::from_secs_f64(self.next as f64 / pps)
+        } else if realtime {
+            let first = &self.records[0];
+            let t = |r: &Record| r.ts_sec as f64 + r.ts_nsec as f64 * 1e-9;
+            Duration::from_secs_f64((t(r) - t(first)).max(0.0))
+        } else {
+            Duration::ZERO
+        })
+    }
+}
+
+fn parse_input(s: &str) -> anyhow::Result<(u16, PathBuf)> {
+    let (n, path) = s
+        .split_once('=')
+        .ok_or_else(|| anyhow!("--in {s}: expected N=FILE, for example --in 0=in.pcap"))?;
+    let port: u16 = n
+        .parse()
+        .map_err(|_| anyhow!("--in {s}: '{n}' is not a port number (0 to 65535)"))?;
+    Ok((port, PathBuf::from(path)))
+}
+
+/// Creates the control socket: refuses a live one, replaces a stale one, mode 0600 from the
+/// start (it is made in a private directory, then moved into place).
+fn bind_control(path: &Path) -> anyhow::Result<UnixListener> {
+    if path.exists() {
+        if UnixStream::connect(path).is_ok() {
+            bail!(
+                "{}: a switch is already listening on this control socket",
+                path.display()
+            );
+        }
+        std::fs::remove_file(path)
+            .with_context(|| format!("cannot remove stale socket {}", path.display()))?;
+    }
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let private = dir.join(format!(".sluice-sock-{}", std::process::id()));
+    std::fs::create_dir(&private)
+        .with_context(|| format!("cannot create {}", private.display()))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700))?;
+    let tmp = private.join("sock");
+    let bound = UnixListener::bind(&tmp).with_context(|| format!("cannot bind {}", tmp.display()));
+    let result = bound.and_then(|l| {
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
+        std::fs::rename(&tmp, path).with_context(|| format!("cannot create {}", path.display()))?;
+        Ok(l)
+    });
+    let _ = std::fs::remove_dir_all(&private);
+    result
+}
+
+pub fn serve(args: &ServeArgs, color: bool) -> anyhow::Result<ExitCode> {
+    let Some(compiled) = crate::load_program(&args.program, color)? else {
+        return Ok(ExitCode::FAILURE);
+    };
+    let prog = compiled.ir;
+    let mut jit = JitProgram::compile(&prog, false).map_err(|e| anyhow!("{e}"))?;
+    let mut tables = sluice_compiler::table_set(&prog).map_err(|e| anyhow!(e))?;
+    if let Some(e) = &args.entries {
+        crate::run::load_entries(&mut tables, e)?;
+    }
+    if args.rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
+        bail!("--rate must be a positive number of packets per second");
+    }
+    let mut inputs = Vec::new();
+    let mut nanos = false;
+    for s in &args.inputs {
+        let (port, path) = parse_input(s)?;
+        let c = read_capture(&path)
+            .with_context(|| format!("cannot read capture {}", path.display()))?;
+        nanos |= c.nanos;
+        inputs.push(Input {
+            port,
+            records: c.records,
+            next: 0,
+        });
+    }
+    let linktype = inputs
+        .iter()
+        .find_map(|i| i.records.first())
+        .map_or(1, |r| r.linktype);
+    std::fs::create_dir_all(&args.out_dir)
+        .with_context(|| format!("cannot create {}", args.out_dir.display()))?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).context("cannot install signal handlers")?;
+    }
+    let (live, mut reader) = LiveTables::new(tables);
+    let published = Arc::new(Mutex::new(Stats::new(
+        prog.drop_reasons.len(),
+        prog.tables.len(),
+        prog.actions.len(),
+    )));
+    let listener = bind_control(&args.control)?;
+    {
+        let live = live.clone();
+        let published = published.clone();
+        let prog = prog.clone();
+        let name = args.program.display().to_string();
+        std::thread::Builder::new()
+            .name("control".into())
+            .spawn(move || accept_loop(listener, live, published, prog, name))
+            .context("cannot start the control thread")?;
+    }
+    eprintln!(
+        "sluice: serving {} (control socket {})",
+        args.program.display(),
+        args.control.display()
+    );
+
+    // The datapath.
+    let mut stats = Stats::new(
+        prog.drop_reasons.len(),
+        prog.tables.len(),
+        prog.actions.len(),
+    );
+    let mut outs: BTreeMap<u16, PcapOut> = BTreeMap::new();
+    let max_len = inputs
+        .iter()
+        .flat_map(|i| &i.records)
+        .map(|r| r.data.len())
+        .max()
+        .unwrap_or(0);
+    let mut pkt = PacketBuf::with_capacity(prog.headroom, max_len);
+    let start = Instant::now();
+    let mut batch: Vec<(usize, usize)> = Vec::with_capacity(BATCH);
+    let result: anyhow::Result<()> = (|| {
+        while !stop.load(Ordering::Relaxed) {
+            // The packets that are due, in time order across inputs.
+            let now = start.elapsed();
+            batch.clear();
+            let mut next_due: Option<Duration> = None;
+            while batch.len() < BATCH {
+                let pick = inputs
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, inp)| inp.due(args.rate, args.realtime).map(|d| (d, i)))
+                    .min();
+                match pick {
+                    Some((d, i)) if d <= now => {
+                        batch.push((i, inputs[i].next));
+                        inputs[i].next += 1;
+                    }
+                    Some((d, _)) => {
+                        next_due = Some(d);
+                        break;
+                    }
+                    None => break,
+                }
+            }
+            if batch.is_empty() {
+                match next_due {
+                    Some(d) => std::thread::sleep((d - now).min(Duration::from_millis(1))),
+                    None if args.exit_when_done => break,
+                    None => std::thread::sleep(Duration::from_millis(5)),
+                }
+                continue;
+            }
+            let tables = reader.begin();
+            for &(i, r) in &batch {
+                let rec = &inputs[i].records[r];
+                pkt.load(prog.headroom, &rec.data, rec.orig_len);
+                let meta = PacketMeta {
+                    ingress_port: inputs[i].port,
+                    ts_sec: rec.ts_sec,
+                    ts_nsec: rec.ts_nsec,
+                };
+                if let Verdict::Forward(port) = jit.process(tables, &mut stats, &mut pkt, &meta) {
+                    let out = match outs.entry(port) {
+                        std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
+                        std::collections::btree_map::Entry::Vacant(v) => {
+                            let path = args.out_dir.join(format!("port-{port}.pcap"));
+                            let o = PcapOut::create(&path, linktype, nanos)
+                                .with_context(|| format!("cannot create {}", path.display()))?;
+                            v.insert(o)
+                        }
+                    };
+                    out.write(rec.ts_sec, rec.ts_nsec, pkt.orig_len, pkt.data())
+                        .context("cannot write output")?;
+                }
+            }
+            reader.end();
+            // Publish the counters for `stats`, without ever waiting for the control plane.
+            if let Ok(mut p) = published.try_lock() {
+                p.clone_from(&stats);
+            }
+        }
+        Ok(())
+    })();
+    reader.end();
+    for (_, o) in outs {
+        o.finish().context("cannot finish output")?;
+    }
+    let _ = std::fs::remove_file(&args.control);
+    result?;
+    print!("{}", crate::run::summary(&prog, &stats));
+    std::io::stdout().flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn accept_loop(
+    listener: UnixListener,
+    live: LiveTables,
+    stats: Arc<Mutex<Stats>>,
+    prog: Program,
+    name: String,
+) {
+    for conn in listener.incoming() {
+        let Ok(conn) = conn else { continue };
+        let (live, stats, prog, name) = (live.clone(), stats.clone(), prog.clone(), name.clone());
+        let _ = std::thread::Builder::new()
+            .name("control-client".into())
+            .spawn(move || {
+                // A client that misbehaves only ends its own connection.
+                let _ = serve_client(conn, &live, &stats, &prog, &name);
+            });
+    }
+}
+
+/// Commands the switch answers itself, on top of the table commands.
+pub const SWITCH_COMMANDS: [&str; 3] = ["stats", "counter_read", "counter_reset"];
+
+fn serve_client(
+    conn: UnixStream,
+    live: &LiveTables,
+    stats: &Mutex<Stats>,
+    prog: &Program,
+    name: &str,
+) -> std::io::Result<()> {
+    conn.set_read_timeout(Some(Duration::from_secs(3600)))?;
+    let mut w = conn.try_clone()?;
+    let mut r = std::io::BufReader::new(conn);
+    let hello = match control::read_line_limited(&mut r, control::MAX_LINE) {
+        Ok(Some(l)) => l,
+        _ => return Ok(()),
+    };
+    if let Err(e) = control::check_client_hello(&hello) {
+        w.write_all(
+            Reply {
+                id: 0,
+                ok: false,
+                text: e,
+            }
+            .to_line()
+            .as_bytes(),
+        )?;
+        return Ok(());
+    }
+    let tables: Vec<String> = prog.tables.iter().map(|t| t.name.clone()).collect();
+    let actions: Vec<String> = prog.actions.iter().map(|a| a.name.clone()).collect();
+    let mut commands: Vec<&str> = command::COMMANDS.to_vec();
+    commands.extend(SWITCH_COMMANDS);
+    w.write_all(control::server_hello(name, &tables, &actions, &commands).as_bytes())?;
+    loop {
+        let line = match control::read_line_limited(&mut r, control::MAX_LINE) {
+            Ok(Some(l)) => l,
+            Ok(None) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                let msg = format!(
+                    "request too long (at most {} bytes); closing",
+                    control::MAX_LINE
+                );
+                w.write_all(
+                    Reply {
+                        id: 0,
+                        ok: false,
+                        text: msg,
+                    }
+                    .to_line()
+                    .as_bytes(),
+                )?;
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        let reply = match control::parse_request(&line) {
+            Request::Malformed { id, error } => Reply {
+                id,
+                ok: false,
+                text: error,
+            },
+            Request::Command { id, command } => match handle(&command, live, stats, prog) {
+                Ok(text) => Reply { id, ok: true, text },
+                Err(text) => Reply {
+                    id,
+                    ok: false,
+                    text,
+                },
+            },
+        };
+        w.write_all(reply.to_line().as_bytes())?;
+    }
+}
+
+/// Runs one command against the live tables.
+pub fn handle(
+    line: &str,
+    live: &LiveTables,
+    stats: &Mutex<Stats>,
+    prog: &Program,
+) -> Result<String, String> {
+    let words: Vec<&str> = command::strip_comment(line).split_whitespace().collect();
+    let table_of = |live: &LiveTables, name: &str| {
+        live.read(|s| s.by_name(name))
+            .ok_or_else(|| format!("unknown table '{name}'"))
+    };
+    match words.as_slice() {
+        [] => Ok(String::new()),
+        ["stats"] => {
+            let s = stats.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            Ok(format_stats(prog, &s))
+        }
+        ["stats", ..] => Err("stats: takes no arguments; usage: stats".into()),
+        ["counter_read", t, h] => {
+            let ti = table_of(live, t)?;
+            let h: u32 = h
+                .parse()
+                .map_err(|_| format!("counter_read: '{h}' is not an entry handle"))?;
+            live.read_both(|a, b| {
+                let ea = a.tables[ti].entry(sluice_runtime::table::EntryHandle(h));
+                let eb = b.tables[ti].entry(sluice_runtime::table::EntryHandle(h));
+                match (ea, eb) {
+                    (Some(x), Some(y)) => Ok(format!(
+                        "{t}[{h}]= ({} packets, {} bytes)",
+                        x.packets + y.packets,
+                        x.bytes + y.bytes
+                    )),
+                    _ => Err(format!("table {t}: no entry with handle {h}")),
+                }
+            })
+        }
+        ["counter_read", ..] => Err("counter_read: usage: counter_read TABLE HANDLE".into()),
+        ["counter_reset", t] => {
+            let ti = table_of(live, t)?;
+            live.read_both(|a, b| {
+                a.tables[ti].reset_counters();
+                b.tables[ti].reset_counters();
+            });
+            Ok(format!("counters of table {t} reset"))
+        }
+        ["counter_reset", ..] => Err("counter_reset: usage: counter_reset TABLE".into()),
+        ["table_dump", ..] => {
+            // Each copy counts the packets that read it: dump the sum.
+            live.read_both(|a, b| {
+                let mut merged = a.clone();
+                for (t, o) in merged.tables.iter().zip(&b.tables) {
+                    t.add_counters(o);
+                }
+                let cmd = command::parse_command(line, &merged).map_err(|e| e.to_string())?;
+                match cmd {
+                    Some(c) => command::apply(&mut merged, &c)
+                        .map(|o| o.text)
+                        .map_err(|e| e.to_string()),
+                    None => Ok(String::new()),
+                }
+            })
+        }
+        _ => {
+            let cmd = live
+                .read(|s| command::parse_command(line, s))
+                .map_err(|e| match e {
+                    command::CommandError::UnknownCommand { name } => {
+                        let mut all: Vec<&str> = command::COMMANDS.to_vec();
+                        all.extend(SWITCH_COMMANDS);
+                        format!(
+                            "unknown command '{name}'; valid commands: {}",
+                            all.join(", ")
+                        )
+                    }
+                    e => e.to_string(),
+                })?;
+            let Some(cmd) = cmd else {
+                return Ok(String::new());
+            };
+            live.write(|s| command::apply(s, &cmd))
+                .map(|o| o.text)
+                .map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// The `stats` command's output: per port in and out, drops per reason, per table hits and
+/// misses.
+pub fn format_stats(prog: &Program, s: &Stats) -> String {
+    use std::fmt::Write as _;
+    let mut o = String::new();
+    let _ = writeln!(o, "packets in: {}", s.packets_in);
+    for (p, n) in s.in_ports() {
+        let _ = writeln!(o, "  port {p:<6} in {n}");
+    }
+    let _ = writeln!(o, "forwarded: {}", s.forwarded_total());
+    for (p, n) in s.forwarded_ports() {
+        let _ = writeln!(o, "  port {p:<6} out {n}");
+    }
+    let _ = writeln!(o, "dropped: {}", s.dropped_total());
+    for (r, n) in s.dropped.iter().enumerate().filter(|(_, n)| **n > 0) {
+        let _ = writeln!(o, "  {:<28} {n}", prog.drop_reasons[r]);
+    }
+    for (i, t) in prog.tables.iter().enumerate() {
+        let _ = writeln!(
+            o,
+            "table {:<16} hits {:<8} misses {}",
+            t.name, s.table_hits[i], s.table_misses[i]
+        );
+    }
+    o.trim_end().to_string()
+}

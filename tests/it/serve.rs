@@ -1,0 +1,335 @@
+//! `sluice serve` with `sluice ctl`: entries installed and changed while packets flow.
+
+use crate::support::*;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A capture of `n` UDP packets 198.51.100.7:5000 -> 203.0.113.10:8080, numbered by their
+/// IPv4 identification, with correct checksums.
+fn udp_capture(path: &Path, n: u16) {
+    let mut out = sluice_runtime::pcap::PcapOut::create(path, 1, false).unwrap();
+    for i in 0..n {
+        let payload = b"sluice!!";
+        let udp_len = 8 + payload.len() as u16;
+        let total = 20 + udp_len;
+        let mut p = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 8, 0];
+        let mut ip = vec![0x45, 0];
+        ip.extend_from_slice(&total.to_be_bytes());
+        ip.extend_from_slice(&i.to_be_bytes());
+        ip.extend_from_slice(&[0x40, 0, 64, 17, 0, 0, 198, 51, 100, 7, 203, 0, 113, 10]);
+        let c = sluice_runtime::checksum::of_bytes(&ip);
+        ip[10..12].copy_from_slice(&c.to_be_bytes());
+        let mut udp = Vec::new();
+        udp.extend_from_slice(&5000u16.to_be_bytes());
+        udp.extend_from_slice(&8080u16.to_be_bytes());
+        udp.extend_from_slice(&udp_len.to_be_bytes());
+        udp.extend_from_slice(&[0, 0]);
+        udp.extend_from_slice(payload);
+        let mut pseudo = ip[12..20].to_vec();
+        pseudo.extend_from_slice(&[0, 17]);
+        pseudo.extend_from_slice(&udp_len.to_be_bytes());
+        pseudo.extend_from_slice(&udp);
+        let c = sluice_runtime::checksum::of_bytes(&pseudo);
+        udp[6..8].copy_from_slice(&c.to_be_bytes());
+        p.extend(ip);
+        p.extend(udp);
+        out.write(1_700_000_000, u32::from(i) * 1000, p.len() as u32, &p)
+            .unwrap();
+    }
+    out.finish().unwrap();
+}
+
+struct Switch {
+    child: Child,
+    sock: PathBuf,
+    out: PathBuf,
+}
+
+impl Switch {
+    fn start(dir: &Path, input: &Path, extra: &[&str]) -> Switch {
+        let sock = dir.join("ctl.sock");
+        let out = dir.join("out");
+        let entries = dir.join("initial.entries");
+        std::fs::write(
+            &entries,
+            "table_add dnat to_vm 203.0.113.10 8000->8099 => 10.0.0.1 1 10\n",
+        )
+        .unwrap();
+        let mut args: Vec<String> = vec![
+            "serve".into(),
+            "programs/port_dnat.sluice".into(),
+            "--control".into(),
+            sock.display().to_string(),
+            "--entries".into(),
+            entries.display().to_string(),
+            "--in".into(),
+            format!("0={}", input.display()),
+            "--out-dir".into(),
+            out.display().to_string(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let child = sluice()
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let t0 = Instant::now();
+        while !sock.exists() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "the switch did not open its control socket"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Switch { child, sock, out }
+    }
+
+    fn ctl(&self, args: &[&str]) -> Output {
+        let mut a = vec!["ctl", "--control", self.sock.to_str().unwrap()];
+        a.extend_from_slice(args);
+        run(&a)
+    }
+
+    /// Waits for the switch to exit; returns its summary.
+    fn wait(self) -> String {
+        let out = self.child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "serve failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+fn ids_and_dsts(path: &Path) -> Vec<(u16, [u8; 4])> {
+    if !path.exists() {
+        return vec![];
+    }
+    read_pcap(path)
+        .into_iter()
+        .map(|(_, _, _, d)| {
+            check_checksums(&d).unwrap();
+            (
+                u16::from_be_bytes([d[18], d[19]]),
+                [d[30], d[31], d[32], d[33]],
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn control_commands_on_an_idle_switch_and_clean_exit_on_sigterm() {
+    let dir = temp_dir("serve-idle");
+    let empty = dir.join("empty.pcap");
+    udp_capture(&empty, 0);
+    let sw = Switch::start(&dir, &empty, &[]);
+    // The socket is private to its owner.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&sw.sock).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    // A second switch refuses the live socket.
+    let second = run(&[
+        "serve",
+        "programs/port_dnat.sluice",
+        "--control",
+        sw.sock.to_str().unwrap(),
+        "--in",
+        &format!("0={}", empty.display()),
+        "--out-dir",
+        dir.join("out2").to_str().unwrap(),
+    ]);
+    assert_eq!(second.status, 2);
+    assert!(
+        second.stderr.contains("already listening"),
+        "{}",
+        second.stderr
+    );
+
+    let add = sw.ctl(&[
+        "table_add",
+        "dnat",
+        "to_vm",
+        "203.0.113.10",
+        "8100->8199",
+        "=>",
+        "10.0.0.2",
+        "2",
+        "10",
+    ]);
+    assert_eq!(add.status, 0, "{}", add.stderr);
+    assert!(
+        add.stdout.contains("Entry has been added with handle 1"),
+        "{}",
+        add.stdout
+    );
+    let snat = sw.ctl(&[
+        "table_add",
+        "snat",
+        "from_vm",
+        "10.0.0.1",
+        "=>",
+        "203.0.113.10",
+        "0",
+    ]);
+    assert_eq!(snat.status, 0, "{}", snat.stderr);
+    // Bad commands are refused with a message and change nothing.
+    for bad in [
+        vec![
+            "table_add",
+            "dnatt",
+            "to_vm",
+            "1.2.3.4",
+            "1->2",
+            "=>",
+            "10.0.0.1",
+            "1",
+            "1",
+        ],
+        vec![
+            "table_add",
+            "dnat",
+            "from_vm",
+            "1.2.3.4",
+            "1->2",
+            "=>",
+            "10.0.0.1",
+            "1",
+            "1",
+        ],
+        vec![
+            "table_add",
+            "dnat",
+            "to_vm",
+            "1.2.3.4",
+            "=>",
+            "10.0.0.1",
+            "1",
+            "1",
+        ],
+        vec![
+            "table_add",
+            "dnat",
+            "to_vm",
+            "203.0.113.10",
+            "8000->8099",
+            "=>",
+            "10.0.0.1",
+            "70000",
+            "10",
+        ],
+        vec![
+            "table_add",
+            "dnat",
+            "to_vm",
+            "203.0.113.10",
+            "8000->8099",
+            "=>",
+            "10.0.0.9",
+            "1",
+            "10",
+        ],
+        vec!["table_delete", "dnat", "99"],
+    ] {
+        let r = sw.ctl(&bad);
+        assert_eq!(r.status, 1, "{bad:?} should fail: {}", r.stdout);
+        assert!(r.stderr.starts_with("error: "), "{}", r.stderr);
+    }
+    let n = sw.ctl(&["table_num_entries", "dnat"]);
+    assert!(n.stdout.contains('2'), "{}", n.stdout);
+    let dump = sw.ctl(&["table_dump", "dnat"]);
+    insta::assert_snapshot!(dump.stdout);
+    let stats = sw.ctl(&["stats"]);
+    assert!(stats.stdout.contains("packets in: 0"), "{}", stats.stdout);
+    // SIGTERM: outputs flushed, summary printed, socket removed.
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(sw.child.id().to_string())
+        .status()
+        .unwrap();
+    let sock = sw.sock.clone();
+    let summary = sw.wait();
+    assert!(
+        summary.contains("in = forwarded + dropped: 0 = 0 + 0"),
+        "{summary}"
+    );
+    assert!(!sock.exists());
+}
+
+#[test]
+fn a_modify_during_a_replay_takes_effect_at_a_packet_boundary() {
+    let dir = temp_dir("serve-modify");
+    let input = dir.join("in.pcap");
+    let n = 600;
+    udp_capture(&input, n);
+    let sw = Switch::start(&dir, &input, &["--rate", "400", "--exit-when-done"]);
+    std::thread::sleep(Duration::from_millis(600));
+    let m = sw.ctl(&["table_modify", "dnat", "to_vm", "0", "10.0.0.2", "2"]);
+    assert_eq!(m.status, 0, "{}", m.stderr);
+    let out = sw.out.clone();
+    let summary = sw.wait();
+    assert!(
+        summary.contains(&format!("in = forwarded + dropped: {n} = {n} + 0")),
+        "{summary}"
+    );
+    let before = ids_and_dsts(&out.join("port-1.pcap"));
+    let after = ids_and_dsts(&out.join("port-2.pcap"));
+    assert!(
+        !before.is_empty() && !after.is_empty(),
+        "{} before, {} after",
+        before.len(),
+        after.len()
+    );
+    assert_eq!(
+        before.len() + after.len(),
+        n as usize,
+        "no packet lost or duplicated"
+    );
+    // Every packet before the change went to the old VM, every one after to the new one.
+    let k = before.len() as u16;
+    assert!(before
+        .iter()
+        .enumerate()
+        .all(|(i, (id, d))| *id == i as u16 && *d == [10, 0, 0, 1]));
+    assert!(after
+        .iter()
+        .enumerate()
+        .all(|(i, (id, d))| *id == k + i as u16 && *d == [10, 0, 0, 2]));
+}
+
+#[test]
+fn thousands_of_flips_never_tear_an_action() {
+    let dir = temp_dir("serve-flips");
+    let input = dir.join("in.pcap");
+    let n = 20_000;
+    udp_capture(&input, n);
+    let sw = Switch::start(&dir, &input, &["--rate", "10000", "--exit-when-done"]);
+    let mut flips = String::new();
+    for i in 0..3000 {
+        let (ip, port) = if i % 2 == 0 {
+            ("10.0.0.2", 2)
+        } else {
+            ("10.0.0.1", 1)
+        };
+        flips += &format!("table_modify dnat to_vm 0 {ip} {port}\n");
+    }
+    let f = dir.join("flips.txt");
+    std::fs::write(&f, flips).unwrap();
+    let r = sw.ctl(&["-f", f.to_str().unwrap()]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let out = sw.out.clone();
+    let summary = sw.wait();
+    assert!(
+        summary.contains(&format!("in = forwarded + dropped: {n} = {n} + 0")),
+        "{summary}"
+    );
+    let one = ids_and_dsts(&out.join("port-1.pcap"));
+    let two = ids_and_dsts(&out.join("port-2.pcap"));
+    assert_eq!(one.len() + two.len(), n as usize);
+    // The address and the port come from the same update.
+    assert!(one.iter().all(|(_, d)| *d == [10, 0, 0, 1]));
+    assert!(two.iter().all(|(_, d)| *d == [10, 0, 0, 2]));
+    assert!(!one.is_empty() && !two.is_empty());
+}
