@@ -138,6 +138,8 @@ struct Session {
     /// Another handle on the client's socket, to notice that the switch closed it (it does
     /// so to a connection left idle for long) before a command is sent on it.
     probe: Option<UnixStream>,
+    /// How many times it connected.
+    connections: u64,
 }
 
 impl Session {
@@ -146,6 +148,7 @@ impl Session {
             path: path.to_path_buf(),
             client: None,
             probe: None,
+            connections: 0,
         }
     }
 
@@ -163,6 +166,7 @@ impl Session {
         let writer = stream.try_clone().map_err(cannot)?;
         self.probe = stream.try_clone().ok();
         self.client = Some(Client::handshake(stream, writer)?);
+        self.connections += 1;
         Ok(())
     }
 
@@ -171,18 +175,22 @@ impl Session {
         self.probe = None;
     }
 
-    /// Whether the switch has closed the connection (end of input waits on the socket).
+    /// Whether the connection is no longer usable: the switch closed it (end of input waits
+    /// on the socket) or sent something unasked, between two commands.
     fn closed_by_switch(&self) -> bool {
-        let Some(probe) = &self.probe else {
+        let Some(mut probe) = self.probe.as_ref() else {
             return false;
         };
         if probe.set_nonblocking(true).is_err() {
             return false;
         }
         let mut byte = [0u8; 1];
-        let closed = matches!(probe.peek(&mut byte), Ok(0));
+        let alive = matches!(
+            std::io::Read::read(&mut probe, &mut byte),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
+        );
         let _ = probe.set_nonblocking(false);
-        closed
+        !alive
     }
 
     /// Names from the server's hello, or `fallback` when not connected or the hello has none.
@@ -403,8 +411,7 @@ fn shell(session: &mut Session) -> ExitCode {
         .unwrap_or("a switch")
         .to_string();
     println!(
-        "Connected to {program} on {}. Type 'help' for the commands, Tab to complete, \
-         Ctrl-D to leave.",
+        "Connected to {program} on {}; 'help' lists the commands.",
         session.path.display()
     );
     loop {
@@ -430,13 +437,13 @@ fn shell(session: &mut Session) -> ExitCode {
         if command == "quit" || command == "exit" {
             break;
         }
-        let was_connected = session.client.is_some();
+        let connections = session.connections;
         match session.run(command) {
             Ok(Outcome::Done(out)) => print_output(&out),
             Ok(Outcome::Refused(e)) => eprintln!("error: {e}"),
             Err(e) => eprintln!("error: {e}"),
         }
-        if !was_connected && session.client.is_some() {
+        if session.connections != connections {
             // Reconnected: the switch may run another program now.
             rl.set_helper(Some(ShellHelper::new(session)));
         }

@@ -54,7 +54,11 @@ pub fn load_entries(set: &mut TableSet, path: &std::path::Path) -> anyhow::Resul
     match sluice_runtime::command::load_entries(&text, &name, set) {
         Ok(_) => Ok(()),
         Err(errors) => {
-            let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+            // The first errors are the useful ones; a file of a million bad lines stays readable.
+            let mut lines: Vec<String> = errors.iter().take(20).map(|e| e.to_string()).collect();
+            if errors.len() > 20 {
+                lines.push(format!("... and {} more", errors.len() - 20));
+            }
             Err(anyhow!(
                 "{}\nno entries were installed from {name} ({} error{})",
                 lines.join("\n"),

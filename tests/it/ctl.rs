@@ -65,6 +65,19 @@ fn serve(stream: UnixStream, log: &Mutex<Vec<String>>) {
     }
     while let Ok(Some(line)) = control::read_line_limited(&mut r, control::MAX_LINE) {
         let reply = match control::parse_request(&line) {
+            Request::Command { id, command } if command == "hangup" => {
+                // Answers, then closes the connection, as a switch does to an idle client.
+                let _ = w.write_all(
+                    Reply {
+                        id,
+                        ok: true,
+                        text: "bye".into(),
+                    }
+                    .to_line()
+                    .as_bytes(),
+                );
+                return;
+            }
             Request::Command { id, command } => {
                 log.lock().unwrap().push(command.clone());
                 let (ok, text) = answer(&command);
@@ -217,6 +230,31 @@ fn ctl_file_dash_and_piped_stdin_read_standard_input() {
 }
 
 #[test]
+fn ctl_connects_again_after_the_switch_closed_the_connection() {
+    let switch = FakeSwitch::start(&temp_dir("ctl-again"));
+    let mut child = sluice()
+        .args(["ctl", "--control", switch.sock()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"hangup\n").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    stdin.write_all(b"table_num_entries dnat\n").unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(stdout, "bye\n1\n");
+    assert!(stderr.contains("connecting again"), "{stderr}");
+}
+
+#[test]
 fn ctl_missing_socket_exits_2_and_names_it() {
     let dir = temp_dir("ctl-missing");
     let sock = dir.join("no-switch-here.sock");
@@ -307,6 +345,8 @@ fn ctl_never_shows_or_keeps_a_secret() {
 /// the secret is masked on screen and kept out of the history, other lines are kept.
 #[test]
 fn ctl_shell_masks_secrets_and_keeps_them_out_of_the_history() {
+    use std::io::Read;
+    use std::time::{Duration, Instant};
     if std::process::Command::new("script")
         .arg("--version")
         .output()
@@ -320,7 +360,6 @@ fn ctl_shell_masks_secrets_and_keeps_them_out_of_the_history() {
     let history = dir.join("history");
     let bin = env!("CARGO_BIN_EXE_sluice");
     let cmd = format!("{bin} ctl --control {}", switch.sock());
-    let input = format!("show_tables\rsecret_set key {SECRET}\rtable_num_entries dnat\rquit\r");
     let mut child = std::process::Command::new("script")
         .args(["-q", "-e", "-c", &cmd, "/dev/null"])
         .env("SLUICE_HISTORY", &history)
@@ -330,19 +369,58 @@ fn ctl_shell_masks_secrets_and_keeps_them_out_of_the_history() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let screen = Arc::new(Mutex::new(String::new()));
+    let mut stdout = child.stdout.take().unwrap();
+    let sink = screen.clone();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    // Waits for `marker` then a prompt, past byte `from` of the screen: the shell is then
+    // reading keys again (a terminal echoes what is typed while a command runs).
+    let wait_for = |from: usize, marker: &str| -> usize {
+        let start = Instant::now();
+        loop {
+            let text = screen.lock().unwrap().clone();
+            if let Some(m) = text.get(from..).and_then(|t| t.find(marker)) {
+                if text[from + m..].contains("sluice> ") {
+                    std::thread::sleep(Duration::from_millis(50));
+                    return text.len();
+                }
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "waited for {marker}: {text}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
     let mut stdin = child.stdin.take().unwrap();
-    // Keystrokes a line at a time, as a person types them.
-    for line in input.split_inclusive('\r') {
-        stdin.write_all(line.as_bytes()).unwrap();
+    let mut at = wait_for(0, "Connected to fake.sluice");
+    let secret_line = format!("secret_set key {SECRET}\r");
+    for (keys, marker) in [
+        ("show_tables\r", "acl [src(ternary, 32)]"),
+        (secret_line.as_str(), "secret key set"),
+        ("table_num_entries dnat\r", "\n1"),
+    ] {
+        stdin.write_all(keys.as_bytes()).unwrap();
         stdin.flush().unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(200));
+        at = wait_for(at, marker);
     }
+    stdin.write_all(b"quit\r").unwrap();
     drop(stdin);
-    let out = child.wait_with_output().unwrap();
-    let screen = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{screen}");
-    assert!(screen.contains("sluice> "), "{screen}");
-    assert!(screen.contains("secret key set"), "{screen}");
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    let screen = screen.lock().unwrap().clone();
+    assert_eq!(status.code(), Some(0), "{screen}");
+    assert!(screen.contains("secret_set key ****"), "{screen}");
     assert!(!screen.contains(&SECRET[4..]), "secret echoed: {screen}");
     assert_eq!(
         switch.received(),
