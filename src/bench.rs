@@ -375,7 +375,10 @@ fn live_bench(
                 let (off, len, orig) = packets.spans[pos];
                 buf.load(head, &packets.bytes[off..off + len], orig);
                 sink += verdict_bits(jit.process(t, &mut stats, &mut buf, &meta));
-                pos = (pos + 1) % packets.spans.len();
+                pos += 1;
+                if pos == packets.spans.len() {
+                    pos = 0;
+                }
             }
             reader.end();
             n += 64;

@@ -120,6 +120,9 @@ pub fn table_set(p: &ir::Program) -> Result<TableSet, String> {
                 .add(key, call, e.priority, &actions)
                 .map_err(|err| format!("table {}: entry: {err}", t.name))?;
         }
+        if t.const_entries {
+            table.seal();
+        }
         tables.push(table);
     }
     let mut set = TableSet::new(actions, tables);

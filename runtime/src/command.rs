@@ -784,6 +784,10 @@ pub fn apply(set: &mut TableSet, cmd: &Command) -> Result<CommandOutput, Command
         }
         Command::TableClear { table } => {
             let t = table_at(tables, *table)?;
+            t.check_mutable().map_err(|source| CommandError::Table {
+                table: t.name().to_string(),
+                source,
+            })?;
             let removed = t.num_entries();
             t.clear();
             CommandOutput::text(format!(

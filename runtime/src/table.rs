@@ -217,6 +217,8 @@ pub enum TableError {
     UnknownHandle { handle: EntryHandle },
     #[error("the default action is const and cannot be changed")]
     ConstDefault,
+    #[error("the table's entries are const (declared with `const entries`) and cannot be changed")]
+    ConstEntries,
 }
 
 /// The lookup data structure a table uses; see the module docs for costs.
@@ -291,6 +293,9 @@ pub struct Table {
     /// The default action as a row.
     hot_default: Vec<u128>,
     counters: Vec<Counter>,
+    /// Set once a table with `const entries` has them: no entry may be added, changed or
+    /// removed after that.
+    sealed: bool,
 }
 
 impl fmt::Debug for Table {
@@ -324,6 +329,7 @@ impl Table {
             stride: 1,
             hot_default: Vec::new(),
             counters: Vec::new(),
+            sealed: false,
         };
         t.set_hot_default();
         t
@@ -401,6 +407,7 @@ impl Table {
         priority: Option<u32>,
         actions: &[ActionSchema],
     ) -> Result<EntryHandle, TableError> {
+        self.check_mutable()?;
         let key = self.normalize_key(key)?;
         match (self.needs_priority(), priority) {
             (true, None) => return Err(TableError::PriorityRequired),
@@ -457,6 +464,7 @@ impl Table {
         call: ActionCall,
         actions: &[ActionSchema],
     ) -> Result<(), TableError> {
+        self.check_mutable()?;
         self.check_call(&call, actions)?;
         let entry = self.entry_mut(h)?;
         // The layouts store handles, not actions, so no index update is needed.
@@ -465,8 +473,23 @@ impl Table {
         Ok(())
     }
 
+    /// Refuses changes to the entries of a table whose entries are const.
+    pub fn check_mutable(&self) -> Result<(), TableError> {
+        if self.sealed {
+            Err(TableError::ConstEntries)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Makes the current entries final (for `const entries`).
+    pub fn seal(&mut self) {
+        self.sealed = true;
+    }
+
     /// Deletes an entry; its handle becomes free for reuse.
     pub fn delete(&mut self, h: EntryHandle) -> Result<(), TableError> {
+        self.check_mutable()?;
         self.entry_mut(h)?;
         self.index.remove(h.0, &self.slots);
         if let Some(entry) = self.slots.get_mut(h.0 as usize).and_then(Option::take) {

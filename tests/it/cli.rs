@@ -81,3 +81,40 @@ fn a_truncated_capture_is_an_error_naming_the_file() {
     assert_eq!(out.status, 2);
     assert!(out.stderr.contains("cut.pcap"), "{}", out.stderr);
 }
+
+#[test]
+fn const_entries_cannot_be_changed() {
+    let dir = temp_dir("const-entries");
+    let prog = dir.join("c.sluice");
+    std::fs::write(
+        &prog,
+        "header ethernet { dst: bit<48>; src: bit<48>; ether_type: bit<16>; }\n\
+         parser { state start { extract(ethernet); transition accept; } }\n\
+         action out(p: port) { forward(p); }\n\
+         table by_type {\n\
+             key { ethernet.ether_type: exact; }\n\
+             actions { out; }\n\
+             default drop();\n\
+             const entries { 0x0800 => out(1); }\n\
+         }\n\
+         control ingress { by_type.apply(); }\n\
+         deparser { emit(ethernet); }\n",
+    )
+    .unwrap();
+    for line in ["table_add by_type out 0x86dd => 2", "table_delete by_type 0", "table_clear by_type"] {
+        let entries = dir.join("e.entries");
+        std::fs::write(&entries, format!("{line}\n")).unwrap();
+        let out = run(&[
+            "run",
+            prog.to_str().unwrap(),
+            "--entries",
+            entries.to_str().unwrap(),
+            "--in",
+            "programs/port_dnat.pcap",
+            "--out-dir",
+            dir.to_str().unwrap(),
+        ]);
+        assert_eq!(out.status, 2, "{line}: {}", out.stdout);
+        assert!(out.stderr.contains("e.entries:1:") && out.stderr.contains("const"), "{line}: {}", out.stderr);
+    }
+}
