@@ -101,7 +101,11 @@ fn const_entries_cannot_be_changed() {
          deparser { emit(ethernet); }\n",
     )
     .unwrap();
-    for line in ["table_add by_type out 0x86dd => 2", "table_delete by_type 0", "table_clear by_type"] {
+    for line in [
+        "table_add by_type out 0x86dd => 2",
+        "table_delete by_type 0",
+        "table_clear by_type",
+    ] {
         let entries = dir.join("e.entries");
         std::fs::write(&entries, format!("{line}\n")).unwrap();
         let out = run(&[
@@ -115,6 +119,10 @@ fn const_entries_cannot_be_changed() {
             dir.to_str().unwrap(),
         ]);
         assert_eq!(out.status, 2, "{line}: {}", out.stdout);
-        assert!(out.stderr.contains("e.entries:1:") && out.stderr.contains("const"), "{line}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("e.entries:1:") && out.stderr.contains("const"),
+            "{line}: {}",
+            out.stderr
+        );
     }
 }

@@ -86,6 +86,10 @@ pub(super) struct Translator<'a, 'b> {
     /// cannot trap; fields are not aligned.
     pkt_flags: MemFlagsData,
     frontend: TargetFrontendConfig,
+    /// Headers known to be valid at the point being translated (bit h): their fields are read
+    /// and written without a validity test. A static fact, derived from extracts, set_valid and
+    /// conditions on `h.valid`; the runtime mask stays the truth.
+    known: u64,
 }
 
 const FORWARDED: u8 = 1;
@@ -207,6 +211,7 @@ impl<'a, 'b> Translator<'a, 'b> {
             trusted,
             pkt_flags,
             frontend,
+            known: 0,
         }
     }
 
@@ -228,11 +233,14 @@ impl<'a, 'b> Translator<'a, 'b> {
             })
             .collect();
         self.b.ins().jump(states[0], &[]);
+        let (must_in, must_accept) = must_extracted(p);
         for (i, s) in p.states.iter().enumerate() {
             self.b.switch_to_block(states[i]);
+            self.known = must_in[i];
             self.translate_state(s, visits[i], &states, accept);
         }
         self.b.switch_to_block(accept);
+        self.known = must_accept;
         self.translate_stmts(&p.control);
         // Dropped: no deparse.
         let vk = self.b.use_var(self.vkind);
@@ -434,6 +442,7 @@ impl<'a, 'b> Translator<'a, 'b> {
         self.b.def_var(self.base[h], base);
         self.set_bit(self.valid_mask, h, true);
         self.set_bit(self.extracted_mask, h, true);
+        self.known |= 1 << h;
         let mut total = end;
         if let (Some(e), Some((_, max))) = (varbit, hd.varbit) {
             let bits = self.translate_expr(e);
@@ -666,6 +675,9 @@ impl<'a, 'b> Translator<'a, 'b> {
         let (off, w) = (fd.bit_offset, fd.width);
         let base = self.b.use_var(self.base[h]);
         let v = self.load_field(base, off, w);
+        if self.known & (1 << h) != 0 {
+            return v;
+        }
         let valid = self.is_valid(h);
         let z = self.iconst(0, w);
         self.b.ins().select(valid, v, z)
@@ -674,6 +686,11 @@ impl<'a, 'b> Translator<'a, 'b> {
     fn write_field(&mut self, h: HeaderId, f: FieldId, v: Value) {
         let fd = &self.p.headers[h].fields[f];
         let (off, w) = (fd.bit_offset, fd.width);
+        if self.known & (1 << h) != 0 {
+            let base = self.b.use_var(self.base[h]);
+            self.store_field(base, off, w, v);
+            return;
+        }
         // A write to a header that is not valid has no effect.
         let valid = self.is_valid(h);
         let yes = self.b.create_block();
@@ -823,8 +840,13 @@ impl<'a, 'b> Translator<'a, 'b> {
                     self.b.ins().brif(x, done, &[BlockArg::Value(x)], rhs, &[]);
                 }
                 self.b.switch_to_block(rhs);
+                // The right side runs only when the left one was true (&&) or false (||).
+                let before = self.known;
+                let (pos, neg) = facts(a);
+                self.known |= if op == BinOp::And { pos } else { neg };
                 let y = self.translate_expr(b);
                 let y = self.bool_of(y);
+                self.known &= before;
                 self.b.ins().jump(done, &[BlockArg::Value(y)]);
                 self.b.switch_to_block(done);
                 return self.b.block_params(done)[0];
@@ -902,17 +924,23 @@ impl<'a, 'b> Translator<'a, 'b> {
                 self.translate_apply(*t);
             }
             Stmt::If(c, a, b) => {
+                let (pos, neg) = facts(c);
                 let c = self.translate_expr(c);
                 let c = self.bool_of(c);
                 let tb = self.b.create_block();
                 let eb = self.b.create_block();
                 let done = self.b.create_block();
                 self.b.ins().brif(c, tb, &[], eb, &[]);
+                let at_branch = self.known;
                 self.b.switch_to_block(tb);
+                self.known = at_branch | pos;
                 self.translate_stmts(a);
+                let after_then = self.known;
                 self.b.ins().jump(done, &[]);
                 self.b.switch_to_block(eb);
+                self.known = at_branch | neg;
                 self.translate_stmts(b);
+                self.known &= after_then;
                 self.b.ins().jump(done, &[]);
                 self.b.switch_to_block(done);
             }
@@ -927,19 +955,26 @@ impl<'a, 'b> Translator<'a, 'b> {
                     sw.set_entry(*aid as u128, *bl);
                 }
                 sw.emit(&mut self.b, a, dflt);
+                let entry = self.known;
+                let mut out = u64::MAX;
                 for ((_, body), bl) in arms.iter().zip(&blocks) {
                     self.b.switch_to_block(*bl);
+                    self.known = entry;
                     self.translate_stmts(body);
+                    out &= self.known;
                     self.b.ins().jump(done, &[]);
                 }
                 self.b.switch_to_block(dflt);
+                self.known = entry;
                 self.translate_stmts(default);
+                self.known &= out;
                 self.b.ins().jump(done, &[]);
                 self.b.switch_to_block(done);
             }
             Stmt::SetValid(h) => self.translate_set_valid(*h),
             Stmt::SetInvalid(h) => {
                 self.set_bit(self.valid_mask, *h, false);
+                self.known &= !(1 << *h);
             }
             Stmt::Forward(e) => {
                 let v = self.translate_expr(e);
@@ -1016,6 +1051,7 @@ impl<'a, 'b> Translator<'a, 'b> {
         self.set_bit(self.valid_mask, h, true);
         self.b.ins().jump(done, &[]);
         self.b.switch_to_block(done);
+        self.known |= 1 << h;
     }
 
     /// Applies a table: key in a stack slot, `rt_apply`, then the chosen action inlined.
@@ -1088,8 +1124,11 @@ impl<'a, 'b> Translator<'a, 'b> {
         }
         sw.emit(&mut self.b, action, done);
         let (on_hit, on_miss) = (table.drop_on_hit, table.drop_on_miss);
+        let entry = self.known;
+        let mut out = entry;
         for (a, bl) in ids.iter().zip(&blocks) {
             self.b.switch_to_block(*bl);
+            self.known = entry;
             match *a {
                 BUILTIN_DROP => {
                     let rh = self.b.ins().iconst(types::I64, on_hit as i64);
@@ -1130,9 +1169,11 @@ impl<'a, 'b> Translator<'a, 'b> {
                     self.translate_action_body(a, vals);
                 }
             }
+            out &= self.known;
             self.b.ins().jump(done, &[]);
         }
         self.b.switch_to_block(done);
+        self.known = out;
         hit
     }
 
@@ -1436,4 +1477,86 @@ const BUILTIN_NOACTION: ActionId = 1;
 
 fn unreachable_value(tr: &mut Translator) -> Value {
     tr.b.ins().iconst(types::I8, 0)
+}
+
+/// What a condition says about validity: (headers valid when it is true, when it is false).
+fn facts(e: &Expr) -> (u64, u64) {
+    match &e.kind {
+        ExprKind::Valid(h) if *h < 64 => (1 << h, 0),
+        ExprKind::Not(a) => {
+            let (p, n) = facts(a);
+            (n, p)
+        }
+        ExprKind::Binary(BinOp::And, a, b) => {
+            let (pa, na) = facts(a);
+            let (pb, nb) = facts(b);
+            (pa | pb, na & nb)
+        }
+        ExprKind::Binary(BinOp::Or, a, b) => {
+            let (pa, na) = facts(a);
+            let (pb, nb) = facts(b);
+            (pa & pb, na | nb)
+        }
+        _ => (0, 0),
+    }
+}
+
+/// Headers extracted on every parser path into each state, and into accept: a forward
+/// "must" dataflow over the parser graph.
+fn must_extracted(p: &Program) -> (Vec<u64>, u64) {
+    let n = p.states.len();
+    let extracts = |s: &State| -> u64 {
+        s.ops.iter().fold(0, |m, op| match op {
+            ParserOp::Extract { header, .. } if *header < 64 => m | (1 << header),
+            _ => m,
+        })
+    };
+    let targets = |s: &State| -> Vec<Target> {
+        match &s.transition {
+            Transition::Accept => vec![Target::Accept],
+            Transition::Reject => vec![Target::Reject],
+            Transition::Goto(t) => vec![Target::State(*t)],
+            Transition::Select { cases, default, .. } => cases
+                .iter()
+                .map(|c| c.target)
+                .chain(std::iter::once(*default))
+                .collect(),
+        }
+    };
+    let mut ins = vec![u64::MAX; n];
+    if n > 0 {
+        ins[0] = 0;
+    }
+    let mut accept = u64::MAX;
+    // Sets only shrink, so this terminates; programs have a handful of states.
+    loop {
+        let mut changed = false;
+        let mut acc = u64::MAX;
+        let mut new_ins = vec![u64::MAX; n];
+        if n > 0 {
+            new_ins[0] = 0;
+        }
+        for (i, st) in p.states.iter().enumerate() {
+            let out = ins[i] | extracts(st);
+            for t in targets(st) {
+                match t {
+                    Target::State(j) => new_ins[j] &= out,
+                    Target::Accept => acc &= out,
+                    Target::Reject => {}
+                }
+            }
+        }
+        if n > 0 {
+            new_ins[0] = 0;
+        }
+        if new_ins != ins || acc != accept {
+            changed = true;
+        }
+        ins = new_ins;
+        accept = acc;
+        if !changed {
+            break;
+        }
+    }
+    (ins, if accept == u64::MAX { 0 } else { accept })
 }
