@@ -5,6 +5,7 @@ mod cli;
 mod ctl;
 mod differential;
 mod emit;
+mod features;
 mod golden;
 mod serve;
 mod support;
