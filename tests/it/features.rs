@@ -43,7 +43,7 @@ fn eth(ether_type: u16, payload: &[u8]) -> Vec<u8> {
 
 fn capture(dir: &std::path::Path) -> std::path::PathBuf {
     let c = [198, 51, 100, 7];
-    let packets = vec![
+    let packets = [
         // 1: select by mask -> kind 1; set_port wraps 1000 + 65535 to 999.
         eth(
             0x0800,
