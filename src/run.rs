@@ -10,6 +10,7 @@ use sluice_runtime::stats::Stats;
 use sluice_runtime::table::TableSet;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -103,6 +104,7 @@ pub fn run(args: &RunArgs, color: bool) -> anyhow::Result<ExitCode> {
         .unwrap_or(0);
     let mut pkt = PacketBuf::with_capacity(prog.headroom, max_len);
     let mut trace = String::new();
+    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
     for (i, rec) in capture.records.iter().enumerate() {
         pkt.load(prog.headroom, &rec.data, rec.orig_len);
         let meta = PacketMeta {
@@ -128,7 +130,10 @@ pub fn run(args: &RunArgs, color: bool) -> anyhow::Result<ExitCode> {
             None => interp.process(&tables, &mut stats, &mut pkt, &meta, t),
         };
         if args.trace {
-            print!("{trace}");
+            if stdout.write_all(trace.as_bytes()).is_err() {
+                // The reader went away (`| head`): stop quietly, as Unix tools do.
+                return Ok(ExitCode::SUCCESS);
+            }
         }
         if let Verdict::Forward(port) = v {
             let out = match outs.entry(port) {
@@ -147,7 +152,8 @@ pub fn run(args: &RunArgs, color: bool) -> anyhow::Result<ExitCode> {
     for (_, o) in outs {
         o.finish().context("cannot finish output")?;
     }
-    print!("{}", summary(&prog, &stats));
+    let _ = stdout.write_all(summary(&prog, &stats).as_bytes());
+    let _ = stdout.flush();
     Ok(ExitCode::SUCCESS)
 }
 

@@ -88,7 +88,17 @@ pub fn table_set(p: &ir::Program) -> Result<TableSet, String> {
                     kind: rt_kind(k.kind),
                 })
                 .collect(),
-            actions: t.actions.iter().map(|a| *a as u32).collect(),
+            // The built-in actions (`drop`, `NoAction`, ids 0 and 1) are allowed in every table,
+            // for entries and as the default, as the JIT's dispatch and the checker expect.
+            actions: {
+                let mut a: Vec<u32> = t.actions.iter().map(|a| *a as u32).collect();
+                for b in [0u32, 1] {
+                    if !a.contains(&b) {
+                        a.push(b);
+                    }
+                }
+                a
+            },
             default_action: ActionCall {
                 action: t.default.0 as u32,
                 args: t.default.1.clone().into(),

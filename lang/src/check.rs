@@ -1580,8 +1580,9 @@ impl Cx {
             self.unknown("action", &call.name, c);
             return None;
         };
-        // The default may be any listed action or a built-in.
-        if !(allowed.contains(&aid) || is_default && self.out.actions[aid].builtin.is_some()) {
+        // Any listed action, or a built-in (drop, NoAction), as in every table at run time.
+        let _ = is_default;
+        if !(allowed.contains(&aid) || self.out.actions[aid].builtin.is_some()) {
             self.err(
                 Diagnostic::error(
                     "E0101",
