@@ -129,11 +129,9 @@ pub fn run(args: &RunArgs, color: bool) -> anyhow::Result<ExitCode> {
             Some(j) => j.process(&tables, &mut stats, &mut pkt, &meta),
             None => interp.process(&tables, &mut stats, &mut pkt, &meta, t),
         };
-        if args.trace {
-            if stdout.write_all(trace.as_bytes()).is_err() {
-                // The reader went away (`| head`): stop quietly, as Unix tools do.
-                return Ok(ExitCode::SUCCESS);
-            }
+        // The reader went away (`| head`): stop quietly, as Unix tools do.
+        if args.trace && stdout.write_all(trace.as_bytes()).is_err() {
+            return Ok(ExitCode::SUCCESS);
         }
         if let Verdict::Forward(port) = v {
             let out = match outs.entry(port) {
