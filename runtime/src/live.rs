@@ -72,12 +72,19 @@ impl LiveTables {
 
     /// Waits until the datapath does not read copy `c`.
     fn wait_off(&self, c: u64) {
+        // A batch takes microseconds: spin briefly before sleeping, so that an update does not
+        // cost the writer a scheduler round trip (and the datapath a wakeup on its core).
+        let start = std::time::Instant::now();
         loop {
             let r = self.shared.reader.load(Ordering::SeqCst);
             if r & IN_BATCH == 0 || (r & 1) != c {
                 return;
             }
-            std::thread::sleep(Duration::from_micros(20));
+            if start.elapsed() < Duration::from_micros(200) {
+                std::hint::spin_loop();
+            } else {
+                std::thread::sleep(Duration::from_micros(50));
+            }
         }
     }
 
