@@ -76,7 +76,8 @@ impl Switch {
             .spawn()
             .unwrap();
         let t0 = Instant::now();
-        while !sock.exists() {
+        // Connectable, not just present: a stale socket file may be there before the switch.
+        while std::os::unix::net::UnixStream::connect(&sock).is_err() {
             assert!(
                 t0.elapsed() < Duration::from_secs(20),
                 "the switch did not open its control socket"
@@ -332,4 +333,74 @@ fn thousands_of_flips_never_tear_an_action() {
     assert!(one.iter().all(|(_, d)| *d == [10, 0, 0, 1]));
     assert!(two.iter().all(|(_, d)| *d == [10, 0, 0, 2]));
     assert!(!one.is_empty() && !two.is_empty());
+}
+
+#[test]
+fn misbehaving_clients_cannot_hurt_the_switch_and_a_stale_socket_is_replaced() {
+    use std::io::{BufRead, Write};
+    use std::os::unix::net::UnixStream;
+    let dir = temp_dir("serve-robust");
+    // A stale socket file left by a switch that died: replaced.
+    let stale = std::os::unix::net::UnixListener::bind(dir.join("ctl.sock")).unwrap();
+    drop(stale);
+    assert!(dir.join("ctl.sock").exists());
+    let a = dir.join("a.pcap");
+    let b = dir.join("b.pcap");
+    udp_capture(&a, 30);
+    udp_capture(&b, 30);
+    // Two inputs, at the captures' own timing (1 ms apart).
+    let sw = Switch::start(
+        &dir,
+        &a,
+        &["--in", &format!("1={}", b.display()), "--realtime"],
+    );
+    // Garbage instead of a hello.
+    let mut s = UnixStream::connect(&sw.sock).unwrap();
+    s.write_all(b"GET / HTTP/1.0\n").unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(&s).read_line(&mut line).unwrap();
+    assert!(
+        line.contains("\"ok\":false") && line.contains("malformed hello"),
+        "{line}"
+    );
+    // A good hello, then an over-long request: an error reply, then the connection closes.
+    let mut s = UnixStream::connect(&sw.sock).unwrap();
+    s.write_all(sluice_runtime::control::client_hello().as_bytes())
+        .unwrap();
+    let mut r = std::io::BufReader::new(s.try_clone().unwrap());
+    let mut hello = String::new();
+    r.read_line(&mut hello).unwrap();
+    assert!(hello.contains("\"version\":1"), "{hello}");
+    let _ = s.write_all(&vec![b'x'; 70_000]);
+    let _ = s.write_all(b"\n");
+    let mut reply = String::new();
+    r.read_line(&mut reply).unwrap();
+    assert!(reply.contains("too long"), "{reply}");
+    // Disconnecting in the middle of a request.
+    let mut s = UnixStream::connect(&sw.sock).unwrap();
+    s.write_all(sluice_runtime::control::client_hello().as_bytes())
+        .unwrap();
+    s.write_all(b"{\"id\":1,\"comm").unwrap();
+    drop(s);
+    // The switch still answers, and still forwards.
+    let ok = sw.ctl(&["table_num_entries", "dnat"]);
+    assert_eq!(ok.status, 0, "{}", ok.stderr);
+    std::thread::sleep(Duration::from_millis(300));
+    let stats = sw.ctl(&["stats"]);
+    assert!(stats.stdout.contains("packets in: 60"), "{}", stats.stdout);
+    assert!(
+        stats.stdout.contains("port 0      in 30") && stats.stdout.contains("port 1      in 30"),
+        "{}",
+        stats.stdout
+    );
+    Command::new("kill")
+        .arg("-INT")
+        .arg(sw.child.id().to_string())
+        .status()
+        .unwrap();
+    let summary = sw.wait();
+    assert!(
+        summary.contains("in = forwarded + dropped: 60 = 60 + 0"),
+        "{summary}"
+    );
 }
