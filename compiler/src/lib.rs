@@ -58,6 +58,18 @@ fn rt_kind(k: ir::MatchKind) -> RtKind {
     }
 }
 
+/// A table's key as the runtime describes it.
+pub fn key_fields(t: &ir::Table) -> Vec<KeyField> {
+    t.keys
+        .iter()
+        .map(|k| KeyField {
+            name: k.name.clone(),
+            width: k.expr.width,
+            kind: rt_kind(k.kind),
+        })
+        .collect()
+}
+
 /// The runtime's tables for a program, with the program's `entries` installed.
 pub fn table_set(p: &ir::Program) -> Result<TableSet, String> {
     let actions: Arc<[ActionSchema]> = p
@@ -79,15 +91,7 @@ pub fn table_set(p: &ir::Program) -> Result<TableSet, String> {
     for t in &p.tables {
         let schema = TableSchema {
             name: t.name.clone(),
-            keys: t
-                .keys
-                .iter()
-                .map(|k| KeyField {
-                    name: k.name.clone(),
-                    width: k.expr.width,
-                    kind: rt_kind(k.kind),
-                })
-                .collect(),
+            keys: key_fields(t),
             // The built-in actions (`drop`, `NoAction`, ids 0 and 1) are allowed in every table,
             // for entries and as the default, as the JIT's dispatch and the checker expect.
             actions: {

@@ -6,6 +6,7 @@ pub mod checksum;
 pub mod command;
 pub mod control;
 pub mod hash;
+pub mod jitview;
 pub mod live;
 pub mod packet;
 pub mod pcap;

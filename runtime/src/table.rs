@@ -25,6 +25,7 @@ use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use crate::jitview::{JitHash, JitView};
 use rustc_hash::{FxHashMap, FxHasher};
 use thiserror::Error;
 
@@ -252,7 +253,8 @@ struct Entry {
 }
 
 /// An entry's packet and byte counters, apart from the entry so that the datapath touches
-/// only them and the entry's row of [`Table::hot`].
+/// only them and the entry's row of [`Table::hot`]. `repr(C)`: generated code adds to them.
+#[repr(C)]
 #[derive(Debug, Default)]
 struct Counter {
     packets: AtomicU64,
@@ -273,7 +275,6 @@ impl Clone for Counter {
 const EMPTY: u32 = u32::MAX;
 
 /// A match-action table: its entries, default action and lookup index.
-#[derive(Clone)]
 pub struct Table {
     schema: Arc<TableSchema>,
     /// Indexed by handle; `None` for deleted handles.
@@ -296,6 +297,45 @@ pub struct Table {
     /// Set once a table with `const entries` has them: no entry may be added, changed or
     /// removed after that.
     sealed: bool,
+    /// What generated code reads to look this table up inline (see `jitview`); refreshed after
+    /// every change.
+    pub view: JitView,
+    /// The inline lookup's hash table, for `KIND_HASH` and `KIND_RANGE`.
+    jit_hash: JitHash,
+}
+
+impl Clone for Table {
+    // By hand: the view must point at the clone's own arrays, not the original's.
+    fn clone(&self) -> Self {
+        let mut t = Table {
+            schema: self.schema.clone(),
+            slots: self.slots.clone(),
+            free: self.free.clone(),
+            len: self.len,
+            next_seq: self.next_seq,
+            default: self.default.clone(),
+            keys: self.keys.clone(),
+            index: self.index.clone(),
+            hot: self.hot.clone(),
+            stride: self.stride,
+            hot_default: self.hot_default.clone(),
+            counters: self.counters.clone(),
+            sealed: self.sealed,
+            view: self.view,
+            jit_hash: JitHash::default(),
+        };
+        // The range groups' arrays were cloned too: rebuild the hash from the clone's.
+        let keys: Vec<Box<[MatchValue]>> =
+            t.slots.iter().flatten().map(|e| e.key.clone()).collect();
+        let handles: Vec<u32> = (0..t.slots.len() as u32)
+            .filter(|h| t.get(*h).is_some())
+            .collect();
+        for (k, h) in keys.iter().zip(handles) {
+            t.update_jit_hash(k, Some(h));
+        }
+        t.refresh_view();
+        t
+    }
 }
 
 impl fmt::Debug for Table {
@@ -330,9 +370,72 @@ impl Table {
             hot_default: Vec::new(),
             counters: Vec::new(),
             sealed: false,
+            view: JitView::default(),
+            jit_hash: JitHash::default(),
         };
+        t.view.kind = crate::jitview::kind_for(&t.schema.keys);
         t.set_hot_default();
+        t.refresh_view();
         t
+    }
+
+    /// Points the view at the current arrays (which a change may have moved).
+    fn refresh_view(&mut self) {
+        let v = &mut self.view;
+        v.hot = self.hot.as_ptr() as u64;
+        v.stride = self.stride as u64;
+        v.default_row = self.hot_default.as_ptr() as u64;
+        v.counters = self.counters.as_ptr() as u64;
+        if let Index::Direct { slots, .. } = &self.index {
+            v.direct = slots.as_ptr() as u64;
+        }
+        if let Index::RangeArray(ra) = &self.index {
+            v.range_pos = ra.pos as u64;
+        }
+        if let [_, k1] = &self.schema.keys[..] {
+            v.width1 = u64::from(k1.width);
+        }
+        self.jit_hash.fill(v);
+    }
+
+    /// Keeps the inline lookup's hash table in step with an entry added or removed.
+    fn update_jit_hash(&mut self, key: &[MatchValue], handle: Option<u32>) {
+        let exact = |m: &MatchValue| match *m {
+            MatchValue::Exact(v) => u64::try_from(v).ok(),
+            _ => None,
+        };
+        match self.view.kind {
+            crate::jitview::KIND_HASH => {
+                let packed = match key {
+                    [a] => exact(a),
+                    [a, b] => exact(a).zip(exact(b)).map(|(a, b)| {
+                        let w1 = self.schema.keys[1].width;
+                        (a << w1) | b
+                    }),
+                    _ => None,
+                };
+                if let Some(k) = packed {
+                    match handle {
+                        Some(h) => self.jit_hash.insert(k, u64::from(h) + 1),
+                        None => self.jit_hash.remove(k),
+                    }
+                }
+            }
+            crate::jitview::KIND_RANGE => {
+                let Index::RangeArray(ra) = &self.index else {
+                    return;
+                };
+                let Some(e) = key.get(1 - ra.pos).and_then(exact) else {
+                    return;
+                };
+                // The group's array exists while the group has members.
+                match ra.groups.get(&u128::from(e)) {
+                    Some(g) => self.jit_hash.insert(e, g.slots.as_ptr() as u64),
+                    None => self.jit_hash.remove(e),
+                }
+            }
+            _ => {}
+        }
     }
 
     fn row(call: &ActionCall, stride: usize) -> impl Iterator<Item = u128> + '_ {
@@ -454,6 +557,10 @@ impl Table {
         }
         self.len += 1;
         self.index.insert(handle, &self.slots, &self.schema.keys);
+        if let Some(key) = self.get(handle).map(|e| e.key.clone()) {
+            self.update_jit_hash(&key, Some(handle));
+        }
+        self.refresh_view();
         Ok(EntryHandle(handle))
     }
 
@@ -470,6 +577,7 @@ impl Table {
         // The layouts store handles, not actions, so no index update is needed.
         entry.call = call.clone();
         self.set_hot(h.0, &call);
+        self.refresh_view();
         Ok(())
     }
 
@@ -493,8 +601,10 @@ impl Table {
         self.entry_mut(h)?;
         self.index.remove(h.0, &self.slots);
         if let Some(entry) = self.slots.get_mut(h.0 as usize).and_then(Option::take) {
+            self.update_jit_hash(&entry.key, None);
             self.keys.remove(&(entry.key, entry.priority));
         }
+        self.refresh_view();
         self.free.insert(h.0);
         self.len -= 1;
         Ok(())
@@ -512,6 +622,7 @@ impl Table {
         self.check_call(&call, actions)?;
         self.default = call;
         self.set_hot_default();
+        self.refresh_view();
         Ok(())
     }
 
@@ -519,6 +630,7 @@ impl Table {
     pub fn reset_default(&mut self) {
         self.default = self.schema.default_action.clone();
         self.set_hot_default();
+        self.refresh_view();
     }
 
     /// Removes every entry (the default action is kept).
@@ -530,6 +642,8 @@ impl Table {
         self.index = Index::for_schema(&self.schema);
         self.hot.clear();
         self.counters.clear();
+        self.jit_hash = JitHash::default();
+        self.refresh_view();
     }
 
     pub fn num_entries(&self) -> usize {

@@ -207,8 +207,11 @@ pub fn load_case(program: &std::path::Path) -> Case {
 }
 
 /// Runs one packet on both backends; on a difference, returns a description.
+#[allow(clippy::too_many_arguments)]
 fn compare_one(
     case: &Case,
+    ti: &sluice_runtime::table::TableSet,
+    tj: &sluice_runtime::table::TableSet,
     interp: &mut Interp,
     jit: &mut JitProgram,
     si: &mut Stats,
@@ -223,8 +226,8 @@ fn compare_one(
     let orig = pkt.len() as u32 + (pkt.len() as u32 % 3) * 100;
     a.load(head, pkt, orig);
     b.load(head, pkt, orig);
-    let va = interp.process(&case.tables, si, &mut a, meta, None);
-    let vb = jit.process(&case.tables, sj, &mut b, meta);
+    let va = interp.process(ti, si, &mut a, meta, None);
+    let vb = jit.process(tj, sj, &mut b, meta);
     if va != vb {
         return Err(format!("verdict: interpreter {va:?}, JIT {vb:?}"));
     }
@@ -253,7 +256,8 @@ fn shrink(case: &Case, pkt: &[u8], meta: &PacketMeta) -> Vec<u8> {
         let mut j = JitProgram::compile(&case.prog, false).unwrap();
         let mut si = stats_for(case);
         let mut sj = stats_for(case);
-        compare_one(case, &mut i, &mut j, &mut si, &mut sj, p, meta).is_err()
+        let (ti, tj) = (case.tables.clone(), case.tables.clone());
+        compare_one(case, &ti, &tj, &mut i, &mut j, &mut si, &mut sj, p, meta).is_err()
     };
     let mut best = pkt.to_vec();
     while best.len() > 1 && fails(&best[..best.len() - 1]) {
@@ -287,8 +291,20 @@ pub fn differential(case: &Case, packets: impl Iterator<Item = (Vec<u8>, PacketM
     let mut si = stats_for(case);
     let mut sj = stats_for(case);
     let mut n = 0u64;
+    // Each backend counts in its own copy of the tables, so that entry counters are compared.
+    let (ti, tj) = (case.tables.clone(), case.tables.clone());
     for (pkt, meta) in packets {
-        if let Err(e) = compare_one(case, &mut interp, &mut jit, &mut si, &mut sj, &pkt, &meta) {
+        if let Err(e) = compare_one(
+            case,
+            &ti,
+            &tj,
+            &mut interp,
+            &mut jit,
+            &mut si,
+            &mut sj,
+            &pkt,
+            &meta,
+        ) {
             let small = shrink(case, &pkt, &meta);
             panic!(
                 "JIT and interpreter disagree on {} (case {n}): {e}\n\
@@ -308,6 +324,17 @@ pub fn differential(case: &Case, packets: impl Iterator<Item = (Vec<u8>, PacketM
         case.name
     );
     assert!(si.balanced(), "{}: in != forwarded + dropped", case.name);
+    for (a, b) in ti.tables.iter().zip(&tj.tables) {
+        let ca: Vec<(u64, u64)> = a.entries().map(|e| (e.packets, e.bytes)).collect();
+        let cb: Vec<(u64, u64)> = b.entries().map(|e| (e.packets, e.bytes)).collect();
+        assert_eq!(
+            ca,
+            cb,
+            "{}: entry counters of table {} differ",
+            case.name,
+            a.name()
+        );
+    }
     n
 }
 

@@ -54,6 +54,8 @@ pub(crate) struct Layout {
     pub pseudo_fields: BTreeMap<HeaderId, PseudoFields>,
     /// Whether "the valid headers are the extracted ones" implies an unchanged layout.
     pub fast_deparse: bool,
+    /// Each table's key, as the runtime describes it: decides the inline lookup's shape.
+    pub table_keys: Vec<Vec<sluice_runtime::table::KeyField>>,
 }
 
 fn written_fields(p: &Program) -> BTreeSet<(HeaderId, FieldId)> {
@@ -213,6 +215,7 @@ fn layout(p: &Program) -> Layout {
         snapshot,
         pseudo_fields,
         fast_deparse: fast_deparse_ok(p),
+        table_keys: p.tables.iter().map(crate::key_fields).collect(),
     }
 }
 
@@ -344,6 +347,10 @@ impl JitProgram {
                 tables: std::ptr::null(),
                 stats: std::ptr::null_mut(),
                 action_runs: std::ptr::null_mut(),
+                action_runs_len: 0,
+                table_hits: std::ptr::null_mut(),
+                table_misses: std::ptr::null_mut(),
+                tables_ptr: std::ptr::null(),
                 args: [0; MAX_ARGS],
                 row: std::ptr::null(),
                 meta: std::ptr::null_mut(),
@@ -423,6 +430,10 @@ impl JitProgram {
         ctx.pass = u64::from(pass);
         ctx.tables = tables;
         ctx.action_runs = stats.action_runs.as_mut_ptr();
+        ctx.action_runs_len = stats.action_runs.len() as u64;
+        ctx.table_hits = stats.table_hits.as_mut_ptr();
+        ctx.table_misses = stats.table_misses.as_mut_ptr();
+        ctx.tables_ptr = tables.tables.as_ptr();
         ctx.stats = stats;
         ctx.out_head = head as u64;
         ctx.out_len = len as u64;

@@ -29,8 +29,15 @@ pub struct JitCtx {
     /// The tables, read by `rt_apply`. Only read, never written, during a packet.
     pub tables: *const TableSet,
     pub stats: *mut Stats,
-    /// `stats.action_runs`, for actions that the control block calls directly.
+    /// `stats.action_runs`, for actions that the control block calls directly and for
+    /// inline table lookups, and its length.
     pub action_runs: *mut u64,
+    pub action_runs_len: u64,
+    /// `stats.table_hits` and `stats.table_misses`, for inline table lookups.
+    pub table_hits: *mut u64,
+    pub table_misses: *mut u64,
+    /// The first `Table` of the table set: generated code reads each table's `view`.
+    pub tables_ptr: *const sluice_runtime::table::Table,
     /// Arguments of the action a table chose, written by `rt_apply`.
     pub args: [u128; MAX_ARGS],
     /// The chosen action's row (id, then arguments), set by `rt_apply2`: generated code reads

@@ -1058,6 +1058,11 @@ impl<'a, 'b> Translator<'a, 'b> {
     /// Returns hit as an i8.
     fn translate_apply(&mut self, t: TableId) -> Value {
         let table = &self.p.tables[t];
+        let kind = sluice_runtime::jitview::kind_for(&self.layout.table_keys[t]);
+        if kind != sluice_runtime::jitview::KIND_GENERIC {
+            let (r, row) = self.translate_inline_lookup(t, kind);
+            return self.dispatch(t, r, Some(row));
+        }
         let r = if table.keys.len() <= 2 {
             // Keys in registers, as 64-bit halves.
             let mut halves = Vec::with_capacity(4);
@@ -1106,6 +1111,13 @@ impl<'a, 'b> Translator<'a, 'b> {
             let call = self.b.ins().call(self.f.apply, &[self.ctx, tid, addr]);
             self.b.inst_results(call)[0]
         };
+        self.dispatch(t, r, None)
+    }
+
+    /// Runs the action a lookup chose. `r` is the action id with bit 32 set on a hit; `row`
+    /// the chosen row if the lookup was inline (otherwise it is read from `ctx.row`).
+    fn dispatch(&mut self, t: TableId, r: Value, row_in: Option<Value>) -> Value {
+        let table = &self.p.tables[t];
         let action = self.b.ins().band_imm_u(r, 0xffff_ffff);
         self.b.def_var(self.last_action, action);
         let hit64 = self.b.ins().ushr_imm_u(r, 32);
@@ -1145,6 +1157,8 @@ impl<'a, 'b> Translator<'a, 'b> {
                     let params: Vec<(String, u32)> = self.p.actions[a].params.clone();
                     let row = if params.is_empty() {
                         None
+                    } else if let Some(r) = row_in {
+                        Some(r)
                     } else {
                         Some(self.b.ins().load(
                             types::I64,
@@ -1559,4 +1573,251 @@ fn must_extracted(p: &Program) -> (Vec<u64>, u64) {
         }
     }
     (ins, if accept == u64::MAX { 0 } else { accept })
+}
+
+use sluice_runtime::jitview::{JitView, HASH_MUL, KIND_DIRECT, KIND_HASH};
+use sluice_runtime::table::Table;
+
+impl Translator<'_, '_> {
+    /// A load of one field of table `t`'s view.
+    fn view_field(&mut self, view: Value, off: usize) -> Value {
+        self.b
+            .ins()
+            .load(types::I64, self.trusted, view, off as i32)
+    }
+
+    /// Looks table `t` up without leaving generated code, for the key shapes of `jitview`.
+    /// Falls back to `rt_apply2` if the table at run time has another shape. Returns the
+    /// action id with bit 32 set on a hit, and the chosen row.
+    fn translate_inline_lookup(&mut self, t: TableId, kind: u64) -> (Value, Value) {
+        let table = &self.p.tables[t];
+        let keys: Vec<(Value, u32)> = table
+            .keys
+            .iter()
+            .map(|k| (self.translate_expr(&k.expr), k.expr.width))
+            .collect();
+        let tables_ptr = self.b.ins().load(
+            types::I64,
+            self.trusted,
+            self.ctx,
+            offset_of!(JitCtx, tables_ptr) as i32,
+        );
+        let view_off = t * std::mem::size_of::<Table>() + offset_of!(Table, view);
+        let view = self.b.ins().iadd_imm_u(tables_ptr, view_off as i64);
+        let done = self.b.create_block();
+        self.b.append_block_param(done, types::I64); // action | hit << 32
+        self.b.append_block_param(done, types::I64); // row
+        let generic = self.b.create_block();
+        let inline = self.b.create_block();
+        let k = self.view_field(view, offset_of!(JitView, kind));
+        let same = self.b.ins().icmp_imm_u(IntCC::Equal, k, kind as i64);
+        self.b.ins().brif(same, inline, &[], generic, &[]);
+
+        // The table has another shape than the program implies (cannot happen with tables
+        // built from this program): the general lookup.
+        self.b.switch_to_block(generic);
+        let z = self.b.ins().iconst(types::I64, 0);
+        let mut halves = Vec::new();
+        for i in 0..2 {
+            match keys.get(i) {
+                Some(&(v, _)) => halves.extend([v, z]),
+                None => halves.extend([z, z]),
+            }
+        }
+        let tid = self.b.ins().iconst(types::I32, t as i64);
+        let call = self.b.ins().call(
+            self.f.apply2,
+            &[self.ctx, tid, halves[0], halves[1], halves[2], halves[3]],
+        );
+        let r = self.b.inst_results(call)[0];
+        let row = self.b.ins().load(
+            types::I64,
+            self.trusted,
+            self.ctx,
+            offset_of!(JitCtx, row) as i32,
+        );
+        self.b
+            .ins()
+            .jump(done, &[BlockArg::Value(r), BlockArg::Value(row)]);
+
+        // Inline: find the handle, or miss.
+        self.b.switch_to_block(inline);
+        let hit_blk = self.b.create_block();
+        self.b.append_block_param(hit_blk, types::I64); // handle
+        let miss_blk = self.b.create_block();
+        let k0 = keys[0].0;
+        match kind {
+            KIND_DIRECT | KIND_HASH => {
+                let packed = match keys.as_slice() {
+                    [_] => k0,
+                    [_, (k1, _)] => {
+                        let w1 = self.view_field(view, offset_of!(JitView, width1));
+                        let hi = self.b.ins().ishl(k0, w1);
+                        self.b.ins().bor(hi, *k1)
+                    }
+                    _ => k0,
+                };
+                if kind == KIND_DIRECT {
+                    let direct = self.view_field(view, offset_of!(JitView, direct));
+                    let idx = self.b.ins().ishl_imm_u(packed, 2);
+                    let addr = self.b.ins().iadd(direct, idx);
+                    let h = self.b.ins().load(types::I32, self.trusted, addr, 0);
+                    let h = self.b.ins().uextend(types::I64, h);
+                    let empty = self.b.ins().icmp_imm_u(IntCC::Equal, h, u32::MAX as i64);
+                    self.b
+                        .ins()
+                        .brif(empty, miss_blk, &[], hit_blk, &[BlockArg::Value(h)]);
+                } else {
+                    let found = self.b.create_block();
+                    self.b.append_block_param(found, types::I64);
+                    self.translate_probe(view, packed, found, miss_blk);
+                    self.b.switch_to_block(found);
+                    let v = self.b.block_params(found)[0];
+                    let h = self.b.ins().iadd_imm_s(v, -1);
+                    self.b.ins().jump(hit_blk, &[BlockArg::Value(h)]);
+                }
+            }
+            _ => {
+                // KIND_RANGE: the exact key finds the array, the range key indexes it.
+                let range_pos = self.layout.table_keys[t]
+                    .iter()
+                    .position(|k| k.kind == sluice_runtime::table::MatchKind::Range)
+                    .unwrap_or(1);
+                let (e, r) = (keys[1 - range_pos].0, keys[range_pos].0);
+                let found = self.b.create_block();
+                self.b.append_block_param(found, types::I64);
+                self.translate_probe(view, e, found, miss_blk);
+                self.b.switch_to_block(found);
+                let arr = self.b.block_params(found)[0];
+                let idx = self.b.ins().ishl_imm_u(r, 2);
+                let addr = self.b.ins().iadd(arr, idx);
+                let h = self.b.ins().load(types::I32, self.trusted, addr, 0);
+                let h = self.b.ins().uextend(types::I64, h);
+                let empty = self.b.ins().icmp_imm_u(IntCC::Equal, h, u32::MAX as i64);
+                self.b
+                    .ins()
+                    .brif(empty, miss_blk, &[], hit_blk, &[BlockArg::Value(h)]);
+            }
+        }
+
+        // Hit: the entry's row and counters; the table's hit counter.
+        self.b.switch_to_block(hit_blk);
+        let h = self.b.block_params(hit_blk)[0];
+        let hot = self.view_field(view, offset_of!(JitView, hot));
+        let stride = self.view_field(view, offset_of!(JitView, stride));
+        let off = self.b.ins().imul(h, stride);
+        let off = self.b.ins().ishl_imm_u(off, 4);
+        let row = self.b.ins().iadd(hot, off);
+        let counters = self.view_field(view, offset_of!(JitView, counters));
+        let coff = self.b.ins().ishl_imm_u(h, 4);
+        let c = self.b.ins().iadd(counters, coff);
+        let n = self.b.ins().load(types::I64, self.trusted, c, 0);
+        let n = self.b.ins().iadd_imm_u(n, 1);
+        self.b.ins().store(self.trusted, n, c, 0);
+        let bytes = self.b.ins().load(types::I64, self.trusted, c, 8);
+        let bytes = self.b.ins().iadd(bytes, self.std[1]);
+        self.b.ins().store(self.trusted, bytes, c, 8);
+        self.count(offset_of!(JitCtx, table_hits), t);
+        let action = self.b.ins().load(types::I32, self.trusted, row, 0);
+        let action = self.b.ins().uextend(types::I64, action);
+        self.count_dynamic(offset_of!(JitCtx, action_runs), action);
+        let r = self.b.ins().bor_imm_u(action, 1i64 << 32);
+        self.b
+            .ins()
+            .jump(done, &[BlockArg::Value(r), BlockArg::Value(row)]);
+
+        // Miss: the default row.
+        self.b.switch_to_block(miss_blk);
+        let row = self.view_field(view, offset_of!(JitView, default_row));
+        self.count(offset_of!(JitCtx, table_misses), t);
+        let action = self.b.ins().load(types::I32, self.trusted, row, 0);
+        let action = self.b.ins().uextend(types::I64, action);
+        self.count_dynamic(offset_of!(JitCtx, action_runs), action);
+        self.b
+            .ins()
+            .jump(done, &[BlockArg::Value(action), BlockArg::Value(row)]);
+
+        self.b.switch_to_block(done);
+        let p = self.b.block_params(done);
+        (p[0], p[1])
+    }
+
+    /// Linear probing in a view's hash table: jumps to `found(value)` or `miss`.
+    fn translate_probe(
+        &mut self,
+        view: Value,
+        key: Value,
+        found: cranelift_codegen::ir::Block,
+        miss: cranelift_codegen::ir::Block,
+    ) {
+        let keys = self.view_field(view, offset_of!(JitView, keys));
+        let vals = self.view_field(view, offset_of!(JitView, vals));
+        let mask = self.view_field(view, offset_of!(JitView, mask));
+        let shift = self.view_field(view, offset_of!(JitView, shift));
+        let mul = self.b.ins().iconst(types::I64, HASH_MUL as i64);
+        let h = self.b.ins().imul(key, mul);
+        let i0 = self.b.ins().ushr(h, shift);
+        let probe = self.b.create_block();
+        self.b.append_block_param(probe, types::I64);
+        self.b.ins().jump(probe, &[BlockArg::Value(i0)]);
+        self.b.switch_to_block(probe);
+        let i = self.b.block_params(probe)[0];
+        let off = self.b.ins().ishl_imm_u(i, 3);
+        let va = self.b.ins().iadd(vals, off);
+        let v = self.b.ins().load(types::I64, self.trusted, va, 0);
+        let empty = self.b.ins().icmp_imm_u(IntCC::Equal, v, 0);
+        let check = self.b.create_block();
+        self.b.ins().brif(empty, miss, &[], check, &[]);
+        self.b.switch_to_block(check);
+        let ka = self.b.ins().iadd(keys, off);
+        let k = self.b.ins().load(types::I64, self.trusted, ka, 0);
+        let eq = self.b.ins().icmp(IntCC::Equal, k, key);
+        let next = self.b.create_block();
+        self.b
+            .ins()
+            .brif(eq, found, &[BlockArg::Value(v)], next, &[]);
+        self.b.switch_to_block(next);
+        let i1 = self.b.ins().iadd_imm_u(i, 1);
+        let i1 = self.b.ins().band(i1, mask);
+        self.b.ins().jump(probe, &[BlockArg::Value(i1)]);
+    }
+
+    /// Adds one to a counter array of the context at a constant index.
+    fn count(&mut self, field: usize, index: usize) {
+        let arr = self
+            .b
+            .ins()
+            .load(types::I64, self.trusted, self.ctx, field as i32);
+        let off = (index * 8) as i32;
+        let n = self.b.ins().load(types::I64, self.trusted, arr, off);
+        let n = self.b.ins().iadd_imm_u(n, 1);
+        self.b.ins().store(self.trusted, n, arr, off);
+    }
+
+    /// Adds one to a counter array of the context at a computed index (checked against the
+    /// array's length, kept in the context).
+    fn count_dynamic(&mut self, field: usize, index: Value) {
+        let arr = self
+            .b
+            .ins()
+            .load(types::I64, self.trusted, self.ctx, field as i32);
+        let len = self.b.ins().load(
+            types::I64,
+            self.trusted,
+            self.ctx,
+            offset_of!(JitCtx, action_runs_len) as i32,
+        );
+        let ok = self.b.ins().icmp(IntCC::UnsignedLessThan, index, len);
+        let yes = self.b.create_block();
+        let done = self.b.create_block();
+        self.b.ins().brif(ok, yes, &[], done, &[]);
+        self.b.switch_to_block(yes);
+        let off = self.b.ins().ishl_imm_u(index, 3);
+        let a = self.b.ins().iadd(arr, off);
+        let n = self.b.ins().load(types::I64, self.trusted, a, 0);
+        let n = self.b.ins().iadd_imm_u(n, 1);
+        self.b.ins().store(self.trusted, n, a, 0);
+        self.b.ins().jump(done, &[]);
+        self.b.switch_to_block(done);
+    }
 }
