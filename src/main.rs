@@ -50,6 +50,57 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Send commands to a running switch (one, a file of them, or an interactive shell).
     Ctl(ctl::CtlArgs),
+    /// Print the token that lets a VM's tunnel packets in until an expiry (the registry's side
+    /// of authenticated tunnels).
+    Token(TokenArgs),
+}
+
+#[derive(clap::Args)]
+#[command(group = clap::ArgGroup::new("key").required(true).args(["secret", "secret_file"]))]
+struct TokenArgs {
+    /// The secret, as `0x` and 32 hex digits (the 16 key bytes in order).
+    #[arg(long)]
+    secret: Option<String>,
+    /// A file holding the secret in the same form, so that it need not stand in a command line.
+    #[arg(long)]
+    secret_file: Option<PathBuf>,
+    /// The expiry, in seconds since the Unix epoch.
+    #[arg(long)]
+    expiry: u32,
+    /// The VM's IPv4 address.
+    #[arg(long)]
+    vm: std::net::Ipv4Addr,
+}
+
+/// Parses `0x` and 32 hex digits; the error never repeats the text.
+fn parse_secret(text: &str) -> anyhow::Result<[u8; 16]> {
+    let t = text.trim();
+    let hex = t
+        .strip_prefix("0x")
+        .or_else(|| t.strip_prefix("0X"))
+        .filter(|h| h.len() == 32 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+        .ok_or_else(|| anyhow::anyhow!("the secret must be 0x followed by exactly 32 hex digits"))?;
+    let mut key = [0u8; 16];
+    for (i, k) in key.iter_mut().enumerate() {
+        *k = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)?;
+    }
+    Ok(key)
+}
+
+/// token = SipHash-2-4(secret, expiry as 4 bytes, then the VM's address as 4 bytes, network
+/// order), as programs/vnet_auth.sluice checks it.
+fn token(args: &TokenArgs) -> anyhow::Result<ExitCode> {
+    let text = match (&args.secret, &args.secret_file) {
+        (Some(s), _) => s.clone(),
+        (None, Some(f)) => std::fs::read_to_string(f)
+            .map_err(|e| anyhow::anyhow!("cannot read secret file {}: {e}", f.display()))?,
+        (None, None) => anyhow::bail!("give --secret or --secret-file"),
+    };
+    let key = parse_secret(&text)?;
+    let mut msg = args.expiry.to_be_bytes().to_vec();
+    msg.extend_from_slice(&args.vm.octets());
+    println!("0x{:016x}", sluice_runtime::hash::siphash24(&key, &msg));
+    Ok(ExitCode::SUCCESS)
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -78,6 +129,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::bench(&args, color),
         Command::Serve(args) => serve::serve(&args, color),
         Command::Ctl(args) => ctl::ctl(&args),
+        Command::Token(args) => token(&args),
     };
     match result {
         Ok(code) => code,

@@ -140,6 +140,8 @@ pub enum Target {
 pub struct Action {
     pub name: String,
     pub params: Vec<(String, u32)>,
+    /// Parameters the control plane may not set to 0.
+    pub nonzero: Vec<bool>,
     pub body: Vec<Stmt>,
 }
 

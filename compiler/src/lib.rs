@@ -80,9 +80,11 @@ pub fn table_set(p: &ir::Program) -> Result<TableSet, String> {
             params: a
                 .params
                 .iter()
-                .map(|(n, w)| ParamSchema {
+                .enumerate()
+                .map(|(i, (n, w))| ParamSchema {
                     name: n.clone(),
                     width: *w,
+                    nonzero: a.nonzero.get(i).copied().unwrap_or(false),
                 })
                 .collect(),
         })

@@ -109,6 +109,7 @@ pub fn lower(c: &Checked) -> Program {
         .map(|a| Action {
             name: a.name.clone(),
             params: a.params.clone(),
+            nonzero: a.nonzero.clone(),
             body: stmts(&a.body, rb),
         })
         .collect();

@@ -217,6 +217,8 @@ pub struct ActionDecl {
 pub struct Param {
     pub name: Ident,
     pub ty: Type,
+    /// `nonzero`: the control plane may not install an entry with 0 here.
+    pub nonzero: bool,
 }
 
 #[derive(Clone, Debug)]

@@ -228,6 +228,8 @@ pub enum BuiltinAction {
 pub struct ActionInfo {
     pub name: String,
     pub params: Vec<(String, u32)>,
+    /// Parameters declared `nonzero`, by position.
+    pub nonzero: Vec<bool>,
     pub body: Vec<TStmt>,
     pub builtin: Option<BuiltinAction>,
 }
@@ -446,12 +448,14 @@ impl Cx {
             name: "drop".into(),
             params: vec![],
             body: vec![TStmt::Drop(0)],
+            nonzero: vec![],
             builtin: Some(BuiltinAction::Drop),
         });
         self.out.actions.push(ActionInfo {
             name: "NoAction".into(),
             params: vec![],
             body: vec![],
+            nonzero: vec![],
             builtin: Some(BuiltinAction::NoAction),
         });
         for (i, a) in ["drop", "NoAction"].iter().enumerate() {
@@ -502,6 +506,7 @@ impl Cx {
                         name: a.name.name.clone(),
                         params,
                         body: vec![],
+                        nonzero: a.params.iter().map(|p| p.nonzero).collect(),
                         builtin: None,
                     });
                     action_decls.push((id, a));
@@ -1638,6 +1643,22 @@ impl Cx {
                                 format!("value does not fit parameter `{pname}` (bit<{w}>)"),
                             )
                             .with_label(l.span, format!("needs {} bits", bits_needed(l.value))),
+                        );
+                    }
+                    let i = args.len();
+                    if l.value == 0
+                        && self.out.actions[aid]
+                            .nonzero
+                            .get(i)
+                            .copied()
+                            .unwrap_or(false)
+                    {
+                        self.err(
+                            Diagnostic::error(
+                                "E0103",
+                                format!("parameter `{pname}` is declared nonzero"),
+                            )
+                            .with_label(l.span, "0 is not allowed here"),
                         );
                     }
                     args.push(l.value & mask(*w));

@@ -145,6 +145,7 @@ fn rule_name(r: Rule) -> Option<&'static str> {
         Rule::select_stmt => "`select (...) { ... }`",
         Rule::select_case | Rule::keyset_list | Rule::keyset => "a select case",
         Rule::param => "a parameter `name: type`",
+        Rule::nonzero_kw => "`nonzero`",
         Rule::key_prop => "`key { ... }`",
         Rule::key_elem => "a key `field: match_kind;`",
         Rule::actions_prop => "`actions { ... }`",
@@ -262,8 +263,13 @@ fn build_item(p: Pair<Rule>) -> R<Item> {
                         let qs = span(&q);
                         let mut qi = q.into_inner();
                         let name = ident(next(&mut qi, qs)?);
-                        let ty = ty(next(&mut qi, qs)?)?;
-                        params.push(Param { name, ty });
+                        let mut t = next(&mut qi, qs)?;
+                        let nonzero = t.as_rule() == Rule::nonzero_kw;
+                        if nonzero {
+                            t = next(&mut qi, qs)?;
+                        }
+                        let ty = ty(t)?;
+                        params.push(Param { name, ty, nonzero });
                     }
                     _ => body = Some(block(q)?),
                 }

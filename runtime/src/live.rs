@@ -185,10 +185,12 @@ mod tests {
                 ParamSchema {
                     name: "a".into(),
                     width: 64,
+                    nonzero: false,
                 },
                 ParamSchema {
                     name: "b".into(),
                     width: 64,
+                    nonzero: false,
                 },
             ],
         }]

@@ -81,6 +81,8 @@ pub struct KeyField {
 pub struct ParamSchema {
     pub name: String,
     pub width: u32,
+    /// Declared `nonzero` in the program: an entry with 0 here is refused.
+    pub nonzero: bool,
 }
 
 /// An action of the program, with its parameters.
@@ -218,6 +220,8 @@ pub enum TableError {
     UnknownHandle { handle: EntryHandle },
     #[error("the default action is const and cannot be changed")]
     ConstDefault,
+    #[error("action {action}: parameter {param} is declared nonzero; 0 is not allowed")]
+    ZeroArg { action: String, param: String },
     #[error("the table's entries are const (declared with `const entries`) and cannot be changed")]
     ConstEntries,
 }
@@ -833,6 +837,12 @@ impl Table {
             });
         }
         for (&value, param) in call.args.iter().zip(&schema.params) {
+            if param.nonzero && value == 0 {
+                return Err(TableError::ZeroArg {
+                    action: schema.name.clone(),
+                    param: param.name.clone(),
+                });
+            }
             if !fits(value, param.width) {
                 return Err(TableError::ArgTooWide {
                     action: schema.name.clone(),

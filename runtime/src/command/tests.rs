@@ -22,6 +22,7 @@ fn action(name: &str, params: &[(&str, u32)]) -> ActionSchema {
             .map(|&(name, width)| ParamSchema {
                 name: name.into(),
                 width,
+                nonzero: false,
             })
             .collect(),
     }

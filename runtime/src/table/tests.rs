@@ -30,6 +30,7 @@ fn actions() -> Arc<[ActionSchema]> {
     let param = |name: &str, width| ParamSchema {
         name: name.into(),
         width,
+        nonzero: false,
     };
     vec![
         ActionSchema {
