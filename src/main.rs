@@ -79,7 +79,9 @@ fn parse_secret(text: &str) -> anyhow::Result<[u8; 16]> {
         .strip_prefix("0x")
         .or_else(|| t.strip_prefix("0X"))
         .filter(|h| h.len() == 32 && h.bytes().all(|b| b.is_ascii_hexdigit()))
-        .ok_or_else(|| anyhow::anyhow!("the secret must be 0x followed by exactly 32 hex digits"))?;
+        .ok_or_else(|| {
+            anyhow::anyhow!("the secret must be 0x followed by exactly 32 hex digits")
+        })?;
     let mut key = [0u8; 16];
     for (i, k) in key.iter_mut().enumerate() {
         *k = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)?;

@@ -145,10 +145,26 @@ fn token_matches_the_siphash_reference_vector() {
     let dir = temp_dir("token");
     let f = dir.join("secret");
     std::fs::write(&f, "0x000102030405060708090a0b0c0d0e0f\n").unwrap();
-    let out = run(&["token", "--secret-file", f.to_str().unwrap(), "--expiry", "66051", "--vm", "4.5.6.7"]);
+    let out = run(&[
+        "token",
+        "--secret-file",
+        f.to_str().unwrap(),
+        "--expiry",
+        "66051",
+        "--vm",
+        "4.5.6.7",
+    ]);
     assert_eq!(out.stdout, "0x93f5f5799a932462\n");
     // A bad secret is refused without being repeated.
-    let out = run(&["token", "--secret", "0xdeadbeefcafe", "--expiry", "1", "--vm", "1.2.3.4"]);
+    let out = run(&[
+        "token",
+        "--secret",
+        "0xdeadbeefcafe",
+        "--expiry",
+        "1",
+        "--vm",
+        "1.2.3.4",
+    ]);
     assert_eq!(out.status, 2);
     assert!(!out.stderr.contains("deadbeef"), "{}", out.stderr);
 }
