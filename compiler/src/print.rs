@@ -115,7 +115,15 @@ pub fn print(p: &Program) -> String {
         let ps: Vec<String> = a
             .params
             .iter()
-            .map(|(n, w)| format!("{n}: bit<{w}>"))
+            .enumerate()
+            .map(|(i, (n, w))| {
+                let nz = if a.nonzero.get(i).copied().unwrap_or(false) {
+                    "nonzero "
+                } else {
+                    ""
+                };
+                format!("{n}: {nz}bit<{w}>")
+            })
             .collect();
         let _ = writeln!(w, "action a{i} {}({})", a.name, ps.join(", "));
         stmts(p, w, &a.body, 2, &a.params);
