@@ -212,6 +212,7 @@ fn every_construct_does_what_the_language_reference_says() {
             "DF copied from the inner header"
         );
         assert_eq!(outer.ttl(), 64);
+        assert_eq!(outer.identification(), 2, "std.egress_port");
         assert_eq!(inner.ttl(), if i == 0 { 63 } else { 8 });
         assert_eq!(*orig as usize, d.len());
     }
@@ -243,4 +244,93 @@ fn every_construct_does_what_the_language_reference_says() {
         "--trace",
     ]);
     insta::assert_snapshot!(trace.stdout);
+}
+
+#[test]
+fn operators_wrap_at_the_destination_width() {
+    let dir = temp_dir("ops");
+    let path = dir.join("in.pcap");
+    // The packet's results header holds the operands: x = 200 (add8), y = 100 (sub8),
+    // not4 = 5, odd12 = 0xfff, odd4 = 0.
+    let mut results = [0u8; 16];
+    results[0] = 200;
+    results[1] = 100;
+    results[9] = 0x50; // not4 = 5, narrow = 0
+    results[13] = 0xff; // odd12 = 0xfff
+    results[14] = 0xf0; // odd4 = 0
+    let mut p2 = eth(0x88b5, &[]);
+    p2.extend_from_slice(&results);
+    let mut out = sluice_runtime::pcap::PcapOut::create(&path, 1, false).unwrap();
+    out.write(1, 0, p2.len() as u32, &p2).unwrap();
+    out.finish().unwrap();
+    for backend in ["interp", "jit"] {
+        let od = dir.join(backend);
+        let r = run(&[
+            "run",
+            "tests/programs/ops.sluice",
+            "--in",
+            path.to_str().unwrap(),
+            "--out-dir",
+            od.to_str().unwrap(),
+            "--backend",
+            backend,
+        ]);
+        assert_eq!(r.status, 0, "{}", r.stderr);
+        let got = &read_pcap(&od.join("port-1.pcap"))[0].3[14..];
+        let expected: [u8; 16] = [
+            44, 156, 88, 0x40, 0xec, 0xac, 200, 25, 0,    // add..shl_wide
+            0xa8, // not4 = 0xa, narrow = 0x8
+            0, 200, // widen
+            1,   // cmp
+            0x00, 0x0f, // odd12 = 0x000, odd4 = 0xf
+            0,
+        ];
+        assert_eq!(got, &expected[..], "{backend}");
+    }
+}
+
+#[test]
+fn a_parser_loop_stops_at_its_limit() {
+    // edge.sluice allows two VLAN tags (state parse_vlan limit 2): a third is dropped.
+    let dir = temp_dir("loop-limit");
+    let path = dir.join("in.pcap");
+    let mut p = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1];
+    for _ in 0..3 {
+        p.extend_from_slice(&[0x81, 0x00, 0x00, 0x05]);
+    }
+    p.extend_from_slice(&[0x08, 0x00]);
+    p.extend_from_slice(&ipv4([1, 2, 3, 4], [10, 0, 0, 1], 17, 64, false, &[0; 8]));
+    let mut two = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1];
+    for _ in 0..2 {
+        two.extend_from_slice(&[0x81, 0x00, 0x00, 0x05]);
+    }
+    two.extend_from_slice(&[0x08, 0x00]);
+    two.extend_from_slice(&ipv4([1, 2, 3, 4], [10, 0, 0, 1], 17, 64, false, &[0; 8]));
+    let mut out = sluice_runtime::pcap::PcapOut::create(&path, 1, false).unwrap();
+    out.write(1, 0, p.len() as u32, &p).unwrap();
+    out.write(1, 1, two.len() as u32, &two).unwrap();
+    out.finish().unwrap();
+    for backend in ["interp", "jit"] {
+        let r = run(&[
+            "run",
+            "tests/programs/edge.sluice",
+            "--in",
+            path.to_str().unwrap(),
+            "--out-dir",
+            dir.join(backend).to_str().unwrap(),
+            "--backend",
+            backend,
+        ]);
+        assert_eq!(r.status, 0, "{}", r.stderr);
+        assert!(
+            r.stdout.contains("parser: loop limit           1"),
+            "{backend}: {}",
+            r.stdout
+        );
+        assert!(
+            !r.stdout.contains("parser: loop limit           2"),
+            "{}",
+            r.stdout
+        );
+    }
 }
