@@ -9,3 +9,4 @@ mod features;
 mod golden;
 mod serve;
 mod support;
+mod vnet;
