@@ -48,17 +48,29 @@ struct Switch {
 
 impl Switch {
     fn start(dir: &Path, input: &Path, extra: &[&str]) -> Switch {
+        Switch::start_program(
+            dir,
+            "programs/port_dnat.sluice",
+            "table_add dnat to_vm 203.0.113.10 8000->8099 => 10.0.0.1 1 10\n",
+            input,
+            extra,
+        )
+    }
+
+    fn start_program(
+        dir: &Path,
+        program: &str,
+        initial: &str,
+        input: &Path,
+        extra: &[&str],
+    ) -> Switch {
         let sock = dir.join("ctl.sock");
         let out = dir.join("out");
         let entries = dir.join("initial.entries");
-        std::fs::write(
-            &entries,
-            "table_add dnat to_vm 203.0.113.10 8000->8099 => 10.0.0.1 1 10\n",
-        )
-        .unwrap();
+        std::fs::write(&entries, initial).unwrap();
         let mut args: Vec<String> = vec![
             "serve".into(),
-            "programs/port_dnat.sluice".into(),
+            program.into(),
             "--control".into(),
             sock.display().to_string(),
             "--entries".into(),
@@ -403,4 +415,103 @@ fn misbehaving_clients_cannot_hurt_the_switch_and_a_stale_socket_is_replaced() {
         summary.contains("in = forwarded + dropped: 60 = 60 + 0"),
         "{summary}"
     );
+}
+
+/// UDP packets to `vms` in turn, numbered by their IPv4 identification.
+fn stream_to(path: &Path, vms: &[[u8; 4]], n: u16) {
+    let mut out = sluice_runtime::pcap::PcapOut::create(path, 1, false).unwrap();
+    for i in 0..n {
+        let dst = vms[i as usize % vms.len()];
+        let mut ip = vec![0x45, 0, 0, 28];
+        ip.extend_from_slice(&i.to_be_bytes());
+        ip.extend_from_slice(&[0x40, 0, 64, 17, 0, 0, 10, 0, 0, 100]);
+        ip.extend_from_slice(&dst);
+        let c = sluice_runtime::checksum::of_bytes(&ip);
+        ip[10..12].copy_from_slice(&c.to_be_bytes());
+        let mut p = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 8, 0];
+        p.extend(ip);
+        p.extend_from_slice(&[0x13, 0x88, 0x00, 0x50, 0, 8, 0, 0]);
+        out.write(1_700_000_000, u32::from(i), p.len() as u32, &p)
+            .unwrap();
+    }
+    out.finish().unwrap();
+}
+
+#[test]
+fn vms_migrate_between_hosts_without_loss_or_duplication() {
+    let dir = temp_dir("serve-migration");
+    let input = dir.join("in.pcap");
+    let vms = [[10, 0, 0, 2], [10, 0, 0, 3], [10, 0, 0, 4]];
+    let n = 3000u16;
+    stream_to(&input, &vms, n);
+    // Host B is reached on port 1, host C on port 2; each VM starts on B.
+    let initial = "table_add vm_location tunnel_ipip 10.0.0.2 => 192.0.2.11 192.0.2.12 1\n\
+                   table_add vm_location tunnel_ipip 10.0.0.3 => 192.0.2.11 192.0.2.12 1\n\
+                   table_add vm_location tunnel_ipip 10.0.0.4 => 192.0.2.11 192.0.2.12 1\n";
+    let sw = Switch::start_program(
+        &dir,
+        "programs/vnet.sluice",
+        initial,
+        &input,
+        &["--rate", "2000", "--exit-when-done"],
+    );
+    // Move the VMs to host C (GRE) and back, a few times each, while the stream flows.
+    let mut moves = [0usize; 3];
+    for round in 0..4 {
+        std::thread::sleep(Duration::from_millis(200));
+        for (h, m) in moves.iter_mut().enumerate() {
+            let (action, host, port) = if round % 2 == 0 {
+                ("tunnel_gre", "192.0.2.13", "2")
+            } else {
+                ("tunnel_ipip", "192.0.2.12", "1")
+            };
+            let r = sw.ctl(&[
+                "table_modify",
+                "vm_location",
+                action,
+                &h.to_string(),
+                "192.0.2.11",
+                host,
+                port,
+            ]);
+            assert_eq!(r.status, 0, "{}", r.stderr);
+            *m += 1;
+        }
+    }
+    let out = sw.out.clone();
+    let summary = sw.wait();
+    assert!(
+        summary.contains(&format!("in = forwarded + dropped: {n} = {n} + 0")),
+        "{summary}"
+    );
+    // Every packet left exactly once, on one host's tunnel.
+    let mut seen: Vec<Option<u16>> = vec![None; n as usize];
+    for (port, proto, outer_dst) in [(1u16, 4u8, [192, 0, 2, 12]), (2, 47, [192, 0, 2, 13])] {
+        let f = out.join(format!("port-{port}.pcap"));
+        if !f.exists() {
+            continue;
+        }
+        for (_, _, _, d) in read_pcap(&f) {
+            assert_eq!(d[23], proto);
+            assert_eq!(&d[30..34], &outer_dst);
+            let inner = if proto == 47 { 14 + 20 + 4 } else { 14 + 20 };
+            let id = u16::from_be_bytes([d[inner + 4], d[inner + 5]]);
+            assert!(
+                seen[id as usize].replace(port).is_none(),
+                "packet {id} left twice"
+            );
+        }
+    }
+    assert!(seen.iter().all(Option::is_some), "a packet was lost");
+    // For each VM, in packet order, each stretch of packets goes to one host, with at most
+    // one change per move.
+    for (h, vm_moves) in moves.iter().enumerate() {
+        let hosts: Vec<u16> = (h..n as usize).step_by(3).filter_map(|i| seen[i]).collect();
+        let changes = hosts.windows(2).filter(|w| w[0] != w[1]).count();
+        assert!(
+            changes <= *vm_moves,
+            "VM {h}: {changes} changes for {vm_moves} moves"
+        );
+        assert!(changes >= 1, "VM {h} never moved: {hosts:?}");
+    }
 }

@@ -39,7 +39,13 @@ fn udp_packet(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, ttl: u8) -> Ve
 }
 
 /// Wraps a packet's IPv4 datagram in an outer IPv4 header with the auth header (protocol 253).
-fn auth_tunnel(inner: &[u8], outer_src: [u8; 4], outer_dst: [u8; 4], token: u64, expiry: u32) -> Vec<u8> {
+fn auth_tunnel(
+    inner: &[u8],
+    outer_src: [u8; 4],
+    outer_dst: [u8; 4],
+    token: u64,
+    expiry: u32,
+) -> Vec<u8> {
     let dgram = &inner[14..];
     let total = 20 + 16 + dgram.len() as u16;
     let mut h = vec![0x45, 0];
@@ -94,7 +100,10 @@ fn run_both(program: &str, entries: &Path, input: &Path, dir: &Path) -> (String,
             .unwrap()
             .map(|e| {
                 let e = e.unwrap();
-                (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap())
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    std::fs::read(e.path()).unwrap(),
+                )
             })
             .collect();
         outs.push((r.stdout, files));
@@ -122,15 +131,57 @@ fn authenticated_tunnels_accept_only_valid_tokens() {
     other_secret[0] ^= 1;
     // (timestamp, packet, expected verdict: Some(port) or the drop reason)
     let mut cases: Vec<(u32, Vec<u8>, &str)> = vec![
-        (EXPIRY - 100, auth_tunnel(&inner, host_b, host_a, good, EXPIRY), "port 3"),
-        (EXPIRY, auth_tunnel(&inner, host_b, host_a, good, EXPIRY), "port 3"),
-        (EXPIRY + 1, auth_tunnel(&inner, host_b, host_a, good, EXPIRY), "auth: expired"),
-        (EXPIRY - 100, auth_tunnel(&inner, host_b, host_a, token(&SECRET, EXPIRY, [10, 0, 0, 9]), EXPIRY), "auth: bad token"),
-        (EXPIRY - 100, auth_tunnel(&inner, host_b, host_a, token(&other_secret, EXPIRY, vm1), EXPIRY), "auth: bad token"),
+        (
+            EXPIRY - 100,
+            auth_tunnel(&inner, host_b, host_a, good, EXPIRY),
+            "port 3",
+        ),
+        (
+            EXPIRY,
+            auth_tunnel(&inner, host_b, host_a, good, EXPIRY),
+            "port 3",
+        ),
+        (
+            EXPIRY + 1,
+            auth_tunnel(&inner, host_b, host_a, good, EXPIRY),
+            "auth: expired",
+        ),
+        (
+            EXPIRY - 100,
+            auth_tunnel(
+                &inner,
+                host_b,
+                host_a,
+                token(&SECRET, EXPIRY, [10, 0, 0, 9]),
+                EXPIRY,
+            ),
+            "auth: bad token",
+        ),
+        (
+            EXPIRY - 100,
+            auth_tunnel(
+                &inner,
+                host_b,
+                host_a,
+                token(&other_secret, EXPIRY, vm1),
+                EXPIRY,
+            ),
+            "auth: bad token",
+        ),
     ];
     // A VM that does not run here (10.0.0.2 is tunnelled on): accepted token, then dropped.
     let to_vm2 = udp_packet([10, 0, 0, 1], [10, 0, 0, 2], 1, 2, 64);
-    cases.push((EXPIRY - 100, auth_tunnel(&to_vm2, host_b, host_a, token(&SECRET, EXPIRY, [10, 0, 0, 2]), EXPIRY), "auth: not hosted here"));
+    cases.push((
+        EXPIRY - 100,
+        auth_tunnel(
+            &to_vm2,
+            host_b,
+            host_a,
+            token(&SECRET, EXPIRY, [10, 0, 0, 2]),
+            EXPIRY,
+        ),
+        "auth: not hosted here",
+    ));
     // A malformed auth header (next protocol not IPv4).
     let mut bad = auth_tunnel(&inner, host_b, host_a, good, EXPIRY);
     bad[14 + 20 + 12] = 6;
@@ -144,15 +195,30 @@ fn authenticated_tunnels_accept_only_valid_tokens() {
             // A later expiry with the old token is a bad token; an earlier one may also be
             // expired, which is checked first.
             let e = u32::from_be_bytes([p[42], p[43], p[44], p[45]]);
-            if EXPIRY - 100 > e { "auth: expired" } else { "auth: bad token" }
+            if EXPIRY - 100 > e {
+                "auth: expired"
+            } else {
+                "auth: bad token"
+            }
         } else {
             "auth: bad token"
         };
         cases.push((EXPIRY - 100, p, want));
     }
     let input = dir.join("in.pcap");
-    write_pcap(&input, &cases.iter().map(|(t, p, _)| (*t, p.clone())).collect::<Vec<_>>());
-    let (summary, out) = run_both("programs/vnet_auth.sluice", &root().join("programs/vnet_auth.entries"), &input, &dir);
+    write_pcap(
+        &input,
+        &cases
+            .iter()
+            .map(|(t, p, _)| (*t, p.clone()))
+            .collect::<Vec<_>>(),
+    );
+    let (summary, out) = run_both(
+        "programs/vnet_auth.sluice",
+        &root().join("programs/vnet_auth.entries"),
+        &input,
+        &dir,
+    );
     let accepted = cases.iter().filter(|c| c.2 == "port 3").count();
     let delivered = read_pcap(&out.join("port-3.pcap"));
     assert_eq!(delivered.len(), accepted, "{summary}");
@@ -161,7 +227,12 @@ fn authenticated_tunnels_accept_only_valid_tokens() {
         assert_eq!(&d[14..], &inner[14..]);
         check_checksums(d).unwrap();
     }
-    for reason in ["auth: expired", "auth: bad token", "auth: not hosted here", "auth: malformed header"] {
+    for reason in [
+        "auth: expired",
+        "auth: bad token",
+        "auth: not hosted here",
+        "auth: malformed header",
+    ] {
         let n = cases.iter().filter(|c| c.2 == reason).count();
         let line = format!("  {reason:<28} {n}\n");
         assert!(summary.contains(&line), "expected {line:?} in\n{summary}");
@@ -174,7 +245,11 @@ fn lb_entries(dir: &Path, n: u16) -> PathBuf {
     s += &format!("{n} 10\n");
     for m in 0..n {
         s += &format!("table_add lb_members to_vm 1 {m} => 10.0.1.{}\n", m + 1);
-        s += &format!("table_add vm_location deliver 10.0.1.{} => {}\n", m + 1, m + 1);
+        s += &format!(
+            "table_add vm_location deliver 10.0.1.{} => {}\n",
+            m + 1,
+            m + 1
+        );
     }
     let p = dir.join("lb.entries");
     std::fs::write(&p, s).unwrap();
@@ -197,21 +272,38 @@ fn load_balancing_is_stable_per_flow_and_fair() {
     let input = dir.join("in.pcap");
     write_pcap(&input, &packets);
     let (summary, out) = run_both("programs/gateway.sluice", &entries, &input, &dir);
-    assert!(summary.contains("in = forwarded + dropped: 20000 = 20000 + 0"), "{summary}");
+    assert!(
+        summary.contains("in = forwarded + dropped: 20000 = 20000 + 0"),
+        "{summary}"
+    );
     let mut per_vm = vec![0usize; n as usize];
     let mut flow_port = std::collections::HashMap::new();
     for port in 1..=n {
         for (_, _, _, d) in read_pcap(&out.join(format!("port-{port}.pcap"))) {
             assert_eq!(&d[30..34], &[10, 0, 1, port as u8], "the member's address");
-            let flow = (d[26], d[27], d[28], d[29], u16::from_be_bytes([d[34], d[35]]));
+            let flow = (
+                d[26],
+                d[27],
+                d[28],
+                d[29],
+                u16::from_be_bytes([d[34], d[35]]),
+            );
             // Both packets of a flow go to the same VM.
-            assert_eq!(*flow_port.entry(flow).or_insert(port), port, "flow {flow:?} moved");
+            assert_eq!(
+                *flow_port.entry(flow).or_insert(port),
+                port,
+                "flow {flow:?} moved"
+            );
             per_vm[port as usize - 1] += 1;
         }
     }
     let fair = 20_000 / n as usize;
     for (i, c) in per_vm.iter().enumerate() {
-        assert!(*c >= fair / 2, "VM {} got {c} of 20000 packets: {per_vm:?}", i + 1);
+        assert!(
+            *c >= fair / 2,
+            "VM {} got {c} of 20000 packets: {per_vm:?}",
+            i + 1
+        );
     }
 }
 
@@ -219,7 +311,11 @@ fn load_balancing_is_stable_per_flow_and_fair() {
 fn a_group_of_size_zero_is_refused() {
     let dir = temp_dir("gateway-zero");
     let e = dir.join("zero.entries");
-    std::fs::write(&e, "table_add dnat to_group 203.0.113.10 80->80 => 1 0 10\n").unwrap();
+    std::fs::write(
+        &e,
+        "table_add dnat to_group 203.0.113.10 80->80 => 1 0 10\n",
+    )
+    .unwrap();
     let r = run(&[
         "run",
         "programs/gateway.sluice",
@@ -231,7 +327,11 @@ fn a_group_of_size_zero_is_refused() {
         dir.to_str().unwrap(),
     ]);
     assert_eq!(r.status, 2);
-    assert!(r.stderr.contains("zero.entries:1:") && r.stderr.contains("nonzero"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("zero.entries:1:") && r.stderr.contains("nonzero"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
@@ -241,9 +341,24 @@ fn two_gateways_with_the_same_entries_are_one() {
     let mut packets = Vec::new();
     for f in 0..400u32 {
         let port = [8000, 8150, 80, 9999][(f % 4) as usize];
-        packets.push((f, udp_packet([198, 51, 100, (f % 200) as u8], [203, 0, 113, 10], 2000 + f as u16, port, 64)));
+        packets.push((
+            f,
+            udp_packet(
+                [198, 51, 100, (f % 200) as u8],
+                [203, 0, 113, 10],
+                2000 + f as u16,
+                port,
+                64,
+            ),
+        ));
         // Replies from the VMs, through their hosts' tunnels.
-        let reply = udp_packet([10, 0, 0, 1], [198, 51, 100, (f % 200) as u8], 8000 + (f % 100) as u16, 2000, 64);
+        let reply = udp_packet(
+            [10, 0, 0, 1],
+            [198, 51, 100, (f % 200) as u8],
+            8000 + (f % 100) as u16,
+            2000,
+            64,
+        );
         let mut t = reply[..14].to_vec();
         let dgram = &reply[14..];
         let mut h = vec![0x45, 0];
@@ -259,15 +374,32 @@ fn two_gateways_with_the_same_entries_are_one() {
     let odd = dir.join("odd.pcap");
     let even = dir.join("even.pcap");
     write_pcap(&whole, &packets);
-    write_pcap(&odd, &packets.iter().step_by(2).cloned().collect::<Vec<_>>());
-    write_pcap(&even, &packets.iter().skip(1).step_by(2).cloned().collect::<Vec<_>>());
+    write_pcap(
+        &odd,
+        &packets.iter().step_by(2).cloned().collect::<Vec<_>>(),
+    );
+    write_pcap(
+        &even,
+        &packets
+            .iter()
+            .skip(1)
+            .step_by(2)
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
     let (_, w) = run_both("programs/gateway.sluice", &entries, &whole, &dir.join("w"));
     let (_, a) = run_both("programs/gateway.sluice", &entries, &odd, &dir.join("a"));
     let (_, b) = run_both("programs/gateway.sluice", &entries, &even, &dir.join("b"));
     let mut n = 0;
     for port in 0..=2 {
         let f = format!("port-{port}.pcap");
-        let read = |p: PathBuf| if p.exists() { read_pcap(&p) } else { Vec::new() };
+        let read = |p: PathBuf| {
+            if p.exists() {
+                read_pcap(&p)
+            } else {
+                Vec::new()
+            }
+        };
         let mut whole = read(w.join(&f));
         let mut split = read(a.join(&f));
         split.extend(read(b.join(&f)));
@@ -297,23 +429,41 @@ fn host_translates_ports_both_ways() {
     let reply = udp_packet([10, 0, 0, 1], [198, 51, 100, 7], 85, 40000, 64);
     let input = dir.join("in.pcap");
     write_pcap(&input, &[(1, t), (2, reply)]);
-    let (summary, out) = run_both("programs/host.sluice", &root().join("programs/host.entries"), &input, &dir);
-    assert!(summary.contains("in = forwarded + dropped: 2 = 2 + 0"), "{summary}");
+    let (summary, out) = run_both(
+        "programs/host.sluice",
+        &root().join("programs/host.entries"),
+        &input,
+        &dir,
+    );
+    assert!(
+        summary.contains("in = forwarded + dropped: 2 = 2 + 0"),
+        "{summary}"
+    );
     let local = read_pcap(&out.join("port-3.pcap"));
     assert_eq!(local.len(), 1);
     let d = &local[0].3;
-    assert_eq!(u16::from_be_bytes([d[36], d[37]]), 85, "8005 + 57616 = 85 (mod 2^16)");
+    assert_eq!(
+        u16::from_be_bytes([d[36], d[37]]),
+        85,
+        "8005 + 57616 = 85 (mod 2^16)"
+    );
     assert_eq!(&d[30..34], &[10, 0, 0, 1]);
     check_checksums(d).unwrap();
     let up = read_pcap(&out.join("port-1.pcap"));
     assert_eq!(up.len(), 1);
     let d = &up[0].3;
     // IP-in-IP from the host to the gateway, the VM's source port translated back.
-    assert_eq!((d[23], &d[26..30], &d[30..34]), (4, &[192, 0, 2, 11][..], &[192, 0, 2, 1][..]));
+    assert_eq!(
+        (d[23], &d[26..30], &d[30..34]),
+        (4, &[192, 0, 2, 11][..], &[192, 0, 2, 1][..])
+    );
     assert_eq!(u16::from_be_bytes([d[54], d[55]]), 8005);
     let mut inner = d[..14].to_vec();
     inner.extend_from_slice(&d[34..]);
     check_checksums(&inner).unwrap();
     let outer = etherparse::Ipv4HeaderSlice::from_slice(&d[14..]).unwrap();
-    assert_eq!(outer.to_header().calc_header_checksum(), outer.header_checksum());
+    assert_eq!(
+        outer.to_header().calc_header_checksum(),
+        outer.header_checksum()
+    );
 }
