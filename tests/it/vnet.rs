@@ -467,3 +467,90 @@ fn host_translates_ports_both_ways() {
         outer.header_checksum()
     );
 }
+
+#[test]
+fn port_blocks_keys_a_table_on_a_computed_value() {
+    let dir = temp_dir("port-blocks");
+    let ports = [
+        (7999u16, None),
+        (8000, Some(1u16)),
+        (8063, Some(1)),
+        (8064, Some(2)),
+        (8127, Some(2)),
+        (8128, None),
+        (53, Some(3)),
+    ];
+    let packets: Vec<(u32, Vec<u8>)> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, (p, _))| {
+            (
+                i as u32,
+                udp_packet([198, 51, 100, 7], [203, 0, 113, 10], 4000, *p, 64),
+            )
+        })
+        .collect();
+    let input = dir.join("in.pcap");
+    write_pcap(&input, &packets);
+    let (summary, out) = run_both(
+        "programs/port_blocks.sluice",
+        &root().join("programs/port_blocks.entries"),
+        &input,
+        &dir,
+    );
+    for vm in 1..=3u16 {
+        let want: Vec<u16> = ports
+            .iter()
+            .filter(|(_, v)| *v == Some(vm))
+            .map(|(p, _)| *p)
+            .collect();
+        let got: Vec<u16> = read_pcap(&out.join(format!("port-{vm}.pcap")))
+            .iter()
+            .map(|(_, _, _, d)| {
+                assert_eq!(&d[30..34], &[10, 0, 0, vm as u8]);
+                check_checksums(d).unwrap();
+                u16::from_be_bytes([d[36], d[37]])
+            })
+            .collect();
+        assert_eq!(got, want, "VM {vm}");
+    }
+    assert!(
+        summary.contains("snat miss                    2"),
+        "{summary}"
+    );
+}
+
+#[test]
+fn secrets_never_show() {
+    // The secret of vnet_auth.entries, in the forms it could leak in.
+    let forms = [
+        "000102030405060708090a0b0c0d0e0f",
+        "0x000102030405060708090a0b0c0d0e0f",
+    ];
+    let dir = temp_dir("secrets");
+    let trace = run(&[
+        "run",
+        "programs/vnet_auth.sluice",
+        "--entries",
+        "programs/vnet_auth.entries",
+        "--in",
+        "programs/vnet_auth.pcap",
+        "--out-dir",
+        dir.to_str().unwrap(),
+        "--trace",
+    ]);
+    assert_eq!(trace.status, 0, "{}", trace.stderr);
+    for emit in ["ir", "clif", "asm"] {
+        let out = run(&["compile", "programs/vnet_auth.sluice", "--emit", emit]);
+        assert_eq!(out.status, 0);
+        for f in forms {
+            assert!(!out.stdout.contains(f), "--emit {emit} shows the secret");
+        }
+    }
+    for f in forms {
+        assert!(
+            !trace.stdout.contains(f) && !trace.stderr.contains(f),
+            "the trace shows the secret"
+        );
+    }
+}
