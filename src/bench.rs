@@ -1,7 +1,7 @@
 //! `sluice bench`: packets per second of the JIT, the interpreter, the hand-written reference
 //! and a plain copy, measured in one run, interleaved so that machine drift cancels.
 
-use crate::native;
+use crate::native::{self, Native};
 use anyhow::{anyhow, Context};
 use sluice_compiler::interp::Interp;
 use sluice_compiler::jit::JitProgram;
@@ -179,9 +179,10 @@ pub fn bench(args: &BenchArgs, color: bool) -> anyhow::Result<ExitCode> {
                 );
             }
             if let Some(n) = &native {
-                let mut c = data.to_vec();
-                let vc = n.process(&mut c);
-                if vc != va || (matches!(va, Verdict::Forward(_)) && c != a.data()) {
+                let mut c = PacketBuf::with_capacity(head, max_len);
+                c.load(head, data, orig);
+                let vc = run_native(n.as_ref(), &mut c);
+                if vc != va || (matches!(va, Verdict::Forward(_)) && c.data() != a.data()) {
                     anyhow::bail!(
                         "packet {}: the native reference and the JIT disagree ({vc:?}, {va:?})",
                         i + 1
@@ -221,7 +222,7 @@ pub fn bench(args: &BenchArgs, color: bool) -> anyhow::Result<ExitCode> {
         if let Some(n) = native.as_ref().filter(|_| want(Which::Native)) {
             let (t, p) = timed(&packets, pos[2], budget, |d, orig| {
                 buf.load(head, d, orig);
-                sink += verdict_bits(n.process(buf.data_mut()));
+                sink += verdict_bits(run_native(n.as_ref(), &mut buf));
             });
             add(&mut t_native, t);
             pos[2] = p;
@@ -423,4 +424,14 @@ fn live_bench(
         updating,
         achieved,
     })
+}
+
+/// Runs a hand-written reference on a packet buffer, headroom included.
+fn run_native(n: &dyn Native, pkt: &mut PacketBuf) -> Verdict {
+    let (buf, head, len) = pkt.raw_parts_mut();
+    let (v, h, l) = n.process_buf(buf, head, len);
+    if (h, l) != (head, len) {
+        pkt.set_window(h, l);
+    }
+    v
 }

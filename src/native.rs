@@ -7,15 +7,24 @@ use sluice_runtime::packet::Verdict;
 use sluice_runtime::table::{MatchValue, TableSet};
 use std::collections::HashMap;
 
-/// A policy compiled by hand: processes a packet in place.
+/// A policy compiled by hand: processes a packet in place. Programs that push or pop headers
+/// need room in front of the packet: `process_buf` gets the whole buffer.
 pub trait Native {
     fn process(&self, pkt: &mut [u8]) -> Verdict;
+
+    /// Processes `buf[head..head + len]`, which may grow into the headroom or shrink; returns
+    /// the verdict and the new window.
+    fn process_buf(&self, buf: &mut [u8], head: usize, len: usize) -> (Verdict, usize, usize) {
+        (self.process(&mut buf[head..head + len]), head, len)
+    }
 }
 
 /// Builds the reference for a program, by its file name, if there is one.
 pub fn for_program(name: &str, prog: &Program, tables: &TableSet) -> Option<Box<dyn Native>> {
     match name {
         "port_dnat" => PortDnat::new(prog, tables).map(|n| Box::new(n) as Box<dyn Native>),
+        "vnet" => Vnet::new(prog, tables).map(|n| Box::new(n) as Box<dyn Native>),
+        "gateway" => Gateway::new(prog, tables).map(|n| Box::new(n) as Box<dyn Native>),
         _ => None,
     }
 }
@@ -160,5 +169,500 @@ impl Native for PortDnat {
             p[c..c + 2].copy_from_slice(&n.to_be_bytes());
         }
         Verdict::Forward(out)
+    }
+}
+
+/// programs/vnet.sluice by hand: where each VM runs (a hash map), this host's tunnel
+/// addresses, IP-in-IP and GRE built directly in the headroom.
+pub struct Vnet {
+    location: HashMap<u32, Place, rustc_hash::FxBuildHasher>,
+    own: HashMap<u32, (), rustc_hash::FxBuildHasher>,
+    r: VnetReasons,
+}
+
+#[derive(Clone, Copy)]
+enum Place {
+    Ipip(u32, u32, u16),
+    Gre(u32, u32, u16),
+    Deliver(u16),
+}
+
+struct VnetReasons {
+    truncated: u16,
+    bad_length: u16,
+    not_ipv4: u16,
+    miss: u16,
+    ttl: u16,
+    malformed: u16,
+    recirculation: u16,
+}
+
+impl Vnet {
+    pub fn new(prog: &Program, tables: &TableSet) -> Option<Vnet> {
+        let loc = &tables.tables[tables.by_name("vm_location")?];
+        let term = &tables.tables[tables.by_name("tunnel_term")?];
+        let id = |n: &str| tables.action_by_name(n);
+        let (ipip, gre, deliver) = (id("tunnel_ipip")?, id("tunnel_gre")?, id("deliver")?);
+        let mut location = HashMap::default();
+        for e in loc.entries() {
+            let MatchValue::Exact(ip) = e.key[0] else {
+                return None;
+            };
+            let a = &e.call.args;
+            let place = match e.call.action {
+                x if x == ipip => Place::Ipip(a[0] as u32, a[1] as u32, a[2] as u16),
+                x if x == gre => Place::Gre(a[0] as u32, a[1] as u32, a[2] as u16),
+                x if x == deliver => Place::Deliver(a[0] as u16),
+                _ => return None,
+            };
+            location.insert(ip as u32, place);
+        }
+        let mut own = HashMap::default();
+        for e in term.entries() {
+            let MatchValue::Exact(ip) = e.key[0] else {
+                return None;
+            };
+            own.insert(ip as u32, ());
+        }
+        Some(Vnet {
+            location,
+            own,
+            r: VnetReasons {
+                truncated: reason(prog, "parser: truncated"),
+                bad_length: reason(prog, "parser: invalid header length"),
+                not_ipv4: reason(prog, "not ipv4"),
+                miss: reason(prog, "vm_location miss"),
+                ttl: reason(prog, "ttl expired"),
+                malformed: reason(prog, "malformed tunnel"),
+                recirculation: reason(prog, "recirculation limit"),
+            },
+        })
+    }
+}
+
+/// The IPv4 header checksum of `h` (20 bytes, checksum field zero) computed from scratch.
+#[inline(always)]
+fn ip_checksum(h: &[u8]) -> u16 {
+    let mut s = 0u32;
+    for i in (0..20).step_by(2) {
+        s += u32::from(u16::from_be_bytes([h[i], h[i + 1]]));
+    }
+    while s > 0xffff {
+        s = (s & 0xffff) + (s >> 16);
+    }
+    !(s as u16)
+}
+
+impl Native for Vnet {
+    fn process(&self, _pkt: &mut [u8]) -> Verdict {
+        // Needs headroom: see process_buf.
+        Verdict::Drop(self.r.truncated)
+    }
+
+    fn process_buf(
+        &self,
+        buf: &mut [u8],
+        mut head: usize,
+        mut len: usize,
+    ) -> (Verdict, usize, usize) {
+        let mut tunnelled = false;
+        for _pass in 0..=crate::native::MAX_PASSES {
+            let p = &buf[head..head + len];
+            if len < 14 {
+                return (Verdict::Drop(self.r.truncated), head, len);
+            }
+            if p[12] != 0x08 || p[13] != 0x00 {
+                return (Verdict::Drop(self.r.not_ipv4), head, len);
+            }
+            if len < 34 {
+                return (Verdict::Drop(self.r.truncated), head, len);
+            }
+            let ihl = usize::from(p[14] & 0x0f);
+            if ihl < 5 {
+                return (Verdict::Drop(self.r.bad_length), head, len);
+            }
+            let l4 = 14 + ihl * 4;
+            if l4 > len {
+                return (Verdict::Drop(self.r.truncated), head, len);
+            }
+            let frag = u16::from_be_bytes([p[20], p[21]]) & 0x1fff;
+            let proto = p[23];
+            let hlen = match (frag, proto) {
+                (0, 6) => 20,
+                (0, 17) => 8,
+                (0, 47) => 4,
+                _ => 0,
+            };
+            if l4 + hlen > len {
+                return (Verdict::Drop(self.r.truncated), head, len);
+            }
+            let gre = frag == 0 && proto == 47;
+            let dst = u32::from_be_bytes([p[30], p[31], p[32], p[33]]);
+            if (proto == 4 || proto == 47) && self.own.contains_key(&dst) {
+                if gre && (p[l4..l4 + 4] != [0, 0, 0x08, 0x00]) || (proto == 47 && !gre) {
+                    return (Verdict::Drop(self.r.malformed), head, len);
+                }
+                // Decapsulate: the Ethernet header moves up over the outer header (and GRE).
+                let cut = l4 - 14 + if gre { 4 } else { 0 };
+                buf.copy_within(head..head + 14, head + cut);
+                head += cut;
+                len -= cut;
+                tunnelled = true;
+                continue;
+            }
+            let Some(place) = self.location.get(&dst).copied() else {
+                return (Verdict::Drop(self.r.miss), head, len);
+            };
+            let (local, host, out, is_gre) = match place {
+                Place::Deliver(out) => return (Verdict::Forward(out), head, len),
+                Place::Ipip(l, h, o) => (l, h, o, false),
+                Place::Gre(l, h, o) => (l, h, o, true),
+            };
+            if tunnelled {
+                let ttl = buf[head + 22];
+                if ttl <= 1 {
+                    return (Verdict::Drop(self.r.ttl), head, len);
+                }
+                // TTL down by one; the checksum follows (RFC 1624, the TTL/protocol word).
+                let old = u16::from_be_bytes([ttl, buf[head + 23]]);
+                let new = old - 0x100;
+                let hc = u16::from_be_bytes([buf[head + 24], buf[head + 25]]);
+                let mut acc = u32::from(!hc) + u32::from(!old) + u32::from(new);
+                while acc > 0xffff {
+                    acc = (acc & 0xffff) + (acc >> 16);
+                }
+                buf[head + 22] = ttl - 1;
+                buf[head + 24..head + 26].copy_from_slice(&(!(acc as u16)).to_be_bytes());
+            }
+            let (h, l) = encap(buf, head, len, l4, gre, local, host, is_gre);
+            return (Verdict::Forward(out), h, l);
+        }
+        (Verdict::Drop(self.r.recirculation), head, len)
+    }
+}
+
+/// Pushes the outer IPv4 header (and GRE) of vnet.sluice's and gateway.sluice's tunnel
+/// actions in front of `buf[head..head + len]`; returns the new window. `l4` is where the
+/// parsed IPv4 header ends, `gre` whether a GRE header was parsed after it.
+#[allow(clippy::too_many_arguments)]
+fn encap(
+    buf: &mut [u8],
+    head: usize,
+    len: usize,
+    l4: usize,
+    gre: bool,
+    local: u32,
+    host: u32,
+    is_gre: bool,
+) -> (usize, usize) {
+    // A GRE header parsed from the packet is emitted before the IPv4 header, as the
+    // program's deparser orders them; otherwise the pushed headers go in front.
+    let push = 20 + if is_gre && !gre { 4 } else { 0 };
+    let inner_total = u16::from_be_bytes([buf[head + 16], buf[head + 17]]);
+    let df = buf[head + 20] & 0x40;
+    let new_head = head - push;
+    buf.copy_within(head..head + 14, new_head);
+    let o = new_head + 14;
+    let total = inner_total.wrapping_add(if is_gre { 24 } else { 20 });
+    let hdr = &mut buf[o..o + 20];
+    hdr.copy_from_slice(&[
+        0x45,
+        0,
+        0,
+        0,
+        0,
+        0,
+        df,
+        0,
+        64,
+        if is_gre { 47 } else { 4 },
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+    ]);
+    hdr[2..4].copy_from_slice(&total.to_be_bytes());
+    hdr[12..16].copy_from_slice(&local.to_be_bytes());
+    hdr[16..20].copy_from_slice(&host.to_be_bytes());
+    let c = ip_checksum(hdr);
+    hdr[10..12].copy_from_slice(&c.to_be_bytes());
+    if is_gre && !gre {
+        buf[o + 20..o + 24].copy_from_slice(&[0, 0, 0x08, 0x00]);
+    }
+    if gre {
+        // The parsed GRE header moves in front of the IPv4 header it followed.
+        let ip_start = new_head + 14 + push;
+        let ip_len = l4 - 14;
+        let g = [0u8, 0, 0x08, 0x00];
+        let gre_bytes = if is_gre {
+            g
+        } else {
+            [
+                buf[ip_start + ip_len],
+                buf[ip_start + ip_len + 1],
+                buf[ip_start + ip_len + 2],
+                buf[ip_start + ip_len + 3],
+            ]
+        };
+        buf.copy_within(ip_start..ip_start + ip_len, ip_start + 4);
+        buf[ip_start..ip_start + 4].copy_from_slice(&gre_bytes);
+    }
+    (new_head, len + push)
+}
+
+/// Passes a packet may make, as `ir::MAX_RECIRCULATIONS` allows.
+pub const MAX_PASSES: usize = sluice_compiler::ir::MAX_RECIRCULATIONS as usize;
+
+/// programs/gateway.sluice by hand: a 65,536-slot array per public address for dnat, one per
+/// VM for snat, a CRC-32 flow hash for groups, vnet's tunnels.
+pub struct Gateway {
+    own: HashMap<u32, (), rustc_hash::FxBuildHasher>,
+    /// Per public address, per port: 0 for none, else 1 + index into `targets`.
+    dnat: HashMap<u32, Box<[u32]>, rustc_hash::FxBuildHasher>,
+    targets: Vec<Target>,
+    members: HashMap<(u16, u16), u32, rustc_hash::FxBuildHasher>,
+    location: HashMap<u32, Place, rustc_hash::FxBuildHasher>,
+    /// Per VM, per source port: 0 for none, else 1 + index into `publics`.
+    snat: HashMap<u32, Box<[u32]>, rustc_hash::FxBuildHasher>,
+    publics: Vec<(u32, u16)>,
+    r: GatewayReasons,
+}
+
+#[derive(Clone, Copy)]
+enum Target {
+    Vm(u32),
+    Group(u16, u16),
+}
+
+struct GatewayReasons {
+    v: VnetReasons,
+    fragment: u16,
+    not_l4: u16,
+    members_miss: u16,
+    snat_miss: u16,
+}
+
+/// Port arrays from a table keyed (address: exact, port: range), lowest priority first so
+/// that the winners are written last; values are 1 + the index `f` returns.
+fn port_arrays<T>(
+    t: &sluice_runtime::table::Table,
+    out: &mut Vec<T>,
+    mut f: impl FnMut(&sluice_runtime::table::ActionCall) -> Option<T>,
+) -> Option<HashMap<u32, Box<[u32]>, rustc_hash::FxBuildHasher>> {
+    let mut arrays: HashMap<u32, Box<[u32]>, rustc_hash::FxBuildHasher> = HashMap::default();
+    let mut entries: Vec<_> = t.entries().collect();
+    entries.sort_by_key(|e| (std::cmp::Reverse(e.priority), std::cmp::Reverse(e.handle)));
+    for e in entries {
+        let (MatchValue::Exact(a), MatchValue::Range { lo, hi }) = (e.key[0], e.key[1]) else {
+            return None;
+        };
+        out.push(f(e.call)?);
+        let idx = out.len() as u32;
+        let slots = arrays
+            .entry(a as u32)
+            .or_insert_with(|| vec![0u32; 65536].into_boxed_slice());
+        for p in lo..=hi.min(65535) {
+            slots[p as usize] = idx;
+        }
+    }
+    Some(arrays)
+}
+
+impl Gateway {
+    pub fn new(prog: &Program, tables: &TableSet) -> Option<Gateway> {
+        let t = |n: &str| tables.by_name(n).map(|i| &tables.tables[i]);
+        let id = |n: &str| tables.action_by_name(n);
+        let vnet = Vnet::new(prog, tables)?;
+        let (to_vm, to_group) = (id("to_vm")?, id("to_group")?);
+        let mut targets = Vec::new();
+        let dnat = port_arrays(t("dnat")?, &mut targets, |c| match c.action {
+            a if a == to_vm => Some(Target::Vm(c.args[0] as u32)),
+            a if a == to_group => Some(Target::Group(c.args[0] as u16, c.args[1] as u16)),
+            _ => None,
+        })?;
+        let mut publics = Vec::new();
+        let snat = port_arrays(t("snat")?, &mut publics, |c| {
+            Some((c.args[0] as u32, c.args[1] as u16))
+        })?;
+        let mut members = HashMap::default();
+        for e in t("lb_members")?.entries() {
+            let (MatchValue::Exact(g), MatchValue::Exact(m)) = (e.key[0], e.key[1]) else {
+                return None;
+            };
+            members.insert((g as u16, m as u16), e.call.args[0] as u32);
+        }
+        Some(Gateway {
+            own: vnet.own,
+            dnat,
+            targets,
+            members,
+            location: vnet.location,
+            snat,
+            publics,
+            r: GatewayReasons {
+                v: vnet.r,
+                fragment: reason(prog, "non-first fragment"),
+                not_l4: reason(prog, "not tcp or udp"),
+                members_miss: reason(prog, "lb_members miss"),
+                snat_miss: reason(prog, "snat miss"),
+            },
+        })
+    }
+}
+
+/// RFC 1624 for a 32-bit field change in a checksum at `c`.
+#[inline(always)]
+fn fix32(buf: &mut [u8], c: usize, old: u32, new: u32, udp: bool) {
+    let hc = u16::from_be_bytes([buf[c], buf[c + 1]]);
+    if udp && hc == 0 {
+        return;
+    }
+    let mut n = csum_update32(hc, old, new);
+    if udp && n == 0 {
+        n = 0xffff;
+    }
+    buf[c..c + 2].copy_from_slice(&n.to_be_bytes());
+}
+
+impl Native for Gateway {
+    fn process(&self, _pkt: &mut [u8]) -> Verdict {
+        Verdict::Drop(self.r.v.truncated)
+    }
+
+    fn process_buf(
+        &self,
+        buf: &mut [u8],
+        mut head: usize,
+        mut len: usize,
+    ) -> (Verdict, usize, usize) {
+        let r = &self.r;
+        let mut tunnelled = false;
+        for _pass in 0..=MAX_PASSES {
+            let p = &buf[head..head + len];
+            if len < 14 {
+                return (Verdict::Drop(r.v.truncated), head, len);
+            }
+            if p[12] != 0x08 || p[13] != 0x00 {
+                return (Verdict::Drop(r.v.not_ipv4), head, len);
+            }
+            if len < 34 {
+                return (Verdict::Drop(r.v.truncated), head, len);
+            }
+            let ihl = usize::from(p[14] & 0x0f);
+            if ihl < 5 {
+                return (Verdict::Drop(r.v.bad_length), head, len);
+            }
+            let l4 = 14 + ihl * 4;
+            if l4 > len {
+                return (Verdict::Drop(r.v.truncated), head, len);
+            }
+            let frag = u16::from_be_bytes([p[20], p[21]]) & 0x1fff;
+            let proto = p[23];
+            let hlen = match (frag, proto) {
+                (0, 6) => 20,
+                (0, 17) => 8,
+                (0, 47) => 4,
+                _ => 0,
+            };
+            if l4 + hlen > len {
+                return (Verdict::Drop(r.v.truncated), head, len);
+            }
+            let gre = frag == 0 && proto == 47;
+            let dst = u32::from_be_bytes([p[30], p[31], p[32], p[33]]);
+            if (proto == 4 || proto == 47) && self.own.contains_key(&dst) {
+                if gre && (p[l4..l4 + 4] != [0, 0, 0x08, 0x00]) || (proto == 47 && !gre) {
+                    return (Verdict::Drop(r.v.malformed), head, len);
+                }
+                let cut = l4 - 14 + if gre { 4 } else { 0 };
+                buf.copy_within(head..head + 14, head + cut);
+                head += cut;
+                len -= cut;
+                tunnelled = true;
+                continue;
+            }
+            if frag != 0 {
+                return (Verdict::Drop(r.fragment), head, len);
+            }
+            if proto != 6 && proto != 17 {
+                return (Verdict::Drop(r.not_l4), head, len);
+            }
+            let udp = proto == 17;
+            let csum_at = head + l4 + if udp { 6 } else { 16 };
+            let src = u32::from_be_bytes([p[26], p[27], p[28], p[29]]);
+            let sport = u16::from_be_bytes([p[l4], p[l4 + 1]]);
+            let dport = u16::from_be_bytes([p[l4 + 2], p[l4 + 3]]);
+            let target = self
+                .dnat
+                .get(&dst)
+                .map(|a| a[dport as usize])
+                .filter(|&i| i != 0)
+                .map(|i| self.targets[i as usize - 1]);
+            let Some(target) = target else {
+                // snat: the VM's source port must be in its range.
+                let Some(i) = self
+                    .snat
+                    .get(&src)
+                    .map(|a| a[sport as usize])
+                    .filter(|&i| i != 0)
+                else {
+                    return (Verdict::Drop(r.snat_miss), head, len);
+                };
+                let (public, out) = self.publics[i as usize - 1];
+                buf[head + 26..head + 30].copy_from_slice(&public.to_be_bytes());
+                fix32(buf, head + 24, src, public, false);
+                fix32(buf, csum_at, src, public, udp);
+                return (Verdict::Forward(out), head, len);
+            };
+            let vm = match target {
+                Target::Vm(vm) => vm,
+                Target::Group(g, size) => {
+                    let mut key = [0u8; 13];
+                    key[..4].copy_from_slice(&src.to_be_bytes());
+                    key[4..8].copy_from_slice(&dst.to_be_bytes());
+                    key[8] = proto;
+                    key[9..11].copy_from_slice(&sport.to_be_bytes());
+                    key[11..13].copy_from_slice(&dport.to_be_bytes());
+                    let m = (sluice_runtime::hash::crc32(&key) % u32::from(size.max(1))) as u16;
+                    match self.members.get(&(g, m)) {
+                        Some(&vm) => vm,
+                        None => return (Verdict::Drop(r.members_miss), head, len),
+                    }
+                }
+            };
+            buf[head + 30..head + 34].copy_from_slice(&vm.to_be_bytes());
+            fix32(buf, head + 24, dst, vm, false);
+            fix32(buf, csum_at, dst, vm, udp);
+            let Some(place) = self.location.get(&vm).copied() else {
+                return (Verdict::Drop(r.v.miss), head, len);
+            };
+            let (local, host, out, is_gre) = match place {
+                Place::Deliver(out) => return (Verdict::Forward(out), head, len),
+                Place::Ipip(l, h, o) => (l, h, o, false),
+                Place::Gre(l, h, o) => (l, h, o, true),
+            };
+            if tunnelled {
+                let ttl = buf[head + 22];
+                if ttl <= 1 {
+                    return (Verdict::Drop(r.v.ttl), head, len);
+                }
+                let old = u16::from_be_bytes([ttl, buf[head + 23]]);
+                let hc = u16::from_be_bytes([buf[head + 24], buf[head + 25]]);
+                let mut acc = u32::from(!hc) + u32::from(!old) + u32::from(old - 0x100);
+                while acc > 0xffff {
+                    acc = (acc & 0xffff) + (acc >> 16);
+                }
+                buf[head + 22] = ttl - 1;
+                buf[head + 24..head + 26].copy_from_slice(&(!(acc as u16)).to_be_bytes());
+            }
+            let (h, l) = encap(buf, head, len, l4, false, local, host, is_gre);
+            return (Verdict::Forward(out), h, l);
+        }
+        (Verdict::Drop(r.v.recirculation), head, len)
     }
 }
