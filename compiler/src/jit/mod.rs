@@ -232,6 +232,7 @@ pub struct JitProgram {
     dep: Vec<DepEntry>,
     staging: Vec<u8>,
     ctx: Box<JitCtx>,
+    recirculates: bool,
     /// The Cranelift IR, kept for `--emit clif`.
     pub clif: String,
     /// The machine code as Cranelift prints it, for `--emit asm`.
@@ -338,6 +339,7 @@ impl JitProgram {
             dep: vec![DepEntry::default(); p.deparser.len().max(1)],
             staging: vec![0; p.headroom + p.headers.iter().map(|h| h.max_bytes()).sum::<usize>()],
             prog: p.clone(),
+            recirculates: translate::program_recirculates(p),
             ctx: Box::new(JitCtx {
                 ingress_port: 0,
                 ts_sec: 0,
@@ -388,7 +390,10 @@ impl JitProgram {
         meta: &PacketMeta,
     ) -> Verdict {
         stats.count_in(meta.ingress_port);
-        self.meta.iter_mut().for_each(|m| *m = 0);
+        // Generated code reads the metadata buffer only when the program recirculates.
+        if self.recirculates {
+            self.meta.iter_mut().for_each(|m| *m = 0);
+        }
         let mut pass = 0u8;
         let verdict = loop {
             let code = self.run_pass(tables, stats, pkt, meta, pass);

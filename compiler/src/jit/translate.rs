@@ -124,9 +124,10 @@ impl<'a, 'b> Translator<'a, 'b> {
         let data = b.ins().iadd(buf, head);
         let exit = b.create_block();
         b.append_block_param(exit, types::I64);
-        let ld = |b: &mut FunctionBuilder, off: usize| {
-            b.ins().load(types::I64, trusted, ctx, off as i32)
-        };
+        // Fields that do not change during a call: readonly, so that unused loads go away.
+        let ro = trusted.with_readonly();
+        let ld =
+            |b: &mut FunctionBuilder, off: usize| b.ins().load(types::I64, ro, ctx, off as i32);
         let std = [
             ld(&mut b, offset_of!(JitCtx, ingress_port)),
             ld(&mut b, offset_of!(JitCtx, packet_length)),
@@ -158,10 +159,18 @@ impl<'a, 'b> Translator<'a, 'b> {
                 hlen.push(None);
             }
         }
+        // Metadata starts at zero, or where the last pass left it when the program recirculates.
+        let recirculates = program_recirculates(p);
         let mut meta = Vec::new();
         for (i, m) in p.metadata.iter().enumerate() {
             let t = ty(m.width);
-            let v = b.ins().load(t, trusted, meta_ptr, (i * 16) as i32);
+            let v = if recirculates {
+                b.ins().load(t, trusted, meta_ptr, (i * 16) as i32)
+            } else if t == types::I128 {
+                b.ins().iconcat(zero64, zero64)
+            } else {
+                b.ins().iconst(t, 0)
+            };
             meta.push(var(&mut b, t, v));
         }
         let mut old = BTreeMap::new();
@@ -1820,4 +1829,17 @@ impl Translator<'_, '_> {
         self.b.ins().jump(done, &[]);
         self.b.switch_to_block(done);
     }
+}
+
+/// Whether any statement of the program recirculates.
+pub(super) fn program_recirculates(p: &Program) -> bool {
+    fn any(s: &[Stmt]) -> bool {
+        s.iter().any(|st| match st {
+            Stmt::Recirculate => true,
+            Stmt::If(_, a, b) => any(a) || any(b),
+            Stmt::Switch(_, arms, d) => arms.iter().any(|(_, b)| any(b)) || any(d),
+            _ => false,
+        })
+    }
+    any(&p.control) || p.actions.iter().any(|a| any(&a.body))
 }
