@@ -320,9 +320,7 @@ impl JitProgram {
             .define_function(func, &mut ctx)
             .map_err(|e| JitError(format!("{e:?}")))?;
         let asm = ctx.compiled_code().and_then(|c| c.vcode.clone());
-        if let (Ok(path), Some(c)) = (std::env::var("SLUICE_DUMP_CODE_TMP"), ctx.compiled_code()) {
-            let _ = std::fs::write(path, c.code_buffer());
-        }
+
         module.clear_context(&mut ctx);
         module
             .finalize_definitions()
