@@ -424,3 +424,56 @@ fn jit_matches_interpreter_on_real_captures() {
         differential(&case, packets);
     }
 }
+
+/// Programs that check also lower, verify, build their tables and compile to native code:
+/// the shipped programs mutated at random, every one that passes `check` goes all the way.
+#[test]
+fn every_program_that_checks_compiles() {
+    let sources: Vec<String> = programs()
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    let mut r = Rng::new(99);
+    let mut compiled = 0;
+    for round in 0..600 {
+        let mut chars: Vec<char> = sources[round % sources.len()].chars().collect();
+        for _ in 0..1 + r.below(3) {
+            if chars.is_empty() {
+                break;
+            }
+            let i = r.below(chars.len() as u64) as usize;
+            match r.below(3) {
+                0 => {
+                    chars.remove(i);
+                }
+                1 => chars.insert(i, chars[i]),
+                _ => chars[i] = ['0', '1', '7', ' ', ';', 'x', '{', '}'][r.below(8) as usize],
+            }
+        }
+        let src: String = chars.into_iter().collect();
+        let Ok(c) = sluice_compiler::compile(&src) else {
+            continue;
+        };
+        compiled += 1;
+        let tables = sluice_compiler::table_set(&c.ir);
+        let jit = JitProgram::compile(&c.ir, false);
+        assert!(
+            jit.is_ok(),
+            "a checked program failed to compile: {:?}\n{src}",
+            jit.err()
+        );
+        if let (Ok(t), Ok(mut j)) = (tables, jit) {
+            // And runs a packet without trouble.
+            let mut s = Stats::new(
+                c.ir.drop_reasons.len(),
+                c.ir.tables.len(),
+                c.ir.actions.len(),
+            );
+            let mut pkt = PacketBuf::with_capacity(c.ir.headroom, 64);
+            pkt.load(c.ir.headroom, &[0u8; 60], 60);
+            let _ = j.process(&t, &mut s, &mut pkt, &PacketMeta::default());
+            assert!(s.balanced());
+        }
+    }
+    assert!(compiled > 100, "only {compiled} mutants checked");
+}
