@@ -245,7 +245,13 @@ impl Session {
     }
 
     fn help(&self, command: Option<&str>) -> Outcome {
-        let commands = self.names("commands", &COMMANDS);
+        let mut commands = self.names("commands", &COMMANDS);
+        // Before the switch has said hello, list what `sluice serve` answers as well.
+        for c in ["stats", "counter_read", "counter_reset"] {
+            if !commands.iter().any(|x| x == c) {
+                commands.push(c.to_string());
+            }
+        }
         if let Some(name) = command {
             return match usage(name) {
                 Some(u) => Outcome::Done(u.to_string()),

@@ -66,6 +66,10 @@ impl PortDnat {
         let mut entries: Vec<_> = dnat_t.entries().collect();
         entries.sort_by_key(|e| (std::cmp::Reverse(e.priority), std::cmp::Reverse(e.handle)));
         for e in entries {
+            // A program of the same name but another shape has no reference.
+            if e.key.len() != 2 || e.call.args.len() != 2 {
+                return None;
+            }
             let (MatchValue::Exact(ip), MatchValue::Range { lo, hi }) = (e.key[0], e.key[1]) else {
                 return None;
             };
@@ -80,10 +84,11 @@ impl PortDnat {
         }
         let mut snat = HashMap::default();
         for e in snat_t.entries() {
-            let MatchValue::Exact(ip) = e.key[0] else {
+            let (Some(&MatchValue::Exact(ip)), [public, out]) = (e.key.first(), &e.call.args[..])
+            else {
                 return None;
             };
-            snat.insert(ip as u32, (e.call.args[0] as u32, e.call.args[1] as u16));
+            snat.insert(ip as u32, (*public as u32, *out as u16));
         }
         Some(PortDnat {
             dnat,
@@ -205,21 +210,21 @@ impl Vnet {
         let (ipip, gre, deliver) = (id("tunnel_ipip")?, id("tunnel_gre")?, id("deliver")?);
         let mut location = HashMap::default();
         for e in loc.entries() {
-            let MatchValue::Exact(ip) = e.key[0] else {
+            // A program of the same name but another shape has no reference.
+            let Some(&MatchValue::Exact(ip)) = e.key.first() else {
                 return None;
             };
-            let a = &e.call.args;
-            let place = match e.call.action {
-                x if x == ipip => Place::Ipip(a[0] as u32, a[1] as u32, a[2] as u16),
-                x if x == gre => Place::Gre(a[0] as u32, a[1] as u32, a[2] as u16),
-                x if x == deliver => Place::Deliver(a[0] as u16),
+            let place = match (e.call.action, &e.call.args[..]) {
+                (x, [l, h, o]) if x == ipip => Place::Ipip(*l as u32, *h as u32, *o as u16),
+                (x, [l, h, o]) if x == gre => Place::Gre(*l as u32, *h as u32, *o as u16),
+                (x, [o]) if x == deliver => Place::Deliver(*o as u16),
                 _ => return None,
             };
             location.insert(ip as u32, place);
         }
         let mut own = HashMap::default();
         for e in term.entries() {
-            let MatchValue::Exact(ip) = e.key[0] else {
+            let Some(&MatchValue::Exact(ip)) = e.key.first() else {
                 return None;
             };
             own.insert(ip as u32, ());
@@ -459,7 +464,9 @@ fn port_arrays<T>(
     let mut entries: Vec<_> = t.entries().collect();
     entries.sort_by_key(|e| (std::cmp::Reverse(e.priority), std::cmp::Reverse(e.handle)));
     for e in entries {
-        let (MatchValue::Exact(a), MatchValue::Range { lo, hi }) = (e.key[0], e.key[1]) else {
+        let (Some(&MatchValue::Exact(a)), Some(&MatchValue::Range { lo, hi })) =
+            (e.key.first(), e.key.get(1))
+        else {
             return None;
         };
         out.push(f(e.call)?);
@@ -481,21 +488,26 @@ impl Gateway {
         let vnet = Vnet::new(prog, tables)?;
         let (to_vm, to_group) = (id("to_vm")?, id("to_group")?);
         let mut targets = Vec::new();
-        let dnat = port_arrays(t("dnat")?, &mut targets, |c| match c.action {
-            a if a == to_vm => Some(Target::Vm(c.args[0] as u32)),
-            a if a == to_group => Some(Target::Group(c.args[0] as u16, c.args[1] as u16)),
-            _ => None,
+        let dnat = port_arrays(t("dnat")?, &mut targets, |c| {
+            match (c.action, &c.args[..]) {
+                (a, [vm]) if a == to_vm => Some(Target::Vm(*vm as u32)),
+                (a, [g, size]) if a == to_group => Some(Target::Group(*g as u16, *size as u16)),
+                _ => None,
+            }
         })?;
         let mut publics = Vec::new();
-        let snat = port_arrays(t("snat")?, &mut publics, |c| {
-            Some((c.args[0] as u32, c.args[1] as u16))
+        let snat = port_arrays(t("snat")?, &mut publics, |c| match &c.args[..] {
+            [ip, out] => Some((*ip as u32, *out as u16)),
+            _ => None,
         })?;
         let mut members = HashMap::default();
         for e in t("lb_members")?.entries() {
-            let (MatchValue::Exact(g), MatchValue::Exact(m)) = (e.key[0], e.key[1]) else {
+            let (Some(&MatchValue::Exact(g)), Some(&MatchValue::Exact(m)), Some(&vm)) =
+                (e.key.first(), e.key.get(1), e.call.args.first())
+            else {
                 return None;
             };
-            members.insert((g as u16, m as u16), e.call.args[0] as u32);
+            members.insert((g as u16, m as u16), vm as u32);
         }
         Some(Gateway {
             own: vnet.own,

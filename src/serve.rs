@@ -61,11 +61,11 @@ impl Input {
     fn due(&self, rate: Option<f64>, realtime: bool) -> Option<Duration> {
         let r = self.records.get(self.next)?;
         Some(if let Some(pps) = rate {
-            Duration::from_secs_f64(self.next as f64 / pps)
+            Duration::try_from_secs_f64(self.next as f64 / pps).unwrap_or(Duration::MAX)
         } else if realtime {
             let first = &self.records[0];
             let t = |r: &Record| r.ts_sec as f64 + r.ts_nsec as f64 * 1e-9;
-            Duration::from_secs_f64((t(r) - t(first)).max(0.0))
+            Duration::try_from_secs_f64((t(r) - t(first)).max(0.0)).unwrap_or(Duration::MAX)
         } else {
             Duration::ZERO
         })

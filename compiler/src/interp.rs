@@ -114,7 +114,8 @@ impl<'p> Interp<'p> {
     }
 }
 
-/// Formats a value the way a network engineer reads it: addresses as addresses.
+/// Formats a value the way a network engineer reads it: 32 bits as an IPv4 address, 48 bits as
+/// a MAC address, 64 bits and more in hex (tokens, wide fields), the rest in decimal.
 pub fn format_value(v: u128, width: u32) -> String {
     match width {
         32 => {
@@ -128,6 +129,7 @@ pub fn format_value(v: u128, width: u32) -> String {
                 b[2], b[3], b[4], b[5], b[6], b[7]
             )
         }
+        w if w >= 64 => format!("0x{v:0n$x}", n = w.div_ceil(4) as usize),
         _ => v.to_string(),
     }
 }
@@ -165,7 +167,13 @@ impl Pass<'_> {
         let mut cursor = 0usize;
         let mut state = 0usize;
         let mut visits = vec![0u32; self.prog.states.len()];
-        let mut path = vec![self.prog.states[0].name.clone()];
+        // The path is only kept for --trace.
+        let tracing = self.trace.is_some();
+        let mut path = if tracing {
+            vec![self.prog.states[0].name.clone()]
+        } else {
+            Vec::new()
+        };
         let result = loop {
             let st = &self.prog.states[state];
             visits[state] += 1;
@@ -244,15 +252,21 @@ impl Pass<'_> {
             };
             match next {
                 Target::Accept => {
-                    path.push("accept".into());
+                    if tracing {
+                        path.push("accept".into());
+                    }
                     break Ok(cursor);
                 }
                 Target::Reject => {
-                    path.push("reject".into());
+                    if tracing {
+                        path.push("reject".into());
+                    }
                     break Err(reason::PARSER_REJECT);
                 }
                 Target::State(s) => {
-                    path.push(self.prog.states[s].name.clone());
+                    if tracing {
+                        path.push(self.prog.states[s].name.clone());
+                    }
                     state = s;
                 }
             }

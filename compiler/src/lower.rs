@@ -114,13 +114,15 @@ pub fn lower(c: &Checked) -> Program {
         })
         .collect();
     // Headroom: enough for every emitted header to be pushed in front of the packet.
-    let headroom = c
-        .deparser
-        .iter()
-        .map(|&h| headers[h].max_bytes())
-        .sum::<usize>()
-        .next_multiple_of(64)
-        .max(64);
+    // Each pass may push every emitted header once; a program that recirculates may push in
+    // every pass.
+    let per_pass: usize = c.deparser.iter().map(|&h| headers[h].max_bytes()).sum();
+    let passes = if recirculates(&c.control, &c.actions) {
+        usize::from(MAX_RECIRCULATIONS) + 1
+    } else {
+        1
+    };
+    let headroom = (per_pass * passes).next_multiple_of(64).max(64);
     Program {
         metadata: c
             .metadata
@@ -150,6 +152,18 @@ pub fn lower(c: &Checked) -> Program {
         headroom,
         headers,
     }
+}
+
+fn recirculates(control: &[TStmt], actions: &[hir::ActionInfo]) -> bool {
+    fn any(s: &[TStmt]) -> bool {
+        s.iter().any(|st| match st {
+            TStmt::Recirculate => true,
+            TStmt::If(_, a, b) => any(a) || any(b),
+            TStmt::Switch(_, arms, d) => arms.iter().any(|(_, b)| any(b)) || any(d),
+            _ => false,
+        })
+    }
+    any(control) || actions.iter().any(|a| any(&a.body))
 }
 
 fn entry_key(k: &SelectKey, kind: MatchKind, prefix: Option<u32>, width: u32) -> EntryKey {

@@ -303,6 +303,10 @@ pub struct Checked {
 }
 
 pub const DEFAULT_TABLE_SIZE: u32 = 1024;
+/// The most visits a `limit` may allow.
+pub const MAX_STATE_LIMIT: u64 = 1024;
+/// The most header instances a program may declare (the JIT keeps validity in a 64-bit mask).
+pub const MAX_HEADERS: usize = 63;
 pub const MAX_TABLE_SIZE: u64 = 16 * 1024 * 1024;
 const HEADER_MAX_BITS: u32 = 8 * 512;
 
@@ -765,6 +769,16 @@ impl Cx {
         });
         // `header x { }` also declares the instance `x`.
         let hid = self.out.headers.len();
+        if hid >= MAX_HEADERS {
+            self.err(
+                Diagnostic::error(
+                    "E0112",
+                    format!("too many header instances (at most {MAX_HEADERS})"),
+                )
+                .with_label(h.name.span, "one too many"),
+            );
+            return;
+        }
         if self.define(Which::Header, "header", &h.name, hid) {
             self.out.headers.push(HeaderInfo {
                 name: h.name.name.clone(),
@@ -780,6 +794,16 @@ impl Cx {
             return;
         };
         let hid = self.out.headers.len();
+        if hid >= MAX_HEADERS {
+            self.err(
+                Diagnostic::error(
+                    "E0112",
+                    format!("too many header instances (at most {MAX_HEADERS})"),
+                )
+                .with_label(h.name.span, "one too many"),
+            );
+            return;
+        }
         if self.define(Which::Header, "header", &h.name, hid) {
             self.out.headers.push(HeaderInfo {
                 name: h.name.name.clone(),
@@ -1123,6 +1147,14 @@ impl Cx {
                     .iter()
                     .map(|e| {
                         let w = self.natural_width(e, scope).unwrap_or(32);
+                        if w == 0 {
+                            self.err(
+                                Diagnostic::error("E0110", "select matches values, not conditions")
+                                    .with_label(e.span, "this is a condition")
+                                    .with_help("select on a field, or test the condition in the control block"),
+                            );
+                            return None;
+                        }
                         self.expr(e, Some(w), scope)
                     })
                     .collect::<Option<Vec<_>>>()
@@ -1318,15 +1350,18 @@ impl Cx {
                 return;
             }
         }
-        for (i, d) in decls.iter().enumerate() {
-            if let Some((0, sp)) = d.limit {
-                let _ = i;
-                self.err(
-                    Diagnostic::error("E0107", "a state limit must be at least 1").with_label(
-                        sp,
-                        "limit 0 would reject every packet that reaches this state",
-                    ),
-                );
+        for d in decls {
+            if let Some((n, sp)) = d.limit {
+                if !(1..=MAX_STATE_LIMIT).contains(&n) {
+                    self.err(
+                        Diagnostic::error(
+                            "E0107",
+                            format!("a state limit is 1 to {MAX_STATE_LIMIT}"),
+                        )
+                        .with_label(sp, format!("{n} is out of range"))
+                        .with_help("a limit bounds how often one packet visits the state"),
+                    );
+                }
             }
         }
     }

@@ -12,7 +12,40 @@ use std::sync::OnceLock;
 struct SluiceParser;
 
 /// Parses a program. A syntax error is one diagnostic: pest stops at the first.
+/// How deeply brackets may nest, and how many operands one expression may have: the parser
+/// and the later stages recurse that deep, so a pathological program must not exhaust the stack.
+const MAX_NESTING: usize = 128;
+const MAX_EXPR_TERMS: usize = 2048;
+
+/// The first bracket that opens past the nesting limit, if any.
+fn too_deep(source: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    for (i, c) in source.char_indices() {
+        match c {
+            '(' | '{' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Some(i);
+                }
+            }
+            ')' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    None
+}
+
 pub fn parse(source: &str) -> Result<Program, Vec<Diagnostic>> {
+    if let Some(at) = too_deep(source) {
+        return Err(vec![Diagnostic::error(
+            "E0001",
+            "brackets nested too deeply",
+        )
+        .with_label(
+            Span::new(at, at + 1),
+            format!("more than {MAX_NESTING} levels"),
+        )]);
+    }
     // Detailed errors record the literal tokens expected at the furthest position (`;`, `}`).
     pest::set_error_detail(true);
     let pairs =
@@ -700,6 +733,10 @@ fn pratt() -> &'static PrattParser<Rule> {
 }
 
 fn expr(p: Pair<Rule>) -> R<Expr> {
+    if p.clone().into_inner().count() > 2 * MAX_EXPR_TERMS {
+        return Err(Diagnostic::error("E0001", "expression too long")
+            .with_label(span(&p), format!("more than {MAX_EXPR_TERMS} operands")));
+    }
     pratt()
         .map_primary(primary)
         .map_prefix(|op, rhs| {

@@ -30,8 +30,10 @@ struct Shared {
 
 // SAFETY: the copies are only touched under the protocol described in the module docs: the
 // reader only reads copy `e & 1` while its state says `IN_BATCH | e`; a writer only mutates the
-// copy that no reader state refers to, while holding `writer`. TableSet itself is Send + Sync
-// (its mutable parts seen by the reader are atomics).
+// copy that no reader state refers to, while holding `writer`. What both sides touch at once
+// are the entry counters: aligned 64-bit words that the datapath (Rust or generated code)
+// updates with single loads and stores and the control plane reads with relaxed atomic loads,
+// which the hardware keeps whole; a reset racing with a count may lose one of them.
 unsafe impl Sync for Shared {}
 // SAFETY: as above; moving the copies between threads is safe because TableSet is Send.
 unsafe impl Send for Shared {}
@@ -65,8 +67,8 @@ impl LiveTables {
     }
 
     fn lock(&self) -> MutexGuard<'_, ()> {
-        // A panic while holding the writer lock cannot leave a copy half-updated in a way the
-        // lock would protect: the lock guards no data. Keep going.
+        // The lock guards no data of its own, and `write` keeps the copies equal whatever an
+        // operation returns, so a poisoned lock is still usable.
         self.shared.writer.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -134,10 +136,15 @@ impl LiveTables {
         self.wait_off(e & 1);
         // SAFETY: the datapath has left copy `e & 1` and will read `spare` from now on.
         let again = op(unsafe { &mut *self.shared.copies[(e & 1) as usize].get() });
-        debug_assert!(
-            again.is_ok(),
-            "an operation that succeeded once failed on the other copy"
-        );
+        if again.is_err() {
+            // Cannot happen for a deterministic operation; if it does, copy the published
+            // table set over the other, so that the two never drift apart.
+            // SAFETY: the datapath reads `spare` (published above), never `e & 1` now.
+            unsafe {
+                let good = (*self.shared.copies[spare as usize].get()).clone();
+                *self.shared.copies[(e & 1) as usize].get() = good;
+            }
+        }
         Ok(result)
     }
 }

@@ -74,8 +74,8 @@ impl PacketBuf {
         let old_len = self.len;
         self.head = head;
         self.len = len;
-        self.orig_len =
-            (i64::from(self.orig_len) + len as i64 - old_len as i64).max(len as i64) as u32;
+        let orig = i64::from(self.orig_len) + len as i64 - old_len as i64;
+        self.orig_len = orig.clamp(len as i64, i64::from(u32::MAX)) as u32;
         true
     }
 

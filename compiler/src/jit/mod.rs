@@ -223,8 +223,6 @@ type EntryFn = unsafe extern "C" fn(*mut JitCtx, *mut u8, u64, u64, u64) -> u64;
 
 /// A program compiled to native code, with the memory its code uses.
 pub struct JitProgram {
-    // Keeps the code alive; dropped last.
-    _module: JITModule,
     entry: EntryFn,
     prog: Program,
     scratch: Vec<u8>,
@@ -237,6 +235,8 @@ pub struct JitProgram {
     pub clif: String,
     /// The machine code as Cranelift prints it, for `--emit asm`.
     pub asm: Option<String>,
+    // Owns the code `entry` points into; the last field, so it is dropped last.
+    _module: JITModule,
 }
 
 fn isa_flags() -> Result<settings::Flags, JitError> {
@@ -387,6 +387,17 @@ impl JitProgram {
         pkt: &mut PacketBuf,
         meta: &PacketMeta,
     ) -> Verdict {
+        // Generated code indexes the tables and counters by the program's ids: refuse others.
+        if tables.tables.len() != self.prog.tables.len()
+            || stats.table_hits.len() != self.prog.tables.len()
+            || stats.table_misses.len() != self.prog.tables.len()
+            || stats.action_runs.len() != self.prog.actions.len()
+            || stats.dropped.len() < self.prog.drop_reasons.len()
+        {
+            stats.count_in(meta.ingress_port);
+            stats.count_drop(reason::NO_FORWARD as u16);
+            return Verdict::Drop(reason::NO_FORWARD as u16);
+        }
         stats.count_in(meta.ingress_port);
         // Generated code reads the metadata buffer only when the program recirculates.
         if self.recirculates {
