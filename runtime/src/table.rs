@@ -10,7 +10,8 @@
 //! |---|---|---|
 //! | [`Layout::Direct`] | all exact, total width <= 16 bits | one array load (2^width slots) |
 //! | [`Layout::ExactHash`] | all exact, wider | one hash probe (fields packed into a `u128` when they fit in 128 bits, else the key slice itself is the hash key) |
-//! | [`Layout::Lpm`] | one lpm field plus exact fields | one hash probe per prefix length in use, longest first, stopping at the first hit |
+//! | [`Layout::Lpm`] | a single lpm field of at most 32 bits | a multibit trie with 8-bit strides: at most four node reads (DIR-8-8-8-8) |
+//! | [`Layout::Lpm`] | one lpm field plus exact fields, or wider | one hash probe per prefix length in use, longest first, stopping at the first hit |
 //! | [`Layout::RangeArray`] | exact fields plus one range field of <= 16 bits | one hash probe on the exact fields, then one array load (2^width `u32` slots, i.e. 256 KiB for 16 bits, per distinct exact key, pre-resolved by priority) |
 //! | [`Layout::Scan`] | anything else with ternary, range or optional fields (or several lpm fields) | linear scan over `n * k` packed conditions in priority order, first match wins |
 //!
@@ -966,6 +967,8 @@ enum Index {
         map: FxHashMap<Box<[u128]>, u32>,
     },
     Lpm(LpmIndex),
+    /// A single lpm key of at most 32 bits: a multibit trie.
+    Trie(LpmTrie),
     RangeArray(RangeIndex),
     Scan(ScanIndex),
 }
@@ -994,6 +997,11 @@ impl Index {
                     map: FxHashMap::default(),
                 }
             };
+        }
+        if let [k] = &keys[..] {
+            if k.kind == MatchKind::Lpm && k.width <= 32 {
+                return Index::Trie(LpmTrie::new(k.width));
+            }
         }
         if lpm == 1 && exact + 1 == keys.len() {
             if let Some(pos) = keys.iter().position(|k| k.kind == MatchKind::Lpm) {
@@ -1031,7 +1039,7 @@ impl Index {
         match self {
             Index::Direct { .. } => Layout::Direct,
             Index::Packed { .. } | Index::Wide { .. } => Layout::ExactHash,
-            Index::Lpm(_) => Layout::Lpm,
+            Index::Lpm(_) | Index::Trie(_) => Layout::Lpm,
             Index::RangeArray(_) => Layout::RangeArray,
             Index::Scan(_) => Layout::Scan,
         }
@@ -1060,6 +1068,11 @@ impl Index {
                 map.insert(values().collect(), h);
             }
             Index::Lpm(lpm) => lpm.insert(h, entry),
+            Index::Trie(t) => {
+                if let Some(&MatchValue::Lpm { value, prefix_len }) = entry.key.first() {
+                    t.insert(value, prefix_len, h);
+                }
+            }
             Index::RangeArray(ra) => ra.update(h, entry, slots, true),
             Index::Scan(scan) => scan.insert(h, entry, fields),
         }
@@ -1089,6 +1102,11 @@ impl Index {
                 map.remove(&key);
             }
             Index::Lpm(lpm) => lpm.remove(h, entry),
+            Index::Trie(t) => {
+                if let Some(&MatchValue::Lpm { value, prefix_len }) = entry.key.first() {
+                    t.remove(value, prefix_len, h);
+                }
+            }
             Index::RangeArray(ra) => ra.update(h, entry, slots, false),
             Index::Scan(scan) => scan.remove(entry),
         }
@@ -1113,9 +1131,152 @@ impl Index {
             }
             Index::Wide { map } => map.get(key).copied(),
             Index::Lpm(lpm) => lpm.lookup(key, slots, fields),
+            Index::Trie(t) => match key {
+                [k] => t.lookup(*k),
+                _ => None,
+            },
             Index::RangeArray(ra) => ra.lookup(key),
             Index::Scan(scan) => scan.lookup(key),
         }
+    }
+}
+
+/// A multibit trie with 8-bit strides for a single lpm key of at most 32 bits: a lookup reads
+/// at most four nodes, one per byte of the key, keeping the best match seen so far. Each node
+/// holds, for each of its 256 slots, the longest of its own prefixes (those ending within its
+/// byte) that covers the slot, and the child for the next byte. Keys are left-aligned to 32
+/// bits.
+#[derive(Debug, Clone)]
+struct LpmTrie {
+    width: u32,
+    nodes: Vec<TrieNode>,
+}
+
+#[derive(Debug, Clone)]
+struct TrieNode {
+    best: Box<[u32; 256]>,
+    /// Length within the node (0 to 8) of the prefix in `best`.
+    best_len: Box<[u8; 256]>,
+    /// Child node index; 0 is none (the root is never a child).
+    child: Box<[u32; 256]>,
+    /// The prefixes ending in this node: (byte, length within the node, handle).
+    own: Vec<(u8, u8, u32)>,
+}
+
+impl TrieNode {
+    fn new() -> TrieNode {
+        TrieNode {
+            best: Box::new([EMPTY; 256]),
+            best_len: Box::new([0; 256]),
+            child: Box::new([0; 256]),
+            own: Vec::new(),
+        }
+    }
+
+    /// The slots a prefix of `len` bits (0 to 8) starting with `byte` covers.
+    fn span(byte: u8, len: u8) -> std::ops::Range<usize> {
+        let keep = if len == 0 { 0 } else { 0xffu8 << (8 - len) };
+        let start = usize::from(byte & keep);
+        start..start + (1usize << (8 - len))
+    }
+
+    fn recompute(&mut self, range: std::ops::Range<usize>) {
+        for slot in range {
+            let mut best = (EMPTY, 0u8);
+            for &(b, l, h) in &self.own {
+                if Self::span(b, l).contains(&slot) && (best.0 == EMPTY || l > best.1) {
+                    best = (h, l);
+                }
+            }
+            self.best[slot] = best.0;
+            self.best_len[slot] = best.1;
+        }
+    }
+}
+
+impl LpmTrie {
+    fn new(width: u32) -> LpmTrie {
+        LpmTrie {
+            width,
+            nodes: vec![TrieNode::new()],
+        }
+    }
+
+    fn align(&self, v: u128) -> u32 {
+        ((v as u64) << (32 - self.width.min(32))) as u32
+    }
+
+    /// The node where a prefix of `len` bits ends, made if `create`; with the length within it.
+    fn node_for(&mut self, bits: u32, len: u32, create: bool) -> Option<(usize, u8)> {
+        let level = if len == 0 { 0 } else { (len - 1) / 8 };
+        let mut n = 0usize;
+        for l in 0..level {
+            let byte = (bits >> (24 - 8 * l)) as u8 as usize;
+            let c = self.nodes[n].child[byte] as usize;
+            n = if c != 0 {
+                c
+            } else if create {
+                self.nodes.push(TrieNode::new());
+                let id = self.nodes.len() - 1;
+                self.nodes[n].child[byte] = id as u32;
+                id
+            } else {
+                return None;
+            };
+        }
+        Some((n, (len - 8 * level) as u8))
+    }
+
+    fn insert(&mut self, value: u128, len: u32, h: u32) {
+        let bits = self.align(value);
+        let Some((n, inlen)) = self.node_for(bits, len, true) else {
+            return;
+        };
+        let level = if len == 0 { 0 } else { (len - 1) / 8 };
+        let byte = (bits >> (24 - 8 * level)) as u8;
+        let node = &mut self.nodes[n];
+        node.own.push((byte, inlen, h));
+        for slot in TrieNode::span(byte, inlen) {
+            if node.best[slot] == EMPTY || node.best_len[slot] <= inlen {
+                node.best[slot] = h;
+                node.best_len[slot] = inlen;
+            }
+        }
+    }
+
+    fn remove(&mut self, value: u128, len: u32, h: u32) {
+        let bits = self.align(value);
+        let Some((n, inlen)) = self.node_for(bits, len, false) else {
+            return;
+        };
+        let level = if len == 0 { 0 } else { (len - 1) / 8 };
+        let byte = (bits >> (24 - 8 * level)) as u8;
+        let node = &mut self.nodes[n];
+        node.own
+            .retain(|&(b, l, x)| !(b == byte && l == inlen && x == h));
+        node.recompute(TrieNode::span(byte, inlen));
+    }
+
+    fn lookup(&self, key: u128) -> Option<u32> {
+        if !fits(key, self.width) {
+            return None;
+        }
+        let bits = self.align(key);
+        let mut n = 0usize;
+        let mut found = EMPTY;
+        for level in 0..4 {
+            let byte = (bits >> (24 - 8 * level)) as u8 as usize;
+            let node = &self.nodes[n];
+            if node.best[byte] != EMPTY {
+                found = node.best[byte];
+            }
+            let c = node.child[byte] as usize;
+            if c == 0 || 8 * (level + 1) >= self.width {
+                break;
+            }
+            n = c;
+        }
+        (found != EMPTY).then_some(found)
     }
 }
 

@@ -722,3 +722,74 @@ fn table_set_finds_names_and_hides_secrets() {
     let debug = format!("{set:?}");
     assert!(!debug.contains("171"), "{debug}");
 }
+
+/// The trie of single lpm keys of 32 bits or fewer, at several widths, against a brute-force
+/// longest match, through adds and deletes.
+#[test]
+fn lpm_trie_matches_brute_force_at_every_width() {
+    let acts = actions();
+    for (w, seed) in [(32u32, 11u64), (24, 12), (17, 13), (8, 14), (3, 15)] {
+        let mut table = Table::new(schema(&[("dst", w, Lpm)], 100_000));
+        let mut rng = Rng(seed);
+        let mut live: Vec<(u128, u32, u32)> = Vec::new(); // (value, len, handle)
+        let full = if w == 128 {
+            u128::MAX
+        } else {
+            (1u128 << w) - 1
+        };
+        for step in 0..3000 {
+            if live.len() < 40 || rng.below(100) < 70 {
+                let len = rng.below(u64::from(w) + 1) as u32;
+                let mask = if len == 0 {
+                    0
+                } else {
+                    full & !((1u128 << (w - len)) - 1)
+                };
+                let value = u128::from(rng.below(1 << w.min(32))) & mask;
+                if let Ok(h) = table.add(
+                    vec![MatchValue::Lpm {
+                        value,
+                        prefix_len: len,
+                    }],
+                    port(1),
+                    None,
+                    &acts,
+                ) {
+                    live.push((value, len, h.0));
+                }
+            } else {
+                let i = rng.below(live.len() as u64) as usize;
+                let (_, _, h) = live.swap_remove(i);
+                table.delete(EntryHandle(h)).unwrap();
+            }
+            for _ in 0..4 {
+                // Keys near live prefixes, and random ones.
+                let key = if !live.is_empty() && step % 2 == 0 {
+                    let (v, len, _) = live[rng.below(live.len() as u64) as usize];
+                    let low = if len >= w {
+                        0
+                    } else {
+                        (1u128 << (w - len)) - 1
+                    };
+                    v | (u128::from(rng.below(u64::MAX)) & low)
+                } else {
+                    u128::from(rng.below(1 << w.min(32)))
+                };
+                let want = live
+                    .iter()
+                    .filter(|(v, len, _)| {
+                        let m = if *len == 0 {
+                            0
+                        } else {
+                            full & !((1u128 << (w - len)) - 1)
+                        };
+                        key & m == *v
+                    })
+                    .max_by_key(|(_, len, _)| *len)
+                    .map(|(_, _, h)| *h);
+                let got = table.lookup(&[key]).map(|(h, _)| h.0);
+                assert_eq!(got, want, "width {w}, key {key:#x}");
+            }
+        }
+    }
+}
