@@ -77,7 +77,7 @@ pub(super) struct Translator<'a, 'b> {
     vval: Variable,
     recirc: Variable,
     last_action: Variable,
-    std: [Value; 5],
+
     params: Vec<Value>,
     exit: Block,
     /// Context and stack accesses: aligned, cannot trap.
@@ -128,13 +128,6 @@ impl<'a, 'b> Translator<'a, 'b> {
         let ro = trusted.with_readonly();
         let ld =
             |b: &mut FunctionBuilder, off: usize| b.ins().load(types::I64, ro, ctx, off as i32);
-        let std = [
-            ld(&mut b, offset_of!(JitCtx, ingress_port)),
-            ld(&mut b, offset_of!(JitCtx, packet_length)),
-            ld(&mut b, offset_of!(JitCtx, ts_sec)),
-            ld(&mut b, offset_of!(JitCtx, ts_nsec)),
-            ld(&mut b, offset_of!(JitCtx, pass)),
-        ];
         let scratch = ld(&mut b, offset_of!(JitCtx, scratch));
         let meta_ptr = ld(&mut b, offset_of!(JitCtx, meta));
         let var = |b: &mut FunctionBuilder, t: Type, init: Value| {
@@ -214,7 +207,6 @@ impl<'a, 'b> Translator<'a, 'b> {
             vval,
             recirc,
             last_action,
-            std,
             params: Vec::new(),
             exit,
             trusted,
@@ -492,6 +484,13 @@ impl<'a, 'b> Translator<'a, 'b> {
 
     // ---- header state
 
+    /// A context field that does not change during a call, loaded where it is used (keeping
+    /// it in a register from the entry on would only add spills).
+    fn ctx_field(&mut self, off: usize) -> Value {
+        let ro = self.trusted.with_readonly();
+        self.b.ins().load(types::I64, ro, self.ctx, off as i32)
+    }
+
     /// Bit `h` of a mask variable, as a condition.
     fn bit(&mut self, mask: Variable, h: HeaderId) -> Value {
         let m = self.b.use_var(mask);
@@ -738,11 +737,11 @@ impl<'a, 'b> Translator<'a, 'b> {
             ExprKind::Meta(m) => self.b.use_var(self.meta[*m]),
             ExprKind::Std(s) => {
                 let v = match s {
-                    StdField::IngressPort => self.std[0],
-                    StdField::PacketLength => self.std[1],
-                    StdField::IngressTsSec => self.std[2],
-                    StdField::IngressTsNsec => self.std[3],
-                    StdField::Pass => self.std[4],
+                    StdField::IngressPort => self.ctx_field(offset_of!(JitCtx, ingress_port)),
+                    StdField::PacketLength => self.ctx_field(offset_of!(JitCtx, packet_length)),
+                    StdField::IngressTsSec => self.ctx_field(offset_of!(JitCtx, ts_sec)),
+                    StdField::IngressTsNsec => self.ctx_field(offset_of!(JitCtx, ts_nsec)),
+                    StdField::Pass => self.ctx_field(offset_of!(JitCtx, pass)),
                     StdField::EgressPort => self.b.use_var(self.egress),
                     StdField::Dropped => {
                         let k = self.b.use_var(self.vkind);
@@ -1724,7 +1723,8 @@ impl Translator<'_, '_> {
         let n = self.b.ins().iadd_imm_u(n, 1);
         self.b.ins().store(self.trusted, n, c, 0);
         let bytes = self.b.ins().load(types::I64, self.trusted, c, 8);
-        let bytes = self.b.ins().iadd(bytes, self.std[1]);
+        let len = self.ctx_field(offset_of!(JitCtx, packet_length));
+        let bytes = self.b.ins().iadd(bytes, len);
         self.b.ins().store(self.trusted, bytes, c, 8);
         self.count(offset_of!(JitCtx, table_hits), t);
         let action = self.b.ins().load(types::I32, self.trusted, row, 0);
