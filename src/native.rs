@@ -264,86 +264,128 @@ impl Native for Vnet {
         Verdict::Drop(self.r.truncated)
     }
 
-    fn process_buf(
-        &self,
-        buf: &mut [u8],
-        mut head: usize,
-        mut len: usize,
-    ) -> (Verdict, usize, usize) {
-        let mut tunnelled = false;
-        for _pass in 0..=crate::native::MAX_PASSES {
-            let p = &buf[head..head + len];
-            if len < 14 {
-                return (Verdict::Drop(self.r.truncated), head, len);
-            }
-            if p[12] != 0x08 || p[13] != 0x00 {
-                return (Verdict::Drop(self.r.not_ipv4), head, len);
-            }
-            if len < 34 {
-                return (Verdict::Drop(self.r.truncated), head, len);
-            }
-            let ihl = usize::from(p[14] & 0x0f);
-            if ihl < 5 {
-                return (Verdict::Drop(self.r.bad_length), head, len);
-            }
-            let l4 = 14 + ihl * 4;
-            if l4 > len {
-                return (Verdict::Drop(self.r.truncated), head, len);
-            }
-            let frag = u16::from_be_bytes([p[20], p[21]]) & 0x1fff;
-            let proto = p[23];
-            let hlen = match (frag, proto) {
-                (0, 6) => 20,
-                (0, 17) => 8,
-                (0, 47) => 4,
-                _ => 0,
-            };
-            if l4 + hlen > len {
-                return (Verdict::Drop(self.r.truncated), head, len);
-            }
-            let gre = frag == 0 && proto == 47;
-            let dst = u32::from_be_bytes([p[30], p[31], p[32], p[33]]);
-            if (proto == 4 || proto == 47) && self.own.contains_key(&dst) {
-                if gre && (p[l4..l4 + 4] != [0, 0, 0x08, 0x00]) || (proto == 47 && !gre) {
-                    return (Verdict::Drop(self.r.malformed), head, len);
-                }
-                // Decapsulate: the Ethernet header moves up over the outer header (and GRE).
-                let cut = l4 - 14 + if gre { 4 } else { 0 };
-                buf.copy_within(head..head + 14, head + cut);
-                head += cut;
-                len -= cut;
-                tunnelled = true;
-                continue;
-            }
-            let Some(place) = self.location.get(&dst).copied() else {
-                return (Verdict::Drop(self.r.miss), head, len);
-            };
-            let (local, host, out, is_gre) = match place {
-                Place::Deliver(out) => return (Verdict::Forward(out), head, len),
-                Place::Ipip(l, h, o) => (l, h, o, false),
-                Place::Gre(l, h, o) => (l, h, o, true),
-            };
-            if tunnelled {
-                let ttl = buf[head + 22];
-                if ttl <= 1 {
-                    return (Verdict::Drop(self.r.ttl), head, len);
-                }
-                // TTL down by one; the checksum follows (RFC 1624, the TTL/protocol word).
-                let old = u16::from_be_bytes([ttl, buf[head + 23]]);
-                let new = old - 0x100;
-                let hc = u16::from_be_bytes([buf[head + 24], buf[head + 25]]);
-                let mut acc = u32::from(!hc) + u32::from(!old) + u32::from(new);
-                while acc > 0xffff {
-                    acc = (acc & 0xffff) + (acc >> 16);
-                }
-                buf[head + 22] = ttl - 1;
-                buf[head + 24..head + 26].copy_from_slice(&(!(acc as u16)).to_be_bytes());
-            }
-            let (h, l) = encap(buf, head, len, l4, gre, local, host, is_gre);
-            return (Verdict::Forward(out), h, l);
+    fn process_buf(&self, buf: &mut [u8], head: usize, len: usize) -> (Verdict, usize, usize) {
+        let f = match front(buf, head, len, &self.own, &self.r) {
+            Ok(f) => f,
+            Err(drop) => return drop,
+        };
+        let (head, len) = (f.head, f.len);
+        let Some(place) = self.location.get(&f.dst).copied() else {
+            return (Verdict::Drop(self.r.miss), head, len);
+        };
+        let (local, host, out, is_gre) = match place {
+            Place::Deliver(out) => return (Verdict::Forward(out), head, len),
+            Place::Ipip(l, h, o) => (l, h, o, false),
+            Place::Gre(l, h, o) => (l, h, o, true),
+        };
+        if f.tunnelled && !ttl_down(buf, head) {
+            return (Verdict::Drop(self.r.ttl), head, len);
         }
-        (Verdict::Drop(self.r.recirculation), head, len)
+        let (h, l) = encap(buf, head, len, f.l4, f.gre, local, host, is_gre);
+        (Verdict::Forward(out), h, l)
     }
+}
+
+/// A packet with every tunnel addressed to one of our own hosts taken off: the part of
+/// the vnet and gateway programs' parser and decapsulation that both share.
+struct Front {
+    head: usize,
+    len: usize,
+    /// Where the (innermost) IPv4 header ends.
+    l4: usize,
+    frag: u16,
+    proto: u8,
+    /// A GRE header follows the IPv4 header.
+    gre: bool,
+    dst: u32,
+    /// At least one tunnel was taken off (the TTL goes down on the way out).
+    tunnelled: bool,
+}
+
+/// Parses `buf[head..head + len]` as the programs' parsers do, decapsulating (the
+/// Ethernet header moves up over the outer header and GRE) while the destination is one
+/// of `own`, at most `MAX_PASSES` times; the error is the drop verdict with the window.
+fn front(
+    buf: &mut [u8],
+    mut head: usize,
+    mut len: usize,
+    own: &HashMap<u32, (), rustc_hash::FxBuildHasher>,
+    r: &VnetReasons,
+) -> Result<Front, (Verdict, usize, usize)> {
+    let mut tunnelled = false;
+    for _pass in 0..=MAX_PASSES {
+        let p = &buf[head..head + len];
+        if len < 14 {
+            return Err((Verdict::Drop(r.truncated), head, len));
+        }
+        if p[12] != 0x08 || p[13] != 0x00 {
+            return Err((Verdict::Drop(r.not_ipv4), head, len));
+        }
+        if len < 34 {
+            return Err((Verdict::Drop(r.truncated), head, len));
+        }
+        let ihl = usize::from(p[14] & 0x0f);
+        if ihl < 5 {
+            return Err((Verdict::Drop(r.bad_length), head, len));
+        }
+        let l4 = 14 + ihl * 4;
+        if l4 > len {
+            return Err((Verdict::Drop(r.truncated), head, len));
+        }
+        let frag = u16::from_be_bytes([p[20], p[21]]) & 0x1fff;
+        let proto = p[23];
+        let hlen = match (frag, proto) {
+            (0, 6) => 20,
+            (0, 17) => 8,
+            (0, 47) => 4,
+            _ => 0,
+        };
+        if l4 + hlen > len {
+            return Err((Verdict::Drop(r.truncated), head, len));
+        }
+        let gre = frag == 0 && proto == 47;
+        let dst = u32::from_be_bytes([p[30], p[31], p[32], p[33]]);
+        if (proto == 4 || proto == 47) && own.contains_key(&dst) {
+            if gre && (p[l4..l4 + 4] != [0, 0, 0x08, 0x00]) || (proto == 47 && !gre) {
+                return Err((Verdict::Drop(r.malformed), head, len));
+            }
+            let cut = l4 - 14 + if gre { 4 } else { 0 };
+            buf.copy_within(head..head + 14, head + cut);
+            head += cut;
+            len -= cut;
+            tunnelled = true;
+            continue;
+        }
+        return Ok(Front {
+            head,
+            len,
+            l4,
+            frag,
+            proto,
+            gre,
+            dst,
+            tunnelled,
+        });
+    }
+    Err((Verdict::Drop(r.recirculation), head, len))
+}
+
+/// TTL down by one with the checksum following it (RFC 1624, the TTL/protocol word);
+/// false, and nothing written, when the TTL would expire.
+fn ttl_down(buf: &mut [u8], head: usize) -> bool {
+    let ttl = buf[head + 22];
+    if ttl <= 1 {
+        return false;
+    }
+    let old = u16::from_be_bytes([ttl, buf[head + 23]]);
+    let hc = u16::from_be_bytes([buf[head + 24], buf[head + 25]]);
+    let mut acc = u32::from(!hc) + u32::from(!old) + u32::from(old - 0x100);
+    while acc > 0xffff {
+        acc = (acc & 0xffff) + (acc >> 16);
+    }
+    buf[head + 22] = ttl - 1;
+    buf[head + 24..head + 26].copy_from_slice(&(!(acc as u16)).to_be_bytes());
+    true
 }
 
 /// Pushes the outer IPv4 header (and GRE) of vnet.sluice's and gateway.sluice's tunnel
@@ -547,134 +589,78 @@ impl Native for Gateway {
         Verdict::Drop(self.r.v.truncated)
     }
 
-    fn process_buf(
-        &self,
-        buf: &mut [u8],
-        mut head: usize,
-        mut len: usize,
-    ) -> (Verdict, usize, usize) {
+    fn process_buf(&self, buf: &mut [u8], head: usize, len: usize) -> (Verdict, usize, usize) {
         let r = &self.r;
-        let mut tunnelled = false;
-        for _pass in 0..=MAX_PASSES {
-            let p = &buf[head..head + len];
-            if len < 14 {
-                return (Verdict::Drop(r.v.truncated), head, len);
-            }
-            if p[12] != 0x08 || p[13] != 0x00 {
-                return (Verdict::Drop(r.v.not_ipv4), head, len);
-            }
-            if len < 34 {
-                return (Verdict::Drop(r.v.truncated), head, len);
-            }
-            let ihl = usize::from(p[14] & 0x0f);
-            if ihl < 5 {
-                return (Verdict::Drop(r.v.bad_length), head, len);
-            }
-            let l4 = 14 + ihl * 4;
-            if l4 > len {
-                return (Verdict::Drop(r.v.truncated), head, len);
-            }
-            let frag = u16::from_be_bytes([p[20], p[21]]) & 0x1fff;
-            let proto = p[23];
-            let hlen = match (frag, proto) {
-                (0, 6) => 20,
-                (0, 17) => 8,
-                (0, 47) => 4,
-                _ => 0,
-            };
-            if l4 + hlen > len {
-                return (Verdict::Drop(r.v.truncated), head, len);
-            }
-            let gre = frag == 0 && proto == 47;
-            let dst = u32::from_be_bytes([p[30], p[31], p[32], p[33]]);
-            if (proto == 4 || proto == 47) && self.own.contains_key(&dst) {
-                if gre && (p[l4..l4 + 4] != [0, 0, 0x08, 0x00]) || (proto == 47 && !gre) {
-                    return (Verdict::Drop(r.v.malformed), head, len);
-                }
-                let cut = l4 - 14 + if gre { 4 } else { 0 };
-                buf.copy_within(head..head + 14, head + cut);
-                head += cut;
-                len -= cut;
-                tunnelled = true;
-                continue;
-            }
-            if frag != 0 {
-                return (Verdict::Drop(r.fragment), head, len);
-            }
-            if proto != 6 && proto != 17 {
-                return (Verdict::Drop(r.not_l4), head, len);
-            }
-            let udp = proto == 17;
-            let csum_at = head + l4 + if udp { 6 } else { 16 };
-            let src = u32::from_be_bytes([p[26], p[27], p[28], p[29]]);
-            let sport = u16::from_be_bytes([p[l4], p[l4 + 1]]);
-            let dport = u16::from_be_bytes([p[l4 + 2], p[l4 + 3]]);
-            let target = self
-                .dnat
-                .get(&dst)
-                .map(|a| a[dport as usize])
-                .filter(|&i| i != 0)
-                .map(|i| self.targets[i as usize - 1]);
-            let Some(target) = target else {
-                // snat: the VM's source port must be in its range.
-                let Some(i) = self
-                    .snat
-                    .get(&src)
-                    .map(|a| a[sport as usize])
-                    .filter(|&i| i != 0)
-                else {
-                    return (Verdict::Drop(r.snat_miss), head, len);
-                };
-                let (public, out) = self.publics[i as usize - 1];
-                buf[head + 26..head + 30].copy_from_slice(&public.to_be_bytes());
-                fix32(buf, head + 24, src, public, false);
-                fix32(buf, csum_at, src, public, udp);
-                return (Verdict::Forward(out), head, len);
-            };
-            let vm = match target {
-                Target::Vm(vm) => vm,
-                Target::Group(g, size) => {
-                    let mut key = [0u8; 13];
-                    key[..4].copy_from_slice(&src.to_be_bytes());
-                    key[4..8].copy_from_slice(&dst.to_be_bytes());
-                    key[8] = proto;
-                    key[9..11].copy_from_slice(&sport.to_be_bytes());
-                    key[11..13].copy_from_slice(&dport.to_be_bytes());
-                    let m = (sluice_runtime::hash::crc32(&key) % u32::from(size.max(1))) as u16;
-                    match self.members.get(&(g, m)) {
-                        Some(&vm) => vm,
-                        None => return (Verdict::Drop(r.members_miss), head, len),
-                    }
-                }
-            };
-            buf[head + 30..head + 34].copy_from_slice(&vm.to_be_bytes());
-            fix32(buf, head + 24, dst, vm, false);
-            fix32(buf, csum_at, dst, vm, udp);
-            let Some(place) = self.location.get(&vm).copied() else {
-                return (Verdict::Drop(r.v.miss), head, len);
-            };
-            let (local, host, out, is_gre) = match place {
-                Place::Deliver(out) => return (Verdict::Forward(out), head, len),
-                Place::Ipip(l, h, o) => (l, h, o, false),
-                Place::Gre(l, h, o) => (l, h, o, true),
-            };
-            if tunnelled {
-                let ttl = buf[head + 22];
-                if ttl <= 1 {
-                    return (Verdict::Drop(r.v.ttl), head, len);
-                }
-                let old = u16::from_be_bytes([ttl, buf[head + 23]]);
-                let hc = u16::from_be_bytes([buf[head + 24], buf[head + 25]]);
-                let mut acc = u32::from(!hc) + u32::from(!old) + u32::from(old - 0x100);
-                while acc > 0xffff {
-                    acc = (acc & 0xffff) + (acc >> 16);
-                }
-                buf[head + 22] = ttl - 1;
-                buf[head + 24..head + 26].copy_from_slice(&(!(acc as u16)).to_be_bytes());
-            }
-            let (h, l) = encap(buf, head, len, l4, false, local, host, is_gre);
-            return (Verdict::Forward(out), h, l);
+        let f = match front(buf, head, len, &self.own, &r.v) {
+            Ok(f) => f,
+            Err(drop) => return drop,
+        };
+        let (head, len, l4, frag, proto, dst) = (f.head, f.len, f.l4, f.frag, f.proto, f.dst);
+        let p = &buf[head..head + len];
+        if frag != 0 {
+            return (Verdict::Drop(r.fragment), head, len);
         }
-        (Verdict::Drop(r.v.recirculation), head, len)
+        if proto != 6 && proto != 17 {
+            return (Verdict::Drop(r.not_l4), head, len);
+        }
+        let udp = proto == 17;
+        let csum_at = head + l4 + if udp { 6 } else { 16 };
+        let src = u32::from_be_bytes([p[26], p[27], p[28], p[29]]);
+        let sport = u16::from_be_bytes([p[l4], p[l4 + 1]]);
+        let dport = u16::from_be_bytes([p[l4 + 2], p[l4 + 3]]);
+        let target = self
+            .dnat
+            .get(&dst)
+            .map(|a| a[dport as usize])
+            .filter(|&i| i != 0)
+            .map(|i| self.targets[i as usize - 1]);
+        let Some(target) = target else {
+            // snat: the VM's source port must be in its range.
+            let Some(i) = self
+                .snat
+                .get(&src)
+                .map(|a| a[sport as usize])
+                .filter(|&i| i != 0)
+            else {
+                return (Verdict::Drop(r.snat_miss), head, len);
+            };
+            let (public, out) = self.publics[i as usize - 1];
+            buf[head + 26..head + 30].copy_from_slice(&public.to_be_bytes());
+            fix32(buf, head + 24, src, public, false);
+            fix32(buf, csum_at, src, public, udp);
+            return (Verdict::Forward(out), head, len);
+        };
+        let vm = match target {
+            Target::Vm(vm) => vm,
+            Target::Group(g, size) => {
+                let mut key = [0u8; 13];
+                key[..4].copy_from_slice(&src.to_be_bytes());
+                key[4..8].copy_from_slice(&dst.to_be_bytes());
+                key[8] = proto;
+                key[9..11].copy_from_slice(&sport.to_be_bytes());
+                key[11..13].copy_from_slice(&dport.to_be_bytes());
+                let m = (sluice_runtime::hash::crc32(&key) % u32::from(size.max(1))) as u16;
+                match self.members.get(&(g, m)) {
+                    Some(&vm) => vm,
+                    None => return (Verdict::Drop(r.members_miss), head, len),
+                }
+            }
+        };
+        buf[head + 30..head + 34].copy_from_slice(&vm.to_be_bytes());
+        fix32(buf, head + 24, dst, vm, false);
+        fix32(buf, csum_at, dst, vm, udp);
+        let Some(place) = self.location.get(&vm).copied() else {
+            return (Verdict::Drop(r.v.miss), head, len);
+        };
+        let (local, host, out, is_gre) = match place {
+            Place::Deliver(out) => return (Verdict::Forward(out), head, len),
+            Place::Ipip(l, h, o) => (l, h, o, false),
+            Place::Gre(l, h, o) => (l, h, o, true),
+        };
+        if f.tunnelled && !ttl_down(buf, head) {
+            return (Verdict::Drop(r.v.ttl), head, len);
+        }
+        let (h, l) = encap(buf, head, len, l4, false, local, host, is_gre);
+        (Verdict::Forward(out), h, l)
     }
 }
