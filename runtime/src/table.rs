@@ -12,7 +12,7 @@
 //! | [`Layout::ExactHash`] | all exact, wider | one hash probe (fields packed into a `u128` when they fit in 128 bits, else the key slice itself is the hash key) |
 //! | [`Layout::Lpm`] | a single lpm field of at most 32 bits | a multibit trie with 8-bit strides: at most four node reads (DIR-8-8-8-8) |
 //! | [`Layout::Lpm`] | one lpm field plus exact fields, or wider | one hash probe per prefix length in use, longest first, stopping at the first hit |
-//! | [`Layout::RangeArray`] | exact fields plus one range field of <= 16 bits | one hash probe on the exact fields, then one array load (2^width `u32` slots, i.e. 256 KiB for 16 bits, per distinct exact key, pre-resolved by priority) |
+//! | [`Layout::RangeArray`] | exact fields plus one range field of <= 16 bits | one hash probe on the exact fields, then one array load (2^width `u32` slots, i.e. 256 KiB for 16 bits, per distinct exact key, pre-resolved by priority; at most [`RANGE_ARRAY_BYTES`] of arrays, so 4,096 distinct exact keys for a 16-bit range) |
 //! | [`Layout::Scan`] | anything else with ternary, range or optional fields (or several lpm fields) | linear scan over `n * k` packed conditions in priority order, first match wins |
 //!
 //! Entries of priority tables (those with a ternary, range or optional key)
@@ -217,6 +217,11 @@ pub enum TableError {
     DuplicateKey { existing: EntryHandle },
     #[error("the table is full ({size} entries)")]
     Full { size: u32 },
+    #[error(
+        "the table's range key gives each distinct value of its exact keys an array of \
+         {array_bytes} bytes, and all {limit} the table may have (1 GiB) are in use"
+    )]
+    RangeArrays { limit: usize, array_bytes: usize },
     #[error("no entry with handle {handle}")]
     UnknownHandle { handle: EntryHandle },
     #[error("the default action is const and cannot be changed")]
@@ -278,6 +283,11 @@ impl Clone for Counter {
 /// Marks an empty slot in the array layouts; no real handle reaches it
 /// because handles stay below the table size, a `u32`.
 const EMPTY: u32 = u32::MAX;
+
+/// The most memory the arrays of one [`Layout::RangeArray`] table may take
+/// (4,096 arrays of 256 KiB for a 16-bit range key; twice that under `serve`,
+/// whose live tables keep two copies).
+pub const RANGE_ARRAY_BYTES: usize = 1 << 30;
 
 /// A match-action table: its entries, default action and lookup index.
 pub struct Table {
@@ -533,6 +543,9 @@ impl Table {
             return Err(TableError::Full {
                 size: self.schema.size,
             });
+        }
+        if let Index::RangeArray(ra) = &self.index {
+            ra.check_room(&dup_key.0)?;
         }
         let handle = match self.free.pop_first() {
             Some(h) => h,
@@ -1465,6 +1478,23 @@ impl RangeIndex {
                 .filter(|&(i, _)| i != pos)
                 .map(|(_, vw)| vw),
         )
+    }
+
+    /// Refuses a key that would open a new group once the groups' arrays take
+    /// [`RANGE_ARRAY_BYTES`]: without a bound, a control client could exhaust
+    /// memory long before the table's `size`, with one entry per exact value.
+    fn check_room(&self, key: &[MatchValue]) -> Result<(), TableError> {
+        let bytes = 4usize << self.range_width();
+        let limit = (RANGE_ARRAY_BYTES / bytes).max(1);
+        match self.group_key(key.iter().map(entry_value)) {
+            Some(gk) if self.groups.len() >= limit && !self.groups.contains_key(&gk) => {
+                Err(TableError::RangeArrays {
+                    limit,
+                    array_bytes: bytes,
+                })
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Adds (`insert`) or removes entry `h` and re-resolves the part of

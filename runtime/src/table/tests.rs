@@ -793,3 +793,41 @@ fn lpm_trie_matches_brute_force_at_every_width() {
         }
     }
 }
+
+#[test]
+fn range_arrays_are_bounded_in_memory() {
+    // 4,096 arrays of 256 KiB fill the 1 GiB budget of a 16-bit range key.
+    let acts = actions();
+    let mut t = Table::new(schema(&[("dst", 32, Exact), ("port", 16, Range)], 10_000));
+    assert_eq!(t.layout(), Layout::RangeArray);
+    let key = |dst: u128, p: u128| vec![MatchValue::Exact(dst), MatchValue::Range { lo: p, hi: p }];
+    let mut first = None;
+    for dst in 0..4096 {
+        let h = t.add(key(dst, 80), port(1), Some(1), &acts).unwrap();
+        first.get_or_insert(h);
+    }
+    let err = t.add(key(4096, 80), port(1), Some(1), &acts).unwrap_err();
+    assert!(matches!(
+        err,
+        TableError::RangeArrays {
+            limit: 4096,
+            array_bytes: 262_144
+        }
+    ));
+    assert_eq!(
+        err.to_string(),
+        "the table's range key gives each distinct value of its exact keys an array of \
+         262144 bytes, and all 4096 the table may have (1 GiB) are in use"
+    );
+    // The refusal changed nothing: the address still misses, others still hit.
+    assert_eq!(t.num_entries(), 4096);
+    assert!(t.lookup(&[4096, 80]).is_none());
+    assert!(t.lookup(&[4095, 80]).is_some());
+    // An address that already has an array takes more entries.
+    t.add(key(7, 443), port(2), Some(1), &acts).unwrap();
+    // Deleting an address's last entry frees its array for another address.
+    t.delete(first.unwrap()).unwrap();
+    t.add(key(4096, 80), port(3), Some(1), &acts).unwrap();
+    assert!(t.lookup(&[4096, 80]).is_some());
+    assert!(t.lookup(&[0, 80]).is_none());
+}
