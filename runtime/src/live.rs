@@ -237,7 +237,14 @@ mod tests {
         let (live, mut reader) = LiveTables::new(set());
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let stop2 = stop.clone();
+        // The writer starts once the reader has read, so that reads overlap the updates
+        // even when the reader's thread is scheduled late.
+        let reading = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let reading2 = reading.clone();
         let writer = std::thread::spawn(move || {
+            while !reading2.load(Ordering::SeqCst) {
+                std::thread::yield_now();
+            }
             for i in 1..=2000u128 {
                 let actions = live.read(|s| s.actions.clone());
                 live.write(|s| {
@@ -256,7 +263,8 @@ mod tests {
         });
         let mut batches = 0u64;
         let mut last = 0u128;
-        while !stop.load(Ordering::SeqCst) {
+        loop {
+            let done = stop.load(Ordering::SeqCst);
             let t = reader.begin();
             for _ in 0..16 {
                 let (hit, row) = t.tables[0].lookup_row(&[1], 1);
@@ -268,12 +276,16 @@ mod tests {
             }
             reader.end();
             batches += 1;
+            reading.store(true, Ordering::SeqCst);
+            if done {
+                break;
+            }
         }
         writer.join().unwrap();
         let t = reader.begin();
         assert_eq!(t.tables[0].lookup_row(&[1], 1).1[1], 2000);
         reader.end();
-        assert!(batches > 0);
+        assert!(batches > 1);
     }
 
     #[test]
