@@ -271,6 +271,17 @@ fn control_commands_on_an_idle_switch_and_clean_exit_on_sigterm() {
     assert!(!sock.exists());
 }
 
+/// The `packets in` figure of `stats`.
+fn packets_in(sw: &Switch) -> u64 {
+    let stats = sw.ctl(&["stats"]);
+    stats
+        .stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("packets in: "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no packets in: {}", stats.stdout))
+}
+
 #[test]
 fn a_modify_during_a_replay_takes_effect_at_a_packet_boundary() {
     let dir = temp_dir("serve-modify");
@@ -278,7 +289,15 @@ fn a_modify_during_a_replay_takes_effect_at_a_packet_boundary() {
     let n = 600;
     udp_capture(&input, n);
     let sw = Switch::start(&dir, &input, &["--rate", "400", "--exit-when-done"]);
-    std::thread::sleep(Duration::from_millis(600));
+    // Modify once a part of the replay (1.5 s at this rate) has gone through.
+    let t0 = Instant::now();
+    while packets_in(&sw) < 150 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "the replay did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let m = sw.ctl(&["table_modify", "dnat", "to_vm", "0", "10.0.0.2", "2"]);
     assert_eq!(m.status, 0, "{}", m.stderr);
     let out = sw.out.clone();
@@ -397,8 +416,15 @@ fn misbehaving_clients_cannot_hurt_the_switch_and_a_stale_socket_is_replaced() {
     // The switch still answers, and still forwards.
     let ok = sw.ctl(&["table_num_entries", "dnat"]);
     assert_eq!(ok.status, 0, "{}", ok.stderr);
-    std::thread::sleep(Duration::from_millis(300));
-    let stats = sw.ctl(&["stats"]);
+    // The replay is unpaced; poll rather than guess how long a loaded machine takes.
+    let t0 = Instant::now();
+    let stats = loop {
+        let stats = sw.ctl(&["stats"]);
+        if stats.stdout.contains("packets in: 60") || t0.elapsed() > Duration::from_secs(20) {
+            break stats;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     assert!(stats.stdout.contains("packets in: 60"), "{}", stats.stdout);
     assert!(
         stats.stdout.contains("port 0      in 30") && stats.stdout.contains("port 1      in 30"),
