@@ -768,6 +768,11 @@ impl Cx {
             fixed_bits: offset,
         });
         // `header x { }` also declares the instance `x`.
+        self.add_instance(&h.name, id);
+    }
+
+    /// Declares header instance `name` of type `ty`, within [`MAX_HEADERS`].
+    fn add_instance(&mut self, name: &Ident, ty: usize) {
         let hid = self.out.headers.len();
         if hid >= MAX_HEADERS {
             self.err(
@@ -775,14 +780,14 @@ impl Cx {
                     "E0112",
                     format!("too many header instances (at most {MAX_HEADERS})"),
                 )
-                .with_label(h.name.span, "one too many"),
+                .with_label(name.span, "one too many"),
             );
             return;
         }
-        if self.define(Which::Header, "header", &h.name, hid) {
+        if self.define(Which::Header, "header", name, hid) {
             self.out.headers.push(HeaderInfo {
-                name: h.name.name.clone(),
-                ty: id,
+                name: name.name.clone(),
+                ty,
             });
         }
     }
@@ -793,23 +798,7 @@ impl Cx {
             self.unknown("header type", &h.ty, c);
             return;
         };
-        let hid = self.out.headers.len();
-        if hid >= MAX_HEADERS {
-            self.err(
-                Diagnostic::error(
-                    "E0112",
-                    format!("too many header instances (at most {MAX_HEADERS})"),
-                )
-                .with_label(h.name.span, "one too many"),
-            );
-            return;
-        }
-        if self.define(Which::Header, "header", &h.name, hid) {
-            self.out.headers.push(HeaderInfo {
-                name: h.name.name.clone(),
-                ty,
-            });
-        }
+        self.add_instance(&h.name, ty);
     }
 
     fn metadata(&mut self, m: &Metadata) {

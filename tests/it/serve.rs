@@ -190,62 +190,14 @@ fn control_commands_on_an_idle_switch_and_clean_exit_on_sigterm() {
     assert_eq!(snat.status, 0, "{}", snat.stderr);
     // Bad commands are refused with a message and change nothing.
     for bad in [
-        vec![
-            "table_add",
-            "dnatt",
-            "to_vm",
-            "1.2.3.4",
-            "1->2",
-            "=>",
-            "10.0.0.1",
-            "1",
-            "1",
-        ],
-        vec![
-            "table_add",
-            "dnat",
-            "from_vm",
-            "1.2.3.4",
-            "1->2",
-            "=>",
-            "10.0.0.1",
-            "1",
-            "1",
-        ],
-        vec![
-            "table_add",
-            "dnat",
-            "to_vm",
-            "1.2.3.4",
-            "=>",
-            "10.0.0.1",
-            "1",
-            "1",
-        ],
-        vec![
-            "table_add",
-            "dnat",
-            "to_vm",
-            "203.0.113.10",
-            "8000->8099",
-            "=>",
-            "10.0.0.1",
-            "70000",
-            "10",
-        ],
-        vec![
-            "table_add",
-            "dnat",
-            "to_vm",
-            "203.0.113.10",
-            "8000->8099",
-            "=>",
-            "10.0.0.9",
-            "1",
-            "10",
-        ],
-        vec!["table_delete", "dnat", "99"],
+        "table_add dnatt to_vm 1.2.3.4 1->2 => 10.0.0.1 1 1",
+        "table_add dnat from_vm 1.2.3.4 1->2 => 10.0.0.1 1 1",
+        "table_add dnat to_vm 1.2.3.4 => 10.0.0.1 1 1",
+        "table_add dnat to_vm 203.0.113.10 8000->8099 => 10.0.0.1 70000 10",
+        "table_add dnat to_vm 203.0.113.10 8000->8099 => 10.0.0.9 1 10",
+        "table_delete dnat 99",
     ] {
+        let bad: Vec<&str> = bad.split_whitespace().collect();
         let r = sw.ctl(&bad);
         assert_eq!(r.status, 1, "{bad:?} should fail: {}", r.stdout);
         assert!(r.stderr.starts_with("error: "), "{}", r.stderr);

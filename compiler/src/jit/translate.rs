@@ -1667,14 +1667,7 @@ impl Translator<'_, '_> {
                 };
                 if kind == KIND_DIRECT {
                     let direct = self.view_field(view, offset_of!(JitView, direct));
-                    let idx = self.b.ins().ishl_imm_u(packed, 2);
-                    let addr = self.b.ins().iadd(direct, idx);
-                    let h = self.b.ins().load(types::I32, self.trusted, addr, 0);
-                    let h = self.b.ins().uextend(types::I64, h);
-                    let empty = self.b.ins().icmp_imm_u(IntCC::Equal, h, u32::MAX as i64);
-                    self.b
-                        .ins()
-                        .brif(empty, miss_blk, &[], hit_blk, &[BlockArg::Value(h)]);
+                    self.translate_slot(direct, packed, miss_blk, hit_blk);
                 } else {
                     let found = self.b.create_block();
                     self.b.append_block_param(found, types::I64);
@@ -1697,14 +1690,7 @@ impl Translator<'_, '_> {
                 self.translate_probe(view, e, found, miss_blk);
                 self.b.switch_to_block(found);
                 let arr = self.b.block_params(found)[0];
-                let idx = self.b.ins().ishl_imm_u(r, 2);
-                let addr = self.b.ins().iadd(arr, idx);
-                let h = self.b.ins().load(types::I32, self.trusted, addr, 0);
-                let h = self.b.ins().uextend(types::I64, h);
-                let empty = self.b.ins().icmp_imm_u(IntCC::Equal, h, u32::MAX as i64);
-                self.b
-                    .ins()
-                    .brif(empty, miss_blk, &[], hit_blk, &[BlockArg::Value(h)]);
+                self.translate_slot(arr, r, miss_blk, hit_blk);
             }
         }
 
@@ -1749,6 +1735,25 @@ impl Translator<'_, '_> {
         self.b.switch_to_block(done);
         let p = self.b.block_params(done);
         (p[0], p[1])
+    }
+
+    /// Loads the `u32` handle at `base[idx]` of a direct or range array: `u32::MAX` (an
+    /// empty slot) jumps to `miss`, any other handle to `hit(handle)`.
+    fn translate_slot(
+        &mut self,
+        base: Value,
+        idx: Value,
+        miss: cranelift_codegen::ir::Block,
+        hit: cranelift_codegen::ir::Block,
+    ) {
+        let off = self.b.ins().ishl_imm_u(idx, 2);
+        let addr = self.b.ins().iadd(base, off);
+        let h = self.b.ins().load(types::I32, self.trusted, addr, 0);
+        let h = self.b.ins().uextend(types::I64, h);
+        let empty = self.b.ins().icmp_imm_u(IntCC::Equal, h, u32::MAX as i64);
+        self.b
+            .ins()
+            .brif(empty, miss, &[], hit, &[BlockArg::Value(h)]);
     }
 
     /// Linear probing in a view's hash table: jumps to `found(value)` or `miss`.
