@@ -188,7 +188,12 @@ pub fn serve(args: &ServeArgs, color: bool) -> anyhow::Result<ExitCode> {
         .map(|r| r.data.len())
         .max()
         .unwrap_or(0);
-    let mut pkt = PacketBuf::with_capacity(prog.headroom, max_len);
+    // The receive ring: a batch is loaded into it, then run through the program in one call.
+    let mut ring: Vec<PacketBuf> = (0..BATCH)
+        .map(|_| PacketBuf::with_capacity(prog.headroom, max_len))
+        .collect();
+    let mut metas: Vec<PacketMeta> = Vec::with_capacity(BATCH);
+    let mut verdicts = vec![Verdict::Drop(0); BATCH];
     let start = Instant::now();
     let mut batch: Vec<(usize, usize)> = Vec::with_capacity(BATCH);
     let result: anyhow::Result<()> = (|| {
@@ -223,16 +228,30 @@ pub fn serve(args: &ServeArgs, color: bool) -> anyhow::Result<ExitCode> {
                 }
                 continue;
             }
-            let tables = reader.begin();
-            for &(i, r) in &batch {
+            metas.clear();
+            for (&(i, r), pkt) in batch.iter().zip(ring.iter_mut()) {
                 let rec = &inputs[i].records[r];
                 pkt.load(prog.headroom, &rec.data, rec.orig_len);
-                let meta = PacketMeta {
+                metas.push(PacketMeta {
                     ingress_port: inputs[i].port,
                     ts_sec: rec.ts_sec,
                     ts_nsec: rec.ts_nsec,
-                };
-                if let Verdict::Forward(port) = jit.process(tables, &mut stats, &mut pkt, &meta) {
+                });
+            }
+            let n = batch.len();
+            let tables = reader.begin();
+            jit.process_batch(
+                tables,
+                &mut stats,
+                &mut ring[..n],
+                &metas,
+                &mut verdicts[..n],
+            );
+            // The tables are not needed for writing: let the control plane go on.
+            reader.end();
+            for ((&(i, r), pkt), v) in batch.iter().zip(&ring).zip(&verdicts) {
+                if let Verdict::Forward(port) = *v {
+                    let rec = &inputs[i].records[r];
                     let out = match outs.entry(port) {
                         std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
                         std::collections::btree_map::Entry::Vacant(v) => {
@@ -246,7 +265,6 @@ pub fn serve(args: &ServeArgs, color: bool) -> anyhow::Result<ExitCode> {
                         .context("cannot write output")?;
                 }
             }
-            reader.end();
             // Publish the counters for `stats`, without ever waiting for the control plane.
             if let Ok(mut p) = published.try_lock() {
                 p.clone_from(&stats);

@@ -17,15 +17,20 @@ pub struct Stats {
     pub action_runs: Vec<u64>,
 }
 
-#[inline]
+// The datapath bumps a counter per packet: the common case inline, growing out of line.
+#[inline(always)]
 fn bump(v: &mut Vec<u64>, i: usize) {
     match v.get_mut(i) {
         Some(n) => *n += 1,
-        None => {
-            v.resize(i + 1, 0);
-            v[i] = 1;
-        }
+        None => grow_and_bump(v, i),
     }
+}
+
+#[cold]
+#[inline(never)]
+fn grow_and_bump(v: &mut Vec<u64>, i: usize) {
+    v.resize(i + 1, 0);
+    v[i] = 1;
 }
 
 impl Stats {

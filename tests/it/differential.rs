@@ -218,7 +218,7 @@ fn compare_one(
     sj: &mut Stats,
     pkt: &[u8],
     meta: &PacketMeta,
-) -> Result<(), String> {
+) -> Result<JitOut, String> {
     let head = case.prog.headroom;
     let mut a = PacketBuf::with_capacity(head, pkt.len());
     let mut b = PacketBuf::with_capacity(head, pkt.len());
@@ -242,7 +242,61 @@ fn compare_one(
             ));
         }
     }
-    Ok(())
+    Ok((vb, b.data().to_vec(), b.orig_len))
+}
+
+/// What the JIT made of one packet: verdict, bytes, wire length.
+type JitOut = (sluice_runtime::packet::Verdict, Vec<u8>, u32);
+
+/// The packets so far, again through `JitProgram::process_batch` in batches of 1 to 13, to
+/// check that a batch gives what `process` gives packet by packet.
+struct Batcher {
+    jit: JitProgram,
+    tables: sluice_runtime::table::TableSet,
+    stats: Stats,
+    pending: Vec<(Vec<u8>, PacketMeta, JitOut)>,
+    size: usize,
+}
+
+impl Batcher {
+    fn push(&mut self, case: &Case, pkt: &[u8], meta: &PacketMeta, want: JitOut) {
+        self.pending.push((pkt.to_vec(), *meta, want));
+        if self.pending.len() >= self.size {
+            self.flush(case);
+            self.size = self.size % 13 + 1;
+        }
+    }
+
+    fn flush(&mut self, case: &Case) {
+        let head = case.prog.headroom;
+        let mut bufs: Vec<PacketBuf> = self
+            .pending
+            .iter()
+            .map(|(p, _, _)| {
+                let mut b = PacketBuf::with_capacity(head, p.len());
+                // As compare_one loads it.
+                b.load(head, p, p.len() as u32 + (p.len() as u32 % 3) * 100);
+                b
+            })
+            .collect();
+        let metas: Vec<PacketMeta> = self.pending.iter().map(|(_, m, _)| *m).collect();
+        let mut out = vec![sluice_runtime::packet::Verdict::Drop(0); bufs.len()];
+        self.jit
+            .process_batch(&self.tables, &mut self.stats, &mut bufs, &metas, &mut out);
+        for (((p, _, (v, bytes, orig)), b), got) in self.pending.iter().zip(&bufs).zip(&out) {
+            assert_eq!(got, v, "{}: batch verdict for {}", case.name, hex(p));
+            if let sluice_runtime::packet::Verdict::Forward(_) = v {
+                assert_eq!(
+                    (b.data(), b.orig_len),
+                    (&bytes[..], *orig),
+                    "{}: batch output for {}",
+                    case.name,
+                    hex(p)
+                );
+            }
+        }
+        self.pending.clear();
+    }
 }
 
 pub fn hex(b: &[u8]) -> String {
@@ -293,8 +347,15 @@ pub fn differential(case: &Case, packets: impl Iterator<Item = (Vec<u8>, PacketM
     let mut n = 0u64;
     // Each backend counts in its own copy of the tables, so that entry counters are compared.
     let (ti, tj) = (case.tables.clone(), case.tables.clone());
+    let mut batcher = Batcher {
+        jit: JitProgram::compile(&case.prog, false).unwrap(),
+        tables: case.tables.clone(),
+        stats: stats_for(case),
+        pending: Vec::new(),
+        size: 1,
+    };
     for (pkt, meta) in packets {
-        if let Err(e) = compare_one(
+        match compare_one(
             case,
             &ti,
             &tj,
@@ -305,8 +366,10 @@ pub fn differential(case: &Case, packets: impl Iterator<Item = (Vec<u8>, PacketM
             &pkt,
             &meta,
         ) {
-            let small = shrink(case, &pkt, &meta);
-            panic!(
+            Ok(out) => batcher.push(case, &pkt, &meta, out),
+            Err(e) => {
+                let small = shrink(case, &pkt, &meta);
+                panic!(
                 "JIT and interpreter disagree on {} (case {n}): {e}\n\
                  packet: {}\nminimal packet: {}\nmeta: {meta:?}\n--- program ---\n{}\n--- entries ---\n{}",
                 case.name,
@@ -315,16 +378,34 @@ pub fn differential(case: &Case, packets: impl Iterator<Item = (Vec<u8>, PacketM
                 case.source,
                 case.entries
             );
+            }
         }
         n += 1;
     }
+    batcher.flush(case);
+    assert!(
+        batcher.stats.same_counts(&sj),
+        "{}: batch counters differ after {n} packets:\n{:?}\n{sj:?}",
+        case.name,
+        batcher.stats
+    );
     assert!(
         si.same_counts(&sj),
         "{}: counters differ after {n} packets:\n{si:?}\n{sj:?}",
         case.name
     );
     assert!(si.balanced(), "{}: in != forwarded + dropped", case.name);
-    for (a, b) in ti.tables.iter().zip(&tj.tables) {
+    for ((a, b), c) in ti.tables.iter().zip(&tj.tables).zip(&batcher.tables.tables) {
+        let ec = |t: &sluice_runtime::table::Table| -> Vec<(u64, u64)> {
+            t.entries().map(|e| (e.packets, e.bytes)).collect()
+        };
+        assert_eq!(
+            ec(b),
+            ec(c),
+            "{}: batch entry counters of {}",
+            case.name,
+            b.name()
+        );
         let ca: Vec<(u64, u64)> = a.entries().map(|e| (e.packets, e.bytes)).collect();
         let cb: Vec<(u64, u64)> = b.entries().map(|e| (e.packets, e.bytes)).collect();
         assert_eq!(

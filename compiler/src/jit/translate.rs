@@ -375,57 +375,41 @@ impl<'a, 'b> Translator<'a, 'b> {
                     .map(|k| (self.translate_expr(k), k.width))
                     .collect();
                 for c in cases {
-                    let mut cond: Option<Value> = None;
+                    // A chain of compare-and-branch, one per matched key: any mismatch goes on
+                    // to the next case.
+                    let next = self.b.create_block();
                     for (m, &(v, w)) in c.matches.iter().zip(&vals) {
-                        let one = match *m {
-                            SelectMatch::Masked { mask, .. }
-                                if mask & sluice_runtime::bits::low_mask(w) == 0 =>
-                            {
-                                None
+                        let low = sluice_runtime::bits::low_mask(w);
+                        let conds = match *m {
+                            SelectMatch::Masked { mask, .. } if mask & low == 0 => vec![],
+                            SelectMatch::Masked { value, mask } if mask & low == low => {
+                                let vv = self.iconst(value & low, w);
+                                vec![self.b.ins().icmp(IntCC::Equal, v, vv)]
                             }
                             SelectMatch::Masked { value, mask } => {
-                                let mk = self.iconst(mask & sluice_runtime::bits::low_mask(w), w);
-                                let vv = self.iconst(value & sluice_runtime::bits::low_mask(w), w);
+                                let mk = self.iconst(mask & low, w);
+                                let vv = self.iconst(value & low, w);
                                 let x = self.b.ins().band(v, mk);
-                                Some(self.b.ins().icmp(IntCC::Equal, x, vv))
+                                vec![self.b.ins().icmp(IntCC::Equal, x, vv)]
                             }
                             SelectMatch::Range { lo, hi } => {
                                 let l = self.iconst(lo, w);
                                 let h = self.iconst(hi, w);
-                                let a = self.b.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, v, l);
-                                let c = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, v, h);
-                                Some(self.b.ins().band(a, c))
+                                vec![
+                                    self.b.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, v, l),
+                                    self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, v, h),
+                                ]
                             }
                         };
-                        cond = match (cond, one) {
-                            (Some(a), Some(b)) => Some(self.b.ins().band(a, b)),
-                            (a, b) => a.or(b),
-                        };
-                    }
-                    let target = c.target;
-                    match cond {
-                        None => {
-                            jump(self, target);
-                            // Later cases are unreachable; give them a block to live in.
-                            let dead = self.b.create_block();
-                            self.b.switch_to_block(dead);
-                        }
-                        Some(cnd) => {
-                            let next = self.b.create_block();
-                            match goto(target) {
-                                Ok(tb) => {
-                                    self.b.ins().brif(cnd, tb, &[], next, &[]);
-                                }
-                                Err(code) => {
-                                    let rej = self.b.create_block();
-                                    self.b.ins().brif(cnd, rej, &[], next, &[]);
-                                    self.b.switch_to_block(rej);
-                                    self.exit_with(code);
-                                }
-                            }
-                            self.b.switch_to_block(next);
+                        for cnd in conds {
+                            let ok = self.b.create_block();
+                            self.b.ins().brif(cnd, ok, &[], next, &[]);
+                            self.b.switch_to_block(ok);
                         }
                     }
+                    // Every key matched.
+                    jump(self, c.target);
+                    self.b.switch_to_block(next);
                 }
                 jump(self, *default);
             }
@@ -452,9 +436,9 @@ impl<'a, 'b> Translator<'a, 'b> {
                 self.b
                     .ins()
                     .icmp_imm_u(IntCC::UnsignedGreaterThan, bits, (max * 8) as i64);
-            let bad = self.b.ins().icmp_imm_u(IntCC::NotEqual, low, 0);
-            let bad = self.b.ins().bor(bad, too_big);
-            self.drop_if(bad, reason::PARSER_BAD_LENGTH);
+            let ragged = self.b.ins().icmp_imm_u(IntCC::NotEqual, low, 0);
+            self.drop_if(ragged, reason::PARSER_BAD_LENGTH);
+            self.drop_if(too_big, reason::PARSER_BAD_LENGTH);
             let nb = self.b.ins().ushr_imm_u(bits, 3);
             total = self.b.ins().iadd(end, nb);
             let short = self
@@ -493,10 +477,10 @@ impl<'a, 'b> Translator<'a, 'b> {
 
     /// Bit `h` of a mask variable, as a condition.
     fn bit(&mut self, mask: Variable, h: HeaderId) -> Value {
+        // `test $bit, mask` with the flags used by the branch or select that reads it.
         let m = self.b.use_var(mask);
-        let x = self.b.ins().ushr_imm_u(m, h as i64);
-        let x = self.b.ins().band_imm_u(x, 1);
-        self.b.ins().ireduce(types::I8, x)
+        let x = self.b.ins().band_imm_u(m, (1u64 << h) as i64);
+        self.b.ins().icmp_imm_u(IntCC::NotEqual, x, 0)
     }
 
     fn is_valid(&mut self, h: HeaderId) -> Value {
@@ -531,6 +515,12 @@ impl<'a, 'b> Translator<'a, 'b> {
             types::I128 if width < 128 => {
                 let m = self.iconst(sluice_runtime::bits::low_mask(width), width);
                 self.b.ins().band(v, m)
+            }
+            // A 32-bit mask as an immediate would be a constant in memory on x86-64; a
+            // 32-bit move clears the upper half instead.
+            types::I64 if width == 32 => {
+                let l = self.b.ins().ireduce(types::I32, v);
+                self.b.ins().uextend(types::I64, l)
             }
             types::I64 if width < 64 => self
                 .b
@@ -912,6 +902,38 @@ impl<'a, 'b> Translator<'a, 'b> {
 
     // ---- statements
 
+    /// A condition as branches to `t` or `f`: `!` swaps the targets, `&&` and `||`
+    /// short-circuit, a validity test is one `test` of the mask, a comparison one `cmp`.
+    fn translate_cond(&mut self, e: &Expr, t: Block, f: Block) {
+        match &e.kind {
+            ExprKind::Not(a) => self.translate_cond(a, f, t),
+            ExprKind::Valid(h) if self.known & (1 << *h) != 0 => {
+                self.b.ins().jump(t, &[]);
+            }
+            ExprKind::Binary(op @ (BinOp::And | BinOp::Or), a, b) => {
+                let mid = self.b.create_block();
+                let before = self.known;
+                let (pos, neg) = facts(a);
+                if *op == BinOp::And {
+                    self.translate_cond(a, mid, f);
+                    self.known |= pos;
+                } else {
+                    self.translate_cond(a, t, mid);
+                    self.known |= neg;
+                }
+                // The right side runs only when the left one did not decide.
+                self.b.switch_to_block(mid);
+                self.translate_cond(b, t, f);
+                self.known = before;
+            }
+            _ => {
+                let c = self.translate_expr(e);
+                let c = self.bool_of(c);
+                self.b.ins().brif(c, t, &[], f, &[]);
+            }
+        }
+    }
+
     fn translate_stmts(&mut self, s: &[Stmt]) {
         for st in s {
             self.translate_stmt(st);
@@ -933,13 +955,11 @@ impl<'a, 'b> Translator<'a, 'b> {
             }
             Stmt::If(c, a, b) => {
                 let (pos, neg) = facts(c);
-                let c = self.translate_expr(c);
-                let c = self.bool_of(c);
                 let tb = self.b.create_block();
                 let eb = self.b.create_block();
                 let done = self.b.create_block();
-                self.b.ins().brif(c, tb, &[], eb, &[]);
                 let at_branch = self.known;
+                self.translate_cond(c, tb, eb);
                 self.b.switch_to_block(tb);
                 self.known = at_branch | pos;
                 self.translate_stmts(a);
@@ -1126,7 +1146,8 @@ impl<'a, 'b> Translator<'a, 'b> {
     /// the chosen row if the lookup was inline (otherwise it is read from `ctx.row`).
     fn dispatch(&mut self, t: TableId, r: Value, row_in: Option<Value>) -> Value {
         let table = &self.p.tables[t];
-        let action = self.b.ins().band_imm_u(r, 0xffff_ffff);
+        let action = self.b.ins().ireduce(types::I32, r);
+        let action = self.b.ins().uextend(types::I64, action);
         self.b.def_var(self.last_action, action);
         let hit64 = self.b.ins().ushr_imm_u(r, 32);
         let hit = self.b.ins().ireduce(types::I8, hit64);
@@ -1137,12 +1158,26 @@ impl<'a, 'b> Translator<'a, 'b> {
         ids.sort_unstable();
         ids.dedup();
         let done = self.b.create_block();
-        let mut sw = Switch::new();
         let blocks: Vec<Block> = ids.iter().map(|_| self.b.create_block()).collect();
-        for (a, bl) in ids.iter().zip(&blocks) {
-            sw.set_entry(*a as u128, *bl);
+        if ids.len() <= 4 {
+            // A few compare-and-branches beat a jump table; the table's own actions first,
+            // as entries (hits) are the common case.
+            let mut order: Vec<usize> = (0..ids.len()).collect();
+            order.sort_by_key(|&i| !table.actions.contains(&ids[i]));
+            for i in order {
+                let is = self.b.ins().icmp_imm_u(IntCC::Equal, action, ids[i] as i64);
+                let next = self.b.create_block();
+                self.b.ins().brif(is, blocks[i], &[], next, &[]);
+                self.b.switch_to_block(next);
+            }
+            self.b.ins().jump(done, &[]);
+        } else {
+            let mut sw = Switch::new();
+            for (a, bl) in ids.iter().zip(&blocks) {
+                sw.set_entry(*a as u128, *bl);
+            }
+            sw.emit(&mut self.b, action, done);
         }
-        sw.emit(&mut self.b, action, done);
         let (on_hit, on_miss) = (table.drop_on_hit, table.drop_on_miss);
         let entry = self.known;
         let mut out = entry;
