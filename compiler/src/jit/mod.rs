@@ -56,6 +56,10 @@ pub(crate) struct Layout {
     pub fast_deparse: bool,
     /// Each table's key, as the runtime describes it: decides the inline lookup's shape.
     pub table_keys: Vec<Vec<sluice_runtime::table::KeyField>>,
+    /// The staging area: `rt_deparse`'s part first, then one slot per deparser entry where
+    /// the inline deparser keeps a header that moves (`dep_slot[i]`).
+    pub staging_len: usize,
+    pub dep_slot: Vec<usize>,
 }
 
 fn written_fields(p: &Program) -> BTreeSet<(HeaderId, FieldId)> {
@@ -209,7 +213,16 @@ fn layout(p: &Program) -> Layout {
             }
         }
     }
+    // rt_deparse needs the headroom plus every header; the inline deparser a slot per entry.
+    let mut staging_len = p.headroom + p.headers.iter().map(|h| h.max_bytes()).sum::<usize>();
+    let mut dep_slot = Vec::new();
+    for &h in &p.deparser {
+        dep_slot.push(staging_len);
+        staging_len += p.headers[h].max_bytes().next_multiple_of(8) + 8;
+    }
     Layout {
+        staging_len,
+        dep_slot,
         scratch_off,
         scratch_len: off,
         snapshot,
@@ -335,7 +348,7 @@ impl JitProgram {
             scratch: vec![0; lay.scratch_len.max(16)],
             meta: vec![0; p.metadata.len().max(1)],
             dep: vec![DepEntry::default(); p.deparser.len().max(1)],
-            staging: vec![0; p.headroom + p.headers.iter().map(|h| h.max_bytes()).sum::<usize>()],
+            staging: vec![0; lay.staging_len],
             prog: p.clone(),
             recirculates: translate::program_recirculates(p),
             ctx: Box::new(JitCtx {
@@ -426,7 +439,7 @@ impl JitProgram {
     ) {
         let n = pkts.len().min(metas.len()).min(out.len());
         let (pkts, metas, out) = (&mut pkts[..n], &metas[..n], &mut out[..n]);
-        if self.recirculates || !self.fits(tables, stats) {
+        if !self.fits(tables, stats) {
             for ((pkt, meta), v) in pkts.iter_mut().zip(metas).zip(out.iter_mut()) {
                 *v = self.process(tables, stats, pkt, meta);
             }
@@ -434,14 +447,18 @@ impl JitProgram {
         }
         for ((pkt, meta), v) in pkts.iter_mut().zip(metas).zip(out.iter_mut()) {
             stats.count_in(meta.ingress_port);
-            let code = self.run_pass(tables, stats, pkt, meta, 0);
-            *v = if code >> 32 == 0 {
-                stats.count_forward(code as u16);
-                Verdict::Forward(code as u16)
+            *v = if self.recirculates {
+                self.passes(tables, stats, pkt, meta)
             } else {
-                stats.count_drop(code as u16);
-                Verdict::Drop(code as u16)
+                match self.run_pass(tables, stats, pkt, meta, 0) {
+                    c if c >> 32 == 0 => Verdict::Forward(c as u16),
+                    c => Verdict::Drop(c as u16),
+                }
             };
+            match *v {
+                Verdict::Forward(p) => stats.count_forward(p),
+                Verdict::Drop(r) => stats.count_drop(r),
+            }
         }
     }
 
@@ -455,8 +472,9 @@ impl JitProgram {
             && stats.dropped.len() >= self.prog.drop_reasons.len()
     }
 
-    /// The passes of a program that recirculates, with its metadata kept between them.
-    #[inline(never)]
+    /// The passes of a program that recirculates, with its metadata kept between them (in
+    /// `self.meta`, which generated code reads on every pass but the first).
+    #[inline]
     fn passes(
         &mut self,
         tables: &TableSet,
@@ -464,7 +482,6 @@ impl JitProgram {
         pkt: &mut PacketBuf,
         meta: &PacketMeta,
     ) -> Verdict {
-        self.meta.iter_mut().for_each(|m| *m = 0);
         let mut pass = 0u8;
         loop {
             let code = self.run_pass(tables, stats, pkt, meta, pass);

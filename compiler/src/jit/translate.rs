@@ -154,17 +154,45 @@ impl<'a, 'b> Translator<'a, 'b> {
         }
         // Metadata starts at zero, or where the last pass left it when the program recirculates.
         let recirculates = program_recirculates(p);
-        let mut meta = Vec::new();
-        for (i, m) in p.metadata.iter().enumerate() {
-            let t = ty(m.width);
-            let v = if recirculates {
-                b.ins().load(t, trusted, meta_ptr, (i * 16) as i32)
-            } else if t == types::I128 {
+        let zero = |b: &mut FunctionBuilder, t: Type| {
+            if t == types::I128 {
                 b.ins().iconcat(zero64, zero64)
             } else {
                 b.ins().iconst(t, 0)
-            };
-            meta.push(var(&mut b, t, v));
+            }
+        };
+        let mut meta = Vec::new();
+        if recirculates && !p.metadata.is_empty() {
+            // Zero on the first pass (no call to clear a buffer per packet), saved ones later.
+            let pass = ld(&mut b, offset_of!(JitCtx, pass));
+            let first = b.create_block();
+            let later = b.create_block();
+            let go = b.create_block();
+            b.ins().brif(pass, later, &[], first, &[]);
+            for m in &p.metadata {
+                meta.push(b.declare_var(ty(m.width)));
+            }
+            b.switch_to_block(first);
+            for (i, m) in p.metadata.iter().enumerate() {
+                let z = zero(&mut b, ty(m.width));
+                b.def_var(meta[i], z);
+            }
+            b.ins().jump(go, &[]);
+            b.switch_to_block(later);
+            for (i, m) in p.metadata.iter().enumerate() {
+                let v = b
+                    .ins()
+                    .load(ty(m.width), trusted, meta_ptr, (i * 16) as i32);
+                b.def_var(meta[i], v);
+            }
+            b.ins().jump(go, &[]);
+            b.switch_to_block(go);
+        } else {
+            for m in &p.metadata {
+                let t = ty(m.width);
+                let v = zero(&mut b, t);
+                meta.push(var(&mut b, t, v));
+            }
         }
         let mut old = BTreeMap::new();
         for &(h, f) in &layout.snapshot {
@@ -1246,9 +1274,15 @@ impl<'a, 'b> Translator<'a, 'b> {
             let v = self.b.use_var(self.valid_mask);
             let e = self.b.use_var(self.extracted_mask);
             let same = self.b.ins().icmp(IntCC::Equal, v, e);
-            self.b.ins().brif(same, done, &[], slow, &[]);
+            let inline = self.b.create_block();
+            self.b.ins().brif(same, done, &[], inline, &[]);
+            self.b.switch_to_block(inline);
+            self.translate_inline_deparse(slow, done);
         } else {
-            self.b.ins().jump(slow, &[]);
+            let inline = self.b.create_block();
+            self.b.ins().jump(inline, &[]);
+            self.b.switch_to_block(inline);
+            self.translate_inline_deparse(slow, done);
         }
         self.b.switch_to_block(slow);
         let dep = self.b.ins().load(
@@ -1289,6 +1323,178 @@ impl<'a, 'b> Translator<'a, 'b> {
         );
         self.b.ins().jump(done, &[]);
         self.b.switch_to_block(done);
+    }
+
+    /// The deparser in generated code, for a layout that changed (headers pushed or popped):
+    /// the valid headers are packed in deparser order against the payload, which stays where
+    /// it is. A header already at its place (the inner headers, next to the payload) is not
+    /// touched; one that moves goes through its staging slot first, since sources and
+    /// destinations may overlap. Falls back to `slow` (`rt_deparse`) only if the headroom
+    /// would not hold the headers, which the headroom's size rules out.
+    fn translate_inline_deparse(&mut self, slow: Block, done: Block) {
+        let p = self.p;
+        let consumed = self.b.use_var(self.cursor);
+        let ps = self.b.ins().iadd(self.data, consumed);
+        // Destinations, back to front.
+        let n = p.deparser.len();
+        let mut valid = vec![None; n];
+        let mut dst = vec![None; n];
+        let mut pos = ps;
+        for (i, &h) in p.deparser.iter().enumerate().rev() {
+            let v = self.is_valid(h);
+            let len = match self.hlen[h] {
+                Some(l) => self.b.use_var(l),
+                None => self
+                    .b
+                    .ins()
+                    .iconst(types::I64, p.headers[h].fixed_bytes as i64),
+            };
+            let np = self.b.ins().isub(pos, len);
+            pos = self.b.ins().select(v, np, pos);
+            valid[i] = Some(v);
+            dst[i] = Some(np);
+        }
+        // The headers must fit the headroom (they do by construction; rt_deparse says so).
+        let short = self.b.ins().icmp(IntCC::UnsignedLessThan, pos, self.buf);
+        let fits = self.b.create_block();
+        self.b.ins().brif(short, slow, &[], fits, &[]);
+        self.b.switch_to_block(fits);
+        let staging = self.ctx_field(offset_of!(JitCtx, staging));
+        // Stage every header that moves; a header of variable length that moves takes the
+        // slow path (nothing has been written to the packet yet).
+        let mut moves = vec![None; n];
+        for (i, &h) in p.deparser.iter().enumerate() {
+            let (v, d) = (valid[i].unwrap(), dst[i].unwrap());
+            let base = self.b.use_var(self.base[h]);
+            let away = self.b.ins().icmp(IntCC::NotEqual, base, d);
+            let mv = self.b.ins().band(v, away);
+            moves[i] = Some(mv);
+            let next = self.b.create_block();
+            let copy = self.b.create_block();
+            self.b.ins().brif(mv, copy, &[], next, &[]);
+            self.b.switch_to_block(copy);
+            let slot = self
+                .b
+                .ins()
+                .iadd_imm_u(staging, self.layout.dep_slot[i] as i64);
+            self.copy_header(h, base, slot);
+            self.b.ins().jump(next, &[]);
+            self.b.switch_to_block(next);
+        }
+        for (i, &h) in p.deparser.iter().enumerate() {
+            let copy = self.b.create_block();
+            let next = self.b.create_block();
+            self.b.ins().brif(moves[i].unwrap(), copy, &[], next, &[]);
+            self.b.switch_to_block(copy);
+            let slot = self
+                .b
+                .ins()
+                .iadd_imm_u(staging, self.layout.dep_slot[i] as i64);
+            self.copy_header(h, slot, dst[i].unwrap());
+            self.b.ins().jump(next, &[]);
+            self.b.switch_to_block(next);
+        }
+        // The new window: from the first header to the end of the payload.
+        let head = self.b.ins().isub(pos, self.buf);
+        let grown = self.b.ins().isub(ps, pos);
+        let rest = self.b.ins().isub(self.len, consumed);
+        let out_len = self.b.ins().iadd(rest, grown);
+        let c = self.ctx;
+        self.b
+            .ins()
+            .store(self.trusted, head, c, offset_of!(JitCtx, out_head) as i32);
+        self.b
+            .ins()
+            .store(self.trusted, out_len, c, offset_of!(JitCtx, out_len) as i32);
+        self.b.ins().jump(done, &[]);
+    }
+
+    /// Copies header `h`'s bytes, as many as its length (for a header with a variable part,
+    /// its current length): 8-byte pieces, the last one overlapping the one before instead of
+    /// reading or writing past the end.
+    fn copy_header(&mut self, h: HeaderId, src: Value, dst: Value) {
+        let hd = &self.p.headers[h];
+        let Some(lv) = self.hlen[h] else {
+            return self.copy_fixed(src, dst, hd.fixed_bytes);
+        };
+        let (fixed, max) = (hd.fixed_bytes, hd.max_bytes());
+        if fixed < 8 {
+            // A tiny fixed part with a variable tail: byte by byte (no program here has one).
+            let len = self.b.use_var(lv);
+            for off in 0..max {
+                let yes = self.b.create_block();
+                let next = self.b.create_block();
+                let inside = self
+                    .b
+                    .ins()
+                    .icmp_imm_u(IntCC::UnsignedGreaterThan, len, off as i64);
+                self.b.ins().brif(inside, yes, &[], next, &[]);
+                self.b.switch_to_block(yes);
+                self.copy_fixed_at(src, dst, off, types::I8);
+                self.b.ins().jump(next, &[]);
+                self.b.switch_to_block(next);
+            }
+            return;
+        }
+        let len = self.b.use_var(lv);
+        let mut off = 0;
+        while off + 8 <= fixed {
+            self.copy_fixed_at(src, dst, off, types::I64);
+            off += 8;
+        }
+        // The pieces the variable part may need.
+        while off + 8 <= max {
+            let yes = self.b.create_block();
+            let next = self.b.create_block();
+            let inside =
+                self.b
+                    .ins()
+                    .icmp_imm_u(IntCC::UnsignedGreaterThanOrEqual, len, (off + 8) as i64);
+            self.b.ins().brif(inside, yes, &[], next, &[]);
+            self.b.switch_to_block(yes);
+            self.copy_fixed_at(src, dst, off, types::I64);
+            self.b.ins().jump(next, &[]);
+            self.b.switch_to_block(next);
+            off += 8;
+        }
+        // The last 8 bytes, wherever the length ends (len >= fixed >= 8).
+        let tail = self.b.ins().iadd_imm_u(len, -8);
+        let s = self.b.ins().iadd(src, tail);
+        let d = self.b.ins().iadd(dst, tail);
+        self.copy_fixed_at(s, d, 0, types::I64);
+    }
+
+    fn copy_fixed_at(&mut self, src: Value, dst: Value, off: usize, t: Type) {
+        let x = self.b.ins().load(t, self.pkt_flags, src, off as i32);
+        self.b.ins().store(self.pkt_flags, x, dst, off as i32);
+    }
+
+    /// Copies `len` bytes (known at compile time) in the widest pieces, the last piece
+    /// overlapping the one before instead of reading or writing past the end.
+    fn copy_fixed(&mut self, src: Value, dst: Value, len: usize) {
+        let mut pieces: Vec<(usize, Type)> = Vec::new();
+        for (w, t) in [
+            (8, types::I64),
+            (4, types::I32),
+            (2, types::I16),
+            (1, types::I8),
+        ] {
+            if len >= w {
+                let mut off = 0;
+                while off + w <= len {
+                    pieces.push((off, t));
+                    off += w;
+                }
+                if off < len {
+                    pieces.push((len - w, t));
+                }
+                break;
+            }
+        }
+        for (off, t) in pieces {
+            let x = self.b.ins().load(t, self.pkt_flags, src, off as i32);
+            self.b.ins().store(self.pkt_flags, x, dst, off as i32);
+        }
     }
 
     // One's complement arithmetic on i64 values.
@@ -1379,18 +1585,48 @@ impl<'a, 'b> Translator<'a, 'b> {
     /// Deltas of every field a checksum needs, computed once before the checksums; a field's
     /// delta is the same in every checksum where it sits at the same place in the word grid
     /// (IPv4 source, destination and protocol do, in the header and in the pseudo-header).
+    ///
+    /// Only a header that was parsed and is still valid has an incremental update; for any
+    /// other (a pushed header, say) its deltas are 0 without computing them.
     fn field_deltas(&mut self) -> BTreeMap<(HeaderId, FieldId, u32), Value> {
         let mut out = BTreeMap::new();
-        let snaps: Vec<((HeaderId, FieldId), Variable)> =
-            self.old.iter().map(|(k, v)| (*k, *v)).collect();
-        for ((h, f), var) in snaps {
-            let fd = &self.p.headers[h].fields[f];
-            let (off, w) = (fd.bit_offset, fd.width);
-            let base = self.b.use_var(self.base[h]);
-            let a = self.b.use_var(var);
-            let b = self.load_field(base, off, w);
-            let d = self.delta(a, b, off, w);
-            out.insert((h, f, (16 - (off + w) % 16) % 16), d);
+        let mut by_header: BTreeMap<HeaderId, Vec<(FieldId, Variable)>> = BTreeMap::new();
+        for (&(h, f), &var) in &self.old {
+            by_header.entry(h).or_default().push((f, var));
+        }
+        for (h, snaps) in by_header {
+            let v = self.b.use_var(self.valid_mask);
+            let e = self.b.use_var(self.extracted_mask);
+            let both = self.b.ins().band(v, e);
+            let x = self.b.ins().band_imm_u(both, (1u64 << h) as i64);
+            let live = self.b.ins().icmp_imm_u(IntCC::NotEqual, x, 0);
+            let yes = self.b.create_block();
+            let merge = self.b.create_block();
+            let zeros: Vec<BlockArg> = snaps
+                .iter()
+                .map(|_| {
+                    self.b.append_block_param(merge, types::I64);
+                    BlockArg::Value(self.b.ins().iconst(types::I64, 0))
+                })
+                .collect();
+            self.b.ins().brif(live, yes, &[], merge, &zeros);
+            self.b.switch_to_block(yes);
+            let mut ds = Vec::new();
+            for &(f, var) in &snaps {
+                let fd = &self.p.headers[h].fields[f];
+                let (off, w) = (fd.bit_offset, fd.width);
+                let base = self.b.use_var(self.base[h]);
+                let a = self.b.use_var(var);
+                let b = self.load_field(base, off, w);
+                ds.push(BlockArg::Value(self.delta(a, b, off, w)));
+            }
+            self.b.ins().jump(merge, &ds);
+            self.b.switch_to_block(merge);
+            for (i, &(f, _)) in snaps.iter().enumerate() {
+                let fd = &self.p.headers[h].fields[f];
+                let rot = (16 - (fd.bit_offset + fd.width) % 16) % 16;
+                out.insert((h, f, rot), self.b.block_params(merge)[i]);
+            }
         }
         out
     }
@@ -1432,6 +1668,30 @@ impl<'a, 'b> Translator<'a, 'b> {
         // Fresh header: computed from scratch (IPv4), or 0 (TCP and UDP).
         self.b.switch_to_block(fresh);
         let v = match c.kind {
+            ChecksumKind::Ipv4Header
+                if h.fixed_bytes.is_multiple_of(4) && coff.is_multiple_of(16) =>
+            {
+                // A fresh header's storage starts zeroed and its checksum field cannot be
+                // assigned, so the sum of its 32-bit words is the sum over its fields: the
+                // same bits, from a handful of loads (the fold makes 32-bit words 16-bit).
+                let mut acc = self.b.ins().iconst(types::I64, 0);
+                for off in (0..h.fixed_bytes).step_by(4) {
+                    let x = self
+                        .b
+                        .ins()
+                        .load(types::I32, self.pkt_flags, base, off as i32);
+                    let x = self.b.ins().uextend(types::I64, x);
+                    acc = self.b.ins().iadd(acc, x);
+                }
+                // Byte order does not matter to a one's complement sum, up to a byte swap
+                // of the result: fold in memory order, then store with the bytes swapped
+                // back (the store below swaps them).
+                let r = self.fold_sum(acc, 3);
+                let r = self.oc_not(r);
+                let r16 = self.b.ins().ireduce(types::I16, r);
+                let r16 = self.b.ins().bswap(r16);
+                self.b.ins().uextend(types::I64, r16)
+            }
             ChecksumKind::Ipv4Header => {
                 let mut acc = self.b.ins().iconst(types::I64, 0);
                 for &f in &covered {
