@@ -1362,16 +1362,11 @@ impl<'a, 'b> Translator<'a, 'b> {
         let staging = self.ctx_field(offset_of!(JitCtx, staging));
         // Stage every header that moves; a header of variable length that moves takes the
         // slow path (nothing has been written to the packet yet).
-        let mut moves = vec![None; n];
         for (i, &h) in p.deparser.iter().enumerate() {
-            let (v, d) = (valid[i].unwrap(), dst[i].unwrap());
             let base = self.b.use_var(self.base[h]);
-            let away = self.b.ins().icmp(IntCC::NotEqual, base, d);
-            let mv = self.b.ins().band(v, away);
-            moves[i] = Some(mv);
             let next = self.b.create_block();
             let copy = self.b.create_block();
-            self.b.ins().brif(mv, copy, &[], next, &[]);
+            self.branch_if_moves(valid[i].unwrap(), base, dst[i].unwrap(), copy, next);
             self.b.switch_to_block(copy);
             let slot = self
                 .b
@@ -1384,7 +1379,8 @@ impl<'a, 'b> Translator<'a, 'b> {
         for (i, &h) in p.deparser.iter().enumerate() {
             let copy = self.b.create_block();
             let next = self.b.create_block();
-            self.b.ins().brif(moves[i].unwrap(), copy, &[], next, &[]);
+            let base = self.b.use_var(self.base[h]);
+            self.branch_if_moves(valid[i].unwrap(), base, dst[i].unwrap(), copy, next);
             self.b.switch_to_block(copy);
             let slot = self
                 .b
@@ -1407,6 +1403,15 @@ impl<'a, 'b> Translator<'a, 'b> {
             .ins()
             .store(self.trusted, out_len, c, offset_of!(JitCtx, out_len) as i32);
         self.b.ins().jump(done, &[]);
+    }
+
+    /// Branches to `yes` if a header (valid `v`, at `base`) must move to `dst`.
+    fn branch_if_moves(&mut self, v: Value, base: Value, dst: Value, yes: Block, no: Block) {
+        let check = self.b.create_block();
+        self.b.ins().brif(v, check, &[], no, &[]);
+        self.b.switch_to_block(check);
+        let away = self.b.ins().icmp(IntCC::NotEqual, base, dst);
+        self.b.ins().brif(away, yes, &[], no, &[]);
     }
 
     /// Copies header `h`'s bytes, as many as its length (for a header with a variable part,
@@ -1437,6 +1442,17 @@ impl<'a, 'b> Translator<'a, 'b> {
             return;
         }
         let len = self.b.use_var(lv);
+        // Most such headers have no variable part (IPv4 without options, and every pushed
+        // header): a straight copy.
+        let plain = self.b.create_block();
+        let var = self.b.create_block();
+        let done = self.b.create_block();
+        let is_fixed = self.b.ins().icmp_imm_u(IntCC::Equal, len, fixed as i64);
+        self.b.ins().brif(is_fixed, plain, &[], var, &[]);
+        self.b.switch_to_block(plain);
+        self.copy_fixed(src, dst, fixed);
+        self.b.ins().jump(done, &[]);
+        self.b.switch_to_block(var);
         let mut off = 0;
         while off + 8 <= fixed {
             self.copy_fixed_at(src, dst, off, types::I64);
@@ -1462,6 +1478,8 @@ impl<'a, 'b> Translator<'a, 'b> {
         let s = self.b.ins().iadd(src, tail);
         let d = self.b.ins().iadd(dst, tail);
         self.copy_fixed_at(s, d, 0, types::I64);
+        self.b.ins().jump(done, &[]);
+        self.b.switch_to_block(done);
     }
 
     fn copy_fixed_at(&mut self, src: Value, dst: Value, off: usize, t: Type) {
