@@ -397,7 +397,13 @@ fn live_bench(
     let (live, mut reader) = LiveTables::new(tables.clone());
     let head = prog.headroom;
     let meta = PacketMeta::default();
-    let mut buf = PacketBuf::with_capacity(head, max_len);
+    // As `sluice serve` runs: a batch of 64 loaded into a ring, run in one call.
+    const SERVE_BATCH: usize = 64;
+    let mut ring: Vec<PacketBuf> = (0..SERVE_BATCH)
+        .map(|_| PacketBuf::with_capacity(head, max_len))
+        .collect();
+    let metas = [meta; SERVE_BATCH];
+    let mut verdicts = [Verdict::Drop(0); SERVE_BATCH];
     let mut stats = stats_for(prog);
     let mut pos = 0usize;
     let mut sink = 0u64;
@@ -405,18 +411,19 @@ fn live_bench(
         let t0 = Instant::now();
         let mut n = 0u64;
         while t0.elapsed() < budget {
-            let t = reader.begin();
-            for _ in 0..64 {
+            for b in ring.iter_mut() {
                 let (off, len, orig) = packets.spans[pos];
-                buf.load(head, &packets.bytes[off..off + len], orig);
-                sink += verdict_bits(jit.process(t, &mut stats, &mut buf, &meta));
+                b.load(head, &packets.bytes[off..off + len], orig);
                 pos += 1;
                 if pos == packets.spans.len() {
                     pos = 0;
                 }
             }
+            let t = reader.begin();
+            jit.process_batch(t, &mut stats, &mut ring, &metas, &mut verdicts);
             reader.end();
-            n += 64;
+            sink += verdicts.iter().map(|v| verdict_bits(*v)).sum::<u64>();
+            n += SERVE_BATCH as u64;
         }
         Tally {
             packets: n,

@@ -1005,12 +1005,23 @@ impl<'a, 'b> Translator<'a, 'b> {
                 let a = self.b.use_var(self.last_action);
                 let done = self.b.create_block();
                 let dflt = self.b.create_block();
-                let mut sw = Switch::new();
                 let blocks: Vec<Block> = arms.iter().map(|_| self.b.create_block()).collect();
-                for ((aid, _), bl) in arms.iter().zip(&blocks) {
-                    sw.set_entry(*aid as u128, *bl);
+                if arms.len() <= 4 {
+                    // A few compare-and-branches beat a jump table.
+                    for ((aid, _), bl) in arms.iter().zip(&blocks) {
+                        let is = self.b.ins().icmp_imm_u(IntCC::Equal, a, *aid as i64);
+                        let next = self.b.create_block();
+                        self.b.ins().brif(is, *bl, &[], next, &[]);
+                        self.b.switch_to_block(next);
+                    }
+                    self.b.ins().jump(dflt, &[]);
+                } else {
+                    let mut sw = Switch::new();
+                    for ((aid, _), bl) in arms.iter().zip(&blocks) {
+                        sw.set_entry(*aid as u128, *bl);
+                    }
+                    sw.emit(&mut self.b, a, dflt);
                 }
-                sw.emit(&mut self.b, a, dflt);
                 let entry = self.known;
                 let mut out = u64::MAX;
                 for ((_, body), bl) in arms.iter().zip(&blocks) {
@@ -1187,7 +1198,7 @@ impl<'a, 'b> Translator<'a, 'b> {
         ids.dedup();
         let done = self.b.create_block();
         let blocks: Vec<Block> = ids.iter().map(|_| self.b.create_block()).collect();
-        if ids.len() <= 4 {
+        if ids.len() <= 6 {
             // A few compare-and-branches beat a jump table; the table's own actions first,
             // as entries (hits) are the common case.
             let mut order: Vec<usize> = (0..ids.len()).collect();
