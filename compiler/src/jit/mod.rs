@@ -553,7 +553,8 @@ impl JitProgram {
     }
 }
 
-#[cold]
+// Out of line: the common case (no header pushed or popped) does not need it.
+#[inline(never)]
 fn set_window(pkt: &mut PacketBuf, head: usize, len: usize) {
     let ok = pkt.set_window(head, len);
     debug_assert!(ok, "deparser produced a window outside the buffer");
