@@ -51,6 +51,9 @@ pub(crate) struct Layout {
     /// Fields whose parse-time value a checksum update needs: covered by a checksum (or part
     /// of a pseudo-header) and written somewhere in the program.
     pub snapshot: BTreeSet<(HeaderId, FieldId)>,
+    /// Bit h: some parser state extracts header h. Any other header is only ever pushed, so
+    /// it has no parse-time values and no incremental checksum update.
+    pub extractable: u64,
     pub pseudo_fields: BTreeMap<HeaderId, PseudoFields>,
     /// Whether "the valid headers are the extracted ones" implies an unchanged layout.
     pub fast_deparse: bool,
@@ -173,12 +176,22 @@ fn layout(p: &Program) -> Layout {
         off += (h.max_bytes() + 8).next_multiple_of(16) + 16;
     }
     let written = written_fields(p);
+    let extractable = p
+        .states
+        .iter()
+        .flat_map(|s| &s.ops)
+        .filter_map(|op| match op {
+            ParserOp::Extract { header, .. } if *header < 64 => Some(1u64 << header),
+            _ => None,
+        })
+        .fold(0, |a, b| a | b);
+    let parsed = |h: HeaderId| h < 64 && extractable & (1 << h) != 0;
     let mut snapshot = BTreeSet::new();
     let mut pseudo_fields = BTreeMap::new();
     for c in &p.checksums {
         let h = &p.headers[c.header];
         for f in 0..h.fields.len() {
-            if f != c.field && written.contains(&(c.header, f)) {
+            if f != c.field && parsed(c.header) && written.contains(&(c.header, f)) {
                 snapshot.insert((c.header, f));
             }
         }
@@ -200,7 +213,7 @@ fn layout(p: &Program) -> Layout {
                     dst,
                 };
                 for f in [ihl, total_len, protocol, src, dst] {
-                    if written.contains(&(ph, f)) {
+                    if parsed(ph) && written.contains(&(ph, f)) {
                         snapshot.insert((ph, f));
                     }
                 }
@@ -226,6 +239,7 @@ fn layout(p: &Program) -> Layout {
         scratch_off,
         scratch_len: off,
         snapshot,
+        extractable,
         pseudo_fields,
         fast_deparse: fast_deparse_ok(p),
         table_keys: p.tables.iter().map(crate::key_fields).collect(),

@@ -503,6 +503,11 @@ impl<'a, 'b> Translator<'a, 'b> {
         self.b.ins().load(types::I64, ro, self.ctx, off as i32)
     }
 
+    /// Whether some parser state extracts header `h` (a static fact).
+    fn parsed(&self, h: HeaderId) -> bool {
+        h < 64 && self.layout.extractable & (1 << h) != 0
+    }
+
     /// Bit `h` of a mask variable, as a condition.
     fn bit(&mut self, mask: Variable, h: HeaderId) -> Value {
         // `test $bit, mask` with the flags used by the branch or select that reads it.
@@ -1684,12 +1689,18 @@ impl<'a, 'b> Translator<'a, 'b> {
         self.b.ins().brif(valid, go, &[], done, &[]);
         self.b.switch_to_block(go);
         let base = self.b.use_var(self.base[c.header]);
-        let ex = self.bit(self.extracted_mask, c.header);
         let inc = self.b.create_block();
         let fresh = self.b.create_block();
         let store = self.b.create_block();
         self.b.append_block_param(store, types::I64);
-        self.b.ins().brif(ex, inc, &[], fresh, &[]);
+        let parsed = self.parsed(c.header);
+        if parsed {
+            let ex = self.bit(self.extracted_mask, c.header);
+            self.b.ins().brif(ex, inc, &[], fresh, &[]);
+        } else {
+            // Only ever pushed: always a fresh header.
+            self.b.ins().jump(fresh, &[]);
+        }
 
         let covered: Vec<FieldId> = (0..h.fields.len())
             .filter(|&i| i != c.field && Some(i) != h.varbit.map(|v| v.0))
@@ -1738,6 +1749,18 @@ impl<'a, 'b> Translator<'a, 'b> {
 
         // Parsed header: RFC 1624 from the fields that may have changed.
         self.b.switch_to_block(inc);
+        if !parsed {
+            // Unreachable; a block must still end.
+            let z = self.b.ins().iconst(types::I64, 0);
+            self.b.ins().jump(store, &[BlockArg::Value(z)]);
+            self.b.switch_to_block(store);
+            let v = self.b.block_params(store)[0];
+            let base = self.b.use_var(self.base[c.header]);
+            self.store_field(base, coff, 16, v);
+            self.b.ins().jump(done, &[]);
+            self.b.switch_to_block(done);
+            return;
+        }
         let old_hc = self.load_field(base, coff, 16);
         let mut acc = self.oc_not(old_hc);
         for &f in &covered {
@@ -1782,6 +1805,9 @@ impl<'a, 'b> Translator<'a, 'b> {
         deltas: &BTreeMap<(HeaderId, FieldId, u32), Value>,
     ) -> Value {
         let mut sum = self.b.ins().iconst(types::I64, 0);
+        if !self.parsed(ph) {
+            return sum;
+        }
         // Source, destination and protocol sit at the same place in the word grid in the
         // header and in the pseudo-header, so their deltas are shared.
         for f in [pf.src, pf.dst, pf.protocol] {
