@@ -253,11 +253,9 @@ pub struct JitProgram {
     entry: EntryFn,
     prog: Program,
     scratch: Vec<u8>,
-    meta: Vec<u128>,
     dep: Vec<DepEntry>,
     staging: Vec<u8>,
     ctx: Box<JitCtx>,
-    recirculates: bool,
     /// The Cranelift IR, kept for `--emit clif`.
     pub clif: String,
     /// The machine code as Cranelift prints it, for `--emit asm`.
@@ -360,11 +358,9 @@ impl JitProgram {
             _module: module,
             entry,
             scratch: vec![0; lay.scratch_len.max(16)],
-            meta: vec![0; p.metadata.len().max(1)],
             dep: vec![DepEntry::default(); p.deparser.len().max(1)],
             staging: vec![0; lay.staging_len],
             prog: p.clone(),
-            recirculates: translate::program_recirculates(p),
             ctx: Box::new(JitCtx {
                 ingress_port: 0,
                 ts_sec: 0,
@@ -380,7 +376,6 @@ impl JitProgram {
                 tables_ptr: std::ptr::null(),
                 args: [0; MAX_ARGS],
                 row: std::ptr::null(),
-                meta: std::ptr::null_mut(),
                 scratch: std::ptr::null_mut(),
                 dep: std::ptr::null_mut(),
                 dep_len: 0,
@@ -393,7 +388,6 @@ impl JitProgram {
             asm,
         };
         // The buffers are never resized, so these pointers stay valid as long as the program.
-        jp.ctx.meta = jp.meta.as_mut_ptr();
         jp.ctx.scratch = jp.scratch.as_mut_ptr();
         jp.ctx.dep = jp.dep.as_mut_ptr();
         jp.ctx.dep_len = jp.dep.len() as u64;
@@ -424,14 +418,10 @@ impl JitProgram {
             stats.count_drop(reason::NO_FORWARD as u16);
             return Verdict::Drop(reason::NO_FORWARD as u16);
         }
-        let verdict = if self.recirculates {
-            self.passes(tables, stats, pkt, meta)
-        } else {
-            // A program without recirculate() never asks for another pass.
-            match self.run_pass(tables, stats, pkt, meta, 0) {
-                c if c >> 32 == 0 => Verdict::Forward(c as u16),
-                c => Verdict::Drop(c as u16),
-            }
+        // Generated code runs every pass of a packet that recirculates.
+        let verdict = match self.run_pass(tables, stats, pkt, meta) {
+            c if c >> 32 == 0 => Verdict::Forward(c as u16),
+            c => Verdict::Drop(c as u16),
         };
         match verdict {
             Verdict::Forward(p) => stats.count_forward(p),
@@ -461,13 +451,9 @@ impl JitProgram {
         }
         for ((pkt, meta), v) in pkts.iter_mut().zip(metas).zip(out.iter_mut()) {
             stats.count_in(meta.ingress_port);
-            *v = if self.recirculates {
-                self.passes(tables, stats, pkt, meta)
-            } else {
-                match self.run_pass(tables, stats, pkt, meta, 0) {
-                    c if c >> 32 == 0 => Verdict::Forward(c as u16),
-                    c => Verdict::Drop(c as u16),
-                }
+            *v = match self.run_pass(tables, stats, pkt, meta) {
+                c if c >> 32 == 0 => Verdict::Forward(c as u16),
+                c => Verdict::Drop(c as u16),
             };
             match *v {
                 Verdict::Forward(p) => stats.count_forward(p),
@@ -486,32 +472,6 @@ impl JitProgram {
             && stats.dropped.len() >= self.prog.drop_reasons.len()
     }
 
-    /// The passes of a program that recirculates, with its metadata kept between them (in
-    /// `self.meta`, which generated code reads on every pass but the first).
-    #[inline]
-    fn passes(
-        &mut self,
-        tables: &TableSet,
-        stats: &mut Stats,
-        pkt: &mut PacketBuf,
-        meta: &PacketMeta,
-    ) -> Verdict {
-        let mut pass = 0u8;
-        loop {
-            let code = self.run_pass(tables, stats, pkt, meta, pass);
-            match code >> 32 {
-                0 => return Verdict::Forward(code as u16),
-                1 => return Verdict::Drop(code as u16),
-                _ => {
-                    if pass >= MAX_RECIRCULATIONS {
-                        return Verdict::Drop(reason::RECIRCULATION_LIMIT as u16);
-                    }
-                    pass += 1;
-                }
-            }
-        }
-    }
-
     #[inline(always)]
     fn run_pass(
         &mut self,
@@ -519,7 +479,6 @@ impl JitProgram {
         stats: &mut Stats,
         pkt: &mut PacketBuf,
         meta: &PacketMeta,
-        pass: u8,
     ) -> u64 {
         let packet_length = u64::from(pkt.orig_len);
         let (buf, head, len) = pkt.raw_parts_mut();
@@ -530,7 +489,7 @@ impl JitProgram {
         ctx.ts_sec = meta.ts_sec;
         ctx.ts_nsec = u64::from(meta.ts_nsec);
         ctx.packet_length = packet_length;
-        ctx.pass = u64::from(pass);
+        ctx.pass = 0;
         ctx.tables = tables;
         ctx.action_runs = stats.action_runs.as_mut_ptr();
         ctx.action_runs_len = stats.action_runs.len() as u64;

@@ -24,6 +24,8 @@ pub struct JitCtx {
     pub ingress_port: u64,
     pub ts_sec: u64,
     pub ts_nsec: u64,
+    /// The wire length, and the pass (0): read once per call; generated code keeps them for
+    /// later passes, and updates `packet_length` for `rt_apply`'s byte counters.
     pub packet_length: u64,
     pub pass: u64,
     /// The tables, read by `rt_apply`. Only read, never written, during a packet.
@@ -43,8 +45,6 @@ pub struct JitCtx {
     /// The chosen action's row (id, then arguments), set by `rt_apply2`: generated code reads
     /// the arguments from it without a copy. Valid until the next table apply.
     pub row: *const u128,
-    /// User metadata, kept across recirculation.
-    pub meta: *mut u128,
     /// Storage of headers that are not in the packet (made valid by an action).
     pub scratch: *mut u8,
     /// One entry per deparser header.
@@ -53,7 +53,7 @@ pub struct JitCtx {
     /// The packet window after the deparser: offset in the buffer and length.
     pub out_head: u64,
     pub out_len: u64,
-    /// A staging area for `rt_deparse`, as long as the headroom.
+    /// A staging area for `rt_deparse` and the inline deparser's slots.
     pub staging: *mut u8,
     pub staging_len: u64,
 }

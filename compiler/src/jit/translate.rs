@@ -17,7 +17,6 @@ use std::mem::offset_of;
 
 pub(super) const CODE_FORWARD: u64 = 0;
 pub(super) const CODE_DROP: u64 = 1 << 32;
-pub(super) const CODE_RECIRCULATE: u64 = 2 << 32;
 
 pub(super) struct Funcs {
     pub apply: FuncRef,
@@ -77,6 +76,8 @@ pub(super) struct Translator<'a, 'b> {
     vval: Variable,
     recirc: Variable,
     last_action: Variable,
+    /// Where a pass starts, for a program that recirculates (block parameters: the window).
+    pass_head: Option<Block>,
 
     params: Vec<Value>,
     exit: Block,
@@ -121,7 +122,6 @@ impl<'a, 'b> Translator<'a, 'b> {
         let params = b.block_params(entry).to_vec();
         let (ctx, buf, head, len, buf_len) =
             (params[0], params[1], params[2], params[3], params[4]);
-        let data = b.ins().iadd(buf, head);
         let exit = b.create_block();
         b.append_block_param(exit, types::I64);
         // Fields that do not change during a call: readonly, so that unused loads go away.
@@ -129,7 +129,6 @@ impl<'a, 'b> Translator<'a, 'b> {
         let ld =
             |b: &mut FunctionBuilder, off: usize| b.ins().load(types::I64, ro, ctx, off as i32);
         let scratch = ld(&mut b, offset_of!(JitCtx, scratch));
-        let meta_ptr = ld(&mut b, offset_of!(JitCtx, meta));
         let var = |b: &mut FunctionBuilder, t: Type, init: Value| {
             let v = b.declare_var(t);
             b.def_var(v, init);
@@ -137,6 +136,37 @@ impl<'a, 'b> Translator<'a, 'b> {
         };
         let zero8 = b.ins().iconst(types::I8, 0);
         let zero64 = b.ins().iconst(types::I64, 0);
+        // User metadata starts at zero and is kept from pass to pass.
+        let mut meta = Vec::new();
+        for m in &p.metadata {
+            let t = ty(m.width);
+            let z = if t == types::I128 {
+                b.ins().iconcat(zero64, zero64)
+            } else {
+                b.ins().iconst(t, 0)
+            };
+            meta.push(var(&mut b, t, z));
+        }
+        // A program that recirculates loops here, in generated code: each pass starts at
+        // `pass_head` with the window the last one's deparser left.
+        let recirculates = program_recirculates(p);
+        let (head, len, pass_head) = if recirculates {
+            let ph = b.create_block();
+            let h = b.append_block_param(ph, types::I64);
+            let l = b.append_block_param(ph, types::I64);
+            b.ins()
+                .jump(ph, &[BlockArg::Value(head), BlockArg::Value(len)]);
+            b.switch_to_block(ph);
+            // The deparser works from the current window.
+            b.ins()
+                .store(trusted, h, ctx, offset_of!(JitCtx, out_head) as i32);
+            b.ins()
+                .store(trusted, l, ctx, offset_of!(JitCtx, out_len) as i32);
+            (h, l, Some(ph))
+        } else {
+            (head, len, None)
+        };
+        let data = b.ins().iadd(buf, head);
         let n = p.headers.len();
         let mut base = Vec::with_capacity(n);
         let mut hlen = Vec::with_capacity(n);
@@ -150,48 +180,6 @@ impl<'a, 'b> Translator<'a, 'b> {
                 hlen.push(Some(var(&mut b, types::I64, fixed)));
             } else {
                 hlen.push(None);
-            }
-        }
-        // Metadata starts at zero, or where the last pass left it when the program recirculates.
-        let recirculates = program_recirculates(p);
-        let zero = |b: &mut FunctionBuilder, t: Type| {
-            if t == types::I128 {
-                b.ins().iconcat(zero64, zero64)
-            } else {
-                b.ins().iconst(t, 0)
-            }
-        };
-        let mut meta = Vec::new();
-        if recirculates && !p.metadata.is_empty() {
-            // Zero on the first pass (no call to clear a buffer per packet), saved ones later.
-            let pass = ld(&mut b, offset_of!(JitCtx, pass));
-            let first = b.create_block();
-            let later = b.create_block();
-            let go = b.create_block();
-            b.ins().brif(pass, later, &[], first, &[]);
-            for m in &p.metadata {
-                meta.push(b.declare_var(ty(m.width)));
-            }
-            b.switch_to_block(first);
-            for (i, m) in p.metadata.iter().enumerate() {
-                let z = zero(&mut b, ty(m.width));
-                b.def_var(meta[i], z);
-            }
-            b.ins().jump(go, &[]);
-            b.switch_to_block(later);
-            for (i, m) in p.metadata.iter().enumerate() {
-                let v = b
-                    .ins()
-                    .load(ty(m.width), trusted, meta_ptr, (i * 16) as i32);
-                b.def_var(meta[i], v);
-            }
-            b.ins().jump(go, &[]);
-            b.switch_to_block(go);
-        } else {
-            for m in &p.metadata {
-                let t = ty(m.width);
-                let v = zero(&mut b, t);
-                meta.push(var(&mut b, t, v));
             }
         }
         let mut old = BTreeMap::new();
@@ -235,6 +223,7 @@ impl<'a, 'b> Translator<'a, 'b> {
             vval,
             recirc,
             last_action,
+            pass_head,
             params: Vec::new(),
             exit,
             trusted,
@@ -292,9 +281,7 @@ impl<'a, 'b> Translator<'a, 'b> {
         let fw_check = self.b.create_block();
         self.b.ins().brif(rc, rc_blk, &[], fw_check, &[]);
         self.b.switch_to_block(rc_blk);
-        self.save_meta();
-        let code = self.b.ins().iconst(types::I64, CODE_RECIRCULATE as i64);
-        self.b.ins().jump(self.exit, &[BlockArg::Value(code)]);
+        self.translate_recirculate();
         self.b.switch_to_block(fw_check);
         let vk = self.b.use_var(self.vkind);
         let is_fw = self
@@ -316,20 +303,43 @@ impl<'a, 'b> Translator<'a, 'b> {
         self.b.finalize(self.frontend);
     }
 
-    fn save_meta(&mut self) {
-        let meta_ptr = self.b.ins().load(
-            types::I64,
-            self.trusted,
-            self.ctx,
-            offset_of!(JitCtx, meta) as i32,
+    /// The packet comes round again: the next pass starts with the window this pass's
+    /// deparser left, the metadata as it is, and the wire length changed by as much as the
+    /// window did (as `PacketBuf::set_window` changes `orig_len`). After the last pass
+    /// allowed, the packet is dropped instead.
+    fn translate_recirculate(&mut self) {
+        let Some(pass_head) = self.pass_head else {
+            // A program without recirculate() never gets here.
+            return self.exit_with(CODE_DROP | reason::RECIRCULATION_LIMIT as u64);
+        };
+        let c = self.ctx;
+        let pass = self.ctx_var(offset_of!(JitCtx, pass));
+        let over = self.b.ins().icmp_imm_u(
+            IntCC::UnsignedGreaterThanOrEqual,
+            pass,
+            i64::from(MAX_RECIRCULATIONS),
         );
-        for i in 0..self.meta.len() {
-            let v = self.b.use_var(self.meta[i]);
-            let v = self.to128(v);
-            self.b
-                .ins()
-                .store(self.trusted, v, meta_ptr, (i * 16) as i32);
-        }
+        self.drop_if(over, reason::RECIRCULATION_LIMIT);
+        let head = self.ctx_var(offset_of!(JitCtx, out_head));
+        let len = self.ctx_var(offset_of!(JitCtx, out_len));
+        let plen = self.ctx_var(offset_of!(JitCtx, packet_length));
+        let grown = self.b.ins().iadd(plen, len);
+        let plen = self.b.ins().isub(grown, self.len);
+        let max = self.b.ins().iconst(types::I64, i64::from(u32::MAX));
+        let plen = self.b.ins().umin(plen, max);
+        self.b.ins().store(
+            self.trusted,
+            plen,
+            c,
+            offset_of!(JitCtx, packet_length) as i32,
+        );
+        let next = self.b.ins().iadd_imm_u(pass, 1);
+        self.b
+            .ins()
+            .store(self.trusted, next, c, offset_of!(JitCtx, pass) as i32);
+        self.b
+            .ins()
+            .jump(pass_head, &[BlockArg::Value(head), BlockArg::Value(len)]);
     }
 
     fn exit_with(&mut self, code: u64) {
@@ -506,6 +516,14 @@ impl<'a, 'b> Translator<'a, 'b> {
     /// Whether some parser state extracts header `h` (a static fact).
     fn parsed(&self, h: HeaderId) -> bool {
         h < 64 && self.layout.extractable & (1 << h) != 0
+    }
+
+    /// A context field that changes when the packet comes round again (the pass, the wire
+    /// length, the window): a plain load, never hoisted over the stores that change it.
+    fn ctx_var(&mut self, off: usize) -> Value {
+        self.b
+            .ins()
+            .load(types::I64, self.trusted, self.ctx, off as i32)
     }
 
     /// Bit `h` of a mask variable, as a condition.
@@ -761,10 +779,10 @@ impl<'a, 'b> Translator<'a, 'b> {
             ExprKind::Std(s) => {
                 let v = match s {
                     StdField::IngressPort => self.ctx_field(offset_of!(JitCtx, ingress_port)),
-                    StdField::PacketLength => self.ctx_field(offset_of!(JitCtx, packet_length)),
+                    StdField::PacketLength => self.ctx_var(offset_of!(JitCtx, packet_length)),
                     StdField::IngressTsSec => self.ctx_field(offset_of!(JitCtx, ts_sec)),
                     StdField::IngressTsNsec => self.ctx_field(offset_of!(JitCtx, ts_nsec)),
-                    StdField::Pass => self.ctx_field(offset_of!(JitCtx, pass)),
+                    StdField::Pass => self.ctx_var(offset_of!(JitCtx, pass)),
                     StdField::EgressPort => self.b.use_var(self.egress),
                     StdField::Dropped => {
                         let k = self.b.use_var(self.vkind);
@@ -2059,7 +2077,7 @@ impl Translator<'_, '_> {
         let n = self.b.ins().iadd_imm_u(n, 1);
         self.b.ins().store(self.trusted, n, c, 0);
         let bytes = self.b.ins().load(types::I64, self.trusted, c, 8);
-        let len = self.ctx_field(offset_of!(JitCtx, packet_length));
+        let len = self.ctx_var(offset_of!(JitCtx, packet_length));
         let bytes = self.b.ins().iadd(bytes, len);
         self.b.ins().store(self.trusted, bytes, c, 8);
         self.count(offset_of!(JitCtx, table_hits), t);
