@@ -419,7 +419,8 @@ impl JitProgram {
             return Verdict::Drop(reason::NO_FORWARD as u16);
         }
         // Generated code runs every pass of a packet that recirculates.
-        let verdict = match self.run_pass(tables, stats, pkt, meta) {
+        self.set_tables(tables, stats);
+        let verdict = match self.run_pass(stats, pkt, meta) {
             c if c >> 32 == 0 => Verdict::Forward(c as u16),
             c => Verdict::Drop(c as u16),
         };
@@ -449,9 +450,10 @@ impl JitProgram {
             }
             return;
         }
+        self.set_tables(tables, stats);
         for ((pkt, meta), v) in pkts.iter_mut().zip(metas).zip(out.iter_mut()) {
             stats.count_in(meta.ingress_port);
-            *v = match self.run_pass(tables, stats, pkt, meta) {
+            *v = match self.run_pass(stats, pkt, meta) {
                 c if c >> 32 == 0 => Verdict::Forward(c as u16),
                 c => Verdict::Drop(c as u16),
             };
@@ -472,14 +474,22 @@ impl JitProgram {
             && stats.dropped.len() >= self.prog.drop_reasons.len()
     }
 
+    /// Points the context at the tables and at the counter arrays that generated code
+    /// updates in place. The arrays are the vectors' own buffers, which counting other
+    /// things (`count_in`, `count_forward`) neither moves nor borrows.
     #[inline(always)]
-    fn run_pass(
-        &mut self,
-        tables: &TableSet,
-        stats: &mut Stats,
-        pkt: &mut PacketBuf,
-        meta: &PacketMeta,
-    ) -> u64 {
+    fn set_tables(&mut self, tables: &TableSet, stats: &mut Stats) {
+        let ctx = &mut *self.ctx;
+        ctx.tables = tables;
+        ctx.tables_ptr = tables.tables.as_ptr();
+        ctx.action_runs = stats.action_runs.as_mut_ptr();
+        ctx.action_runs_len = stats.action_runs.len() as u64;
+        ctx.table_hits = stats.table_hits.as_mut_ptr();
+        ctx.table_misses = stats.table_misses.as_mut_ptr();
+    }
+
+    #[inline(always)]
+    fn run_pass(&mut self, stats: &mut Stats, pkt: &mut PacketBuf, meta: &PacketMeta) -> u64 {
         let packet_length = u64::from(pkt.orig_len);
         let (buf, head, len) = pkt.raw_parts_mut();
         // The context lives as long as the program and points at its buffers from the start;
@@ -490,12 +500,8 @@ impl JitProgram {
         ctx.ts_nsec = u64::from(meta.ts_nsec);
         ctx.packet_length = packet_length;
         ctx.pass = 0;
-        ctx.tables = tables;
-        ctx.action_runs = stats.action_runs.as_mut_ptr();
-        ctx.action_runs_len = stats.action_runs.len() as u64;
-        ctx.table_hits = stats.table_hits.as_mut_ptr();
-        ctx.table_misses = stats.table_misses.as_mut_ptr();
-        ctx.tables_ptr = tables.tables.as_ptr();
+        // Derived from this call's borrow of the stats, so set for every packet (the table
+        // and counter arrays are set once per call, by `set_tables`).
         ctx.stats = stats;
         ctx.out_head = head as u64;
         ctx.out_len = len as u64;
@@ -526,8 +532,7 @@ impl JitProgram {
     }
 }
 
-// Out of line: the common case (no header pushed or popped) does not need it.
-#[inline(never)]
+#[inline]
 fn set_window(pkt: &mut PacketBuf, head: usize, len: usize) {
     let ok = pkt.set_window(head, len);
     debug_assert!(ok, "deparser produced a window outside the buffer");

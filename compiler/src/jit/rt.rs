@@ -64,8 +64,8 @@ pub struct JitCtx {
 /// # Safety
 /// `ctx` is the context generated code was called with; `key` points at the table's key values.
 pub unsafe extern "C" fn rt_apply(ctx: *mut JitCtx, table: u32, key: *const u128) -> u64 {
-    // SAFETY: generated code passes the context it was given, which `JitProgram::run_pass` made
-    // from live references that outlive the call.
+    // SAFETY: generated code passes the context it was given, which `JitProgram::set_tables`
+    // and `run_pass` made from live references that outlive the call.
     let ctx = unsafe { &mut *ctx };
     // SAFETY: as above; the table set is only read during a packet.
     let tables = unsafe { &*ctx.tables };
