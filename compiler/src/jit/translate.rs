@@ -1779,21 +1779,46 @@ impl<'a, 'b> Translator<'a, 'b> {
             self.b.switch_to_block(done);
             return;
         }
-        let old_hc = self.load_field(base, coff, 16);
-        let mut acc = self.oc_not(old_hc);
+        let mut ds = Vec::new();
         for &f in &covered {
             let fd = &h.fields[f];
             let rot = (16 - (fd.bit_offset + fd.width) % 16) % 16;
             if let Some(&d) = deltas.get(&(c.header, f, rot)) {
-                acc = self.b.ins().iadd(acc, d);
+                ds.push(d);
             }
         }
         if let Some(ph) = c.pseudo {
             if let Some(pf) = self.layout.pseudo_fields.get(&ph).copied() {
-                let ps = self.pseudo_delta(ph, pf, deltas);
-                acc = self.b.ins().iadd(acc, ps);
+                if self.parsed(ph) {
+                    ds.push(self.pseudo_delta(ph, pf, deltas));
+                }
             }
         }
+        // With the deltas summing to 0 (nothing covered changed, the common case when only
+        // other headers were rewritten) the update gives the checksum it started from: ~(~hc
+        // + 0) folded is hc, and a UDP checksum stays what it was. Leave it alone.
+        let Some(&first) = ds.first() else {
+            self.b.ins().jump(done, &[]);
+            self.b.switch_to_block(store);
+            let v = self.b.block_params(store)[0];
+            let base = self.b.use_var(self.base[c.header]);
+            self.store_field(base, coff, 16, v);
+            self.b.ins().jump(done, &[]);
+            self.b.switch_to_block(done);
+            return;
+        };
+        let mut dsum = first;
+        for &d in &ds[1..] {
+            dsum = self.b.ins().iadd(dsum, d);
+        }
+        let update = self.b.create_block();
+        let same = self.b.ins().icmp_imm_u(IntCC::Equal, dsum, 0);
+        self.b.ins().brif(same, done, &[], update, &[]);
+        self.b.switch_to_block(update);
+        let base = self.b.use_var(self.base[c.header]);
+        let old_hc = self.load_field(base, coff, 16);
+        let acc = self.oc_not(old_hc);
+        let acc = self.b.ins().iadd(acc, dsum);
         let acc = self.fold_sum(acc, 2);
         let mut r = self.oc_not(acc);
         if c.kind == ChecksumKind::Udp {
