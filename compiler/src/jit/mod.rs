@@ -57,6 +57,8 @@ pub(crate) struct Layout {
     pub pseudo_fields: BTreeMap<HeaderId, PseudoFields>,
     /// Whether "the valid headers are the extracted ones" implies an unchanged layout.
     pub fast_deparse: bool,
+    /// Per deparser entry: whether it can never move (see `never_moves`).
+    pub in_place: Vec<bool>,
     /// Each table's key, as the runtime describes it: decides the inline lookup's shape.
     pub table_keys: Vec<Vec<sluice_runtime::table::KeyField>>,
     /// The staging area: `rt_deparse`'s part first, then one slot per deparser entry where
@@ -90,6 +92,58 @@ fn written_fields(p: &Program) -> BTreeSet<(HeaderId, FieldId)> {
     walk(&p.control, &mut out);
     for a in &p.actions {
         walk(&a.body, &mut out);
+    }
+    out
+}
+
+/// Headers whose validity some statement sets (`set_valid`) or clears (`set_invalid`).
+fn validity_changed(p: &Program) -> (BTreeSet<HeaderId>, BTreeSet<HeaderId>) {
+    fn walk(s: &[Stmt], on: &mut BTreeSet<HeaderId>, off: &mut BTreeSet<HeaderId>) {
+        for st in s {
+            match st {
+                Stmt::SetValid(h) => {
+                    on.insert(*h);
+                }
+                Stmt::SetInvalid(h) => {
+                    off.insert(*h);
+                }
+                Stmt::If(_, a, b) => {
+                    walk(a, on, off);
+                    walk(b, on, off);
+                }
+                Stmt::Switch(_, arms, d) => {
+                    for (_, b) in arms {
+                        walk(b, on, off);
+                    }
+                    walk(d, on, off);
+                }
+                _ => {}
+            }
+        }
+    }
+    let (mut on, mut off) = (BTreeSet::new(), BTreeSet::new());
+    walk(&p.control, &mut on, &mut off);
+    for a in &p.actions {
+        walk(&a.body, &mut on, &mut off);
+    }
+    (on, off)
+}
+
+/// Deparser entries that never move: with `fast_deparse`, a header that nothing makes valid
+/// (so it is valid only if this pass extracted it) and after which, in deparser order, no
+/// header's validity ever changes, is either invalid or still where the parser found it.
+fn never_moves(p: &Program, fast_deparse: bool) -> Vec<bool> {
+    let mut out = vec![false; p.deparser.len()];
+    if !fast_deparse {
+        return out;
+    }
+    let (on, off) = validity_changed(p);
+    for i in (0..p.deparser.len()).rev() {
+        let h = p.deparser[i];
+        let after_fixed = p.deparser[i + 1..]
+            .iter()
+            .all(|g| !on.contains(g) && !off.contains(g));
+        out[i] = after_fixed && !on.contains(&h);
     }
     out
 }
@@ -233,6 +287,7 @@ fn layout(p: &Program) -> Layout {
         dep_slot.push(staging_len);
         staging_len += p.headers[h].max_bytes().next_multiple_of(8) + 8;
     }
+    let fast_deparse = fast_deparse_ok(p);
     Layout {
         staging_len,
         dep_slot,
@@ -241,7 +296,8 @@ fn layout(p: &Program) -> Layout {
         snapshot,
         extractable,
         pseudo_fields,
-        fast_deparse: fast_deparse_ok(p),
+        fast_deparse,
+        in_place: never_moves(p, fast_deparse),
         table_keys: p.tables.iter().map(crate::key_fields).collect(),
     }
 }

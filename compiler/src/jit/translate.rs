@@ -1397,6 +1397,9 @@ impl<'a, 'b> Translator<'a, 'b> {
         // Stage every header that moves; a header of variable length that moves takes the
         // slow path (nothing has been written to the packet yet).
         for (i, &h) in p.deparser.iter().enumerate() {
+            if self.layout.in_place[i] {
+                continue;
+            }
             let base = self.b.use_var(self.base[h]);
             let next = self.b.create_block();
             let copy = self.b.create_block();
@@ -1411,6 +1414,9 @@ impl<'a, 'b> Translator<'a, 'b> {
             self.b.switch_to_block(next);
         }
         for (i, &h) in p.deparser.iter().enumerate() {
+            if self.layout.in_place[i] {
+                continue;
+            }
             let copy = self.b.create_block();
             let next = self.b.create_block();
             let base = self.b.use_var(self.base[h]);
