@@ -412,11 +412,38 @@ impl<'a, 'b> Translator<'a, 'b> {
                     .iter()
                     .map(|k| (self.translate_expr(k), k.width))
                     .collect();
-                for c in cases {
-                    // A chain of compare-and-branch, one per matched key: any mismatch goes on
-                    // to the next case.
-                    let next = self.b.create_block();
-                    for (m, &(v, w)) in c.matches.iter().zip(&vals) {
+                // A chain of compare-and-branch per case, one per matched key. Consecutive
+                // cases often share their first key's match (`(0, 6)`, `(0, 17)`, ...): a
+                // mismatch there skips every case that shares it, and a mismatch further on
+                // enters the next such case past the first key, which is known to match.
+                let n = cases.len();
+                let full: Vec<Block> = (0..n).map(|_| self.b.create_block()).collect();
+                let rest: Vec<Block> = (0..n).map(|_| self.b.create_block()).collect();
+                let dflt = self.b.create_block();
+                let first = |i: usize| cases[i].matches.first().copied();
+                let block_or = |i: usize, v: &[Block]| if i < n { v[i] } else { dflt };
+                self.b.ins().jump(block_or(0, &full), &[]);
+                for i in 0..n {
+                    // After the first key fails: the next case with another first key.
+                    let mut k = i + 1;
+                    while k < n && first(k) == first(i) {
+                        k += 1;
+                    }
+                    let fail_first = block_or(k, &full);
+                    // After a later key fails: the next case, past its first key if shared.
+                    let fail_later = if i + 1 < n && first(i + 1) == first(i) {
+                        rest[i + 1]
+                    } else {
+                        block_or(i + 1, &full)
+                    };
+                    for (j, (m, &(v, w))) in cases[i].matches.iter().zip(&vals).enumerate() {
+                        if j == 0 {
+                            self.b.switch_to_block(full[i]);
+                        } else if j == 1 {
+                            self.b.ins().jump(rest[i], &[]);
+                            self.b.switch_to_block(rest[i]);
+                        }
+                        let fail = if j == 0 { fail_first } else { fail_later };
                         let low = sluice_runtime::bits::low_mask(w);
                         let conds = match *m {
                             SelectMatch::Masked { mask, .. } if mask & low == 0 => vec![],
@@ -441,14 +468,26 @@ impl<'a, 'b> Translator<'a, 'b> {
                         };
                         for cnd in conds {
                             let ok = self.b.create_block();
-                            self.b.ins().brif(cnd, ok, &[], next, &[]);
+                            self.b.ins().brif(cnd, ok, &[], fail, &[]);
                             self.b.switch_to_block(ok);
                         }
                     }
+                    match cases[i].matches.len() {
+                        0 => {
+                            self.b.switch_to_block(full[i]);
+                            self.b.ins().jump(rest[i], &[]);
+                            self.b.switch_to_block(rest[i]);
+                        }
+                        1 => {
+                            self.b.ins().jump(rest[i], &[]);
+                            self.b.switch_to_block(rest[i]);
+                        }
+                        _ => {}
+                    }
                     // Every key matched.
-                    jump(self, c.target);
-                    self.b.switch_to_block(next);
+                    jump(self, cases[i].target);
                 }
+                self.b.switch_to_block(dflt);
                 jump(self, *default);
             }
         }
