@@ -68,13 +68,25 @@ impl PacketBuf {
     /// Sets the data window after generated code moved it within the allocation. Returns
     /// false (and changes nothing) if the window does not fit.
     pub fn set_window(&mut self, head: usize, len: usize) -> bool {
+        self.set_window_from(head, len, self.orig_len, self.len)
+    }
+
+    /// `set_window` for a window that was `len_before` bytes with wire length `orig_before`
+    /// just before this change (not necessarily this buffer's last window: generated code
+    /// that recirculates moves the window several times and reports the last move).
+    pub fn set_window_from(
+        &mut self,
+        head: usize,
+        len: usize,
+        orig_before: u32,
+        len_before: usize,
+    ) -> bool {
         if head.checked_add(len).is_none_or(|end| end > self.buf.len()) {
             return false;
         }
-        let old_len = self.len;
         self.head = head;
         self.len = len;
-        let orig = i64::from(self.orig_len) + len as i64 - old_len as i64;
+        let orig = i64::from(orig_before) + len as i64 - len_before as i64;
         self.orig_len = orig.clamp(len as i64, i64::from(u32::MAX)) as u32;
         true
     }

@@ -336,6 +336,12 @@ fn isa_flags() -> Result<settings::Flags, JitError> {
 impl JitProgram {
     /// Compiles a program. `want_asm` keeps a disassembly of the machine code.
     pub fn compile(p: &Program, want_asm: bool) -> Result<JitProgram, JitError> {
+        // Generated code reads and writes network-order fields with a byte swap.
+        if cfg!(target_endian = "big") {
+            return Err(JitError(
+                "the JIT needs a little-endian machine; use --backend interp".into(),
+            ));
+        }
         if p.actions.iter().any(|a| a.params.len() > MAX_ARGS) {
             return Err(JitError(format!(
                 "an action has more than {MAX_ARGS} parameters"
@@ -422,6 +428,7 @@ impl JitProgram {
                 ts_sec: 0,
                 ts_nsec: 0,
                 packet_length: 0,
+                pass_len: 0,
                 pass: 0,
                 tables: std::ptr::null(),
                 stats: std::ptr::null_mut(),
@@ -489,7 +496,8 @@ impl JitProgram {
 
     /// Runs a batch of packets, as the switch loop does: `out[i]` is the verdict of
     /// `pkts[i]`, which arrived with `metas[i]`. The same results and counters as `process`
-    /// on each in turn; the checks that do not depend on the packet are made once.
+    /// on each in turn; the checks that do not depend on the packet are made once. The three
+    /// slices have the same length (only the shortest's worth of packets is run otherwise).
     pub fn process_batch(
         &mut self,
         tables: &TableSet,
@@ -498,6 +506,7 @@ impl JitProgram {
         metas: &[PacketMeta],
         out: &mut [Verdict],
     ) {
+        debug_assert!(pkts.len() == metas.len() && pkts.len() == out.len());
         let n = pkts.len().min(metas.len()).min(out.len());
         let (pkts, metas, out) = (&mut pkts[..n], &metas[..n], &mut out[..n]);
         if !self.fits(tables, stats) {
@@ -556,6 +565,7 @@ impl JitProgram {
         ctx.ts_nsec = u64::from(meta.ts_nsec);
         ctx.packet_length = packet_length;
         ctx.pass = 0;
+        ctx.pass_len = len as u64;
         // Derived from this call's borrow of the stats, so set for every packet (the table
         // and counter arrays are set once per call, by `set_tables`).
         ctx.stats = stats;
@@ -581,11 +591,22 @@ impl JitProgram {
             }
         };
         let (h, l) = (ctx.out_head as usize, ctx.out_len as usize);
-        if (h, l) != (head, len) {
+        if ctx.pass != 0 {
+            // It came round: the wire length changes by the last pass's move, from what it
+            // was when that pass began, as the interpreter changes it pass by pass.
+            set_window_from(pkt, h, l, ctx.packet_length, ctx.pass_len);
+        } else if (h, l) != (head, len) {
             set_window(pkt, h, l);
         }
         code
     }
+}
+
+#[inline(never)]
+fn set_window_from(pkt: &mut PacketBuf, head: usize, len: usize, orig: u64, len_before: u64) {
+    let orig = u32::try_from(orig).unwrap_or(u32::MAX);
+    let ok = pkt.set_window_from(head, len, orig, len_before as usize);
+    debug_assert!(ok, "deparser produced a window outside the buffer");
 }
 
 #[inline]

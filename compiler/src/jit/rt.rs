@@ -28,6 +28,9 @@ pub struct JitCtx {
     /// later passes, and updates `packet_length` for `rt_apply`'s byte counters.
     pub packet_length: u64,
     pub pass: u64,
+    /// The window's length when the current pass began (with `packet_length`, what the wire
+    /// length of the packet that leaves is computed from).
+    pub pass_len: u64,
     /// The tables, read by `rt_apply`. Only read, never written, during a packet.
     pub tables: *const TableSet,
     pub stats: *mut Stats,

@@ -157,11 +157,14 @@ impl<'a, 'b> Translator<'a, 'b> {
             b.ins()
                 .jump(ph, &[BlockArg::Value(head), BlockArg::Value(len)]);
             b.switch_to_block(ph);
-            // The deparser works from the current window.
+            // The deparser works from the current window, and the wire length of the packet
+            // that leaves is computed from this pass's start.
             b.ins()
                 .store(trusted, h, ctx, offset_of!(JitCtx, out_head) as i32);
             b.ins()
                 .store(trusted, l, ctx, offset_of!(JitCtx, out_len) as i32);
+            b.ins()
+                .store(trusted, l, ctx, offset_of!(JitCtx, pass_len) as i32);
             (h, l, Some(ph))
         } else {
             (head, len, None)
@@ -1002,19 +1005,20 @@ impl<'a, 'b> Translator<'a, 'b> {
             }
             ExprKind::Binary(op @ (BinOp::And | BinOp::Or), a, b) => {
                 let mid = self.b.create_block();
-                let before = self.known;
                 let (pos, neg) = facts(a);
                 if *op == BinOp::And {
                     self.translate_cond(a, mid, f);
-                    self.known |= pos;
                 } else {
                     self.translate_cond(a, t, mid);
-                    self.known |= neg;
                 }
+                // What holds after the left side on every path (a table it applied may have
+                // invalidated headers), and, for the right side only, what deciding it gave.
+                let after_a = self.known;
+                self.known |= if *op == BinOp::And { pos } else { neg };
                 // The right side runs only when the left one did not decide.
                 self.b.switch_to_block(mid);
                 self.translate_cond(b, t, f);
-                self.known = before;
+                self.known &= after_a;
             }
             _ => {
                 let c = self.translate_expr(e);
@@ -1048,8 +1052,9 @@ impl<'a, 'b> Translator<'a, 'b> {
                 let tb = self.b.create_block();
                 let eb = self.b.create_block();
                 let done = self.b.create_block();
-                let at_branch = self.known;
                 self.translate_cond(c, tb, eb);
+                // After the condition: a table it applied may have invalidated headers.
+                let at_branch = self.known;
                 self.b.switch_to_block(tb);
                 self.known = at_branch | pos;
                 self.translate_stmts(a);
@@ -1433,8 +1438,8 @@ impl<'a, 'b> Translator<'a, 'b> {
         self.b.ins().brif(short, slow, &[], fits, &[]);
         self.b.switch_to_block(fits);
         let staging = self.ctx_field(offset_of!(JitCtx, staging));
-        // Stage every header that moves; a header of variable length that moves takes the
-        // slow path (nothing has been written to the packet yet).
+        // Stage every header that moves (a header with a variable part too, by its current
+        // length), before anything is written to the packet.
         for (i, &h) in p.deparser.iter().enumerate() {
             if self.layout.in_place[i] {
                 continue;
@@ -1787,8 +1792,9 @@ impl<'a, 'b> Translator<'a, 'b> {
                     acc = self.b.ins().iadd(acc, x);
                 }
                 // Byte order does not matter to a one's complement sum, up to a byte swap
-                // of the result: fold in memory order, then store with the bytes swapped
-                // back (the store below swaps them).
+                // of the result (RFC 1071): the words are summed as the (little-endian)
+                // host loads them, and the sum is swapped into the value the store below
+                // swaps back into network order.
                 let r = self.fold_sum(acc, 3);
                 let r = self.oc_not(r);
                 let r16 = self.b.ins().ireduce(types::I16, r);
@@ -1939,7 +1945,9 @@ fn unreachable_value(tr: &mut Translator) -> Value {
     tr.b.ins().iconst(types::I8, 0)
 }
 
-/// What a condition says about validity: (headers valid when it is true, when it is false).
+/// What a condition says about validity once evaluated: (headers valid when it is true,
+/// when it is false). A fact learned on the left of `&&` or `||` does not survive a table
+/// applied on the right (its action may invalidate the header).
 fn facts(e: &Expr) -> (u64, u64) {
     match &e.kind {
         ExprKind::Valid(h) if *h < 64 => (1 << h, 0),
@@ -1950,14 +1958,28 @@ fn facts(e: &Expr) -> (u64, u64) {
         ExprKind::Binary(BinOp::And, a, b) => {
             let (pa, na) = facts(a);
             let (pb, nb) = facts(b);
+            let pa = if applies(b) { 0 } else { pa };
             (pa | pb, na & nb)
         }
         ExprKind::Binary(BinOp::Or, a, b) => {
             let (pa, na) = facts(a);
             let (pb, nb) = facts(b);
+            let na = if applies(b) { 0 } else { na };
             (pa & pb, na | nb)
         }
         _ => (0, 0),
+    }
+}
+
+/// Whether evaluating an expression may apply a table.
+fn applies(e: &Expr) -> bool {
+    match &e.kind {
+        ExprKind::Apply(..) => true,
+        ExprKind::Not(a) | ExprKind::BitNot(a) | ExprKind::Resize(a) => applies(a),
+        ExprKind::Binary(_, a, b) => applies(a) || applies(b),
+        ExprKind::Hash { fields, max, .. } => fields.iter().any(applies) || applies(max),
+        ExprKind::SipHash { fields, .. } => fields.iter().any(applies),
+        _ => false,
     }
 }
 
