@@ -150,12 +150,7 @@ pub fn bench(args: &BenchArgs, color: bool) -> anyhow::Result<ExitCode> {
             .push((packets.bytes.len(), r.data.len(), r.orig_len));
         packets.bytes.extend_from_slice(&r.data);
     }
-    let max_len = capture
-        .records
-        .iter()
-        .map(|r| r.data.len())
-        .max()
-        .unwrap_or(0);
+    let max_len = capture.max_len();
     drop(capture);
     let name = args
         .program

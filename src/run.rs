@@ -96,12 +96,7 @@ pub fn run(args: &RunArgs, color: bool) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
-    let max_len = capture
-        .records
-        .iter()
-        .map(|r| r.data.len())
-        .max()
-        .unwrap_or(0);
+    let max_len = capture.max_len();
     let mut pkt = PacketBuf::with_capacity(prog.headroom, max_len);
     let mut trace = String::new();
     let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());

@@ -92,10 +92,7 @@ impl<'p> Interp<'p> {
                 let _ = writeln!(t, "  recirculate: pass {pass_no}");
             }
         };
-        match verdict {
-            Verdict::Forward(p) => stats.count_forward(p),
-            Verdict::Drop(r) => stats.count_drop(r),
-        }
+        stats.count_verdict(verdict);
         if let Some(t) = trace {
             match verdict {
                 Verdict::Forward(p) => {

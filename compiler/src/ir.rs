@@ -192,6 +192,36 @@ pub struct Checksum {
     pub pseudo: Option<HeaderId>,
 }
 
+impl Program {
+    /// Every statement of the control block and of the actions, nested ones included.
+    pub fn statements(&self) -> Vec<&Stmt> {
+        fn walk<'a>(s: &'a [Stmt], out: &mut Vec<&'a Stmt>) {
+            for st in s {
+                out.push(st);
+                match st {
+                    Stmt::If(_, a, b) => {
+                        walk(a, out);
+                        walk(b, out);
+                    }
+                    Stmt::Switch(_, arms, d) => {
+                        for (_, b) in arms {
+                            walk(b, out);
+                        }
+                        walk(d, out);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.control, &mut out);
+        for a in &self.actions {
+            walk(&a.body, &mut out);
+        }
+        out
+    }
+}
+
 #[derive(Clone, Debug)]
 pub enum Stmt {
     SetField(HeaderId, FieldId, Expr),

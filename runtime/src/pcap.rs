@@ -34,6 +34,13 @@ pub struct Capture {
     pub nanos: bool,
 }
 
+impl Capture {
+    /// The longest record's captured length: what a packet buffer must hold.
+    pub fn max_len(&self) -> usize {
+        self.records.iter().map(|r| r.data.len()).max().unwrap_or(0)
+    }
+}
+
 /// A capture file that cannot be read or written. Record numbers count
 /// from 1, like Wireshark's frame numbers; offsets are from the file start.
 #[derive(Debug, Error)]

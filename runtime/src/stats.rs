@@ -60,6 +60,15 @@ impl Stats {
         bump(&mut self.dropped, reason as usize);
     }
 
+    /// Counts a packet's fate: forwarded on its port, or dropped for its reason.
+    #[inline]
+    pub fn count_verdict(&mut self, v: crate::packet::Verdict) {
+        match v {
+            crate::packet::Verdict::Forward(p) => self.count_forward(p),
+            crate::packet::Verdict::Drop(r) => self.count_drop(r),
+        }
+    }
+
     /// (port, packets) for every port that forwarded a packet.
     pub fn forwarded_ports(&self) -> impl Iterator<Item = (u16, u64)> + '_ {
         nonzero(&self.forwarded)

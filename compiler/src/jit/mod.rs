@@ -68,65 +68,13 @@ pub(crate) struct Layout {
 }
 
 fn written_fields(p: &Program) -> BTreeSet<(HeaderId, FieldId)> {
-    fn walk(s: &[Stmt], out: &mut BTreeSet<(HeaderId, FieldId)>) {
-        for st in s {
-            match st {
-                Stmt::SetField(h, f, _) => {
-                    out.insert((*h, *f));
-                }
-                Stmt::If(_, a, b) => {
-                    walk(a, out);
-                    walk(b, out);
-                }
-                Stmt::Switch(_, arms, d) => {
-                    for (_, b) in arms {
-                        walk(b, out);
-                    }
-                    walk(d, out);
-                }
-                _ => {}
-            }
-        }
-    }
-    let mut out = BTreeSet::new();
-    walk(&p.control, &mut out);
-    for a in &p.actions {
-        walk(&a.body, &mut out);
-    }
-    out
-}
-
-/// Headers whose validity some statement sets (`set_valid`) or clears (`set_invalid`).
-fn validity_changed(p: &Program) -> (BTreeSet<HeaderId>, BTreeSet<HeaderId>) {
-    fn walk(s: &[Stmt], on: &mut BTreeSet<HeaderId>, off: &mut BTreeSet<HeaderId>) {
-        for st in s {
-            match st {
-                Stmt::SetValid(h) => {
-                    on.insert(*h);
-                }
-                Stmt::SetInvalid(h) => {
-                    off.insert(*h);
-                }
-                Stmt::If(_, a, b) => {
-                    walk(a, on, off);
-                    walk(b, on, off);
-                }
-                Stmt::Switch(_, arms, d) => {
-                    for (_, b) in arms {
-                        walk(b, on, off);
-                    }
-                    walk(d, on, off);
-                }
-                _ => {}
-            }
-        }
-    }
-    let (mut on, mut off) = (BTreeSet::new(), BTreeSet::new());
-    walk(&p.control, &mut on, &mut off);
-    for a in &p.actions {
-        walk(&a.body, &mut on, &mut off);
-    }
-    (on, off)
+    p.statements()
+        .into_iter()
+        .filter_map(|st| match st {
+            Stmt::SetField(h, f, _) => Some((*h, *f)),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Deparser entries that never move: with `fast_deparse`, a header that nothing makes valid
@@ -137,13 +85,24 @@ fn never_moves(p: &Program, fast_deparse: bool) -> Vec<bool> {
     if !fast_deparse {
         return out;
     }
-    let (on, off) = validity_changed(p);
+    // Headers that some statement makes valid, and those whose validity changes at all.
+    let mut made_valid = BTreeSet::new();
+    let mut changed = BTreeSet::new();
+    for st in p.statements() {
+        match st {
+            Stmt::SetValid(h) => {
+                made_valid.insert(*h);
+                changed.insert(*h);
+            }
+            Stmt::SetInvalid(h) => {
+                changed.insert(*h);
+            }
+            _ => {}
+        }
+    }
     for i in (0..p.deparser.len()).rev() {
-        let h = p.deparser[i];
-        let after_fixed = p.deparser[i + 1..]
-            .iter()
-            .all(|g| !on.contains(g) && !off.contains(g));
-        out[i] = after_fixed && !on.contains(&h);
+        let after_fixed = p.deparser[i + 1..].iter().all(|g| !changed.contains(g));
+        out[i] = after_fixed && !made_valid.contains(&p.deparser[i]);
     }
     out
 }
@@ -483,14 +442,8 @@ impl JitProgram {
         }
         // Generated code runs every pass of a packet that recirculates.
         self.set_tables(tables, stats);
-        let verdict = match self.run_pass(stats, pkt, meta) {
-            c if c >> 32 == 0 => Verdict::Forward(c as u16),
-            c => Verdict::Drop(c as u16),
-        };
-        match verdict {
-            Verdict::Forward(p) => stats.count_forward(p),
-            Verdict::Drop(r) => stats.count_drop(r),
-        }
+        let verdict = verdict_of(self.run_pass(stats, pkt, meta));
+        stats.count_verdict(verdict);
         verdict
     }
 
@@ -518,14 +471,8 @@ impl JitProgram {
         self.set_tables(tables, stats);
         for ((pkt, meta), v) in pkts.iter_mut().zip(metas).zip(out.iter_mut()) {
             stats.count_in(meta.ingress_port);
-            *v = match self.run_pass(stats, pkt, meta) {
-                c if c >> 32 == 0 => Verdict::Forward(c as u16),
-                c => Verdict::Drop(c as u16),
-            };
-            match *v {
-                Verdict::Forward(p) => stats.count_forward(p),
-                Verdict::Drop(r) => stats.count_drop(r),
-            }
+            *v = verdict_of(self.run_pass(stats, pkt, meta));
+            stats.count_verdict(*v);
         }
     }
 
@@ -599,6 +546,16 @@ impl JitProgram {
             set_window(pkt, h, l);
         }
         code
+    }
+}
+
+/// Generated code's result: the port with bit 32 clear, or the drop reason with it set.
+#[inline]
+fn verdict_of(code: u64) -> Verdict {
+    if code >> 32 == 0 {
+        Verdict::Forward(code as u16)
+    } else {
+        Verdict::Drop(code as u16)
     }
 }
 

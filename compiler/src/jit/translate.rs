@@ -858,6 +858,7 @@ impl<'a, 'b> Translator<'a, 'b> {
                     self.b.ins().bxor_imm_u(h, 1)
                 }
             }
+            ExprKind::Binary(BinOp::And | BinOp::Or, ..) => self.cond_value(e),
             ExprKind::Binary(op, a, b) => self.translate_binary(*op, a, b, w),
             ExprKind::Hash { algo, fields, max } => {
                 let (ptr, n) = self.field_bytes(fields);
@@ -917,33 +918,6 @@ impl<'a, 'b> Translator<'a, 'b> {
     }
 
     fn translate_binary(&mut self, op: BinOp, a: &Expr, b: &Expr, w: u32) -> Value {
-        match op {
-            BinOp::And | BinOp::Or => {
-                // Short-circuit, as the interpreter does: the right side may apply a table.
-                let x = self.translate_expr(a);
-                let x = self.bool_of(x);
-                let rhs = self.b.create_block();
-                let done = self.b.create_block();
-                self.b.append_block_param(done, types::I8);
-                if op == BinOp::And {
-                    self.b.ins().brif(x, rhs, &[], done, &[BlockArg::Value(x)]);
-                } else {
-                    self.b.ins().brif(x, done, &[BlockArg::Value(x)], rhs, &[]);
-                }
-                self.b.switch_to_block(rhs);
-                // The right side runs only when the left one was true (&&) or false (||).
-                let before = self.known;
-                let (pos, neg) = facts(a);
-                self.known |= if op == BinOp::And { pos } else { neg };
-                let y = self.translate_expr(b);
-                let y = self.bool_of(y);
-                self.known &= before;
-                self.b.ins().jump(done, &[BlockArg::Value(y)]);
-                self.b.switch_to_block(done);
-                return self.b.block_params(done)[0];
-            }
-            _ => {}
-        }
         let x = self.translate_expr(a);
         let y = self.translate_expr(b);
         let cmp = |tr: &mut Self, cc: IntCC| tr.b.ins().icmp(cc, x, y);
@@ -994,6 +968,23 @@ impl<'a, 'b> Translator<'a, 'b> {
     }
 
     // ---- statements
+
+    /// `&&` and `||` as a value: the condition's branches (short-circuit, as the interpreter
+    /// evaluates them: the right side may apply a table) joined into 0 or 1.
+    fn cond_value(&mut self, e: &Expr) -> Value {
+        let t = self.b.create_block();
+        let f = self.b.create_block();
+        let done = self.b.create_block();
+        self.b.append_block_param(done, types::I8);
+        self.translate_cond(e, t, f);
+        for (blk, v) in [(t, 1), (f, 0)] {
+            self.b.switch_to_block(blk);
+            let c = self.b.ins().iconst(types::I8, v);
+            self.b.ins().jump(done, &[BlockArg::Value(c)]);
+        }
+        self.b.switch_to_block(done);
+        self.b.block_params(done)[0]
+    }
 
     /// A condition as branches to `t` or `f`: `!` swaps the targets, `&&` and `||`
     /// short-circuit, a validity test is one `test` of the mask, a comparison one `cmp`.
@@ -2293,14 +2284,8 @@ impl Translator<'_, '_> {
 }
 
 /// Whether any statement of the program recirculates.
-pub(super) fn program_recirculates(p: &Program) -> bool {
-    fn any(s: &[Stmt]) -> bool {
-        s.iter().any(|st| match st {
-            Stmt::Recirculate => true,
-            Stmt::If(_, a, b) => any(a) || any(b),
-            Stmt::Switch(_, arms, d) => arms.iter().any(|(_, b)| any(b)) || any(d),
-            _ => false,
-        })
-    }
-    any(&p.control) || p.actions.iter().any(|a| any(&a.body))
+fn program_recirculates(p: &Program) -> bool {
+    p.statements()
+        .into_iter()
+        .any(|st| matches!(st, Stmt::Recirculate))
 }
