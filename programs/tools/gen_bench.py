@@ -10,12 +10,7 @@ import os
 import random
 import struct
 
-
-def csum(data):
-    s = sum(struct.unpack("!%dH" % (len(data) // 2), data))
-    while s > 0xFFFF:
-        s = (s & 0xFFFF) + (s >> 16)
-    return (~s) & 0xFFFF
+from netbytes import csum
 
 
 def main():

@@ -10,21 +10,10 @@ full recomputation. Standard library only. Run from the repository root:
 import os
 import struct
 
+from netbytes import csum, ip
+
 PUBLIC = "203.0.113.10"
 BASE_TS = 1_700_000_000
-
-
-def ip(a):
-    return bytes(int(x) for x in a.split("."))
-
-
-def csum(data):
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(struct.unpack("!%dH" % (len(data) // 2), data))
-    while s > 0xFFFF:
-        s = (s & 0xFFFF) + (s >> 16)
-    return (~s) & 0xFFFF
 
 
 def eth(payload, ethertype=0x0800):

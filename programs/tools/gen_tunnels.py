@@ -14,21 +14,10 @@ import random
 import struct
 import zlib
 
+from netbytes import csum, ip
+
 ETH = bytes.fromhex("020000000002020000000001")
 BASE_TS = 1_750_000_000
-
-
-def ip(a):
-    return bytes(int(x) for x in a.split("."))
-
-
-def csum(data):
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(struct.unpack("!%dH" % (len(data) // 2), data))
-    while s > 0xFFFF:
-        s = (s & 0xFFFF) + (s >> 16)
-    return (~s) & 0xFFFF
 
 
 def oc_add(a, b):
