@@ -93,6 +93,30 @@ pub struct State {
     pub transition: Transition,
 }
 
+impl State {
+    /// Where this state can go: every case's target and the default, or its one transition.
+    pub fn targets(&self) -> Vec<Target> {
+        match &self.transition {
+            Transition::Accept => vec![Target::Accept],
+            Transition::Reject => vec![Target::Reject],
+            Transition::Goto(t) => vec![Target::State(*t)],
+            Transition::Select { cases, default, .. } => cases
+                .iter()
+                .map(|c| c.target)
+                .chain(std::iter::once(*default))
+                .collect(),
+        }
+    }
+
+    /// The headers this state extracts, as a mask (bit h; headers 64 and up are left out).
+    pub fn extracted(&self) -> u64 {
+        self.ops.iter().fold(0, |m, op| match op {
+            ParserOp::Extract { header, .. } if *header < 64 => m | (1 << header),
+            _ => m,
+        })
+    }
+}
+
 #[derive(Clone, Debug)]
 pub enum ParserOp {
     /// Bounds check of the fixed part, then (if any) the varbit length in bits, checked

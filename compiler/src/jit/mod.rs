@@ -128,19 +128,13 @@ fn fast_deparse_ok(p: &Program) -> bool {
     // Depth-first over paths, with a budget so that pathological graphs just take the slow path.
     let mut budget = 10_000usize;
     fn succ(s: &State) -> Vec<StateId> {
-        match &s.transition {
-            Transition::Goto(t) => vec![*t],
-            Transition::Select { cases, default, .. } => cases
-                .iter()
-                .map(|c| c.target)
-                .chain(std::iter::once(*default))
-                .filter_map(|t| match t {
-                    Target::State(s) => Some(s),
-                    _ => None,
-                })
-                .collect(),
-            _ => vec![],
-        }
+        s.targets()
+            .into_iter()
+            .filter_map(|t| match t {
+                Target::State(s) => Some(s),
+                _ => None,
+            })
+            .collect()
     }
     fn go(
         p: &Program,
@@ -189,15 +183,7 @@ fn layout(p: &Program) -> Layout {
         off += (h.max_bytes() + 8).next_multiple_of(16) + 16;
     }
     let written = written_fields(p);
-    let extractable = p
-        .states
-        .iter()
-        .flat_map(|s| &s.ops)
-        .filter_map(|op| match op {
-            ParserOp::Extract { header, .. } if *header < 64 => Some(1u64 << header),
-            _ => None,
-        })
-        .fold(0, |a, b| a | b);
+    let extractable = p.states.iter().fold(0, |m, s| m | s.extracted());
     let parsed = |h: HeaderId| h < 64 && extractable & (1 << h) != 0;
     let mut snapshot = BTreeSet::new();
     let mut pseudo_fields = BTreeMap::new();

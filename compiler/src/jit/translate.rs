@@ -1974,24 +1974,6 @@ fn applies(e: &Expr) -> bool {
 /// "must" dataflow over the parser graph.
 fn must_extracted(p: &Program) -> (Vec<u64>, u64) {
     let n = p.states.len();
-    let extracts = |s: &State| -> u64 {
-        s.ops.iter().fold(0, |m, op| match op {
-            ParserOp::Extract { header, .. } if *header < 64 => m | (1 << header),
-            _ => m,
-        })
-    };
-    let targets = |s: &State| -> Vec<Target> {
-        match &s.transition {
-            Transition::Accept => vec![Target::Accept],
-            Transition::Reject => vec![Target::Reject],
-            Transition::Goto(t) => vec![Target::State(*t)],
-            Transition::Select { cases, default, .. } => cases
-                .iter()
-                .map(|c| c.target)
-                .chain(std::iter::once(*default))
-                .collect(),
-        }
-    };
     let mut ins = vec![u64::MAX; n];
     if n > 0 {
         ins[0] = 0;
@@ -2006,8 +1988,8 @@ fn must_extracted(p: &Program) -> (Vec<u64>, u64) {
             new_ins[0] = 0;
         }
         for (i, st) in p.states.iter().enumerate() {
-            let out = ins[i] | extracts(st);
-            for t in targets(st) {
+            let out = ins[i] | st.extracted();
+            for t in st.targets() {
                 match t {
                     Target::State(j) => new_ins[j] &= out,
                     Target::Accept => acc &= out,
