@@ -378,7 +378,6 @@ impl JitProgram {
                 tables: std::ptr::null(),
                 stats: std::ptr::null_mut(),
                 action_runs: std::ptr::null_mut(),
-                action_runs_len: 0,
                 table_hits: std::ptr::null_mut(),
                 table_misses: std::ptr::null_mut(),
                 tables_ptr: std::ptr::null(),
@@ -481,7 +480,6 @@ impl JitProgram {
         ctx.tables = tables;
         ctx.tables_ptr = tables.tables.as_ptr();
         ctx.action_runs = stats.action_runs.as_mut_ptr();
-        ctx.action_runs_len = stats.action_runs.len() as u64;
         ctx.table_hits = stats.table_hits.as_mut_ptr();
         ctx.table_misses = stats.table_misses.as_mut_ptr();
     }

@@ -34,10 +34,8 @@ pub struct JitCtx {
     /// The tables, read by `rt_apply`. Only read, never written, during a packet.
     pub tables: *const TableSet,
     pub stats: *mut Stats,
-    /// `stats.action_runs`, for actions that the control block calls directly and for
-    /// inline table lookups, and its length.
+    /// `stats.action_runs`, for inline table lookups (one entry per action of the program).
     pub action_runs: *mut u64,
-    pub action_runs_len: u64,
     /// `stats.table_hits` and `stats.table_misses`, for inline table lookups.
     pub table_hits: *mut u64,
     pub table_misses: *mut u64,

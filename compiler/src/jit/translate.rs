@@ -68,8 +68,14 @@ pub(super) struct Translator<'a, 'b> {
     /// Length of each header with a varbit field (others have their fixed length).
     hlen: Vec<Option<Variable>>,
     meta: Vec<Variable>,
-    /// Parse-time values of fields that checksums need and actions may change.
-    old: BTreeMap<(HeaderId, FieldId), Variable>,
+    /// Parse-time values of fields that checksums need and actions may change, each taken
+    /// where the field is first written (see `capture_old`), and its bit in `written`.
+    old: BTreeMap<(HeaderId, FieldId), (Variable, usize)>,
+    /// Bit i of word i / 64: snapshot field i was written in this pass (so `old` holds its
+    /// parse-time value). Most packets write few of them: the others cost nothing. Cleared
+    /// where each pass starts; only the control block writes header fields (the checker
+    /// keeps the parser to metadata), so every write comes after every extract.
+    written: Vec<Variable>,
     cursor: Variable,
     egress: Variable,
     vkind: Variable,
@@ -186,15 +192,18 @@ impl<'a, 'b> Translator<'a, 'b> {
             }
         }
         let mut old = BTreeMap::new();
-        for &(h, f) in &layout.snapshot {
+        for (i, &(h, f)) in layout.snapshot.iter().enumerate() {
             let t = ty(p.headers[h].fields[f].width);
             let z = if t == types::I128 {
                 b.ins().iconcat(zero64, zero64)
             } else {
                 zero64
             };
-            old.insert((h, f), var(&mut b, t, z));
+            old.insert((h, f), (var(&mut b, t, z), i));
         }
+        let written = (0..layout.snapshot.len().div_ceil(64))
+            .map(|_| var(&mut b, types::I64, zero64))
+            .collect();
         let valid_mask = var(&mut b, types::I64, zero64);
         let extracted_mask = var(&mut b, types::I64, zero64);
         let cursor = var(&mut b, types::I64, zero64);
@@ -220,6 +229,7 @@ impl<'a, 'b> Translator<'a, 'b> {
             hlen,
             meta,
             old,
+            written,
             cursor,
             egress,
             vkind,
@@ -532,18 +542,44 @@ impl<'a, 'b> Translator<'a, 'b> {
             }
         }
         self.b.def_var(self.cursor, total);
-        // Parse-time values for the incremental checksum update.
-        let snaps: Vec<(FieldId, Variable)> = self
-            .old
-            .iter()
-            .filter(|((hh, _), _)| *hh == h)
-            .map(|((_, f), v)| (*f, *v))
-            .collect();
-        for (f, v) in snaps {
-            let fd = &self.p.headers[h].fields[f];
-            let x = self.load_field(base, fd.bit_offset, fd.width);
-            self.b.def_var(v, x);
-        }
+    }
+
+    /// Bit `i` of the `written` mask, as a condition.
+    fn written_bit(&mut self, i: usize) -> Value {
+        let m = self.b.use_var(self.written[i / 64]);
+        let x = self.b.ins().band_imm_u(m, (1u64 << (i % 64)) as i64);
+        self.b.ins().icmp_imm_u(IntCC::NotEqual, x, 0)
+    }
+
+    /// Before a write to a field that a checksum update needs: on the field's first write of
+    /// the pass, its value (still the parsed one) becomes its snapshot. Taken here rather
+    /// than at extract time, a field that the packet's path never writes costs nothing.
+    fn capture_old(&mut self, h: HeaderId, f: FieldId, base: Value) {
+        let Some(&(var, i)) = self.old.get(&(h, f)) else {
+            return;
+        };
+        let fd = &self.p.headers[h].fields[f];
+        let cur = self.load_field(base, fd.bit_offset, fd.width);
+        let seen = self.written_bit(i);
+        let prev = self.b.use_var(var);
+        let keep = self.b.ins().select(seen, prev, cur);
+        self.b.def_var(var, keep);
+        let w = self.written[i / 64];
+        let m = self.b.use_var(w);
+        let m = self.b.ins().bor_imm_u(m, (1u64 << (i % 64)) as i64);
+        self.b.def_var(w, m);
+    }
+
+    /// A snapshot field's parse-time value: its snapshot if it was written, else what it
+    /// holds now.
+    fn old_value(&mut self, h: HeaderId, f: FieldId) -> Option<Value> {
+        let &(var, i) = self.old.get(&(h, f))?;
+        let fd = &self.p.headers[h].fields[f];
+        let base = self.b.use_var(self.base[h]);
+        let cur = self.load_field(base, fd.bit_offset, fd.width);
+        let seen = self.written_bit(i);
+        let prev = self.b.use_var(var);
+        Some(self.b.ins().select(seen, prev, cur))
     }
 
     // ---- header state
@@ -779,6 +815,7 @@ impl<'a, 'b> Translator<'a, 'b> {
         let (off, w) = (fd.bit_offset, fd.width);
         if self.known & (1 << h) != 0 {
             let base = self.b.use_var(self.base[h]);
+            self.capture_old(h, f, base);
             self.store_field(base, off, w, v);
             return;
         }
@@ -789,6 +826,7 @@ impl<'a, 'b> Translator<'a, 'b> {
         self.b.ins().brif(valid, yes, &[], done, &[]);
         self.b.switch_to_block(yes);
         let base = self.b.use_var(self.base[h]);
+        self.capture_old(h, f, base);
         self.store_field(base, off, w, v);
         self.b.ins().jump(done, &[]);
         self.b.switch_to_block(done);
@@ -1110,16 +1148,7 @@ impl<'a, 'b> Translator<'a, 'b> {
             Stmt::Drop(r) => self.set_drop(*r as i64),
             Stmt::Call(a, args) => {
                 let vals: Vec<Value> = args.iter().map(|e| self.translate_expr(e)).collect();
-                let ptr = self.b.ins().load(
-                    types::I64,
-                    self.trusted,
-                    self.ctx,
-                    offset_of!(JitCtx, action_runs) as i32,
-                );
-                let off = (*a * 8) as i32;
-                let n = self.b.ins().load(types::I64, self.trusted, ptr, off);
-                let n = self.b.ins().iadd_imm_u(n, 1);
-                self.b.ins().store(self.trusted, n, ptr, off);
+                self.count(offset_of!(JitCtx, action_runs), *a);
                 self.translate_action_body(*a, vals);
             }
             Stmt::Recirculate => {
@@ -1281,6 +1310,11 @@ impl<'a, 'b> Translator<'a, 'b> {
         for (a, bl) in ids.iter().zip(&blocks) {
             self.b.switch_to_block(*bl);
             self.known = entry;
+            // An inline lookup leaves the action's run counter to its arm (`rt_apply` counts
+            // it itself). The arms cover every action an entry or default can name.
+            if row_in.is_some() {
+                self.count(offset_of!(JitCtx, action_runs), *a);
+            }
             match *a {
                 BUILTIN_DROP => {
                     let rh = self.b.ins().iconst(types::I64, on_hit as i64);
@@ -1683,9 +1717,9 @@ impl<'a, 'b> Translator<'a, 'b> {
     /// other (a pushed header, say) its deltas are 0 without computing them.
     fn field_deltas(&mut self) -> BTreeMap<(HeaderId, FieldId, u32), Value> {
         let mut out = BTreeMap::new();
-        let mut by_header: BTreeMap<HeaderId, Vec<(FieldId, Variable)>> = BTreeMap::new();
-        for (&(h, f), &var) in &self.old {
-            by_header.entry(h).or_default().push((f, var));
+        let mut by_header: BTreeMap<HeaderId, Vec<(FieldId, Variable, usize)>> = BTreeMap::new();
+        for (&(h, f), &(var, i)) in &self.old {
+            by_header.entry(h).or_default().push((f, var, i));
         }
         for (h, snaps) in by_header {
             let v = self.b.use_var(self.valid_mask);
@@ -1705,17 +1739,30 @@ impl<'a, 'b> Translator<'a, 'b> {
             self.b.ins().brif(live, yes, &[], merge, &zeros);
             self.b.switch_to_block(yes);
             let mut ds = Vec::new();
-            for &(f, var) in &snaps {
+            for &(f, var, i) in &snaps {
+                // A field not written in this pass has not changed.
                 let fd = &self.p.headers[h].fields[f];
                 let (off, w) = (fd.bit_offset, fd.width);
+                let seen = self.written_bit(i);
+                let wrote = self.b.create_block();
+                let next = self.b.create_block();
+                self.b.append_block_param(next, types::I64);
+                let z = self.b.ins().iconst(types::I64, 0);
+                self.b
+                    .ins()
+                    .brif(seen, wrote, &[], next, &[BlockArg::Value(z)]);
+                self.b.switch_to_block(wrote);
                 let base = self.b.use_var(self.base[h]);
                 let a = self.b.use_var(var);
                 let b = self.load_field(base, off, w);
-                ds.push(BlockArg::Value(self.delta(a, b, off, w)));
+                let d = self.delta(a, b, off, w);
+                self.b.ins().jump(next, &[BlockArg::Value(d)]);
+                self.b.switch_to_block(next);
+                ds.push(BlockArg::Value(self.b.block_params(next)[0]));
             }
             self.b.ins().jump(merge, &ds);
             self.b.switch_to_block(merge);
-            for (i, &(f, _)) in snaps.iter().enumerate() {
+            for (i, &(f, _, _)) in snaps.iter().enumerate() {
                 let fd = &self.p.headers[h].fields[f];
                 let rot = (16 - (fd.bit_offset + fd.width) % 16) % 16;
                 out.insert((h, f, rot), self.b.block_params(merge)[i]);
@@ -1898,13 +1945,9 @@ impl<'a, 'b> Translator<'a, 'b> {
                 sum = self.b.ins().iadd(sum, d);
             }
         }
-        if let (Some(&ivar), Some(&tvar)) = (
-            self.old.get(&(ph, pf.ihl)),
-            self.old.get(&(ph, pf.total_len)),
-        ) {
+        if let (Some(ia), Some(ta)) = (self.old_value(ph, pf.ihl), self.old_value(ph, pf.total_len))
+        {
             let base = self.b.use_var(self.base[ph]);
-            let ia = self.b.use_var(ivar);
-            let ta = self.b.use_var(tvar);
             let ib = self.load_field(base, 4, 4);
             let tb = self.load_field(base, 16, 16);
             let l4 = |tr: &mut Self, ihl: Value, total: Value| {
@@ -2142,9 +2185,9 @@ impl Translator<'_, '_> {
         let bytes = self.b.ins().iadd(bytes, len);
         self.b.ins().store(self.trusted, bytes, c, 8);
         self.count(offset_of!(JitCtx, table_hits), t);
+        // The action's run counter is bumped in its arm of the dispatch, at a constant index.
         let action = self.b.ins().load(types::I32, self.trusted, row, 0);
         let action = self.b.ins().uextend(types::I64, action);
-        self.count_dynamic(offset_of!(JitCtx, action_runs), action);
         let r = self.b.ins().bor_imm_u(action, 1i64 << 32);
         self.b
             .ins()
@@ -2156,7 +2199,6 @@ impl Translator<'_, '_> {
         self.count(offset_of!(JitCtx, table_misses), t);
         let action = self.b.ins().load(types::I32, self.trusted, row, 0);
         let action = self.b.ins().uextend(types::I64, action);
-        self.count_dynamic(offset_of!(JitCtx, action_runs), action);
         self.b
             .ins()
             .jump(done, &[BlockArg::Value(action), BlockArg::Value(row)]);
@@ -2225,7 +2267,8 @@ impl Translator<'_, '_> {
         self.b.ins().jump(probe, &[BlockArg::Value(i1)]);
     }
 
-    /// Adds one to a counter array of the context at a constant index.
+    /// Adds one to a counter array of the context at a constant index (in bounds: `fits`
+    /// checked the arrays' lengths against the program's tables and actions).
     fn count(&mut self, field: usize, index: usize) {
         let arr = self
             .b
@@ -2235,33 +2278,6 @@ impl Translator<'_, '_> {
         let n = self.b.ins().load(types::I64, self.trusted, arr, off);
         let n = self.b.ins().iadd_imm_u(n, 1);
         self.b.ins().store(self.trusted, n, arr, off);
-    }
-
-    /// Adds one to a counter array of the context at a computed index (checked against the
-    /// array's length, kept in the context).
-    fn count_dynamic(&mut self, field: usize, index: Value) {
-        let arr = self
-            .b
-            .ins()
-            .load(types::I64, self.trusted, self.ctx, field as i32);
-        let len = self.b.ins().load(
-            types::I64,
-            self.trusted,
-            self.ctx,
-            offset_of!(JitCtx, action_runs_len) as i32,
-        );
-        let ok = self.b.ins().icmp(IntCC::UnsignedLessThan, index, len);
-        let yes = self.b.create_block();
-        let done = self.b.create_block();
-        self.b.ins().brif(ok, yes, &[], done, &[]);
-        self.b.switch_to_block(yes);
-        let off = self.b.ins().ishl_imm_u(index, 3);
-        let a = self.b.ins().iadd(arr, off);
-        let n = self.b.ins().load(types::I64, self.trusted, a, 0);
-        let n = self.b.ins().iadd_imm_u(n, 1);
-        self.b.ins().store(self.trusted, n, a, 0);
-        self.b.ins().jump(done, &[]);
-        self.b.switch_to_block(done);
     }
 }
 
