@@ -554,3 +554,50 @@ fn secrets_never_show() {
         );
     }
 }
+
+/// A GRE packet (protocol 47) from `src` to `dst` carrying `inner`'s IPv4 datagram.
+fn gre_tunnel(inner: &[u8], src: [u8; 4], dst: [u8; 4]) -> Vec<u8> {
+    let dgram = &inner[14..];
+    let mut h = vec![0x45, 0];
+    h.extend_from_slice(&(24 + dgram.len() as u16).to_be_bytes());
+    h.extend_from_slice(&[0, 0, 0x40, 0, 64, 47, 0, 0]);
+    h.extend_from_slice(&src);
+    h.extend_from_slice(&dst);
+    let c = csum(&h);
+    h[10..12].copy_from_slice(&c.to_be_bytes());
+    let mut p = inner[..14].to_vec();
+    p.extend(h);
+    p.extend_from_slice(&[0, 0, 8, 0]);
+    p.extend_from_slice(dgram);
+    p
+}
+
+#[test]
+fn tunnel_packets_for_a_vm_pass_through_unchanged() {
+    // A tunnel packet addressed to a VM (not to one of this host's tunnel addresses) is not
+    // decapsulated: it is delivered as it came, its GRE or auth header still after the IPv4
+    // header it arrived behind.
+    let dir = temp_dir("transit");
+    let inner = udp_packet([10, 0, 0, 9], [10, 0, 0, 7], 1234, 80, 64);
+    let gre = gre_tunnel(&inner, [192, 0, 2, 20], [10, 0, 0, 1]);
+    let auth = auth_tunnel(&inner, [192, 0, 2, 20], [10, 0, 0, 1], 0x1122, 7);
+    for (program, packet) in [("vnet", &gre), ("vnet_auth", &auth), ("vnet_auth", &gre)] {
+        let sub = dir.join(format!("{program}-{}", packet[23]));
+        std::fs::create_dir_all(&sub).unwrap();
+        let input = sub.join("in.pcap");
+        write_pcap(&input, &[(1, packet.clone())]);
+        let (summary, out) = run_both(
+            &format!("programs/{program}.sluice"),
+            &root().join(format!("programs/{program}.entries")),
+            &input,
+            &sub,
+        );
+        assert!(
+            summary.contains("in = forwarded + dropped: 1 = 1 + 0"),
+            "{program}: {summary}"
+        );
+        let got = read_pcap(&out.join("port-3.pcap"));
+        assert_eq!(got.len(), 1, "{program}");
+        assert_eq!(got[0].3, *packet, "{program}: protocol {}", packet[23]);
+    }
+}

@@ -65,6 +65,10 @@ pub(crate) struct Layout {
     /// the inline deparser keeps a header that moves (`dep_slot[i]`).
     pub staging_len: usize,
     pub dep_slot: Vec<usize>,
+    /// The (valid, extracted) masks, different from each other, that a packet can reach the
+    /// deparser with (see `deparse_masks`): each gets a deparser of its own. Empty without
+    /// `fast_deparse`.
+    pub deparse_masks: Vec<(u64, u64)>,
 }
 
 fn written_fields(p: &Program) -> BTreeSet<(HeaderId, FieldId)> {
@@ -105,6 +109,134 @@ fn never_moves(p: &Program, fast_deparse: bool) -> Vec<bool> {
         out[i] = after_fixed && !made_valid.contains(&p.deparser[i]);
     }
     out
+}
+
+/// Most (valid, extracted) combinations the deparser is specialized for; a program that
+/// can reach more keeps the general deparser alone.
+const MAX_DEPARSE_MASKS: usize = 64;
+
+/// The (valid, extracted) header masks with which a packet can reach the deparser, where
+/// they differ (a header pushed or popped): what the control block does to validity, run
+/// over every parser path's extracted set, with conditions on `h.valid` taken into account.
+/// An over-approximation (other conditions go both ways, a drop may be overridden); `None`
+/// where the sets grow past `MAX_DEPARSE_MASKS` or the program has more than 32 headers.
+fn deparse_masks(p: &Program) -> Option<Vec<(u64, u64)>> {
+    if p.headers.len() > 32 || p.states.is_empty() {
+        return None;
+    }
+    // Every parser path to accept, by what it extracted (a loop's paths are bounded by the
+    // work allowed: past it, no specialization).
+    let mut starts = BTreeSet::new();
+    let mut stack = vec![(0usize, 0u64)];
+    let mut work = 0;
+    while let Some((st, m)) = stack.pop() {
+        work += 1;
+        if work > 4096 || starts.len() > MAX_DEPARSE_MASKS {
+            return None;
+        }
+        let m = m | p.states[st].extracted();
+        for t in p.states[st].targets() {
+            match t {
+                Target::Accept => {
+                    starts.insert((m, m));
+                }
+                Target::Reject => {}
+                Target::State(n) => stack.push((n, m)),
+            }
+        }
+    }
+    let out = masks_after(p, &p.control, starts)?;
+    Some(out.into_iter().filter(|(v, e)| v != e).collect())
+}
+
+type Masks = BTreeSet<(u64, u64)>;
+
+fn masks_after(p: &Program, stmts: &[Stmt], mut s: Masks) -> Option<Masks> {
+    let map = |s: &Masks, f: &dyn Fn(u64) -> u64| s.iter().map(|&(v, e)| (f(v), e)).collect();
+    for st in stmts {
+        s = match st {
+            Stmt::SetValid(h) => map(&s, &|v| v | 1 << h),
+            Stmt::SetInvalid(h) => map(&s, &|v| v & !(1 << h)),
+            Stmt::If(c, a, b) => {
+                let s = masks_of_expr(p, c, s)?;
+                let (t, f) = translate::facts(c);
+                let keep =
+                    |m: u64| -> Masks { s.iter().filter(|x| x.0 & m == m).copied().collect() };
+                let mut out = masks_after(p, a, keep(t))?;
+                out.extend(masks_after(p, b, keep(f))?);
+                out
+            }
+            Stmt::Apply(t) => masks_of_apply(p, *t, &s, |_| &[])?,
+            Stmt::Switch(t, arms, default) => masks_of_apply(p, *t, &s, |a| {
+                arms.iter()
+                    .find(|(x, _)| *x == a)
+                    .map_or(default.as_slice(), |(_, b)| b.as_slice())
+            })?,
+            Stmt::Call(a, args) => {
+                let mut s = s;
+                for e in args {
+                    s = masks_of_expr(p, e, s)?;
+                }
+                masks_after(p, &p.actions[*a].body, s)?
+            }
+            Stmt::SetField(_, _, e) | Stmt::SetMeta(_, e) | Stmt::Forward(e) => {
+                masks_of_expr(p, e, s)?
+            }
+            Stmt::Drop(_) | Stmt::Recirculate => s,
+        };
+        if s.len() > MAX_DEPARSE_MASKS {
+            return None;
+        }
+    }
+    Some(s)
+}
+
+/// A table applied: any of its actions (and the built-ins) may run, then `then(action)`.
+fn masks_of_apply<'p>(
+    p: &'p Program,
+    t: TableId,
+    s: &Masks,
+    then: impl Fn(ActionId) -> &'p [Stmt],
+) -> Option<Masks> {
+    let table = &p.tables[t];
+    let mut ids: Vec<ActionId> = table.actions.clone();
+    ids.push(table.default.0);
+    ids.extend([0, 1]);
+    ids.sort_unstable();
+    ids.dedup();
+    let mut out = Masks::new();
+    for a in ids {
+        let after = masks_after(p, &p.actions[a].body, s.clone())?;
+        out.extend(masks_after(p, then(a), after)?);
+    }
+    Some(out)
+}
+
+/// Tables that an expression applies change the masks as their actions do.
+fn masks_of_expr(p: &Program, e: &Expr, s: Masks) -> Option<Masks> {
+    match &e.kind {
+        ExprKind::Apply(t, _) => masks_of_apply(p, *t, &s, |_| &[]),
+        ExprKind::Binary(_, a, b) => {
+            let s = masks_of_expr(p, a, s)?;
+            masks_of_expr(p, b, s)
+        }
+        ExprKind::Not(a) | ExprKind::BitNot(a) | ExprKind::Resize(a) => masks_of_expr(p, a, s),
+        ExprKind::Hash { fields, max, .. } => {
+            let mut s = s;
+            for f in fields {
+                s = masks_of_expr(p, f, s)?;
+            }
+            masks_of_expr(p, max, s)
+        }
+        ExprKind::SipHash { fields, .. } => {
+            let mut s = s;
+            for f in fields {
+                s = masks_of_expr(p, f, s)?;
+            }
+            Some(s)
+        }
+        _ => Some(s),
+    }
 }
 
 fn field_at(h: &Header, off: u32, w: u32) -> Option<FieldId> {
@@ -242,6 +374,11 @@ fn layout(p: &Program) -> Layout {
         extractable,
         pseudo_fields,
         fast_deparse,
+        deparse_masks: if fast_deparse {
+            deparse_masks(p).unwrap_or_default()
+        } else {
+            Vec::new()
+        },
         in_place: never_moves(p, fast_deparse),
         table_keys: p.tables.iter().map(crate::key_fields).collect(),
     }

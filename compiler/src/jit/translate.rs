@@ -1380,6 +1380,7 @@ impl<'a, 'b> Translator<'a, 'b> {
             let inline = self.b.create_block();
             self.b.ins().brif(same, done, &[], inline, &[]);
             self.b.switch_to_block(inline);
+            self.translate_special_deparses(slow, done);
             self.translate_inline_deparse(slow, done);
         } else {
             let inline = self.b.create_block();
@@ -1426,6 +1427,156 @@ impl<'a, 'b> Translator<'a, 'b> {
         );
         self.b.ins().jump(done, &[]);
         self.b.switch_to_block(done);
+    }
+
+    /// A deparser for each (valid, extracted) pair that the program can reach, where its
+    /// moves can be made in place: chosen by the masks, it knows every header's destination
+    /// and copies only the headers that move, each straight to its place, in an order that
+    /// never overwrites a header not yet copied. Other pairs fall through to the general
+    /// deparser, in the current block.
+    fn translate_special_deparses(&mut self, slow: Block, done: Block) {
+        let plans: Vec<((u64, u64), Vec<usize>)> = self
+            .layout
+            .deparse_masks
+            .iter()
+            .filter_map(|&m| Some((m, self.deparse_plan(m.0, m.1)?)))
+            .collect();
+        if plans.is_empty() {
+            return;
+        }
+        let general = self.b.create_block();
+        let blocks: Vec<Block> = plans.iter().map(|_| self.b.create_block()).collect();
+        let v = self.b.use_var(self.valid_mask);
+        let e = self.b.use_var(self.extracted_mask);
+        let e = self.b.ins().ishl_imm_u(e, 32);
+        let key = self.b.ins().bor(v, e);
+        let mut sw = Switch::new();
+        for (((v, e), _), &bl) in plans.iter().zip(&blocks) {
+            sw.set_entry(u128::from(v | e << 32), bl);
+        }
+        sw.emit(&mut self.b, key, general);
+        for ((masks, order), bl) in plans.into_iter().zip(blocks) {
+            self.b.switch_to_block(bl);
+            self.translate_special_deparse(masks, &order, slow, done);
+        }
+        self.b.switch_to_block(general);
+    }
+
+    /// Which deparser entries move, in the order to copy them, for headers `v` valid after
+    /// `e` were extracted (with `fast_deparse`, the extracted ones lie back to back in
+    /// deparser order, up to the payload). A valid header that was extracted stays where it
+    /// is if the valid headers after it are the extracted ones; it moves to the front if more
+    /// are valid after it, to the back if fewer. With every move to the front, copying front
+    /// to back never overwrites a header before it is copied; with every move to the back,
+    /// back to front. Pushed headers come from their scratch storage, with their fixed length
+    /// (only an extract gives a header more). `None` for moves both ways, or a moving
+    /// extracted header with a variable part: the general deparser takes those.
+    fn deparse_plan(&self, v: u64, e: u64) -> Option<Vec<usize>> {
+        let dep = &self.p.deparser;
+        let after = |m: u64, i: usize| {
+            dep[i + 1..]
+                .iter()
+                .filter(|&&g| m & (1 << g) != 0)
+                .fold(0u64, |acc, &g| acc | 1 << g)
+        };
+        let (mut front, mut back) = (false, false);
+        let mut moving = Vec::new();
+        for (i, &h) in dep.iter().enumerate() {
+            if v & (1 << h) == 0 {
+                continue;
+            }
+            if e & (1 << h) != 0 {
+                let (av, ae) = (after(v, i), after(e, i));
+                if av == ae {
+                    continue;
+                }
+                if av & !ae != 0 && ae & !av == 0 {
+                    front = true;
+                } else if ae & !av != 0 && av & !ae == 0 {
+                    back = true;
+                } else {
+                    return None;
+                }
+                if self.hlen[h].is_some() {
+                    return None;
+                }
+            }
+            moving.push(i);
+        }
+        if front && back {
+            return None;
+        }
+        if back {
+            moving.reverse();
+        }
+        Some(moving)
+    }
+
+    fn translate_special_deparse(
+        &mut self,
+        (v, e): (u64, u64),
+        order: &[usize],
+        slow: Block,
+        done: Block,
+    ) {
+        let p = self.p;
+        let consumed = self.b.use_var(self.cursor);
+        let ps = self.b.ins().iadd(self.data, consumed);
+        let mut dst = vec![None; p.deparser.len()];
+        let mut pos = ps;
+        for (i, &h) in p.deparser.iter().enumerate().rev() {
+            if v & (1 << h) == 0 {
+                continue;
+            }
+            // A header not extracted in this pass has its fixed length.
+            pos = match self.hlen[h] {
+                Some(l) if e & (1 << h) != 0 => {
+                    let l = self.b.use_var(l);
+                    self.b.ins().isub(pos, l)
+                }
+                _ => self
+                    .b
+                    .ins()
+                    .iadd_imm_s(pos, -(p.headers[h].fixed_bytes as i64)),
+            };
+            dst[i] = Some(pos);
+        }
+        let short = self.b.ins().icmp(IntCC::UnsignedLessThan, pos, self.buf);
+        let fits = self.b.create_block();
+        self.b.ins().brif(short, slow, &[], fits, &[]);
+        self.b.switch_to_block(fits);
+        for &i in order {
+            let h = p.deparser[i];
+            let src = self.b.use_var(self.base[h]);
+            let d = dst[i].expect("a moving header is valid");
+            // Every load before any store: a header may overlap its own old place.
+            let pieces = pieces(p.headers[h].fixed_bytes);
+            let vals: Vec<Value> = pieces
+                .iter()
+                .map(|&(off, t)| self.b.ins().load(t, self.pkt_flags, src, off as i32))
+                .collect();
+            for (&(off, _), x) in pieces.iter().zip(vals) {
+                self.b.ins().store(self.pkt_flags, x, d, off as i32);
+            }
+        }
+        self.set_out_window(pos, ps, consumed);
+        self.b.ins().jump(done, &[]);
+    }
+
+    /// The window after the deparser: from the first header (at `pos`) to the end of the
+    /// payload (which starts at `ps`, `consumed` bytes into this pass's window).
+    fn set_out_window(&mut self, pos: Value, ps: Value, consumed: Value) {
+        let head = self.b.ins().isub(pos, self.buf);
+        let grown = self.b.ins().isub(ps, pos);
+        let rest = self.b.ins().isub(self.len, consumed);
+        let out_len = self.b.ins().iadd(rest, grown);
+        let c = self.ctx;
+        self.b
+            .ins()
+            .store(self.trusted, head, c, offset_of!(JitCtx, out_head) as i32);
+        self.b
+            .ins()
+            .store(self.trusted, out_len, c, offset_of!(JitCtx, out_len) as i32);
     }
 
     /// The deparser in generated code, for a layout that changed (headers pushed or popped):
@@ -1499,18 +1650,7 @@ impl<'a, 'b> Translator<'a, 'b> {
             self.b.ins().jump(next, &[]);
             self.b.switch_to_block(next);
         }
-        // The new window: from the first header to the end of the payload.
-        let head = self.b.ins().isub(pos, self.buf);
-        let grown = self.b.ins().isub(ps, pos);
-        let rest = self.b.ins().isub(self.len, consumed);
-        let out_len = self.b.ins().iadd(rest, grown);
-        let c = self.ctx;
-        self.b
-            .ins()
-            .store(self.trusted, head, c, offset_of!(JitCtx, out_head) as i32);
-        self.b
-            .ins()
-            .store(self.trusted, out_len, c, offset_of!(JitCtx, out_len) as i32);
+        self.set_out_window(pos, ps, consumed);
         self.b.ins().jump(done, &[]);
     }
 
@@ -1599,26 +1739,7 @@ impl<'a, 'b> Translator<'a, 'b> {
     /// Copies `len` bytes (known at compile time) in the widest pieces, the last piece
     /// overlapping the one before instead of reading or writing past the end.
     fn copy_fixed(&mut self, src: Value, dst: Value, len: usize) {
-        let mut pieces: Vec<(usize, Type)> = Vec::new();
-        for (w, t) in [
-            (8, types::I64),
-            (4, types::I32),
-            (2, types::I16),
-            (1, types::I8),
-        ] {
-            if len >= w {
-                let mut off = 0;
-                while off + w <= len {
-                    pieces.push((off, t));
-                    off += w;
-                }
-                if off < len {
-                    pieces.push((len - w, t));
-                }
-                break;
-            }
-        }
-        for (off, t) in pieces {
+        for (off, t) in pieces(len) {
             let x = self.b.ins().load(t, self.pkt_flags, src, off as i32);
             self.b.ins().store(self.pkt_flags, x, dst, off as i32);
         }
@@ -1968,6 +2089,31 @@ impl<'a, 'b> Translator<'a, 'b> {
     }
 }
 
+/// `len` bytes as the widest pieces (offset, type), the last piece overlapping the one before
+/// instead of reaching past the end.
+fn pieces(len: usize) -> Vec<(usize, Type)> {
+    let mut out = Vec::new();
+    for (w, t) in [
+        (8, types::I64),
+        (4, types::I32),
+        (2, types::I16),
+        (1, types::I8),
+    ] {
+        if len >= w {
+            let mut off = 0;
+            while off + w <= len {
+                out.push((off, t));
+                off += w;
+            }
+            if off < len {
+                out.push((len - w, t));
+            }
+            break;
+        }
+    }
+    out
+}
+
 const BUILTIN_DROP: ActionId = 0;
 const BUILTIN_NOACTION: ActionId = 1;
 
@@ -1978,7 +2124,7 @@ fn unreachable_value(tr: &mut Translator) -> Value {
 /// What a condition says about validity once evaluated: (headers valid when it is true,
 /// when it is false). A fact learned on the left of `&&` or `||` does not survive a table
 /// applied on the right (its action may invalidate the header).
-fn facts(e: &Expr) -> (u64, u64) {
+pub(super) fn facts(e: &Expr) -> (u64, u64) {
     match &e.kind {
         ExprKind::Valid(h) if *h < 64 => (1 << h, 0),
         ExprKind::Not(a) => {
