@@ -66,7 +66,9 @@ impl PacketBuf {
     }
 
     /// Sets the data window after generated code moved it within the allocation. Returns
-    /// false (and changes nothing) if the window does not fit.
+    /// false (and changes nothing) if the window does not fit. Inline: the switch loop calls
+    /// it for every packet whose headers were pushed or popped.
+    #[inline]
     pub fn set_window(&mut self, head: usize, len: usize) -> bool {
         self.set_window_from(head, len, self.orig_len, self.len)
     }
@@ -74,6 +76,7 @@ impl PacketBuf {
     /// `set_window` for a window that was `len_before` bytes with wire length `orig_before`
     /// just before this change (not necessarily this buffer's last window: generated code
     /// that recirculates moves the window several times and reports the last move).
+    #[inline]
     pub fn set_window_from(
         &mut self,
         head: usize,

@@ -680,7 +680,7 @@ fn verdict_of(code: u64) -> Verdict {
     }
 }
 
-#[inline(never)]
+#[inline]
 fn set_window_from(pkt: &mut PacketBuf, head: usize, len: usize, orig: u64, len_before: u64) {
     let orig = u32::try_from(orig).unwrap_or(u32::MAX);
     let ok = pkt.set_window_from(head, len, orig, len_before as usize);
