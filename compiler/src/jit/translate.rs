@@ -77,10 +77,9 @@ pub(super) struct Translator<'a, 'b> {
     /// keeps the parser to metadata), so every write comes after every extract.
     written: Vec<Variable>,
     cursor: Variable,
-    egress: Variable,
-    vkind: Variable,
-    vval: Variable,
-    recirc: Variable,
+    /// What the pass decided, in one register: the kind (`FORWARDED`, `DROPPED` or 0) in
+    /// bits 32 to 39, the port or drop reason below, and `RECIRC` when it asked to come round.
+    verdict: Variable,
     last_action: Variable,
     /// Where a pass starts, for a program that recirculates (block parameters: the window).
     pass_head: Option<Block>,
@@ -101,6 +100,8 @@ pub(super) struct Translator<'a, 'b> {
 
 const FORWARDED: u8 = 1;
 const DROPPED: u8 = 2;
+/// The verdict's bit for a pass that asked to come round again.
+const RECIRC: u64 = 1 << 40;
 
 fn ty(width: u32) -> Type {
     match width {
@@ -140,7 +141,6 @@ impl<'a, 'b> Translator<'a, 'b> {
             b.def_var(v, init);
             v
         };
-        let zero8 = b.ins().iconst(types::I8, 0);
         let zero64 = b.ins().iconst(types::I64, 0);
         // User metadata starts at zero and is kept from pass to pass.
         let mut meta = Vec::new();
@@ -207,10 +207,7 @@ impl<'a, 'b> Translator<'a, 'b> {
         let valid_mask = var(&mut b, types::I64, zero64);
         let extracted_mask = var(&mut b, types::I64, zero64);
         let cursor = var(&mut b, types::I64, zero64);
-        let egress = var(&mut b, types::I64, zero64);
-        let vkind = var(&mut b, types::I8, zero8);
-        let vval = var(&mut b, types::I64, zero64);
-        let recirc = var(&mut b, types::I8, zero8);
+        let verdict = var(&mut b, types::I64, zero64);
         let last_action = var(&mut b, types::I64, zero64);
         Translator {
             b,
@@ -231,10 +228,7 @@ impl<'a, 'b> Translator<'a, 'b> {
             old,
             written,
             cursor,
-            egress,
-            vkind,
-            vval,
-            recirc,
+            verdict,
             last_action,
             pass_head,
             params: Vec::new(),
@@ -274,34 +268,28 @@ impl<'a, 'b> Translator<'a, 'b> {
         self.known = must_accept;
         self.translate_stmts(&p.control);
         // Dropped: no deparse.
-        let vk = self.b.use_var(self.vkind);
-        let is_drop = self
-            .b
-            .ins()
-            .icmp_imm_u(IntCC::Equal, vk, i64::from(DROPPED));
+        let is_drop = self.verdict_is(DROPPED);
         let drop_blk = self.b.create_block();
         let go = self.b.create_block();
         self.b.ins().brif(is_drop, drop_blk, &[], go, &[]);
         self.b.switch_to_block(drop_blk);
-        let r = self.b.use_var(self.vval);
+        let r = self.verdict_value();
         let code = self.b.ins().bor_imm_u(r, CODE_DROP as i64);
         self.b.ins().jump(self.exit, &[BlockArg::Value(code)]);
         self.b.switch_to_block(go);
         self.translate_deparse();
         // Recirculate, forward, or nobody forwarded it.
-        let rc = self.b.use_var(self.recirc);
+        let v = self.b.use_var(self.verdict);
+        let rc = self.b.ins().band_imm_u(v, RECIRC as i64);
+        let rc = self.b.ins().icmp_imm_u(IntCC::NotEqual, rc, 0);
         let rc_blk = self.b.create_block();
         let fw_check = self.b.create_block();
         self.b.ins().brif(rc, rc_blk, &[], fw_check, &[]);
         self.b.switch_to_block(rc_blk);
         self.translate_recirculate();
         self.b.switch_to_block(fw_check);
-        let vk = self.b.use_var(self.vkind);
-        let is_fw = self
-            .b
-            .ins()
-            .icmp_imm_u(IntCC::Equal, vk, i64::from(FORWARDED));
-        let port = self.b.use_var(self.egress);
+        let is_fw = self.verdict_is(FORWARDED);
+        let port = self.verdict_value();
         let fw_code = self.b.ins().bor_imm_u(port, CODE_FORWARD as i64);
         let nf = self
             .b
@@ -863,10 +851,15 @@ impl<'a, 'b> Translator<'a, 'b> {
                     StdField::IngressTsSec => self.ctx_field(offset_of!(JitCtx, ts_sec)),
                     StdField::IngressTsNsec => self.ctx_field(offset_of!(JitCtx, ts_nsec)),
                     StdField::Pass => self.ctx_var(offset_of!(JitCtx, pass)),
-                    StdField::EgressPort => self.b.use_var(self.egress),
+                    StdField::EgressPort => {
+                        // 0 unless forwarded.
+                        let f = self.verdict_is(FORWARDED);
+                        let port = self.verdict_value();
+                        let z = self.b.ins().iconst(types::I64, 0);
+                        self.b.ins().select(f, port, z)
+                    }
                     StdField::Dropped => {
-                        let k = self.b.use_var(self.vkind);
-                        let d = self.b.ins().icmp_imm_u(IntCC::Equal, k, i64::from(DROPPED));
+                        let d = self.verdict_is(DROPPED);
                         self.b.ins().uextend(types::I64, d)
                     }
                 };
@@ -1141,9 +1134,7 @@ impl<'a, 'b> Translator<'a, 'b> {
             }
             Stmt::Forward(e) => {
                 let v = self.translate_expr(e);
-                self.b.def_var(self.egress, v);
-                let k = self.b.ins().iconst(types::I8, i64::from(FORWARDED));
-                self.b.def_var(self.vkind, k);
+                self.set_verdict(FORWARDED, v);
             }
             Stmt::Drop(r) => self.set_drop(*r as i64),
             Stmt::Call(a, args) => {
@@ -1152,19 +1143,41 @@ impl<'a, 'b> Translator<'a, 'b> {
                 self.translate_action_body(*a, vals);
             }
             Stmt::Recirculate => {
-                let one = self.b.ins().iconst(types::I8, 1);
-                self.b.def_var(self.recirc, one);
+                let v = self.b.use_var(self.verdict);
+                let v = self.b.ins().bor_imm_u(v, RECIRC as i64);
+                self.b.def_var(self.verdict, v);
             }
         }
     }
 
     fn set_drop(&mut self, reason: i64) {
-        let k = self.b.ins().iconst(types::I8, i64::from(DROPPED));
-        self.b.def_var(self.vkind, k);
         let r = self.b.ins().iconst(types::I64, reason);
-        self.b.def_var(self.vval, r);
-        let z = self.b.ins().iconst(types::I64, 0);
-        self.b.def_var(self.egress, z);
+        self.set_verdict(DROPPED, r);
+    }
+
+    /// Forwarded to port `value`, or dropped for reason `value`; a request to come round
+    /// again stays.
+    fn set_verdict(&mut self, kind: u8, value: Value) {
+        let v = self.b.use_var(self.verdict);
+        let keep = self.b.ins().band_imm_u(v, RECIRC as i64);
+        let value = self.b.ins().band_imm_u(value, 0xffff_ffff);
+        let x = self.b.ins().bor(keep, value);
+        let x = self.b.ins().bor_imm_u(x, i64::from(kind) << 32);
+        self.b.def_var(self.verdict, x);
+    }
+
+    /// Whether the verdict so far is of this kind.
+    fn verdict_is(&mut self, kind: u8) -> Value {
+        let v = self.b.use_var(self.verdict);
+        let k = self.b.ins().ushr_imm_u(v, 32);
+        let k = self.b.ins().band_imm_u(k, 0xff);
+        self.b.ins().icmp_imm_u(IntCC::Equal, k, i64::from(kind))
+    }
+
+    /// The verdict's port or reason.
+    fn verdict_value(&mut self) -> Value {
+        let v = self.b.use_var(self.verdict);
+        self.b.ins().band_imm_u(v, 0xffff_ffff)
     }
 
     fn translate_action_body(&mut self, a: ActionId, params: Vec<Value>) {
@@ -1320,11 +1333,7 @@ impl<'a, 'b> Translator<'a, 'b> {
                     let rh = self.b.ins().iconst(types::I64, on_hit as i64);
                     let rm = self.b.ins().iconst(types::I64, on_miss as i64);
                     let r = self.b.ins().select(hit, rh, rm);
-                    let k = self.b.ins().iconst(types::I8, i64::from(DROPPED));
-                    self.b.def_var(self.vkind, k);
-                    self.b.def_var(self.vval, r);
-                    let z = self.b.ins().iconst(types::I64, 0);
-                    self.b.def_var(self.egress, z);
+                    self.set_verdict(DROPPED, r);
                 }
                 BUILTIN_NOACTION => {}
                 a => {
