@@ -509,13 +509,16 @@ impl<'a, 'b> Translator<'a, 'b> {
         let mut total = end;
         if let (Some(e), Some((_, max))) = (varbit, hd.varbit) {
             let bits = self.translate_expr(e);
-            let low = self.b.ins().band_imm_u(bits, 7);
             let too_big =
                 self.b
                     .ins()
                     .icmp_imm_u(IntCC::UnsignedGreaterThan, bits, (max * 8) as i64);
-            let ragged = self.b.ins().icmp_imm_u(IntCC::NotEqual, low, 0);
-            self.drop_if(ragged, reason::PARSER_BAD_LENGTH);
+            // A length such as `(ihl - 5) * 32` is a whole number of bytes by construction.
+            if known_zero_low_bits(e) < 3 {
+                let low = self.b.ins().band_imm_u(bits, 7);
+                let ragged = self.b.ins().icmp_imm_u(IntCC::NotEqual, low, 0);
+                self.drop_if(ragged, reason::PARSER_BAD_LENGTH);
+            }
             self.drop_if(too_big, reason::PARSER_BAD_LENGTH);
             let nb = self.b.ins().ushr_imm_u(bits, 3);
             total = self.b.ins().iadd(end, nb);
@@ -894,10 +897,13 @@ impl<'a, 'b> Translator<'a, 'b> {
             ExprKind::Hash { algo, fields, max } => {
                 let (ptr, n) = self.field_bytes(fields);
                 let m = self.translate_expr(max);
-                let m = self.to128(m);
-                let lo = self.b.ins().ireduce(types::I64, m);
-                let hi = self.b.ins().ushr_imm_u(m, 64);
-                let hi = self.b.ins().ireduce(types::I64, hi);
+                let (lo, hi) = if self.b.func.dfg.value_type(m) == types::I128 {
+                    let lo = self.b.ins().ireduce(types::I64, m);
+                    let hi = self.b.ins().ushr_imm_u(m, 64);
+                    (lo, self.b.ins().ireduce(types::I64, hi))
+                } else {
+                    (m, self.b.ins().iconst(types::I64, 0))
+                };
                 let a = self.b.ins().iconst(
                     types::I32,
                     match algo {
@@ -933,6 +939,29 @@ impl<'a, 'b> Translator<'a, 'b> {
         for f in fields {
             let v = self.translate_expr(f);
             let n = f.width.div_ceil(8);
+            let t = match n {
+                1 => Some(types::I8),
+                2 => Some(types::I16),
+                4 => Some(types::I32),
+                8 => Some(types::I64),
+                _ => None,
+            };
+            if let (Some(t), types::I64) = (t, self.b.func.dfg.value_type(v)) {
+                // A whole integer's bytes in network order: one swap and one store.
+                let x = if t == types::I64 {
+                    v
+                } else {
+                    self.b.ins().ireduce(t, v)
+                };
+                let x = if t == types::I8 {
+                    x
+                } else {
+                    self.b.ins().bswap(x)
+                };
+                self.b.ins().stack_store(types::I64, x, slot, off);
+                off += n as i32;
+                continue;
+            }
             for i in 0..n {
                 let sh = 8 * (n - 1 - i);
                 let byte = if sh > 0 {
@@ -2434,6 +2463,29 @@ impl Translator<'_, '_> {
         let n = self.b.ins().iadd_imm_u(n, 1);
         self.b.ins().store(self.trusted, n, arr, off);
     }
+}
+
+/// How many low bits of an expression's value are 0 whatever the packet (up to its width):
+/// products and left shifts add them up, sums and differences keep the fewer.
+fn known_zero_low_bits(e: &Expr) -> u32 {
+    let z = match &e.kind {
+        ExprKind::Const(0) => e.width,
+        ExprKind::Const(c) => c.trailing_zeros(),
+        ExprKind::Binary(BinOp::Mul, a, b) => {
+            known_zero_low_bits(a).saturating_add(known_zero_low_bits(b))
+        }
+        ExprKind::Binary(BinOp::Shl, a, b) => match b.kind {
+            ExprKind::Const(k) => known_zero_low_bits(a).saturating_add(k.min(128) as u32),
+            _ => known_zero_low_bits(a),
+        },
+        ExprKind::Binary(BinOp::BitAnd, a, b) => known_zero_low_bits(a).max(known_zero_low_bits(b)),
+        ExprKind::Binary(BinOp::Add | BinOp::Sub | BinOp::BitOr | BinOp::BitXor, a, b) => {
+            known_zero_low_bits(a).min(known_zero_low_bits(b))
+        }
+        ExprKind::Resize(a) => known_zero_low_bits(a),
+        _ => 0,
+    };
+    z.min(e.width)
 }
 
 /// Whether any statement of the program recirculates.
