@@ -2421,7 +2421,6 @@ impl Translator<'_, '_> {
     ) {
         let keys = self.view_field(view, offset_of!(JitView, keys));
         let vals = self.view_field(view, offset_of!(JitView, vals));
-        let mask = self.view_field(view, offset_of!(JitView, mask));
         let shift = self.view_field(view, offset_of!(JitView, shift));
         let mul = self.b.ins().iconst(types::I64, HASH_MUL as i64);
         let h = self.b.ins().imul(key, mul);
@@ -2446,6 +2445,8 @@ impl Translator<'_, '_> {
             .ins()
             .brif(eq, found, &[BlockArg::Value(v)], next, &[]);
         self.b.switch_to_block(next);
+        // Collisions are rare: the mask is loaded only for one.
+        let mask = self.view_field(view, offset_of!(JitView, mask));
         let i1 = self.b.ins().iadd_imm_u(i, 1);
         let i1 = self.b.ins().band(i1, mask);
         self.b.ins().jump(probe, &[BlockArg::Value(i1)]);
