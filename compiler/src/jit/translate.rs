@@ -78,8 +78,11 @@ pub(super) struct Translator<'a, 'b> {
     written: Vec<Variable>,
     cursor: Variable,
     /// What the pass decided, in one register: the kind (`FORWARDED`, `DROPPED` or 0) in
-    /// bits 32 to 39, the port or drop reason below, and `RECIRC` when it asked to come round.
+    /// bits 32 to 39, the port or drop reason below. Each forward or drop replaces it whole.
     verdict: Variable,
+    /// Whether the pass asked to come round again (an i8; only programs that recirculate
+    /// ever set it).
+    recirc: Variable,
     last_action: Variable,
     /// Where a pass starts, for a program that recirculates (block parameters: the window).
     pass_head: Option<Block>,
@@ -100,8 +103,6 @@ pub(super) struct Translator<'a, 'b> {
 
 const FORWARDED: u8 = 1;
 const DROPPED: u8 = 2;
-/// The verdict's bit for a pass that asked to come round again.
-const RECIRC: u64 = 1 << 40;
 
 fn ty(width: u32) -> Type {
     match width {
@@ -208,6 +209,8 @@ impl<'a, 'b> Translator<'a, 'b> {
         let extracted_mask = var(&mut b, types::I64, zero64);
         let cursor = var(&mut b, types::I64, zero64);
         let verdict = var(&mut b, types::I64, zero64);
+        let zero8 = b.ins().iconst(types::I8, 0);
+        let recirc = var(&mut b, types::I8, zero8);
         let last_action = var(&mut b, types::I64, zero64);
         Translator {
             b,
@@ -229,6 +232,7 @@ impl<'a, 'b> Translator<'a, 'b> {
             written,
             cursor,
             verdict,
+            recirc,
             last_action,
             pass_head,
             params: Vec::new(),
@@ -279,9 +283,7 @@ impl<'a, 'b> Translator<'a, 'b> {
         self.b.switch_to_block(go);
         self.translate_deparse();
         // Recirculate, forward, or nobody forwarded it.
-        let v = self.b.use_var(self.verdict);
-        let rc = self.b.ins().band_imm_u(v, RECIRC as i64);
-        let rc = self.b.ins().icmp_imm_u(IntCC::NotEqual, rc, 0);
+        let rc = self.b.use_var(self.recirc);
         let rc_blk = self.b.create_block();
         let fw_check = self.b.create_block();
         self.b.ins().brif(rc, rc_blk, &[], fw_check, &[]);
@@ -1163,6 +1165,12 @@ impl<'a, 'b> Translator<'a, 'b> {
             }
             Stmt::Forward(e) => {
                 let v = self.translate_expr(e);
+                // A port is 16 bits (the checker resizes to it); kept below the kind's bits.
+                let v = if e.width > 32 {
+                    self.b.ins().band_imm_u(v, 0xffff_ffff)
+                } else {
+                    v
+                };
                 self.set_verdict(FORWARDED, v);
             }
             Stmt::Drop(r) => self.set_drop(*r as i64),
@@ -1172,9 +1180,8 @@ impl<'a, 'b> Translator<'a, 'b> {
                 self.translate_action_body(*a, vals);
             }
             Stmt::Recirculate => {
-                let v = self.b.use_var(self.verdict);
-                let v = self.b.ins().bor_imm_u(v, RECIRC as i64);
-                self.b.def_var(self.verdict, v);
+                let one = self.b.ins().iconst(types::I8, 1);
+                self.b.def_var(self.recirc, one);
             }
         }
     }
@@ -1184,14 +1191,10 @@ impl<'a, 'b> Translator<'a, 'b> {
         self.set_verdict(DROPPED, r);
     }
 
-    /// Forwarded to port `value`, or dropped for reason `value`; a request to come round
-    /// again stays.
+    /// Forwarded to port `value`, or dropped for reason `value`.
     fn set_verdict(&mut self, kind: u8, value: Value) {
-        let v = self.b.use_var(self.verdict);
-        let keep = self.b.ins().band_imm_u(v, RECIRC as i64);
-        let value = self.b.ins().band_imm_u(value, 0xffff_ffff);
-        let x = self.b.ins().bor(keep, value);
-        let x = self.b.ins().bor_imm_u(x, i64::from(kind) << 32);
+        // Ports and reasons are at most 16 bits wide: no mask needed.
+        let x = self.b.ins().bor_imm_u(value, i64::from(kind) << 32);
         self.b.def_var(self.verdict, x);
     }
 
@@ -1224,8 +1227,13 @@ impl<'a, 'b> Translator<'a, 'b> {
         let done = self.b.create_block();
         self.b.ins().brif(valid, done, &[], check, &[]);
         self.b.switch_to_block(check);
-        let ex = self.bit(self.extracted_mask, h);
-        self.b.ins().brif(ex, mark, &[], fresh, &[]);
+        if self.parsed(h) {
+            let ex = self.bit(self.extracted_mask, h);
+            self.b.ins().brif(ex, mark, &[], fresh, &[]);
+        } else {
+            // Never extracted: always fresh.
+            self.b.ins().jump(fresh, &[]);
+        }
         self.b.switch_to_block(fresh);
         // A header that was never parsed starts as zeros in its scratch area.
         let base = self
