@@ -601,3 +601,30 @@ fn tunnel_packets_for_a_vm_pass_through_unchanged() {
         assert_eq!(got[0].3, *packet, "{program}: protocol {}", packet[23]);
     }
 }
+
+#[test]
+fn tunnel_programs_get_a_deparser_per_layout() {
+    // With the parsed headers listed in the order the parser extracts them, the JIT knows
+    // the layouts a packet can leave with (a push, a pop) and generates a deparser for each;
+    // listing a parsed header out of order (as these programs once did with GRE) loses that.
+    // A program that never pushes or pops needs none.
+    for (name, at_least) in [
+        ("gateway", 10),
+        ("vnet", 10),
+        ("vnet_auth", 20),
+        ("host", 6),
+        ("port_dnat", 0),
+    ] {
+        let case = crate::differential::load_case(&root().join(format!("programs/{name}.sluice")));
+        let jit = sluice_compiler::jit::JitProgram::compile(&case.prog, false).unwrap();
+        if at_least == 0 {
+            assert_eq!(jit.layout_deparsers, 0, "{name}");
+        } else {
+            assert!(
+                jit.layout_deparsers >= at_least,
+                "{name}: {} layouts with a deparser of their own",
+                jit.layout_deparsers
+            );
+        }
+    }
+}

@@ -398,6 +398,9 @@ pub struct JitProgram {
     pub clif: String,
     /// The machine code as Cranelift prints it, for `--emit asm`.
     pub asm: Option<String>,
+    /// How many (valid, extracted) header layouts got a deparser of their own (see
+    /// `deparse_masks`); 0 for a program that never pushes or pops a header.
+    pub layout_deparsers: usize,
     // Owns the code `entry` points into; the last field, so it is dropped last.
     _module: JITModule,
 }
@@ -470,6 +473,7 @@ impl JitProgram {
         ctx.func.name = UserFuncName::user(0, func.as_u32());
         ctx.set_disasm(want_asm);
         let lay = layout(p);
+        let layout_deparsers;
         let mut fctx = FunctionBuilderContext::new();
         {
             let b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
@@ -482,7 +486,7 @@ impl JitProgram {
             };
             b.func.collect_debug_info();
             let tr = translate::Translator::new(b, p, &lay, funcs, module.target_config());
-            tr.translate_program();
+            layout_deparsers = tr.translate_program();
         }
         let clif = ctx.func.display().to_string();
         module
@@ -530,6 +534,7 @@ impl JitProgram {
             }),
             clif,
             asm,
+            layout_deparsers,
         };
         // The buffers are never resized, so these pointers stay valid as long as the program.
         jp.ctx.scratch = jp.scratch.as_mut_ptr();

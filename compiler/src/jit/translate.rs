@@ -99,6 +99,8 @@ pub(super) struct Translator<'a, 'b> {
     /// and written without a validity test. A static fact, derived from extracts, set_valid and
     /// conditions on `h.valid`; the runtime mask stays the truth.
     known: u64,
+    /// How many (valid, extracted) layouts got a deparser of their own.
+    layout_deparsers: usize,
 }
 
 const FORWARDED: u8 = 1;
@@ -241,11 +243,13 @@ impl<'a, 'b> Translator<'a, 'b> {
             pkt_flags,
             frontend,
             known: 0,
+            layout_deparsers: 0,
         }
     }
 
-    /// Translates the whole pipeline and finishes the function.
-    pub fn translate_program(mut self) {
+    /// Translates the whole pipeline and finishes the function. Returns how many header
+    /// layouts got a deparser of their own.
+    pub fn translate_program(mut self) -> usize {
         let p = self.p;
         let accept = self.b.create_block();
         let states: Vec<Block> = p.states.iter().map(|_| self.b.create_block()).collect();
@@ -304,6 +308,7 @@ impl<'a, 'b> Translator<'a, 'b> {
         self.b.ins().return_(&[code]);
         self.b.seal_all_blocks();
         self.b.finalize(self.frontend);
+        self.layout_deparsers
     }
 
     /// The packet comes round again: the next pass starts with the window this pass's
@@ -1487,6 +1492,7 @@ impl<'a, 'b> Translator<'a, 'b> {
             .iter()
             .filter_map(|&m| Some((m, self.deparse_plan(m.0, m.1)?)))
             .collect();
+        self.layout_deparsers = plans.len();
         if plans.is_empty() {
             return;
         }
