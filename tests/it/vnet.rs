@@ -38,6 +38,25 @@ fn udp_packet(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, ttl: u8) -> Ve
     p
 }
 
+/// Wraps a packet's IPv4 datagram in an outer IPv4 header (protocol `proto`, TTL 64, DF, a
+/// right checksum) and then `shim` (a tunnel header), keeping its Ethernet header.
+fn tunnel(inner: &[u8], src: [u8; 4], dst: [u8; 4], proto: u8, shim: &[u8]) -> Vec<u8> {
+    let dgram = &inner[14..];
+    let total = 20 + (shim.len() + dgram.len()) as u16;
+    let mut h = vec![0x45, 0];
+    h.extend_from_slice(&total.to_be_bytes());
+    h.extend_from_slice(&[0, 0, 0x40, 0, 64, proto, 0, 0]);
+    h.extend_from_slice(&src);
+    h.extend_from_slice(&dst);
+    let c = csum(&h);
+    h[10..12].copy_from_slice(&c.to_be_bytes());
+    let mut p = inner[..14].to_vec();
+    p.extend(h);
+    p.extend_from_slice(shim);
+    p.extend_from_slice(dgram);
+    p
+}
+
 /// Wraps a packet's IPv4 datagram in an outer IPv4 header with the auth header (protocol 253).
 fn auth_tunnel(
     inner: &[u8],
@@ -46,22 +65,10 @@ fn auth_tunnel(
     token: u64,
     expiry: u32,
 ) -> Vec<u8> {
-    let dgram = &inner[14..];
-    let total = 20 + 16 + dgram.len() as u16;
-    let mut h = vec![0x45, 0];
-    h.extend_from_slice(&total.to_be_bytes());
-    h.extend_from_slice(&[0, 0, 0x40, 0, 64, 253, 0, 0]);
-    h.extend_from_slice(&outer_src);
-    h.extend_from_slice(&outer_dst);
-    let c = csum(&h);
-    h[10..12].copy_from_slice(&c.to_be_bytes());
-    let mut p = inner[..14].to_vec();
-    p.extend(h);
-    p.extend_from_slice(&token.to_be_bytes());
-    p.extend_from_slice(&expiry.to_be_bytes());
-    p.extend_from_slice(&[4, 0, 0, 0]);
-    p.extend_from_slice(dgram);
-    p
+    let mut shim = token.to_be_bytes().to_vec();
+    shim.extend_from_slice(&expiry.to_be_bytes());
+    shim.extend_from_slice(&[4, 0, 0, 0]);
+    tunnel(inner, outer_src, outer_dst, 253, &shim)
 }
 
 fn token(secret: &[u8; 16], expiry: u32, vm: [u8; 4]) -> u64 {
@@ -416,15 +423,7 @@ fn host_translates_ports_both_ways() {
     let dir = temp_dir("host");
     // From the gateway: IP-in-IP to this host (192.0.2.11), for VM 10.0.0.1, port 8005.
     let inbound = udp_packet([198, 51, 100, 7], [10, 0, 0, 1], 40000, 8005, 64);
-    let mut t = inbound[..14].to_vec();
-    let dgram = &inbound[14..];
-    let mut h = vec![0x45, 0];
-    h.extend_from_slice(&(20 + dgram.len() as u16).to_be_bytes());
-    h.extend_from_slice(&[0, 0, 0x40, 0, 64, 4, 0, 0, 192, 0, 2, 1, 192, 0, 2, 11]);
-    let c = csum(&h);
-    h[10..12].copy_from_slice(&c.to_be_bytes());
-    t.extend(h);
-    t.extend_from_slice(dgram);
+    let t = tunnel(&inbound, [192, 0, 2, 1], [192, 0, 2, 11], 4, &[]);
     // The VM's reply from port 85.
     let reply = udp_packet([10, 0, 0, 1], [198, 51, 100, 7], 85, 40000, 64);
     let input = dir.join("in.pcap");
@@ -555,23 +554,6 @@ fn secrets_never_show() {
     }
 }
 
-/// A GRE packet (protocol 47) from `src` to `dst` carrying `inner`'s IPv4 datagram.
-fn gre_tunnel(inner: &[u8], src: [u8; 4], dst: [u8; 4]) -> Vec<u8> {
-    let dgram = &inner[14..];
-    let mut h = vec![0x45, 0];
-    h.extend_from_slice(&(24 + dgram.len() as u16).to_be_bytes());
-    h.extend_from_slice(&[0, 0, 0x40, 0, 64, 47, 0, 0]);
-    h.extend_from_slice(&src);
-    h.extend_from_slice(&dst);
-    let c = csum(&h);
-    h[10..12].copy_from_slice(&c.to_be_bytes());
-    let mut p = inner[..14].to_vec();
-    p.extend(h);
-    p.extend_from_slice(&[0, 0, 8, 0]);
-    p.extend_from_slice(dgram);
-    p
-}
-
 #[test]
 fn tunnel_packets_for_a_vm_pass_through_unchanged() {
     // A tunnel packet addressed to a VM (not to one of this host's tunnel addresses) is not
@@ -579,7 +561,8 @@ fn tunnel_packets_for_a_vm_pass_through_unchanged() {
     // header it arrived behind.
     let dir = temp_dir("transit");
     let inner = udp_packet([10, 0, 0, 9], [10, 0, 0, 7], 1234, 80, 64);
-    let gre = gre_tunnel(&inner, [192, 0, 2, 20], [10, 0, 0, 1]);
+    // GRE (protocol 47) without checksum, key or sequence, carrying IPv4.
+    let gre = tunnel(&inner, [192, 0, 2, 20], [10, 0, 0, 1], 47, &[0, 0, 8, 0]);
     let auth = auth_tunnel(&inner, [192, 0, 2, 20], [10, 0, 0, 1], 0x1122, 7);
     for (program, packet) in [("vnet", &gre), ("vnet_auth", &auth), ("vnet_auth", &gre)] {
         let sub = dir.join(format!("{program}-{}", packet[23]));

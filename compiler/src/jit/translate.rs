@@ -542,6 +542,17 @@ impl<'a, 'b> Translator<'a, 'b> {
         self.b.def_var(self.cursor, total);
     }
 
+    /// A header's length in bytes: its variable's for one with a varbit field.
+    fn header_len(&mut self, h: HeaderId) -> Value {
+        match self.hlen[h] {
+            Some(l) => self.b.use_var(l),
+            None => self
+                .b
+                .ins()
+                .iconst(types::I64, self.p.headers[h].fixed_bytes as i64),
+        }
+    }
+
     /// Bit `i` of the `written` mask, as a condition.
     fn written_bit(&mut self, i: usize) -> Value {
         let m = self.b.use_var(self.written[i / 64]);
@@ -553,14 +564,10 @@ impl<'a, 'b> Translator<'a, 'b> {
     /// the pass, its value (still the parsed one) becomes its snapshot. Taken here rather
     /// than at extract time, a field that the packet's path never writes costs nothing.
     fn capture_old(&mut self, h: HeaderId, f: FieldId, base: Value) {
-        let Some(&(var, i)) = self.old.get(&(h, f)) else {
+        let Some(keep) = self.old_value_at(h, f, base) else {
             return;
         };
-        let fd = &self.p.headers[h].fields[f];
-        let cur = self.load_field(base, fd.bit_offset, fd.width);
-        let seen = self.written_bit(i);
-        let prev = self.b.use_var(var);
-        let keep = self.b.ins().select(seen, prev, cur);
+        let (var, i) = self.old[&(h, f)];
         self.b.def_var(var, keep);
         let w = self.written[i / 64];
         let m = self.b.use_var(w);
@@ -571,9 +578,14 @@ impl<'a, 'b> Translator<'a, 'b> {
     /// A snapshot field's parse-time value: its snapshot if it was written, else what it
     /// holds now.
     fn old_value(&mut self, h: HeaderId, f: FieldId) -> Option<Value> {
+        let base = self.b.use_var(self.base[h]);
+        self.old_value_at(h, f, base)
+    }
+
+    /// `old_value` for a header at `base`.
+    fn old_value_at(&mut self, h: HeaderId, f: FieldId, base: Value) -> Option<Value> {
         let &(var, i) = self.old.get(&(h, f))?;
         let fd = &self.p.headers[h].fields[f];
-        let base = self.b.use_var(self.base[h]);
         let cur = self.load_field(base, fd.bit_offset, fd.width);
         let seen = self.written_bit(i);
         let prev = self.b.use_var(var);
@@ -1448,13 +1460,7 @@ impl<'a, 'b> Translator<'a, 'b> {
         );
         for (i, &h) in p.deparser.iter().enumerate() {
             let base = self.b.use_var(self.base[h]);
-            let len = match self.hlen[h] {
-                Some(l) => self.b.use_var(l),
-                None => self
-                    .b
-                    .ins()
-                    .iconst(types::I64, p.headers[h].fixed_bytes as i64),
-            };
+            let len = self.header_len(h);
             let v = self.is_valid(h);
             let v = self.b.ins().uextend(types::I64, v);
             let o = (i * std::mem::size_of::<DepEntry>()) as i32;
@@ -1648,13 +1654,7 @@ impl<'a, 'b> Translator<'a, 'b> {
         let mut pos = ps;
         for (i, &h) in p.deparser.iter().enumerate().rev() {
             let v = self.is_valid(h);
-            let len = match self.hlen[h] {
-                Some(l) => self.b.use_var(l),
-                None => self
-                    .b
-                    .ins()
-                    .iconst(types::I64, p.headers[h].fixed_bytes as i64),
-            };
+            let len = self.header_len(h);
             let np = self.b.ins().isub(pos, len);
             pos = self.b.ins().select(v, np, pos);
             valid[i] = Some(v);
@@ -1865,19 +1865,26 @@ impl<'a, 'b> Translator<'a, 'b> {
     /// Most fields do not change, so the contributions are computed on a branch.
     fn delta(&mut self, old: Value, new: Value, off: u32, w: u32) -> Value {
         let changed = self.b.ins().icmp(IntCC::NotEqual, old, new);
+        self.value_or_zero(changed, |tr| {
+            let ca = tr.contribution(old, off, w);
+            let cb = tr.contribution(new, off, w);
+            let n = tr.oc_not(ca);
+            tr.b.ins().iadd(n, cb)
+        })
+    }
+
+    /// An i64 computed on a branch taken when `cond` holds, 0 otherwise.
+    fn value_or_zero(&mut self, cond: Value, then: impl FnOnce(&mut Self) -> Value) -> Value {
         let yes = self.b.create_block();
         let done = self.b.create_block();
         self.b.append_block_param(done, types::I64);
         let z = self.b.ins().iconst(types::I64, 0);
         self.b
             .ins()
-            .brif(changed, yes, &[], done, &[BlockArg::Value(z)]);
+            .brif(cond, yes, &[], done, &[BlockArg::Value(z)]);
         self.b.switch_to_block(yes);
-        let ca = self.contribution(old, off, w);
-        let cb = self.contribution(new, off, w);
-        let n = self.oc_not(ca);
-        let d = self.b.ins().iadd(n, cb);
-        self.b.ins().jump(done, &[BlockArg::Value(d)]);
+        let v = then(self);
+        self.b.ins().jump(done, &[BlockArg::Value(v)]);
         self.b.switch_to_block(done);
         self.b.block_params(done)[0]
     }
@@ -1917,21 +1924,13 @@ impl<'a, 'b> Translator<'a, 'b> {
                 let fd = &self.p.headers[h].fields[f];
                 let (off, w) = (fd.bit_offset, fd.width);
                 let seen = self.written_bit(i);
-                let wrote = self.b.create_block();
-                let next = self.b.create_block();
-                self.b.append_block_param(next, types::I64);
-                let z = self.b.ins().iconst(types::I64, 0);
-                self.b
-                    .ins()
-                    .brif(seen, wrote, &[], next, &[BlockArg::Value(z)]);
-                self.b.switch_to_block(wrote);
-                let base = self.b.use_var(self.base[h]);
-                let a = self.b.use_var(var);
-                let b = self.load_field(base, off, w);
-                let d = self.delta(a, b, off, w);
-                self.b.ins().jump(next, &[BlockArg::Value(d)]);
-                self.b.switch_to_block(next);
-                ds.push(BlockArg::Value(self.b.block_params(next)[0]));
+                let d = self.value_or_zero(seen, |tr| {
+                    let base = tr.b.use_var(tr.base[h]);
+                    let a = tr.b.use_var(var);
+                    let b = tr.load_field(base, off, w);
+                    tr.delta(a, b, off, w)
+                });
+                ds.push(BlockArg::Value(d));
             }
             self.b.ins().jump(merge, &ds);
             self.b.switch_to_block(merge);
