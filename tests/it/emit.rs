@@ -1,23 +1,39 @@
-//! `sluice compile --emit ir` of every program under programs/, snapshotted, so that changes to
-//! lowering show in review.
+//! `sluice compile --emit ir` and `--emit clif` of every program under programs/ and
+//! tests/programs/, snapshotted, so that any change to lowering or to the generated code shows
+//! in review (a restructuring must leave them as they are).
 
 use crate::support::*;
 
-#[test]
-fn ir_of_every_program() {
-    insta::glob!("../../programs", "*.sluice", |path| {
-        let rel = path.strip_prefix(root()).unwrap();
-        let out = run(&["compile", rel.to_str().unwrap(), "--emit", "ir"]);
-        assert_eq!(out.status, 0, "{}", out.stderr);
-        insta::assert_snapshot!(out.stdout);
-    });
+/// Snapshots one stage of every program in a directory, named after the calling test.
+macro_rules! emit_all {
+    ($dir:literal, $stage:literal) => {
+        insta::glob!($dir, "*.sluice", |path| {
+            let rel = path.strip_prefix(root()).unwrap();
+            let out = run(&["compile", rel.to_str().unwrap(), "--emit", $stage]);
+            assert_eq!(out.status, 0, "{}", out.stderr);
+            insta::assert_snapshot!(out.stdout);
+        })
+    };
 }
 
 #[test]
-fn clif_of_a_small_program() {
-    let out = run(&["compile", "tests/programs/tiny.sluice", "--emit", "clif"]);
-    assert_eq!(out.status, 0, "{}", out.stderr);
-    insta::assert_snapshot!(out.stdout);
+fn ir_of_every_program() {
+    emit_all!("../../programs", "ir");
+}
+
+#[test]
+fn ir_of_every_test_program() {
+    emit_all!("../programs", "ir");
+}
+
+#[test]
+fn clif_of_every_program() {
+    emit_all!("../../programs", "clif");
+}
+
+#[test]
+fn clif_of_every_test_program() {
+    emit_all!("../programs", "clif");
 }
 
 #[test]
