@@ -30,6 +30,10 @@ pub struct BenchArgs {
     /// Time each executor gets per round, in milliseconds.
     #[arg(long, default_value_t = 400)]
     round_ms: u64,
+    /// Run each executor over exactly this many packets per round instead of for --round-ms
+    /// (for instruction counts under callgrind, which do not depend on time).
+    #[arg(long, value_name = "N")]
+    packets: Option<u64>,
     /// Also measure the JIT reading live tables (as `sluice serve` does, in batches), idle and
     /// while another thread applies this many table updates per second.
     #[arg(long, value_name = "PER_SEC")]
@@ -73,13 +77,20 @@ impl Tally {
     }
 }
 
-/// Runs `f` over batches of packets from `start`, wrapping, until `budget` has passed;
+/// How long each executor runs in a round: for a time, or over a number of packets.
+#[derive(Clone, Copy)]
+enum Budget {
+    Time(Duration),
+    Packets(u64),
+}
+
+/// Runs `f` over batches of packets from `start`, wrapping, until `budget` is spent;
 /// returns how many it did and where it stopped.
 fn timed(
     p: &Packets,
     batch: usize,
     start: usize,
-    budget: Duration,
+    budget: Budget,
     mut f: impl FnMut(&[(usize, usize, u32)]),
 ) -> (Tally, usize) {
     let t0 = Instant::now();
@@ -88,8 +99,12 @@ fn timed(
     loop {
         // Check the clock once per 1024 packets or so.
         let mut done = 0;
-        while done < 1024 {
-            let k = batch.min(p.spans.len() - i);
+        let chunk = match budget {
+            Budget::Time(_) => 1024,
+            Budget::Packets(max) => usize::try_from(max - n).unwrap_or(usize::MAX),
+        };
+        while done < chunk {
+            let k = batch.min(p.spans.len() - i).min(chunk - done);
             f(&p.spans[i..i + k]);
             done += k;
             i += k;
@@ -99,7 +114,11 @@ fn timed(
         }
         n += done as u64;
         let el = t0.elapsed();
-        if el >= budget {
+        let spent = match budget {
+            Budget::Time(t) => el >= t,
+            Budget::Packets(max) => n >= max,
+        };
+        if spent {
             return (
                 Tally {
                     packets: n,
@@ -195,7 +214,10 @@ pub fn bench(args: &BenchArgs, color: bool) -> anyhow::Result<ExitCode> {
         }
     }
 
-    let budget = Duration::from_millis(args.round_ms);
+    let budget = match args.packets {
+        Some(n) => Budget::Packets(n.max(1)),
+        None => Budget::Time(Duration::from_millis(args.round_ms)),
+    };
     let mut t_jit = Tally::default();
     let mut t_interp = Tally::default();
     let mut t_native = Tally::default();
@@ -273,7 +295,7 @@ pub fn bench(args: &BenchArgs, color: bool) -> anyhow::Result<ExitCode> {
             &tables,
             &prog,
             max_len,
-            budget,
+            Duration::from_millis(args.round_ms),
             args.rounds,
             ups,
         )?),
