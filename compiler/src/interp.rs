@@ -74,7 +74,7 @@ impl<'p> Interp<'p> {
                     egress: None,
                     drop: None,
                     recirculate: false,
-                    last_action: 0,
+                    last_action: ActionId::DROP,
                     trace: trace.as_deref_mut(),
                 };
                 let r = p.run(pkt);
@@ -85,7 +85,7 @@ impl<'p> Interp<'p> {
                 break v;
             }
             if pass_no >= MAX_RECIRCULATIONS {
-                break Verdict::Drop(reason::RECIRCULATION_LIMIT as u16);
+                break Verdict::Drop(reason::RECIRCULATION_LIMIT.code());
             }
             pass_no += 1;
             if let Some(t) = trace.as_deref_mut() {
@@ -142,12 +142,12 @@ impl Pass<'_> {
     fn run(&mut self, pkt: &mut PacketBuf) -> (Verdict, bool) {
         let consumed = match self.parse(pkt.data()) {
             Ok(c) => c,
-            Err(r) => return (Verdict::Drop(r as u16), false),
+            Err(r) => return (Verdict::Drop(r.code()), false),
         };
         let control = &self.prog.control;
         self.stmts(control, &[]);
         if let Some(r) = self.drop {
-            return (Verdict::Drop(r as u16), false);
+            return (Verdict::Drop(r.code()), false);
         }
         self.deparse(pkt, consumed);
         if self.recirculate {
@@ -155,14 +155,14 @@ impl Pass<'_> {
         }
         match self.egress {
             Some(p) => (Verdict::Forward(p), false),
-            None => (Verdict::Drop(reason::NO_FORWARD as u16), false),
+            None => (Verdict::Drop(reason::NO_FORWARD.code()), false),
         }
     }
 
     /// Runs the parser; returns the number of bytes consumed, or a drop reason.
     fn parse(&mut self, data: &[u8]) -> Result<usize, ReasonId> {
         let mut cursor = 0usize;
-        let mut state = 0usize;
+        let mut state = StateId(0);
         let mut visits = vec![0u32; self.prog.states.len()];
         // The path is only kept for --trace.
         let tracing = self.trace.is_some();
@@ -173,9 +173,9 @@ impl Pass<'_> {
         };
         let result = loop {
             let st = &self.prog.states[state];
-            visits[state] += 1;
+            visits[state.index()] += 1;
             if let Some(limit) = st.limit {
-                if visits[state] > limit {
+                if visits[state.index()] > limit {
                     break Err(reason::PARSER_LOOP_LIMIT);
                 }
             }
@@ -191,7 +191,7 @@ impl Pass<'_> {
                             failed = Some(reason::PARSER_TRUNCATED);
                             break;
                         }
-                        let hdr = &mut self.hdrs[*header];
+                        let hdr = &mut self.hdrs[header.index()];
                         hdr.bytes.clear();
                         hdr.bytes
                             .extend_from_slice(&data[cursor..cursor + h.fixed_bytes]);
@@ -208,18 +208,18 @@ impl Pass<'_> {
                                 failed = Some(reason::PARSER_TRUNCATED);
                                 break;
                             }
-                            let hdr = &mut self.hdrs[*header];
+                            let hdr = &mut self.hdrs[header.index()];
                             hdr.bytes.extend_from_slice(
                                 &data[cursor + h.fixed_bytes..cursor + h.fixed_bytes + n],
                             );
                         }
-                        let hdr = &mut self.hdrs[*header];
+                        let hdr = &mut self.hdrs[header.index()];
                         hdr.parsed = hdr.bytes.clone();
                         cursor += hdr.bytes.len();
                     }
                     ParserOp::SetMeta(m, e) => {
                         let v = self.eval(e, &[]);
-                        self.meta[*m] = v & low_mask(self.prog.metadata[*m].width);
+                        self.meta[m.index()] = v & low_mask(self.prog.metadata[*m].width);
                     }
                 }
             }
@@ -284,7 +284,7 @@ impl Pass<'_> {
     }
 
     fn field(&self, h: HeaderId, f: FieldId) -> u128 {
-        let hdr = &self.hdrs[h];
+        let hdr = &self.hdrs[h.index()];
         if !hdr.valid {
             return 0;
         }
@@ -297,7 +297,7 @@ impl Pass<'_> {
         match &e.kind {
             ExprKind::Const(v) => *v & m,
             ExprKind::Field(h, f) => self.field(*h, *f),
-            ExprKind::Meta(i) => self.meta[*i],
+            ExprKind::Meta(i) => self.meta[i.index()],
             ExprKind::Std(s) => match s {
                 StdField::IngressPort => u128::from(self.pkt_meta.ingress_port),
                 StdField::EgressPort => u128::from(self.egress.unwrap_or(0)),
@@ -308,7 +308,7 @@ impl Pass<'_> {
                 StdField::Pass => u128::from(self.pass),
             },
             ExprKind::Param(i) => params.get(*i).copied().unwrap_or(0),
-            ExprKind::Valid(h) => u128::from(self.hdrs[*h].valid),
+            ExprKind::Valid(h) => u128::from(self.hdrs[h.index()].valid),
             ExprKind::Not(a) => u128::from(self.eval(a, params) == 0),
             ExprKind::BitNot(a) => !self.eval(a, params) & m,
             ExprKind::Resize(a) => self.eval(a, params) & m,
@@ -363,17 +363,14 @@ impl Pass<'_> {
             ExprKind::Hash { algo, fields, max } => {
                 let bytes = self.field_bytes(fields, params);
                 let max = self.eval(max, params);
-                sluice_runtime::hash::reduce(
-                    sluice_runtime::hash::compute(algo_id(algo), &bytes),
-                    max,
-                ) & m
+                sluice_runtime::hash::reduce(sluice_runtime::hash::compute(*algo, &bytes), max) & m
             }
             ExprKind::SipHash { secret, fields } => {
                 let bytes = self.field_bytes(fields, params);
                 let key = self
                     .tables
                     .secret_values
-                    .get(*secret)
+                    .get(secret.index())
                     .copied()
                     .flatten()
                     .unwrap_or([0; 16]);
@@ -404,7 +401,7 @@ impl Pass<'_> {
             Stmt::SetField(h, f, e) => {
                 let v = self.eval(e, params);
                 let fd = &self.prog.headers[*h].fields[*f];
-                let hdr = &mut self.hdrs[*h];
+                let hdr = &mut self.hdrs[h.index()];
                 // Writes to a header that is not valid have no effect.
                 if hdr.valid {
                     set_bits(&mut hdr.bytes, fd.bit_offset as usize, fd.width, v);
@@ -412,7 +409,7 @@ impl Pass<'_> {
             }
             Stmt::SetMeta(m, e) => {
                 let v = self.eval(e, params);
-                self.meta[*m] = v & low_mask(self.prog.metadata[*m].width);
+                self.meta[m.index()] = v & low_mask(self.prog.metadata[*m].width);
             }
             Stmt::Apply(t) => {
                 self.apply(*t);
@@ -433,7 +430,7 @@ impl Pass<'_> {
                 }
             }
             Stmt::SetValid(h) => {
-                let hdr = &mut self.hdrs[*h];
+                let hdr = &mut self.hdrs[h.index()];
                 if !hdr.valid {
                     hdr.valid = true;
                     if !hdr.extracted {
@@ -442,7 +439,7 @@ impl Pass<'_> {
                     }
                 }
             }
-            Stmt::SetInvalid(h) => self.hdrs[*h].valid = false,
+            Stmt::SetInvalid(h) => self.hdrs[h.index()].valid = false,
             Stmt::Forward(e) => {
                 let p = self.eval(e, params);
                 self.egress = Some(p as u16);
@@ -454,7 +451,7 @@ impl Pass<'_> {
             }
             Stmt::Call(a, args) => {
                 let vals: Vec<u128> = args.iter().map(|e| self.eval(e, params)).collect();
-                self.stats.action_runs[*a] += 1;
+                self.stats.action_runs[a.index()] += 1;
                 let body = &self.prog.actions[*a].body;
                 self.stmts(body, &vals);
             }
@@ -463,33 +460,29 @@ impl Pass<'_> {
     }
 }
 
-fn algo_id(a: &HashAlgo) -> sluice_runtime::hash::Algo {
-    match a {
-        HashAlgo::Crc32 => sluice_runtime::hash::Algo::Crc32,
-        HashAlgo::Crc16 => sluice_runtime::hash::Algo::Crc16,
-        HashAlgo::Identity => sluice_runtime::hash::Algo::Identity,
-    }
-}
-
 impl Pass<'_> {
     /// Applies a table: builds its key, looks it up, counts, and runs the action. Returns hit.
     fn apply(&mut self, t: TableId) -> bool {
         let table = &self.prog.tables[t];
         let key: Vec<u128> = table.keys.iter().map(|k| self.eval(&k.expr, &[])).collect();
-        let rt = &self.tables.tables[t];
+        let rt = &self.tables.tables[t.index()];
         let (hit, action, args) = match rt.lookup_counted(&key, u64::from(self.packet_length)) {
-            Some((h, call)) => (Some(h.0), call.action as usize, call.args.to_vec()),
+            Some((h, call)) => (
+                Some(h.0),
+                ActionId(call.action as usize),
+                call.args.to_vec(),
+            ),
             None => {
                 let d = rt.default_action();
-                (None, d.action as usize, d.args.to_vec())
+                (None, ActionId(d.action as usize), d.args.to_vec())
             }
         };
         if hit.is_some() {
-            self.stats.table_hits[t] += 1;
+            self.stats.table_hits[t.index()] += 1;
         } else {
-            self.stats.table_misses[t] += 1;
+            self.stats.table_misses[t.index()] += 1;
         }
-        self.stats.action_runs[action] += 1;
+        self.stats.action_runs[action.index()] += 1;
         self.last_action = action;
         let prog = self.prog;
         self.tr(|tr| {
@@ -519,7 +512,7 @@ impl Pass<'_> {
                 args.join(", ")
             );
         });
-        if action == BUILTIN_DROP {
+        if action == ActionId::DROP {
             let r = if hit.is_some() {
                 table.drop_on_hit
             } else {
@@ -542,8 +535,8 @@ impl Pass<'_> {
         }
         let mut out = Vec::new();
         for &h in &self.prog.deparser {
-            if self.hdrs[h].valid {
-                out.extend_from_slice(&self.hdrs[h].bytes);
+            if self.hdrs[h.index()].valid {
+                out.extend_from_slice(&self.hdrs[h.index()].bytes);
             }
         }
         // The headroom is sized for the largest emit, so this cannot fail.
@@ -552,17 +545,15 @@ impl Pass<'_> {
     }
 
     fn update_checksum(&mut self, c: &Checksum) {
-        let hdr = &self.hdrs[c.header];
+        let hdr = &self.hdrs[c.header.index()];
         if !hdr.valid {
             return;
         }
         let h = &self.prog.headers[c.header];
         let csum_field = &h.fields[c.field];
-        let covered = h
-            .fields
-            .iter()
-            .enumerate()
-            .filter(|(i, f)| *i != c.field && Some(*i) != h.varbit.map(|v| v.0) && f.width > 0);
+        let covered = h.fields.iter().enumerate().filter(|(i, f)| {
+            FieldId(*i) != c.field && Some(FieldId(*i)) != h.varbit.map(|v| v.0) && f.width > 0
+        });
         let new_csum = if !hdr.extracted {
             match c.kind {
                 ChecksumKind::Ipv4Header => checksum::full(covered.map(|(_, f)| {
@@ -589,7 +580,7 @@ impl Pass<'_> {
                 }
             }
             if let Some(ph) = c.pseudo {
-                let p = &self.hdrs[ph];
+                let p = &self.hdrs[ph.index()];
                 if p.valid && p.extracted {
                     for (a, b) in pseudo_header(&p.parsed)
                         .into_iter()
@@ -609,13 +600,10 @@ impl Pass<'_> {
             }
         };
         let off = csum_field.bit_offset as usize;
-        let hdr = &mut self.hdrs[c.header];
+        let hdr = &mut self.hdrs[c.header.index()];
         set_bits(&mut hdr.bytes, off, 16, u128::from(new_csum));
     }
 }
-
-/// The built-in `drop` action's id (the checker puts it first).
-const BUILTIN_DROP: ActionId = 0;
 
 /// Contributions of the IPv4 pseudo-header's source, destination, protocol and upper-layer
 /// length, from an IPv4 header's bytes.

@@ -4,6 +4,7 @@
 //! Stages: `sluice_lang::parse` → `sluice_lang::check` → [`lower::lower`] → [`verify::verify`]
 //! → [`interp`] or the JIT.
 
+pub mod analysis;
 pub mod interp;
 pub mod ir;
 pub mod jit;
@@ -13,8 +14,7 @@ pub mod verify;
 
 use sluice_lang::Diagnostic;
 use sluice_runtime::table::{
-    ActionCall, ActionSchema, KeyField, MatchKind as RtKind, MatchValue, ParamSchema, Table,
-    TableSchema, TableSet,
+    ActionCall, ActionSchema, KeyField, MatchValue, ParamSchema, Table, TableSchema, TableSet,
 };
 use std::sync::Arc;
 
@@ -48,16 +48,6 @@ pub fn compile(source: &str) -> Result<Compiled, CompileError> {
     Ok(Compiled { ir, warnings })
 }
 
-fn rt_kind(k: ir::MatchKind) -> RtKind {
-    match k {
-        ir::MatchKind::Exact => RtKind::Exact,
-        ir::MatchKind::Lpm => RtKind::Lpm,
-        ir::MatchKind::Ternary => RtKind::Ternary,
-        ir::MatchKind::Range => RtKind::Range,
-        ir::MatchKind::Optional => RtKind::Optional,
-    }
-}
-
 /// A table's key as the runtime describes it.
 pub fn key_fields(t: &ir::Table) -> Vec<KeyField> {
     t.keys
@@ -65,7 +55,7 @@ pub fn key_fields(t: &ir::Table) -> Vec<KeyField> {
         .map(|k| KeyField {
             name: k.name.clone(),
             width: k.expr.width,
-            kind: rt_kind(k.kind),
+            kind: k.kind,
         })
         .collect()
 }
@@ -94,11 +84,11 @@ pub fn table_set(p: &ir::Program) -> Result<TableSet, String> {
         let schema = TableSchema {
             name: t.name.clone(),
             keys: key_fields(t),
-            // The built-in actions (`drop`, `NoAction`, ids 0 and 1) are allowed in every table,
-            // for entries and as the default, as the JIT's dispatch and the checker expect.
+            // The built-in actions (`drop`, `NoAction`) are allowed in every table, for entries
+            // and as the default, as the JIT's dispatch and the checker expect.
             actions: {
-                let mut a: Vec<u32> = t.actions.iter().map(|a| *a as u32).collect();
-                for b in [0u32, 1] {
+                let mut a: Vec<u32> = t.actions.iter().map(|a| a.index() as u32).collect();
+                for b in [sluice_defs::builtin::DROP, sluice_defs::builtin::NO_ACTION] {
                     if !a.contains(&b) {
                         a.push(b);
                     }
@@ -106,7 +96,7 @@ pub fn table_set(p: &ir::Program) -> Result<TableSet, String> {
                 a
             },
             default_action: ActionCall {
-                action: t.default.0 as u32,
+                action: t.default.0.index() as u32,
                 args: t.default.1.clone().into(),
             },
             const_default: t.const_default,
@@ -129,7 +119,7 @@ pub fn table_set(p: &ir::Program) -> Result<TableSet, String> {
                 })
                 .collect();
             let call = ActionCall {
-                action: e.action as u32,
+                action: e.action.index() as u32,
                 args: e.args.clone().into(),
             };
             table

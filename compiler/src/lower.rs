@@ -2,6 +2,7 @@
 //! user input.
 
 use crate::ir::*;
+use sluice_lang::ast;
 use sluice_lang::check::{self as hir, Checked, SelectKey, TExpr, TExprKind, TStmt};
 
 pub fn lower(c: &Checked) -> Program {
@@ -23,7 +24,9 @@ pub fn lower(c: &Checked) -> Program {
                     })
                     .collect(),
                 fixed_bytes: (ty.fixed_bits / 8) as usize,
-                varbit: ty.varbit().map(|(i, f)| (i, (f.width / 8) as usize)),
+                varbit: ty
+                    .varbit()
+                    .map(|(i, f)| (FieldId(i), (f.width / 8) as usize)),
             }
         })
         .collect();
@@ -31,10 +34,10 @@ pub fn lower(c: &Checked) -> Program {
     let user_reason_base = drop_reasons.len();
     drop_reasons.extend(c.drop_reasons.iter().cloned());
     let mut intern = |s: String| match drop_reasons.iter().position(|r| *r == s) {
-        Some(i) => i,
+        Some(i) => ReasonId(i),
         None => {
             drop_reasons.push(s);
-            drop_reasons.len() - 1
+            ReasonId(drop_reasons.len() - 1)
         }
     };
     let tables: Vec<Table> = c
@@ -51,8 +54,8 @@ pub fn lower(c: &Checked) -> Program {
                     kind: k.kind,
                 })
                 .collect(),
-            actions: t.actions.clone(),
-            default: t.default.clone(),
+            actions: t.actions.iter().map(|&a| ActionId(a)).collect(),
+            default: (ActionId(t.default.0), t.default.1.clone()),
             const_default: t.const_default,
             size: t.size,
             entries: t
@@ -66,7 +69,7 @@ pub fn lower(c: &Checked) -> Program {
                         .zip(&e.prefix)
                         .map(|((k, ki), p)| entry_key(k, ki.kind, *p, ki.expr.width))
                         .collect(),
-                    action: e.action,
+                    action: ActionId(e.action),
                     args: e.args.clone(),
                     priority: e.priority,
                 })
@@ -88,15 +91,15 @@ pub fn lower(c: &Checked) -> Program {
                 .iter()
                 .map(|op| match op {
                     hir::TParserStmt::Extract { header, varbit_len } => ParserOp::Extract {
-                        header: *header,
+                        header: HeaderId(*header),
                         varbit_bits: varbit_len.as_ref().map(expr),
                     },
                     hir::TParserStmt::Assign(hir::LValue::Meta(m), v) => {
-                        ParserOp::SetMeta(*m, expr(v))
+                        ParserOp::SetMeta(MetaId(*m), expr(v))
                     }
                     // The checker only lets the parser assign metadata.
                     hir::TParserStmt::Assign(hir::LValue::Field(..), v) => {
-                        ParserOp::SetMeta(0, expr(v))
+                        ParserOp::SetMeta(MetaId(0), expr(v))
                     }
                 })
                 .collect(),
@@ -113,17 +116,7 @@ pub fn lower(c: &Checked) -> Program {
             body: stmts(&a.body, rb),
         })
         .collect();
-    // Headroom: enough for every emitted header to be pushed in front of the packet.
-    // Each pass may push every emitted header once; a program that recirculates may push in
-    // every pass.
-    let per_pass: usize = c.deparser.iter().map(|&h| headers[h].max_bytes()).sum();
-    let passes = if recirculates(&c.control, &c.actions) {
-        usize::from(MAX_RECIRCULATIONS) + 1
-    } else {
-        1
-    };
-    let headroom = (per_pass * passes).next_multiple_of(64).max(64);
-    Program {
+    let mut program = Program {
         metadata: c
             .metadata
             .iter()
@@ -137,33 +130,40 @@ pub fn lower(c: &Checked) -> Program {
         actions,
         tables,
         control: stmts(&c.control, rb),
-        deparser: c.deparser.clone(),
+        deparser: c.deparser.iter().map(|&h| HeaderId(h)).collect(),
         checksums: c
             .checksums
             .iter()
             .map(|k| Checksum {
-                kind: k.kind,
-                header: k.header,
-                field: k.field,
-                pseudo: k.pseudo,
+                kind: match k.kind {
+                    hir::ChecksumKind::Ipv4Header => ChecksumKind::Ipv4Header,
+                    hir::ChecksumKind::Tcp => ChecksumKind::Tcp,
+                    hir::ChecksumKind::Udp => ChecksumKind::Udp,
+                },
+                header: HeaderId(k.header),
+                field: FieldId(k.field),
+                pseudo: k.pseudo.map(HeaderId),
             })
             .collect(),
         drop_reasons,
-        headroom,
+        headroom: 0,
         headers,
-    }
+    };
+    program.headroom = headroom(&program);
+    program
 }
 
-fn recirculates(control: &[TStmt], actions: &[hir::ActionInfo]) -> bool {
-    fn any(s: &[TStmt]) -> bool {
-        s.iter().any(|st| match st {
-            TStmt::Recirculate => true,
-            TStmt::If(_, a, b) => any(a) || any(b),
-            TStmt::Switch(_, arms, d) => arms.iter().any(|(_, b)| any(b)) || any(d),
-            _ => false,
-        })
-    }
-    any(control) || actions.iter().any(|a| any(&a.body))
+/// Bytes in front of each packet for pushed headers: enough for every emitted header to be
+/// pushed in front of the packet once per pass, and a program that recirculates may push in
+/// every pass.
+fn headroom(p: &Program) -> usize {
+    let per_pass: usize = p.deparser.iter().map(|&h| p.headers[h].max_bytes()).sum();
+    let passes = if crate::analysis::recirculates(p) {
+        usize::from(MAX_RECIRCULATIONS) + 1
+    } else {
+        1
+    };
+    (per_pass * passes).next_multiple_of(64).max(64)
 }
 
 fn entry_key(k: &SelectKey, kind: MatchKind, prefix: Option<u32>, width: u32) -> EntryKey {
@@ -192,7 +192,7 @@ fn target(t: hir::Target) -> Target {
     match t {
         hir::Target::Accept => Target::Accept,
         hir::Target::Reject => Target::Reject,
-        hir::Target::State(s) => Target::State(s),
+        hir::Target::State(s) => Target::State(StateId(s)),
     }
 }
 
@@ -200,7 +200,7 @@ fn transition(t: &hir::TTransition) -> Transition {
     match t {
         hir::TTransition::Accept => Transition::Accept,
         hir::TTransition::Reject => Transition::Reject,
-        hir::TTransition::Goto(s) => Transition::Goto(*s),
+        hir::TTransition::Goto(s) => Transition::Goto(StateId(*s)),
         hir::TTransition::Select {
             exprs,
             cases,
@@ -239,20 +239,24 @@ fn stmts(s: &[TStmt], rb: usize) -> Vec<Stmt> {
 
 fn stmt(s: &TStmt, rb: usize) -> Stmt {
     match s {
-        TStmt::Assign(hir::LValue::Field(h, f), v) => Stmt::SetField(*h, *f, expr(v)),
-        TStmt::Assign(hir::LValue::Meta(m), v) => Stmt::SetMeta(*m, expr(v)),
-        TStmt::Apply(t) => Stmt::Apply(*t),
+        TStmt::Assign(hir::LValue::Field(h, f), v) => {
+            Stmt::SetField(HeaderId(*h), FieldId(*f), expr(v))
+        }
+        TStmt::Assign(hir::LValue::Meta(m), v) => Stmt::SetMeta(MetaId(*m), expr(v)),
+        TStmt::Apply(t) => Stmt::Apply(TableId(*t)),
         TStmt::If(c, a, b) => Stmt::If(expr(c), stmts(a, rb), stmts(b, rb)),
         TStmt::Switch(t, arms, d) => Stmt::Switch(
-            *t,
-            arms.iter().map(|(a, b)| (*a, stmts(b, rb))).collect(),
+            TableId(*t),
+            arms.iter()
+                .map(|(a, b)| (ActionId(*a), stmts(b, rb)))
+                .collect(),
             stmts(d, rb),
         ),
-        TStmt::SetValid(h) => Stmt::SetValid(*h),
-        TStmt::SetInvalid(h) => Stmt::SetInvalid(*h),
+        TStmt::SetValid(h) => Stmt::SetValid(HeaderId(*h)),
+        TStmt::SetInvalid(h) => Stmt::SetInvalid(HeaderId(*h)),
         TStmt::Forward(e) => Stmt::Forward(expr(e)),
-        TStmt::Drop(r) => Stmt::Drop(rb + r),
-        TStmt::Call(a, args) => Stmt::Call(*a, args.iter().map(expr).collect()),
+        TStmt::Drop(r) => Stmt::Drop(ReasonId(rb + r)),
+        TStmt::Call(a, args) => Stmt::Call(ActionId(*a), args.iter().map(expr).collect()),
         TStmt::Recirculate => Stmt::Recirculate,
     }
 }
@@ -260,28 +264,63 @@ fn stmt(s: &TStmt, rb: usize) -> Stmt {
 fn expr(e: &TExpr) -> Expr {
     let kind = match &e.kind {
         TExprKind::Const(v) => ExprKind::Const(*v),
-        TExprKind::Field(h, f) => ExprKind::Field(*h, *f),
-        TExprKind::Meta(m) => ExprKind::Meta(*m),
-        TExprKind::Std(s) => ExprKind::Std(*s),
+        TExprKind::Field(h, f) => ExprKind::Field(HeaderId(*h), FieldId(*f)),
+        TExprKind::Meta(m) => ExprKind::Meta(MetaId(*m)),
+        TExprKind::Std(s) => ExprKind::Std(std_field(*s)),
         TExprKind::Param(p) => ExprKind::Param(*p),
-        TExprKind::Valid(h) => ExprKind::Valid(*h),
-        TExprKind::Binary(op, a, b) => ExprKind::Binary(*op, Box::new(expr(a)), Box::new(expr(b))),
+        TExprKind::Valid(h) => ExprKind::Valid(HeaderId(*h)),
+        TExprKind::Binary(op, a, b) => {
+            ExprKind::Binary(bin_op(*op), Box::new(expr(a)), Box::new(expr(b)))
+        }
         TExprKind::Not(a) => ExprKind::Not(Box::new(expr(a))),
         TExprKind::BitNot(a) => ExprKind::BitNot(Box::new(expr(a))),
         TExprKind::Resize(a) => ExprKind::Resize(Box::new(expr(a))),
-        TExprKind::Apply(t, hit) => ExprKind::Apply(*t, *hit),
+        TExprKind::Apply(t, hit) => ExprKind::Apply(TableId(*t), *hit),
         TExprKind::Hash { algo, fields, max } => ExprKind::Hash {
-            algo: algo.clone(),
+            algo: *algo,
             fields: fields.iter().map(expr).collect(),
             max: Box::new(expr(max)),
         },
         TExprKind::SipHash { secret, fields } => ExprKind::SipHash {
-            secret: *secret,
+            secret: SecretId(*secret),
             fields: fields.iter().map(expr).collect(),
         },
     };
     Expr {
         kind,
         width: e.width,
+    }
+}
+
+fn bin_op(op: ast::BinOp) -> BinOp {
+    match op {
+        ast::BinOp::Or => BinOp::Or,
+        ast::BinOp::And => BinOp::And,
+        ast::BinOp::Eq => BinOp::Eq,
+        ast::BinOp::Ne => BinOp::Ne,
+        ast::BinOp::Lt => BinOp::Lt,
+        ast::BinOp::Le => BinOp::Le,
+        ast::BinOp::Gt => BinOp::Gt,
+        ast::BinOp::Ge => BinOp::Ge,
+        ast::BinOp::BitOr => BinOp::BitOr,
+        ast::BinOp::BitXor => BinOp::BitXor,
+        ast::BinOp::BitAnd => BinOp::BitAnd,
+        ast::BinOp::Shl => BinOp::Shl,
+        ast::BinOp::Shr => BinOp::Shr,
+        ast::BinOp::Add => BinOp::Add,
+        ast::BinOp::Sub => BinOp::Sub,
+        ast::BinOp::Mul => BinOp::Mul,
+    }
+}
+
+fn std_field(f: hir::StdField) -> StdField {
+    match f {
+        hir::StdField::IngressPort => StdField::IngressPort,
+        hir::StdField::EgressPort => StdField::EgressPort,
+        hir::StdField::PacketLength => StdField::PacketLength,
+        hir::StdField::Dropped => StdField::Dropped,
+        hir::StdField::IngressTsSec => StdField::IngressTsSec,
+        hir::StdField::IngressTsNsec => StdField::IngressTsNsec,
+        hir::StdField::Pass => StdField::Pass,
     }
 }

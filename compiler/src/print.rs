@@ -1,6 +1,7 @@
 //! A readable dump of the pipeline IR (`sluice compile --emit ir`): layouts in bits and bytes,
 //! the parser graph, tables, actions, control and deparser, with names resolved.
 
+use crate::ir::visit::{fold_expr, Visitor};
 use crate::ir::*;
 use std::fmt::Write as _;
 
@@ -125,11 +126,11 @@ pub fn print(p: &Program) -> String {
                 format!("{n}: {nz}bit<{w}>")
             })
             .collect();
-        let _ = writeln!(w, "action a{i} {}({})", a.name, ps.join(", "));
+        let _ = writeln!(w, "action {} {}({})", ActionId(i), a.name, ps.join(", "));
         stmts(p, w, &a.body, 2, &a.params);
     }
     for (i, t) in p.tables.iter().enumerate() {
-        let _ = writeln!(w, "table t{i} {} size {}", t.name, t.size);
+        let _ = writeln!(w, "table {} {} size {}", TableId(i), t.name, t.size);
         for k in &t.keys {
             let _ = writeln!(w, "    key {} {:?} = {}", k.name, k.kind, expr(p, &k.expr));
         }
@@ -164,7 +165,7 @@ pub fn print(p: &Program) -> String {
     let _ = writeln!(w, "deparser emit {}", ds.join(", "));
     let _ = writeln!(w, "drop reasons");
     for (i, r) in p.drop_reasons.iter().enumerate() {
-        let _ = writeln!(w, "  r{i} {r:?}");
+        let _ = writeln!(w, "  {} {r:?}", ReasonId(i));
     }
     o
 }
@@ -177,124 +178,151 @@ fn target(p: &Program, t: Target) -> String {
     }
 }
 
-fn stmts(p: &Program, w: &mut String, s: &[Stmt], ind: usize, params: &[(String, u32)]) {
-    let pad = " ".repeat(ind);
-    for st in s {
+/// Prints statements, one per line, nested blocks indented: a visitor that writes each
+/// statement and walks into its blocks itself, to put `else` and `case` lines between them.
+struct Stmts<'a> {
+    p: &'a Program,
+    out: &'a mut String,
+    indent: usize,
+    params: &'a [(String, u32)],
+}
+
+impl Stmts<'_> {
+    fn line(&mut self, text: std::fmt::Arguments) {
+        let _ = writeln!(self.out, "{:indent$}{text}", "", indent = self.indent);
+    }
+
+    fn nested(&mut self, by: usize, stmts: &[Stmt]) {
+        self.indent += by;
+        self.visit_block(stmts);
+        self.indent -= by;
+    }
+
+    fn expr(&self, e: &Expr) -> String {
+        expr_p(self.p, e, self.params)
+    }
+}
+
+impl Visitor for Stmts<'_> {
+    fn visit_stmt(&mut self, st: &Stmt) {
+        let p = self.p;
         match st {
             Stmt::SetField(h, f, e) => {
                 let hd = &p.headers[*h];
-                let _ = writeln!(
-                    w,
-                    "{pad}{}.{} = {}",
-                    hd.name,
-                    hd.fields[*f].name,
-                    expr_p(p, e, params)
-                );
+                let v = self.expr(e);
+                self.line(format_args!("{}.{} = {v}", hd.name, hd.fields[*f].name));
             }
             Stmt::SetMeta(m, e) => {
-                let _ = writeln!(
-                    w,
-                    "{pad}meta.{} = {}",
-                    p.metadata[*m].name,
-                    expr_p(p, e, params)
-                );
+                let v = self.expr(e);
+                self.line(format_args!("meta.{} = {v}", p.metadata[*m].name));
             }
-            Stmt::Apply(t) => {
-                let _ = writeln!(w, "{pad}apply {}", p.tables[*t].name);
-            }
+            Stmt::Apply(t) => self.line(format_args!("apply {}", p.tables[*t].name)),
             Stmt::If(c, a, b) => {
-                let _ = writeln!(w, "{pad}if {}", expr_p(p, c, params));
-                stmts(p, w, a, ind + 2, params);
+                let c = self.expr(c);
+                self.line(format_args!("if {c}"));
+                self.nested(2, a);
                 if !b.is_empty() {
-                    let _ = writeln!(w, "{pad}else");
-                    stmts(p, w, b, ind + 2, params);
+                    self.line(format_args!("else"));
+                    self.nested(2, b);
                 }
             }
             Stmt::Switch(t, arms, d) => {
-                let _ = writeln!(w, "{pad}switch apply {}", p.tables[*t].name);
+                self.line(format_args!("switch apply {}", p.tables[*t].name));
                 for (a, b) in arms {
-                    let _ = writeln!(w, "{pad}  case {}", p.actions[*a].name);
-                    stmts(p, w, b, ind + 4, params);
+                    self.line(format_args!("  case {}", p.actions[*a].name));
+                    self.nested(4, b);
                 }
-                let _ = writeln!(w, "{pad}  default");
-                stmts(p, w, d, ind + 4, params);
+                self.line(format_args!("  default"));
+                self.nested(4, d);
             }
-            Stmt::SetValid(h) => {
-                let _ = writeln!(w, "{pad}set_valid {}", p.headers[*h].name);
-            }
-            Stmt::SetInvalid(h) => {
-                let _ = writeln!(w, "{pad}set_invalid {}", p.headers[*h].name);
-            }
+            Stmt::SetValid(h) => self.line(format_args!("set_valid {}", p.headers[*h].name)),
+            Stmt::SetInvalid(h) => self.line(format_args!("set_invalid {}", p.headers[*h].name)),
             Stmt::Forward(e) => {
-                let _ = writeln!(w, "{pad}forward {}", expr_p(p, e, params));
+                let v = self.expr(e);
+                self.line(format_args!("forward {v}"));
             }
-            Stmt::Drop(r) => {
-                let _ = writeln!(w, "{pad}drop r{r} {:?}", p.drop_reasons[*r]);
-            }
+            Stmt::Drop(r) => self.line(format_args!("drop {r} {:?}", p.drop_reasons[*r])),
             Stmt::Call(a, args) => {
-                let xs: Vec<String> = args.iter().map(|e| expr_p(p, e, params)).collect();
-                let _ = writeln!(w, "{pad}call {}({})", p.actions[*a].name, xs.join(", "));
+                let xs: Vec<String> = args.iter().map(|e| self.expr(e)).collect();
+                self.line(format_args!(
+                    "call {}({})",
+                    p.actions[*a].name,
+                    xs.join(", ")
+                ));
             }
-            Stmt::Recirculate => {
-                let _ = writeln!(w, "{pad}recirculate");
-            }
+            Stmt::Recirculate => self.line(format_args!("recirculate")),
         }
     }
+}
+
+fn stmts(p: &Program, w: &mut String, s: &[Stmt], ind: usize, params: &[(String, u32)]) {
+    Stmts {
+        p,
+        out: w,
+        indent: ind,
+        params,
+    }
+    .visit_block(s);
 }
 
 fn expr(p: &Program, e: &Expr) -> String {
     expr_p(p, e, &[])
 }
 
+/// An expression, printed bottom-up from its operands.
 fn expr_p(p: &Program, e: &Expr, params: &[(String, u32)]) -> String {
-    let ty = if e.width == 0 {
-        String::new()
-    } else {
-        format!(":{}", e.width)
-    };
-    match &e.kind {
-        ExprKind::Const(v) => format!("{v:#x}{ty}"),
-        ExprKind::Field(h, f) => {
-            let hd = &p.headers[*h];
-            format!("{}.{}{ty}", hd.name, hd.fields[*f].name)
-        }
-        ExprKind::Meta(m) => format!("meta.{}{ty}", p.metadata[*m].name),
-        ExprKind::Std(s) => format!("std.{}{ty}", s.name()),
-        ExprKind::Param(i) => match params.get(*i) {
-            Some((n, _)) => format!("{n}{ty}"),
-            None => format!("param{i}{ty}"),
-        },
-        ExprKind::Valid(h) => format!("{}.valid", p.headers[*h].name),
-        ExprKind::Binary(op, a, b) => format!(
-            "({} {} {}){}",
-            expr_p(p, a, params),
-            op.symbol(),
-            expr_p(p, b, params),
-            if op.is_comparison() || op.is_logical() {
-                ""
-            } else {
-                &ty
+    fold_expr(e, &mut |e, kids: Vec<String>| {
+        let ty = if e.width == 0 {
+            String::new()
+        } else {
+            format!(":{}", e.width)
+        };
+        match &e.kind {
+            ExprKind::Const(v) => format!("{v:#x}{ty}"),
+            ExprKind::Field(h, f) => {
+                let hd = &p.headers[*h];
+                format!("{}.{}{ty}", hd.name, hd.fields[*f].name)
             }
-        ),
-        ExprKind::Not(a) => format!("!{}", expr_p(p, a, params)),
-        ExprKind::BitNot(a) => format!("~{}", expr_p(p, a, params)),
-        ExprKind::Resize(a) => format!("resize{ty}({})", expr_p(p, a, params)),
-        ExprKind::Apply(t, hit) => format!(
-            "apply({}).{}",
-            p.tables[*t].name,
-            if *hit { "hit" } else { "miss" }
-        ),
-        ExprKind::Hash { algo, fields, max } => {
-            let fs: Vec<String> = fields.iter().map(|f| expr_p(p, f, params)).collect();
-            format!(
-                "hash_{algo:?}({{{}}}, {}){ty}",
-                fs.join(", "),
-                expr_p(p, max, params)
-            )
+            ExprKind::Meta(m) => format!("meta.{}{ty}", p.metadata[*m].name),
+            ExprKind::Std(s) => format!("std.{}{ty}", s.name()),
+            ExprKind::Param(i) => match params.get(*i) {
+                Some((n, _)) => format!("{n}{ty}"),
+                None => format!("param{i}{ty}"),
+            },
+            ExprKind::Valid(h) => format!("{}.valid", p.headers[*h].name),
+            ExprKind::Binary(op, ..) => format!(
+                "({} {} {}){}",
+                kids[0],
+                op.symbol(),
+                kids[1],
+                if op.is_comparison() || op.is_logical() {
+                    ""
+                } else {
+                    &ty
+                }
+            ),
+            ExprKind::Not(_) => format!("!{}", kids[0]),
+            ExprKind::BitNot(_) => format!("~{}", kids[0]),
+            ExprKind::Resize(_) => format!("resize{ty}({})", kids[0]),
+            ExprKind::Apply(t, hit) => format!(
+                "apply({}).{}",
+                p.tables[*t].name,
+                if *hit { "hit" } else { "miss" }
+            ),
+            ExprKind::Hash { algo, .. } => {
+                // The operands are the fields, then the maximum.
+                let (max, fields) = kids
+                    .split_last()
+                    .map_or((String::new(), &[][..]), |(m, f)| (m.clone(), f));
+                format!("hash_{algo:?}({{{}}}, {max}){ty}", fields.join(", "))
+            }
+            ExprKind::SipHash { secret, .. } => {
+                format!(
+                    "siphash({}, {{{}}}){ty}",
+                    p.secrets[*secret],
+                    kids.join(", ")
+                )
+            }
         }
-        ExprKind::SipHash { secret, fields } => {
-            let fs: Vec<String> = fields.iter().map(|f| expr_p(p, f, params)).collect();
-            format!("siphash({}, {{{}}}){ty}", p.secrets[*secret], fs.join(", "))
-        }
-    }
+    })
 }

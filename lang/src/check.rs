@@ -116,12 +116,7 @@ pub enum LValue {
     Meta(usize),
 }
 
-#[derive(Clone, Debug)]
-pub enum HashAlgo {
-    Crc32,
-    Crc16,
-    Identity,
-}
+pub use sluice_defs::{HashAlgo, MatchKind};
 
 /// A typed expression. `width` 0 means boolean.
 #[derive(Clone, Debug)]
@@ -232,27 +227,6 @@ pub struct ActionInfo {
     pub nonzero: Vec<bool>,
     pub body: Vec<TStmt>,
     pub builtin: Option<BuiltinAction>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MatchKind {
-    Exact,
-    Lpm,
-    Ternary,
-    Range,
-    Optional,
-}
-
-impl MatchKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            MatchKind::Exact => "exact",
-            MatchKind::Lpm => "lpm",
-            MatchKind::Ternary => "ternary",
-            MatchKind::Range => "range",
-            MatchKind::Optional => "optional",
-        }
-    }
 }
 
 #[derive(Clone, Debug)]
@@ -368,47 +342,9 @@ struct Scope<'a> {
     params: &'a [(String, u32)],
 }
 
-/// Closest candidate within edit distance 2, for "did you mean" help.
-fn suggest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<String> {
-    let mut best: Option<(usize, &str)> = None;
-    for c in candidates {
-        let d = edit_distance(name, c);
-        if d <= 2 && best.is_none_or(|(bd, _)| d < bd) {
-            best = Some((d, c));
-        }
-    }
-    best.map(|(_, c)| c.to_string())
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
-
-fn bits_needed(v: u128) -> u32 {
-    (128 - v.leading_zeros()).max(1)
-}
-
-fn fits(v: u128, width: u32) -> bool {
-    width >= 128 || v >> width == 0
-}
-
-fn mask(width: u32) -> u128 {
-    if width >= 128 {
-        u128::MAX
-    } else {
-        (1u128 << width) - 1
-    }
-}
+use sluice_defs::bits::{bits_needed, fits, low_mask as mask};
+use sluice_defs::builtin;
+use sluice_defs::names::closest as suggest;
 
 impl Cx {
     fn err(&mut self, d: Diagnostic) {
@@ -447,22 +383,23 @@ impl Cx {
     }
 
     fn run(&mut self, program: &Program) {
-        // Built-in actions come first so that entries files can name them.
+        // Built-in actions come first, with the ids of `sluice_defs::builtin`, so that entries
+        // files can name them.
         self.out.actions.push(ActionInfo {
-            name: "drop".into(),
+            name: builtin::NAMES[builtin::DROP as usize].into(),
             params: vec![],
             body: vec![TStmt::Drop(0)],
             nonzero: vec![],
             builtin: Some(BuiltinAction::Drop),
         });
         self.out.actions.push(ActionInfo {
-            name: "NoAction".into(),
+            name: builtin::NAMES[builtin::NO_ACTION as usize].into(),
             params: vec![],
             body: vec![],
             nonzero: vec![],
             builtin: Some(BuiltinAction::NoAction),
         });
-        for (i, a) in ["drop", "NoAction"].iter().enumerate() {
+        for (i, a) in builtin::NAMES.iter().enumerate() {
             self.action_names
                 .insert(a.to_string(), (i, Span::default()));
         }
@@ -866,7 +803,7 @@ impl Cx {
                         .with_note("the built-in checksums are ipv4_header, tcp_ipv4 and udp_ipv4");
                 if let Some(s) = suggest(
                     &c.kind.name,
-                    ["ipv4_header", "tcp_ipv4", "udp_ipv4"].into_iter(),
+                    ["ipv4_header", "tcp_ipv4", "udp_ipv4"],
                 ) {
                     d = d.with_help(format!("did you mean `{s}`?"));
                 }
@@ -1375,17 +1312,10 @@ impl Cx {
         };
         let mut keys = Vec::new();
         for k in &t.keys {
-            let kind = match k.kind.name.as_str() {
-                "exact" => MatchKind::Exact,
-                "lpm" => MatchKind::Lpm,
-                "ternary" => MatchKind::Ternary,
-                "range" => MatchKind::Range,
-                "optional" => MatchKind::Optional,
-                _ => {
-                    let c = ["exact", "lpm", "ternary", "range", "optional"]
-                        .iter()
-                        .map(|s| s.to_string())
-                        .collect();
+            let kind = match MatchKind::from_name(&k.kind.name) {
+                Some(k) => k,
+                None => {
+                    let c = MatchKind::ALL.map(|k| k.as_str().to_string()).to_vec();
                     self.unknown("match kind", &k.kind, c);
                     continue;
                 }
@@ -1536,12 +1466,12 @@ impl Cx {
                                 "E0108",
                                 format!(
                                     "this value cannot match a key of kind {}",
-                                    key.kind.name()
+                                    key.kind.as_str()
                                 ),
                             )
                             .with_label(
                                 k.span(),
-                                format!("`{}` is matched by {}", key.name, key.kind.name()),
+                                format!("`{}` is matched by {}", key.name, key.kind.as_str()),
                             ),
                         );
                     }
@@ -2325,15 +2255,10 @@ impl Cx {
                 }
             }
             ExprKind::Hash { algo, fields, max } => {
-                let algo_k = match algo.name.as_str() {
-                    "crc32" => HashAlgo::Crc32,
-                    "crc16" => HashAlgo::Crc16,
-                    "identity" => HashAlgo::Identity,
-                    _ => {
-                        let c = ["crc32", "crc16", "identity"].map(String::from).to_vec();
-                        self.unknown("hash algorithm", algo, c);
-                        return None;
-                    }
+                let Some(algo_k) = HashAlgo::from_name(&algo.name) else {
+                    let c = HashAlgo::ALL.map(|a| a.name().to_string()).to_vec();
+                    self.unknown("hash algorithm", algo, c);
+                    return None;
                 };
                 let fs = self.field_list(fields, scope)?;
                 let mw = self

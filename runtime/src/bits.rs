@@ -49,14 +49,7 @@ pub fn set_bits(bytes: &mut [u8], bit_off: usize, width: u32, value: u128) -> bo
     true
 }
 
-/// The value with only its low `width` bits kept.
-pub fn low_mask(width: u32) -> u128 {
-    if width >= 128 {
-        u128::MAX
-    } else {
-        (1u128 << width) - 1
-    }
-}
+pub use sluice_defs::bits::low_mask;
 
 #[cfg(test)]
 mod tests {

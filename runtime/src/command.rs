@@ -348,11 +348,7 @@ pub struct EntriesError {
     pub error: CommandError,
 }
 
-/// The text of a line before any `#` comment.
-/// The line without its `#` comment.
-pub fn strip_comment(line: &str) -> &str {
-    line.split_once('#').map_or(line, |(code, _)| code)
-}
+pub use sluice_defs::strip_comment;
 
 /// Parses one line; `Ok(None)` for a blank or comment-only line.
 pub fn parse_command(line: &str, set: &TableSet) -> Result<Option<Command>, CommandError> {
@@ -602,21 +598,10 @@ fn parse_secret(set: &TableSet, name: &str, value: &str) -> Result<Command, Comm
             declared: set.secrets.clone(),
         });
     }
-    let bad = || CommandError::BadSecretValue {
-        name: name.to_owned(),
-    };
-    let digits = value
-        .strip_prefix("0x")
-        .or_else(|| value.strip_prefix("0X"))
-        .ok_or_else(bad)?;
-    if digits.len() != 32 || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(bad());
-    }
-    let mut bytes = [0u8; 16];
-    for (byte, pair) in bytes.iter_mut().zip(digits.as_bytes().chunks_exact(2)) {
-        let pair = std::str::from_utf8(pair).map_err(|_| bad())?;
-        *byte = u8::from_str_radix(pair, 16).map_err(|_| bad())?;
-    }
+    let bytes =
+        sluice_defs::secret::parse_secret(value).map_err(|_| CommandError::BadSecretValue {
+            name: name.to_owned(),
+        })?;
     Ok(Command::SecretSet {
         name: name.to_owned(),
         value: bytes,
@@ -663,35 +648,7 @@ fn action_name(set: &TableSet, action: u32) -> Option<&str> {
     set.actions.get(action as usize).map(|a| a.name.as_str())
 }
 
-/// The candidate closest to `name` by edit distance, if within 2 edits.
-fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<String> {
-    candidates
-        .map(|c| (edit_distance(name, c), c))
-        .filter(|&(d, _)| d <= 2)
-        .min_by_key(|&(d, _)| d)
-        .map(|(_, c)| c.to_owned())
-}
-
-/// Levenshtein distance over chars.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = i;
-        let mut left = i + 1;
-        for (cb, above) in b.iter().zip(row.iter_mut().skip(1)) {
-            let cost = diagonal + usize::from(ca != *cb);
-            let next = cost.min(*above + 1).min(left + 1);
-            diagonal = *above;
-            *above = next;
-            left = next;
-        }
-        if let Some(first) = row.first_mut() {
-            *first = i + 1;
-        }
-    }
-    row.last().copied().unwrap_or(0)
-}
+use sluice_defs::names::closest;
 
 fn describe_keys(fields: &[KeyField]) -> String {
     let parts: Vec<String> = fields

@@ -1,21 +1,13 @@
 //! Hash functions that programs call: flow hashes for load balancing and SipHash-2-4 for
 //! authentication tokens.
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Algo {
-    /// CRC-32 (IEEE 802.3, as zlib and Ethernet compute it).
-    Crc32,
-    /// CRC-16/ARC.
-    Crc16,
-    /// The bytes themselves, as a big-endian number (its low 64 bits).
-    Identity,
-}
+pub use sluice_defs::HashAlgo;
 
-pub fn compute(algo: Algo, bytes: &[u8]) -> u64 {
+pub fn compute(algo: HashAlgo, bytes: &[u8]) -> u64 {
     match algo {
-        Algo::Crc32 => u64::from(crc32(bytes)),
-        Algo::Crc16 => u64::from(crc16(bytes)),
-        Algo::Identity => bytes.iter().fold(0u64, |a, b| (a << 8) | u64::from(*b)),
+        HashAlgo::Crc32 => u64::from(crc32(bytes)),
+        HashAlgo::Crc16 => u64::from(crc16(bytes)),
+        HashAlgo::Identity => bytes.iter().fold(0u64, |a, b| (a << 8) | u64::from(*b)),
     }
 }
 

@@ -32,42 +32,7 @@ use thiserror::Error;
 
 use crate::value::{fits, ones};
 
-/// How a key field is matched.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum MatchKind {
-    Exact,
-    Lpm,
-    Ternary,
-    Range,
-    Optional,
-}
-
-impl MatchKind {
-    /// The P4 spelling of the kind (`exact`, `lpm`, ...).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MatchKind::Exact => "exact",
-            MatchKind::Lpm => "lpm",
-            MatchKind::Ternary => "ternary",
-            MatchKind::Range => "range",
-            MatchKind::Optional => "optional",
-        }
-    }
-
-    /// Whether a key of this kind makes entries need a priority.
-    pub fn needs_priority(self) -> bool {
-        matches!(
-            self,
-            MatchKind::Ternary | MatchKind::Range | MatchKind::Optional
-        )
-    }
-}
-
-impl fmt::Display for MatchKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use sluice_defs::MatchKind;
 
 /// One field of a table key.
 #[derive(Debug, Clone, PartialEq, Eq)]

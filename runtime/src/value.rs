@@ -52,19 +52,7 @@ pub fn format_value(v: u128, width: u32) -> String {
     format!("0x{v:0nibbles$x}")
 }
 
-/// True when `v` can be stored in a field of `width` bits.
-pub(crate) fn fits(v: u128, width: u32) -> bool {
-    width >= 128 || v >> width == 0
-}
-
-/// A mask of the low `width` bits (all ones for 128 and wider).
-pub(crate) fn ones(width: u32) -> u128 {
-    if width >= 128 {
-        u128::MAX
-    } else {
-        (1u128 << width) - 1
-    }
-}
+pub(crate) use sluice_defs::bits::{fits, low_mask as ones};
 
 fn parse_unsized(text: &str) -> Result<u128, ValueError> {
     if text.is_empty() {

@@ -7,8 +7,9 @@
 mod rt;
 mod translate;
 
+use crate::analysis::Facts;
 use crate::ir::*;
-use cranelift_codegen::ir::{types, AbiParam, UserFuncName};
+use cranelift_codegen::ir::{types, AbiParam, FuncRef, UserFuncName};
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_codegen::Context;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
@@ -45,268 +46,32 @@ pub(crate) struct PseudoFields {
 
 /// Decisions made before translation.
 pub(crate) struct Layout {
+    /// What the analyses know of the program.
+    pub facts: Facts,
     /// Offset of each header's scratch storage.
     pub scratch_off: Vec<usize>,
     pub scratch_len: usize,
     /// Fields whose parse-time value a checksum update needs: covered by a checksum (or part
     /// of a pseudo-header) and written somewhere in the program.
     pub snapshot: BTreeSet<(HeaderId, FieldId)>,
-    /// Bit h: some parser state extracts header h. Any other header is only ever pushed, so
-    /// it has no parse-time values and no incremental checksum update.
-    pub extractable: u64,
     pub pseudo_fields: BTreeMap<HeaderId, PseudoFields>,
-    /// Whether "the valid headers are the extracted ones" implies an unchanged layout.
-    pub fast_deparse: bool,
-    /// Per deparser entry: whether it can never move (see `never_moves`).
-    pub in_place: Vec<bool>,
     /// Each table's key, as the runtime describes it: decides the inline lookup's shape.
     pub table_keys: Vec<Vec<sluice_runtime::table::KeyField>>,
     /// The staging area: `rt_deparse`'s part first, then one slot per deparser entry where
     /// the inline deparser keeps a header that moves (`dep_slot[i]`).
     pub staging_len: usize,
     pub dep_slot: Vec<usize>,
-    /// The (valid, extracted) masks, different from each other, that a packet can reach the
-    /// deparser with (see `deparse_masks`): each gets a deparser of its own. Empty without
-    /// `fast_deparse`.
-    pub deparse_masks: Vec<(u64, u64)>,
-}
-
-fn written_fields(p: &Program) -> BTreeSet<(HeaderId, FieldId)> {
-    p.statements()
-        .into_iter()
-        .filter_map(|st| match st {
-            Stmt::SetField(h, f, _) => Some((*h, *f)),
-            _ => None,
-        })
-        .collect()
-}
-
-/// Deparser entries that never move: with `fast_deparse`, a header that nothing makes valid
-/// (so it is valid only if this pass extracted it) and after which, in deparser order, no
-/// header's validity ever changes, is either invalid or still where the parser found it.
-fn never_moves(p: &Program, fast_deparse: bool) -> Vec<bool> {
-    let mut out = vec![false; p.deparser.len()];
-    if !fast_deparse {
-        return out;
-    }
-    // Headers that some statement makes valid, and those whose validity changes at all.
-    let mut made_valid = BTreeSet::new();
-    let mut changed = BTreeSet::new();
-    for st in p.statements() {
-        match st {
-            Stmt::SetValid(h) => {
-                made_valid.insert(*h);
-                changed.insert(*h);
-            }
-            Stmt::SetInvalid(h) => {
-                changed.insert(*h);
-            }
-            _ => {}
-        }
-    }
-    for i in (0..p.deparser.len()).rev() {
-        let after_fixed = p.deparser[i + 1..].iter().all(|g| !changed.contains(g));
-        out[i] = after_fixed && !made_valid.contains(&p.deparser[i]);
-    }
-    out
-}
-
-/// Most (valid, extracted) combinations the deparser is specialized for; a program that
-/// can reach more keeps the general deparser alone.
-const MAX_DEPARSE_MASKS: usize = 64;
-
-/// The (valid, extracted) header masks with which a packet can reach the deparser, where
-/// they differ (a header pushed or popped): what the control block does to validity, run
-/// over every parser path's extracted set, with conditions on `h.valid` taken into account.
-/// An over-approximation (other conditions go both ways, a drop may be overridden); `None`
-/// where the sets grow past `MAX_DEPARSE_MASKS` or the program has more than 32 headers.
-fn deparse_masks(p: &Program) -> Option<Vec<(u64, u64)>> {
-    if p.headers.len() > 32 || p.states.is_empty() {
-        return None;
-    }
-    // Every parser path to accept, by what it extracted (a loop's paths are bounded by the
-    // work allowed: past it, no specialization).
-    let mut starts = BTreeSet::new();
-    let mut stack = vec![(0usize, 0u64)];
-    let mut work = 0;
-    while let Some((st, m)) = stack.pop() {
-        work += 1;
-        if work > 4096 || starts.len() > MAX_DEPARSE_MASKS {
-            return None;
-        }
-        let m = m | p.states[st].extracted();
-        for t in p.states[st].targets() {
-            match t {
-                Target::Accept => {
-                    starts.insert((m, m));
-                }
-                Target::Reject => {}
-                Target::State(n) => stack.push((n, m)),
-            }
-        }
-    }
-    let out = masks_after(p, &p.control, starts)?;
-    Some(out.into_iter().filter(|(v, e)| v != e).collect())
-}
-
-type Masks = BTreeSet<(u64, u64)>;
-
-fn masks_after(p: &Program, stmts: &[Stmt], mut s: Masks) -> Option<Masks> {
-    let map = |s: &Masks, f: &dyn Fn(u64) -> u64| s.iter().map(|&(v, e)| (f(v), e)).collect();
-    for st in stmts {
-        s = match st {
-            Stmt::SetValid(h) => map(&s, &|v| v | 1 << h),
-            Stmt::SetInvalid(h) => map(&s, &|v| v & !(1 << h)),
-            Stmt::If(c, a, b) => {
-                let s = masks_of_expr(p, c, s)?;
-                let (t, f) = translate::facts(c);
-                let keep =
-                    |m: u64| -> Masks { s.iter().filter(|x| x.0 & m == m).copied().collect() };
-                let mut out = masks_after(p, a, keep(t))?;
-                out.extend(masks_after(p, b, keep(f))?);
-                out
-            }
-            Stmt::Apply(t) => masks_of_apply(p, *t, &s, |_| &[])?,
-            Stmt::Switch(t, arms, default) => masks_of_apply(p, *t, &s, |a| {
-                arms.iter()
-                    .find(|(x, _)| *x == a)
-                    .map_or(default.as_slice(), |(_, b)| b.as_slice())
-            })?,
-            Stmt::Call(a, args) => {
-                let mut s = s;
-                for e in args {
-                    s = masks_of_expr(p, e, s)?;
-                }
-                masks_after(p, &p.actions[*a].body, s)?
-            }
-            Stmt::SetField(_, _, e) | Stmt::SetMeta(_, e) | Stmt::Forward(e) => {
-                masks_of_expr(p, e, s)?
-            }
-            Stmt::Drop(_) | Stmt::Recirculate => s,
-        };
-        if s.len() > MAX_DEPARSE_MASKS {
-            return None;
-        }
-    }
-    Some(s)
-}
-
-/// A table applied: any of its actions (and the built-ins) may run, then `then(action)`.
-fn masks_of_apply<'p>(
-    p: &'p Program,
-    t: TableId,
-    s: &Masks,
-    then: impl Fn(ActionId) -> &'p [Stmt],
-) -> Option<Masks> {
-    let table = &p.tables[t];
-    let mut ids: Vec<ActionId> = table.actions.clone();
-    ids.push(table.default.0);
-    ids.extend([0, 1]);
-    ids.sort_unstable();
-    ids.dedup();
-    let mut out = Masks::new();
-    for a in ids {
-        let after = masks_after(p, &p.actions[a].body, s.clone())?;
-        out.extend(masks_after(p, then(a), after)?);
-    }
-    Some(out)
-}
-
-/// Tables that an expression applies change the masks as their actions do.
-fn masks_of_expr(p: &Program, e: &Expr, s: Masks) -> Option<Masks> {
-    match &e.kind {
-        ExprKind::Apply(t, _) => masks_of_apply(p, *t, &s, |_| &[]),
-        ExprKind::Binary(_, a, b) => {
-            let s = masks_of_expr(p, a, s)?;
-            masks_of_expr(p, b, s)
-        }
-        ExprKind::Not(a) | ExprKind::BitNot(a) | ExprKind::Resize(a) => masks_of_expr(p, a, s),
-        ExprKind::Hash { fields, max, .. } => {
-            let mut s = s;
-            for f in fields {
-                s = masks_of_expr(p, f, s)?;
-            }
-            masks_of_expr(p, max, s)
-        }
-        ExprKind::SipHash { fields, .. } => {
-            let mut s = s;
-            for f in fields {
-                s = masks_of_expr(p, f, s)?;
-            }
-            Some(s)
-        }
-        _ => Some(s),
-    }
 }
 
 fn field_at(h: &Header, off: u32, w: u32) -> Option<FieldId> {
     h.fields
         .iter()
         .position(|f| f.bit_offset == off && f.width == w)
-}
-
-/// Every parser path extracts headers in deparser order, each once, all of them emitted, and
-/// the parser has no loops: then equal valid and extracted sets mean an unchanged layout.
-fn fast_deparse_ok(p: &Program) -> bool {
-    if p.headers.len() > 64 {
-        return false;
-    }
-    let pos: BTreeMap<HeaderId, usize> = p
-        .deparser
-        .iter()
-        .enumerate()
-        .map(|(i, h)| (*h, i))
-        .collect();
-    // Depth-first over paths, with a budget so that pathological graphs just take the slow path.
-    let mut budget = 10_000usize;
-    fn succ(s: &State) -> Vec<StateId> {
-        s.targets()
-            .into_iter()
-            .filter_map(|t| match t {
-                Target::State(s) => Some(s),
-                _ => None,
-            })
-            .collect()
-    }
-    fn go(
-        p: &Program,
-        s: StateId,
-        last: Option<usize>,
-        on_path: &mut Vec<bool>,
-        pos: &BTreeMap<HeaderId, usize>,
-        budget: &mut usize,
-    ) -> bool {
-        if *budget == 0 || on_path[s] {
-            return false;
-        }
-        *budget -= 1;
-        on_path[s] = true;
-        let mut last = last;
-        let mut ok = true;
-        for op in &p.states[s].ops {
-            if let ParserOp::Extract { header, .. } = op {
-                match pos.get(header) {
-                    Some(&i) if last.is_none_or(|l| i > l) => last = Some(i),
-                    _ => ok = false,
-                }
-            }
-        }
-        if ok {
-            for t in succ(&p.states[s]) {
-                if !go(p, t, last, on_path, pos, budget) {
-                    ok = false;
-                    break;
-                }
-            }
-        }
-        on_path[s] = false;
-        ok
-    }
-    let mut on_path = vec![false; p.states.len()];
-    !p.states.is_empty() && go(p, 0, None, &mut on_path, &pos, &mut budget)
+        .map(FieldId)
 }
 
 fn layout(p: &Program) -> Layout {
+    let facts = Facts::of(p);
     let mut scratch_off = Vec::new();
     let mut off = 0usize;
     for h in &p.headers {
@@ -314,14 +79,13 @@ fn layout(p: &Program) -> Layout {
         // Room for 8-byte zeroing stores and for loads up to 16 bytes past a field.
         off += (h.max_bytes() + 8).next_multiple_of(16) + 16;
     }
-    let written = written_fields(p);
-    let extractable = p.states.iter().fold(0, |m, s| m | s.extracted());
-    let parsed = |h: HeaderId| h < 64 && extractable & (1 << h) != 0;
+    let written = &facts.written;
+    let parsed = |h: HeaderId| facts.parsed(h);
     let mut snapshot = BTreeSet::new();
     let mut pseudo_fields = BTreeMap::new();
     for c in &p.checksums {
         let h = &p.headers[c.header];
-        for f in 0..h.fields.len() {
+        for f in (0..h.fields.len()).map(FieldId) {
             if f != c.field && parsed(c.header) && written.contains(&(c.header, f)) {
                 snapshot.insert((c.header, f));
             }
@@ -364,22 +128,14 @@ fn layout(p: &Program) -> Layout {
         dep_slot.push(staging_len);
         staging_len += p.headers[h].max_bytes().next_multiple_of(8) + 8;
     }
-    let fast_deparse = fast_deparse_ok(p);
     Layout {
+        facts,
         staging_len,
         dep_slot,
         scratch_off,
         scratch_len: off,
         snapshot,
-        extractable,
         pseudo_fields,
-        fast_deparse,
-        deparse_masks: if fast_deparse {
-            deparse_masks(p).unwrap_or_default()
-        } else {
-            Vec::new()
-        },
-        in_place: never_moves(p, fast_deparse),
         table_keys: p.tables.iter().map(crate::key_fields).collect(),
     }
 }
@@ -437,29 +193,29 @@ impl JitProgram {
             .finish(isa_flags()?)
             .map_err(|e| JitError(e.to_string()))?;
         let mut jb = JITBuilder::with_isa(isa, default_libcall_names());
-        jb.symbol("rt_apply", rt::rt_apply as *const u8);
-        jb.symbol("rt_deparse", rt::rt_deparse as *const u8);
-        jb.symbol("rt_hash", rt::rt_hash as *const u8);
-        jb.symbol("rt_siphash", rt::rt_siphash as *const u8);
-        jb.symbol("rt_apply2", rt::rt_apply2 as *const u8);
+        for f in &rt::RT_FUNCS {
+            jb.symbol(f.name, (f.addr)());
+        }
         let mut module = JITModule::new(jb);
         let ptr = types::I64;
-        let sigs = translate::rt_signatures(|| module.make_signature());
-        let names = [
-            "rt_apply",
-            "rt_deparse",
-            "rt_hash",
-            "rt_siphash",
-            "rt_apply2",
-        ];
-        let mut ids = Vec::new();
-        for (n, s) in names.iter().zip(&sigs) {
-            ids.push(
+        // The runtime functions, declared in the table's order (which numbers them in the
+        // clif), kept by `Rt`.
+        let mut ids = [None; rt::RT_COUNT];
+        for f in &rt::RT_FUNCS {
+            let mut sig = module.make_signature();
+            sig.params
+                .extend(f.params.iter().map(|t| AbiParam::new(*t)));
+            sig.returns.push(AbiParam::new(types::I64));
+            ids[f.rt as usize] = Some(
                 module
-                    .declare_function(n, Linkage::Import, s)
+                    .declare_function(f.name, Linkage::Import, &sig)
                     .map_err(|e| JitError(e.to_string()))?,
             );
         }
+        let ids: Vec<_> = ids
+            .into_iter()
+            .collect::<Option<_>>()
+            .ok_or_else(|| JitError("a runtime function is missing from RT_FUNCS".into()))?;
         let mut sig = module.make_signature();
         for _ in 0..5 {
             sig.params.push(AbiParam::new(ptr));
@@ -477,13 +233,8 @@ impl JitProgram {
         let mut fctx = FunctionBuilderContext::new();
         {
             let b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
-            let funcs = translate::Funcs {
-                apply: module.declare_func_in_func(ids[0], b.func),
-                deparse: module.declare_func_in_func(ids[1], b.func),
-                hash: module.declare_func_in_func(ids[2], b.func),
-                siphash: module.declare_func_in_func(ids[3], b.func),
-                apply2: module.declare_func_in_func(ids[4], b.func),
-            };
+            let funcs: [FuncRef; rt::RT_COUNT] =
+                std::array::from_fn(|i| module.declare_func_in_func(ids[i], b.func));
             b.func.collect_debug_info();
             let tr = translate::Translator::new(b, p, &lay, funcs, module.target_config());
             layout_deparsers = tr.translate_program();
@@ -564,8 +315,8 @@ impl JitProgram {
         stats.count_in(meta.ingress_port);
         // Generated code indexes the tables and counters by the program's ids: refuse others.
         if !self.fits(tables, stats) {
-            stats.count_drop(reason::NO_FORWARD as u16);
-            return Verdict::Drop(reason::NO_FORWARD as u16);
+            stats.count_drop(reason::NO_FORWARD.code());
+            return Verdict::Drop(reason::NO_FORWARD.code());
         }
         // Generated code runs every pass of a packet that recirculates.
         self.set_tables(tables, stats);
@@ -648,7 +399,7 @@ impl JitProgram {
         let code = if head < self.prog.headroom
             || buf.len() < head + len + sluice_runtime::packet::TAILROOM
         {
-            (1u64 << 32) | reason::PARSER_TRUNCATED as u64
+            (1u64 << 32) | reason::PARSER_TRUNCATED.index() as u64
         } else {
             // SAFETY: the entry point was compiled for this program; ctx and the buffer are
             // valid for the duration of the call, and the buffer has the headroom and

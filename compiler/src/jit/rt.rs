@@ -2,8 +2,69 @@
 //! the `rt_*` functions it calls. Everything here is `extern "C"`, returns codes and never
 //! unwinds.
 
+use cranelift_codegen::ir::{types, Type};
 use sluice_runtime::stats::Stats;
 use sluice_runtime::table::TableSet;
+
+/// The runtime functions generated code may call, by their index in [`RT_FUNCS`]. The order
+/// is the order of declaration, which names them in the Cranelift IR (`fn0`, `fn1`, ...).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rt {
+    Apply,
+    Deparse,
+    Hash,
+    SipHash,
+    Apply2,
+}
+
+/// How many runtime functions there are.
+pub const RT_COUNT: usize = 5;
+
+/// One runtime function: its symbol, its address and its signature (every one returns an
+/// `i64`). Adding a function is one line here, one variant of [`Rt`] and the function.
+pub struct RtFunc {
+    pub rt: Rt,
+    pub name: &'static str,
+    pub addr: fn() -> *const u8,
+    pub params: &'static [Type],
+}
+
+const I64: Type = types::I64;
+const I32: Type = types::I32;
+
+/// Every function generated code may call, in [`Rt`] order.
+pub const RT_FUNCS: [RtFunc; RT_COUNT] = [
+    RtFunc {
+        rt: Rt::Apply,
+        name: "rt_apply",
+        addr: || rt_apply as *const u8,
+        params: &[I64, I32, I64],
+    },
+    RtFunc {
+        rt: Rt::Deparse,
+        name: "rt_deparse",
+        addr: || rt_deparse as *const u8,
+        params: &[I64, I64, I64, I64],
+    },
+    RtFunc {
+        rt: Rt::Hash,
+        name: "rt_hash",
+        addr: || rt_hash as *const u8,
+        params: &[I32, I64, I64, I64, I64],
+    },
+    RtFunc {
+        rt: Rt::SipHash,
+        name: "rt_siphash",
+        addr: || rt_siphash as *const u8,
+        params: &[I64, I32, I64, I64],
+    },
+    RtFunc {
+        rt: Rt::Apply2,
+        name: "rt_apply2",
+        addr: || rt_apply2 as *const u8,
+        params: &[I64, I32, I64, I64, I64, I64],
+    },
+];
 
 /// Most arguments an action takes (checked when a program is compiled for the JIT).
 pub const MAX_ARGS: usize = 32;
@@ -196,11 +257,9 @@ pub unsafe extern "C" fn rt_hash(
 ) -> u64 {
     // SAFETY: generated code built `len` bytes in a stack slot.
     let b = unsafe { std::slice::from_raw_parts(bytes, len as usize) };
-    let algo = match algo {
-        0 => sluice_runtime::hash::Algo::Crc32,
-        1 => sluice_runtime::hash::Algo::Crc16,
-        _ => sluice_runtime::hash::Algo::Identity,
-    };
+    // Generated code passes the number of an algorithm the checker accepted.
+    let algo = sluice_runtime::hash::HashAlgo::from_id(algo)
+        .unwrap_or(sluice_runtime::hash::HashAlgo::Identity);
     let max = (u128::from(max_hi) << 64) | u128::from(max_lo);
     sluice_runtime::hash::reduce(sluice_runtime::hash::compute(algo, b), max) as u64
 }
@@ -228,4 +287,17 @@ pub unsafe extern "C" fn rt_siphash(
         .flatten()
         .unwrap_or([0; 16]);
     sluice_runtime::hash::siphash24(&key, b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_is_in_rt_order() {
+        for (i, f) in RT_FUNCS.iter().enumerate() {
+            assert_eq!(f.rt as usize, i, "{}", f.name);
+            assert!(!(f.addr)().is_null());
+        }
+    }
 }

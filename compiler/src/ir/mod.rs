@@ -4,22 +4,139 @@
 //!
 //! Control flow stays structured (if/else, switch over a table's action): both executors
 //! translate structure directly, and Cranelift builds its own CFG from it.
+//!
+//! The IR owns its types: nothing here is the front end's (lowering converts), so that the
+//! language can change its syntax tree without touching the backends. What the language and
+//! the runtime both define (match kinds, hash algorithms) comes from `sluice_defs`.
 
-pub use sluice_lang::ast::BinOp;
-pub use sluice_lang::check::{ChecksumKind, HashAlgo, MatchKind, StdField};
+pub mod visit;
 
-pub type HeaderId = usize;
-pub type FieldId = usize;
-pub type TableId = usize;
-pub type ActionId = usize;
-pub type StateId = usize;
-pub type MetaId = usize;
-pub type ReasonId = usize;
+use std::fmt;
+use std::ops::{Index, IndexMut};
+
+pub use sluice_defs::{HashAlgo, MatchKind};
+
+/// Defines an index type, and indexing of the vector it indexes, so that a `TableId` cannot
+/// index the headers.
+macro_rules! id {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal $(, $elem:ty)*) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(pub usize);
+
+        impl $name {
+            #[inline]
+            pub fn index(self) -> usize {
+                self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!($prefix, "{}"), self.0)
+            }
+        }
+
+        $(
+            impl Index<$name> for Vec<$elem> {
+                type Output = $elem;
+                #[inline]
+                fn index(&self, i: $name) -> &$elem {
+                    &self[i.0]
+                }
+            }
+
+            impl IndexMut<$name> for Vec<$elem> {
+                #[inline]
+                fn index_mut(&mut self, i: $name) -> &mut $elem {
+                    &mut self[i.0]
+                }
+            }
+        )*
+    };
+}
+
+id!(
+    /// A header instance: `Program::headers[h]`.
+    HeaderId, "h", Header
+);
+id!(
+    /// A field of a header: `Header::fields[f]`.
+    FieldId, "f", Field
+);
+id!(
+    /// A table: `Program::tables[t]`.
+    TableId, "t", Table
+);
+id!(
+    /// An action: `Program::actions[a]`; the built-ins first (`sluice_defs::builtin`).
+    ActionId, "a", Action
+);
+id!(
+    /// A parser state: `Program::states[s]`; state 0 is `start`.
+    StateId, "s", State
+);
+id!(
+    /// A user metadata field: `Program::metadata[m]`.
+    MetaId, "m", Meta
+);
+id!(
+    /// A drop reason: `Program::drop_reasons[r]`; the switch's own first (see [`reason`]).
+    ReasonId, "r"
+);
+id!(
+    /// A declared secret: `Program::secrets[s]`.
+    SecretId, "secret"
+);
+
+impl HeaderId {
+    /// Bit `h` of a header mask (validity, extraction): programs have at most 63 headers.
+    #[inline]
+    pub fn bit(self) -> u64 {
+        if self.0 < 64 {
+            1u64 << self.0
+        } else {
+            0
+        }
+    }
+}
+
+impl ReasonId {
+    /// The reason as a verdict carries it (verify checks that every reason fits).
+    #[inline]
+    pub fn code(self) -> u16 {
+        self.0 as u16
+    }
+}
+
+impl ActionId {
+    /// The built-in `drop` action.
+    pub const DROP: ActionId = ActionId(sluice_defs::builtin::DROP as usize);
+    /// The built-in `NoAction`.
+    pub const NO_ACTION: ActionId = ActionId(sluice_defs::builtin::NO_ACTION as usize);
+}
+
+impl Index<ReasonId> for Vec<String> {
+    type Output = String;
+    #[inline]
+    fn index(&self, i: ReasonId) -> &String {
+        &self[i.0]
+    }
+}
+
+impl Index<SecretId> for Vec<String> {
+    type Output = String;
+    #[inline]
+    fn index(&self, i: SecretId) -> &String {
+        &self[i.0]
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct Program {
     pub headers: Vec<Header>,
     pub metadata: Vec<Meta>,
+    /// Names of the declared secrets, by [`SecretId`].
     pub secrets: Vec<String>,
     pub states: Vec<State>,
     pub actions: Vec<Action>,
@@ -36,12 +153,13 @@ pub struct Program {
 
 /// The switch's own drop reasons, in the order they open `Program::drop_reasons`.
 pub mod reason {
-    pub const PARSER_TRUNCATED: usize = 0;
-    pub const PARSER_REJECT: usize = 1;
-    pub const PARSER_BAD_LENGTH: usize = 2;
-    pub const PARSER_LOOP_LIMIT: usize = 3;
-    pub const NO_FORWARD: usize = 4;
-    pub const RECIRCULATION_LIMIT: usize = 5;
+    use super::ReasonId;
+    pub const PARSER_TRUNCATED: ReasonId = ReasonId(0);
+    pub const PARSER_REJECT: ReasonId = ReasonId(1);
+    pub const PARSER_BAD_LENGTH: ReasonId = ReasonId(2);
+    pub const PARSER_LOOP_LIMIT: ReasonId = ReasonId(3);
+    pub const NO_FORWARD: ReasonId = ReasonId(4);
+    pub const RECIRCULATION_LIMIT: ReasonId = ReasonId(5);
     pub const BUILTIN: [&str; 6] = [
         "parser: truncated",
         "parser: reject",
@@ -111,7 +229,7 @@ impl State {
     /// The headers this state extracts, as a mask (bit h; headers 64 and up are left out).
     pub fn extracted(&self) -> u64 {
         self.ops.iter().fold(0, |m, op| match op {
-            ParserOp::Extract { header, .. } if *header < 64 => m | (1 << header),
+            ParserOp::Extract { header, .. } => m | header.bit(),
             _ => m,
         })
     }
@@ -216,36 +334,6 @@ pub struct Checksum {
     pub pseudo: Option<HeaderId>,
 }
 
-impl Program {
-    /// Every statement of the control block and of the actions, nested ones included.
-    pub fn statements(&self) -> Vec<&Stmt> {
-        fn walk<'a>(s: &'a [Stmt], out: &mut Vec<&'a Stmt>) {
-            for st in s {
-                out.push(st);
-                match st {
-                    Stmt::If(_, a, b) => {
-                        walk(a, out);
-                        walk(b, out);
-                    }
-                    Stmt::Switch(_, arms, d) => {
-                        for (_, b) in arms {
-                            walk(b, out);
-                        }
-                        walk(d, out);
-                    }
-                    _ => {}
-                }
-            }
-        }
-        let mut out = Vec::new();
-        walk(&self.control, &mut out);
-        for a in &self.actions {
-            walk(&a.body, &mut out);
-        }
-        out
-    }
-}
-
 #[derive(Clone, Debug)]
 pub enum Stmt {
     SetField(HeaderId, FieldId, Expr),
@@ -293,7 +381,100 @@ pub enum ExprKind {
         max: Box<Expr>,
     },
     SipHash {
-        secret: usize,
+        secret: SecretId,
         fields: Vec<Expr>,
     },
+}
+
+/// A binary operator. `&&` and `||` short-circuit; comparisons give a condition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinOp {
+    Or,
+    And,
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    BitOr,
+    BitXor,
+    BitAnd,
+    Shl,
+    Shr,
+    Add,
+    Sub,
+    Mul,
+}
+
+impl BinOp {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            BinOp::Or => "||",
+            BinOp::And => "&&",
+            BinOp::Eq => "==",
+            BinOp::Ne => "!=",
+            BinOp::Lt => "<",
+            BinOp::Le => "<=",
+            BinOp::Gt => ">",
+            BinOp::Ge => ">=",
+            BinOp::BitOr => "|",
+            BinOp::BitXor => "^",
+            BinOp::BitAnd => "&",
+            BinOp::Shl => "<<",
+            BinOp::Shr => ">>",
+            BinOp::Add => "+",
+            BinOp::Sub => "-",
+            BinOp::Mul => "*",
+        }
+    }
+
+    pub fn is_comparison(self) -> bool {
+        matches!(
+            self,
+            BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge
+        )
+    }
+
+    pub fn is_logical(self) -> bool {
+        matches!(self, BinOp::Or | BinOp::And)
+    }
+}
+
+/// Standard metadata a program reads (`std.NAME`): set by the switch per packet, and by
+/// `forward` and `drop`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StdField {
+    IngressPort,
+    EgressPort,
+    PacketLength,
+    Dropped,
+    IngressTsSec,
+    IngressTsNsec,
+    Pass,
+}
+
+impl StdField {
+    /// The name after `std.`, as the `--emit ir` dump prints it.
+    pub fn name(self) -> &'static str {
+        match self {
+            StdField::IngressPort => "ingress_port",
+            StdField::EgressPort => "egress_port",
+            StdField::PacketLength => "packet_length",
+            StdField::Dropped => "dropped",
+            StdField::IngressTsSec => "ingress_ts_sec",
+            StdField::IngressTsNsec => "ingress_ts_nsec",
+            StdField::Pass => "pass",
+        }
+    }
+}
+
+/// A checksum the deparser keeps right.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChecksumKind {
+    /// The IPv4 header checksum over the header holding the field.
+    Ipv4Header,
+    /// TCP or UDP over the IPv4 pseudo-header; UDP keeps a zero checksum zero.
+    Tcp,
+    Udp,
 }
