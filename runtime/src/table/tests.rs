@@ -1,6 +1,7 @@
 //! Table tests: every layout against a brute-force reference, and each error.
 
 use super::*;
+use std::cmp::Reverse;
 
 /// xorshift64*: small, deterministic, good enough to shuffle test data.
 struct Rng(u64);

@@ -1,0 +1,70 @@
+//! Errors of table operations.
+
+use super::{EntryHandle, MatchKind};
+use thiserror::Error;
+
+/// What is wrong with a table operation. Messages name the key field,
+/// action or parameter; the caller adds the table name.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum TableError {
+    #[error("expected {expected} key values, got {got}")]
+    KeyCount { expected: usize, got: usize },
+    #[error("key {field} ({expected}) was given a value of kind {got}")]
+    KindMismatch {
+        field: String,
+        expected: MatchKind,
+        got: MatchKind,
+    },
+    #[error("key {field}: value {value:#x} does not fit in {width} bits")]
+    KeyTooWide {
+        field: String,
+        value: u128,
+        width: u32,
+    },
+    #[error("key {field}: prefix length {prefix_len} is longer than the field's {width} bits")]
+    PrefixTooLong {
+        field: String,
+        prefix_len: u32,
+        width: u32,
+    },
+    #[error("key {field}: range start {lo:#x} is above its end {hi:#x}")]
+    RangeInverted { field: String, lo: u128, hi: u128 },
+    #[error("entries need a priority (the table has a ternary, range or optional key)")]
+    PriorityRequired,
+    #[error("entries take no priority (the table has no ternary, range or optional key)")]
+    PriorityForbidden,
+    #[error("action #{action} does not exist")]
+    UnknownAction { action: u32 },
+    #[error("action {action} is not one of the table's actions")]
+    ActionNotAllowed { action: String },
+    #[error("action {action} takes {expected} arguments, got {got}")]
+    ArgCount {
+        action: String,
+        expected: usize,
+        got: usize,
+    },
+    #[error("action {action}: argument {param} = {value:#x} does not fit in {width} bits")]
+    ArgTooWide {
+        action: String,
+        param: String,
+        value: u128,
+        width: u32,
+    },
+    #[error("an entry with the same key already exists (handle {existing})")]
+    DuplicateKey { existing: EntryHandle },
+    #[error("the table is full ({size} entries)")]
+    Full { size: u32 },
+    #[error(
+        "the table's range key gives each distinct value of its exact keys an array of \
+         {array_bytes} bytes, and all {limit} the table may have (1 GiB) are in use"
+    )]
+    RangeArrays { limit: usize, array_bytes: usize },
+    #[error("no entry with handle {handle}")]
+    UnknownHandle { handle: EntryHandle },
+    #[error("the default action is const and cannot be changed")]
+    ConstDefault,
+    #[error("action {action}: parameter {param} is declared nonzero; 0 is not allowed")]
+    ZeroArg { action: String, param: String },
+    #[error("the table's entries are const (declared with `const entries`) and cannot be changed")]
+    ConstEntries,
+}

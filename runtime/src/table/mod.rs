@@ -1,0 +1,193 @@
+//! Match-action tables: schemas, validated entries, per-entry counters and an
+//! allocation-free lookup whose data layout is chosen from the key shape.
+//!
+//! # Lookup layouts and their cost
+//!
+//! The layout is picked once, in [`Table::new`], from the match kinds and
+//! widths of the key fields (`n` = entries, `k` = key fields):
+//!
+//! | layout | key shape | lookup cost |
+//! |---|---|---|
+//! | [`Layout::Direct`] | all exact, total width <= 16 bits | one array load (2^width slots) |
+//! | [`Layout::ExactHash`] | all exact, wider | one hash probe (fields packed into a `u128` when they fit in 128 bits, else the key slice itself is the hash key) |
+//! | [`Layout::Lpm`] | a single lpm field of at most 32 bits | a multibit trie with 8-bit strides: at most four node reads (DIR-8-8-8-8) |
+//! | [`Layout::Lpm`] | one lpm field plus exact fields, or wider | one hash probe per prefix length in use, longest first, stopping at the first hit |
+//! | [`Layout::RangeArray`] | exact fields plus one range field of <= 16 bits | one hash probe on the exact fields, then one array load (2^width `u32` slots, i.e. 256 KiB for 16 bits, per distinct exact key, pre-resolved by priority; at most [`RANGE_ARRAY_BYTES`] of arrays, so 4,096 distinct exact keys for a 16-bit range) |
+//! | [`Layout::Scan`] | anything else with ternary, range or optional fields (or several lpm fields) | linear scan over `n * k` packed conditions in priority order, first match wins |
+//!
+//! Entries of priority tables (those with a ternary, range or optional key)
+//! follow BMv2: the *smaller* priority value wins, ties go to the older entry.
+//!
+//! # Where things are
+//!
+//! `schema` (what a program declares: keys, actions, values), `error`, `entries` (changing a
+//! table: every change validated before anything moves, so that a refused one changes
+//! nothing), `rows` (the rows and the view the datapath reads, refreshed after every change),
+//! `lookup` (the datapath's lookups), `counters`, `index/` (one lookup structure per key
+//! shape), `set` (all tables of a program).
+
+mod counters;
+mod entries;
+mod error;
+mod index;
+mod lookup;
+mod rows;
+mod schema;
+mod set;
+
+pub use error::TableError;
+pub use index::Layout;
+pub use schema::{
+    ActionCall, ActionSchema, EntryHandle, EntryRef, KeyField, MatchKind, MatchValue, ParamSchema,
+    TableSchema,
+};
+pub use set::TableSet;
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::sync::Arc;
+
+use crate::jitview::{JitHash, JitView};
+use counters::Counter;
+use index::Index;
+use rustc_hash::FxHashMap;
+
+use crate::value::{fits, ones};
+
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    key: Box<[MatchValue]>,
+    priority: Option<u32>,
+    call: ActionCall,
+    /// Insertion order, to break priority ties in favour of older entries.
+    seq: u64,
+}
+
+/// Marks an empty slot in the array layouts; no real handle reaches it
+/// because handles stay below the table size, a `u32`.
+const EMPTY: u32 = u32::MAX;
+
+/// The most memory the arrays of one [`Layout::RangeArray`] table may take
+/// (4,096 arrays of 256 KiB for a 16-bit range key; twice that under `serve`,
+/// whose live tables keep two copies).
+pub const RANGE_ARRAY_BYTES: usize = 1 << 30;
+
+/// A match-action table: its entries, default action and lookup index.
+pub struct Table {
+    schema: Arc<TableSchema>,
+    /// Indexed by handle; `None` for deleted handles.
+    slots: Vec<Option<Entry>>,
+    free: BTreeSet<u32>,
+    len: usize,
+    next_seq: u64,
+    default: ActionCall,
+    /// Normalized key and priority of every entry, for duplicate detection
+    /// independent of the lookup layout.
+    keys: FxHashMap<(Box<[MatchValue]>, Option<u32>), u32>,
+    index: Index,
+    /// The datapath's view of each entry, by handle: `stride` values, the action id then its
+    /// arguments, back to back, so that a hit costs one row read and no pointer chase.
+    hot: Vec<u128>,
+    stride: usize,
+    /// The default action as a row.
+    hot_default: Vec<u128>,
+    counters: Vec<Counter>,
+    /// Set once a table with `const entries` has them: no entry may be added, changed or
+    /// removed after that.
+    sealed: bool,
+    /// What generated code reads to look this table up inline (see `jitview`); refreshed after
+    /// every change.
+    pub view: JitView,
+    /// The inline lookup's hash table, for `KIND_HASH` and `KIND_RANGE`.
+    jit_hash: JitHash,
+}
+
+impl Clone for Table {
+    // By hand: the view must point at the clone's own arrays, not the original's.
+    fn clone(&self) -> Self {
+        let mut t = Table {
+            schema: self.schema.clone(),
+            slots: self.slots.clone(),
+            free: self.free.clone(),
+            len: self.len,
+            next_seq: self.next_seq,
+            default: self.default.clone(),
+            keys: self.keys.clone(),
+            index: self.index.clone(),
+            hot: self.hot.clone(),
+            stride: self.stride,
+            hot_default: self.hot_default.clone(),
+            counters: self.counters.clone(),
+            sealed: self.sealed,
+            view: self.view,
+            jit_hash: JitHash::default(),
+        };
+        // The range groups' arrays were cloned too: rebuild the hash from the clone's.
+        let keys: Vec<Box<[MatchValue]>> =
+            t.slots.iter().flatten().map(|e| e.key.clone()).collect();
+        let handles: Vec<u32> = (0..t.slots.len() as u32)
+            .filter(|h| t.get(*h).is_some())
+            .collect();
+        for (k, h) in keys.iter().zip(handles) {
+            t.update_jit_hash(k, Some(h));
+        }
+        t.refresh_view();
+        t
+    }
+}
+
+impl fmt::Debug for Table {
+    // A summary: the lookup arrays can hold hundreds of thousands of slots.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Table")
+            .field("name", &self.schema.name)
+            .field("layout", &self.layout())
+            .field("entries", &self.len)
+            .field("default", &self.default)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The effective width of a field: values are `u128`.
+fn width_of(field: &KeyField) -> u32 {
+    field.width.min(128)
+}
+
+/// The mask of the top `len` bits of a `width`-bit field.
+fn prefix_mask(len: u32, width: u32) -> u128 {
+    ones(width) & !ones(width.saturating_sub(len))
+}
+
+/// Concatenates `(value, width)` pairs into one `u128`; `None` if a value
+/// is wider than its field (so it cannot match any entry).
+fn pack(fields: impl Iterator<Item = (u128, u32)>) -> Option<u128> {
+    let mut acc = 0u128;
+    for (v, w) in fields {
+        if !fits(v, w) {
+            return None;
+        }
+        acc = if w >= 128 { 0 } else { acc << w } | v;
+    }
+    Some(acc)
+}
+
+/// The value an exact or lpm entry field contributes to a hash key.
+fn entry_value(mv: &MatchValue) -> u128 {
+    match *mv {
+        MatchValue::Exact(v) | MatchValue::Optional(Some(v)) => v,
+        MatchValue::Lpm { value, .. } | MatchValue::Ternary { value, .. } => value,
+        MatchValue::Range { lo, .. } => lo,
+        MatchValue::Optional(None) => 0,
+    }
+}
+
+fn widths(fields: &[KeyField]) -> Box<[u32]> {
+    fields.iter().map(width_of).collect()
+}
+
+fn entry_at(slots: &[Option<Entry>], h: u32) -> Option<&Entry> {
+    slots.get(h as usize).and_then(Option::as_ref)
+}
+
+#[cfg(test)]
+mod tests;
