@@ -1,12 +1,14 @@
 //! `sluice bench`: packets per second of the JIT, the interpreter, the hand-written reference
 //! and a plain copy, measured in one run, interleaved so that machine drift cancels.
 
-use crate::native::{self, Native};
+use crate::native;
 use anyhow::{anyhow, Context};
 use sluice_compiler::interp::Interp;
 use sluice_compiler::jit::JitProgram;
+use sluice_runtime::datapath::{DatapathError, Pipeline, Worker};
 use sluice_runtime::packet::{PacketBuf, PacketMeta, Verdict};
 use sluice_runtime::stats::Stats;
+use sluice_runtime::switch::{Ring, Tables, BATCH};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -147,10 +149,10 @@ pub fn bench(args: &BenchArgs, color: bool) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
-    let mut jit = JitProgram::compile(&compiled.ir, false).map_err(|e| anyhow!("{e}"))?;
+    let jit = JitProgram::compile(&compiled.ir, false)?;
     let compile_ms = t0.elapsed().as_secs_f64() * 1e3;
     let prog = compiled.ir;
-    let mut tables = sluice_compiler::table_set(&prog).map_err(|e| anyhow!(e))?;
+    let mut tables = sluice_compiler::table_set(&prog)?;
     if let Some(e) = &args.entries {
         crate::run::load_entries(&mut tables, e)?;
     }
@@ -177,7 +179,10 @@ pub fn bench(args: &BenchArgs, color: bool) -> anyhow::Result<ExitCode> {
         .and_then(|s| s.to_str())
         .unwrap_or("");
     let native = native::for_program(name, &prog, &tables);
-    let mut interp = Interp::new(&prog);
+    let interp = Interp::new(&prog);
+    let mut jit_w = jit.worker();
+    let mut interp_w = interp.worker();
+    let mut native_w = native.as_ref().map(|n| n.worker());
     let head = prog.headroom;
     let meta = PacketMeta::default();
 
@@ -186,24 +191,24 @@ pub fn bench(args: &BenchArgs, color: bool) -> anyhow::Result<ExitCode> {
     {
         let mut a = PacketBuf::with_capacity(head, max_len);
         let mut b = PacketBuf::with_capacity(head, max_len);
-        let mut sa = stats_for(&prog);
-        let mut sb = stats_for(&prog);
+        let mut c = PacketBuf::with_capacity(head, max_len);
+        let mut sa = sluice_compiler::stats_for(&prog);
+        let mut sb = sluice_compiler::stats_for(&prog);
         for (i, &(off, len, orig)) in packets.spans.iter().enumerate().take(100_000) {
             let data = &packets.bytes[off..off + len];
             a.load(head, data, orig);
             b.load(head, data, orig);
-            let va = jit.process(&tables, &mut sa, &mut a, &meta);
-            let vb = interp.process(&tables, &mut sb, &mut b, &meta, None);
+            let va = jit_w.process(&tables, &mut sa, &mut a, &meta)?;
+            let vb = interp_w.process(&tables, &mut sb, &mut b, &meta)?;
             if va != vb || (matches!(va, Verdict::Forward(_)) && a.data() != b.data()) {
                 anyhow::bail!(
                     "packet {}: the JIT and the interpreter disagree ({va:?}, {vb:?})",
                     i + 1
                 );
             }
-            if let Some(n) = &native {
-                let mut c = PacketBuf::with_capacity(head, max_len);
+            if let Some(n) = &mut native_w {
                 c.load(head, data, orig);
-                let vc = run_native(n.as_ref(), &mut c);
+                let vc = n.process(&tables, &mut sb, &mut c, &meta)?;
                 if vc != va || (matches!(va, Verdict::Forward(_)) && c.data() != a.data()) {
                     anyhow::bail!(
                         "packet {}: the native reference and the JIT disagree ({vc:?}, {va:?})",
@@ -224,74 +229,65 @@ pub fn bench(args: &BenchArgs, color: bool) -> anyhow::Result<ExitCode> {
     let mut t_copy = Tally::default();
     let mut pos = [0usize; 4];
     let mut sink = 0u64;
-    // Every executor loads a batch into the same buffers and then processes it, as a switch
-    // would its receive ring.
+    // Every executor loads a batch into the same ring of buffers and then processes it, as a
+    // switch does its receive ring.
     let batch = usize::from(args.batch);
-    let mut bufs: Vec<PacketBuf> = (0..batch)
-        .map(|_| PacketBuf::with_capacity(head, max_len))
-        .collect();
-    let metas = vec![meta; batch];
-    let mut verdicts = vec![Verdict::Drop(0); batch];
-    let mut stats = stats_for(&prog);
+    let mut ring = Ring::new(batch, head, max_len);
+    let mut stats = sluice_compiler::stats_for(&prog);
     let want = |w: Which| args.only.is_empty() || args.only.contains(&w);
-    let load = |bufs: &mut [PacketBuf], spans: &[(usize, usize, u32)]| {
-        for (b, &(off, len, orig)) in bufs.iter_mut().zip(spans) {
-            b.load(head, &packets.bytes[off..off + len], orig);
+    let load = |ring: &mut Ring, spans: &[(usize, usize, u32)]| {
+        ring.clear();
+        for &(off, len, orig) in spans {
+            ring.push(&packets.bytes[off..off + len], orig, meta, 0);
         }
     };
+    // The executors agreed on these tables above: a refusal here is a bug.
+    let mut refused: Option<DatapathError> = None;
     for _ in 0..args.rounds {
         if want(Which::Jit) {
             let (t, p) = timed(&packets, batch, pos[0], budget, |spans| {
-                let k = spans.len();
-                load(&mut bufs, spans);
-                jit.process_batch(
-                    &tables,
-                    &mut stats,
-                    &mut bufs[..k],
-                    &metas[..k],
-                    &mut verdicts[..k],
-                );
-                sink += verdicts[..k].iter().map(|v| verdict_bits(*v)).sum::<u64>();
+                load(&mut ring, spans);
+                sink += run(&mut jit_w, &mut ring, &tables, &mut stats, &mut refused);
             });
             add(&mut t_jit, t);
             pos[0] = p;
         }
         if want(Which::Interp) {
             let (t, p) = timed(&packets, batch, pos[1], budget, |spans| {
-                load(&mut bufs, spans);
-                for b in &mut bufs[..spans.len()] {
-                    sink += verdict_bits(interp.process(&tables, &mut stats, b, &meta, None));
-                }
+                load(&mut ring, spans);
+                sink += run(&mut interp_w, &mut ring, &tables, &mut stats, &mut refused);
             });
             add(&mut t_interp, t);
             pos[1] = p;
         }
-        if let Some(n) = native.as_ref().filter(|_| want(Which::Native)) {
+        if let Some(n) = native_w.as_mut().filter(|_| want(Which::Native)) {
             let (t, p) = timed(&packets, batch, pos[2], budget, |spans| {
-                load(&mut bufs, spans);
-                for b in &mut bufs[..spans.len()] {
-                    sink += verdict_bits(run_native(n.as_ref(), b));
-                }
+                load(&mut ring, spans);
+                sink += run(n, &mut ring, &tables, &mut stats, &mut refused);
             });
             add(&mut t_native, t);
             pos[2] = p;
         }
         if want(Which::Copy) {
             let (t, p) = timed(&packets, batch, pos[3], budget, |spans| {
-                load(&mut bufs, spans);
-                for b in &bufs[..spans.len()] {
-                    sink += u64::from(b.data().first().copied().unwrap_or(0));
-                }
+                load(&mut ring, spans);
+                sink += ring
+                    .packets()
+                    .map(|p| u64::from(p.pkt.data().first().copied().unwrap_or(0)))
+                    .sum::<u64>();
             });
             add(&mut t_copy, t);
             pos[3] = p;
         }
     }
+    if let Some(e) = refused {
+        return Err(e.into());
+    }
     std::hint::black_box(sink);
     let live = match args.updates {
         Some(ups) => Some(live_bench(
             &packets,
-            &mut jit,
+            &jit,
             &tables,
             &prog,
             max_len,
@@ -301,7 +297,7 @@ pub fn bench(args: &BenchArgs, color: bool) -> anyhow::Result<ExitCode> {
         )?),
         None => None,
     };
-    let entries: usize = tables.tables.iter().map(|t| t.num_entries()).sum();
+    let entries: usize = tables.tables().iter().map(|t| t.num_entries()).sum();
     let avg_len = packets.bytes.len() as f64 / packets.spans.len() as f64;
     if args.json {
         let obj = |t: &Tally| serde_json::json!({"mpps": t.mpps(), "ns_per_packet": t.ns()});
@@ -362,6 +358,23 @@ pub fn bench(args: &BenchArgs, color: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Runs a loaded ring through a worker (monomorphized, so that the JIT's batch call is
+/// inlined into the loop as in a switch); returns a sum of the verdicts so that the work
+/// cannot be optimized away.
+#[inline(always)]
+fn run<W: Worker>(
+    w: &mut W,
+    ring: &mut Ring,
+    tables: &sluice_runtime::table::TableSet,
+    stats: &mut Stats,
+    refused: &mut Option<DatapathError>,
+) -> u64 {
+    if let Err(e) = ring.run(w, tables, stats) {
+        refused.get_or_insert(e);
+    }
+    ring.packets().map(|p| verdict_bits(p.verdict)).sum()
+}
+
 fn add(a: &mut Tally, b: Tally) {
     a.packets += b.packets;
     a.time += b.time;
@@ -372,14 +385,6 @@ fn verdict_bits(v: Verdict) -> u64 {
         Verdict::Forward(p) => u64::from(p),
         Verdict::Drop(r) => 1000 + u64::from(r),
     }
-}
-
-fn stats_for(prog: &sluice_compiler::ir::Program) -> Stats {
-    Stats::new(
-        prog.drop_reasons.len(),
-        prog.tables.len(),
-        prog.actions.len(),
-    )
 }
 
 struct LiveFigures {
@@ -393,7 +398,7 @@ struct LiveFigures {
 #[allow(clippy::too_many_arguments)]
 fn live_bench(
     packets: &Packets,
-    jit: &mut JitProgram,
+    jit: &JitProgram,
     tables: &sluice_runtime::table::TableSet,
     prog: &sluice_compiler::ir::Program,
     max_len: usize,
@@ -406,41 +411,39 @@ fn live_bench(
     use std::sync::Arc;
     // The entry to modify: the first entry of the first table that has one.
     let target = tables
-        .tables
+        .tables()
         .iter()
         .enumerate()
         .find_map(|(i, t)| t.entries().next().map(|e| (i, e.handle, e.call.clone())))
         .ok_or_else(|| anyhow!("--updates needs at least one table entry to modify"))?;
     let (live, mut reader) = LiveTables::new(tables.clone());
-    let head = prog.headroom;
     let meta = PacketMeta::default();
-    // As `sluice serve` runs: a batch of 64 loaded into a ring, run in one call.
-    const SERVE_BATCH: usize = 64;
-    let mut ring: Vec<PacketBuf> = (0..SERVE_BATCH)
-        .map(|_| PacketBuf::with_capacity(head, max_len))
-        .collect();
-    let metas = [meta; SERVE_BATCH];
-    let mut verdicts = [Verdict::Drop(0); SERVE_BATCH];
-    let mut stats = stats_for(prog);
+    // As `sluice serve` runs: a batch loaded into a ring, run in one call.
+    let mut ring = Ring::new(BATCH, prog.headroom, max_len);
+    let mut worker = jit.worker();
+    let mut stats = sluice_compiler::stats_for(prog);
     let mut pos = 0usize;
     let mut sink = 0u64;
+    let mut refused = None;
     let mut run = |reader: &mut sluice_runtime::live::Reader| -> Tally {
         let t0 = Instant::now();
         let mut n = 0u64;
         while t0.elapsed() < budget {
-            for b in ring.iter_mut() {
+            ring.clear();
+            while !ring.is_full() {
                 let (off, len, orig) = packets.spans[pos];
-                b.load(head, &packets.bytes[off..off + len], orig);
+                ring.push(&packets.bytes[off..off + len], orig, meta, 0);
                 pos += 1;
                 if pos == packets.spans.len() {
                     pos = 0;
                 }
             }
-            let t = reader.begin();
-            jit.process_batch(t, &mut stats, &mut ring, &metas, &mut verdicts);
-            reader.end();
-            sink += verdicts.iter().map(|v| verdict_bits(*v)).sum::<u64>();
-            n += SERVE_BATCH as u64;
+            let mut t = Tables::Live(reader);
+            if let Err(e) = t.with(|t| ring.run(&mut worker, t, &mut stats)) {
+                refused.get_or_insert(e);
+            }
+            sink += ring.packets().map(|p| verdict_bits(p.verdict)).sum::<u64>();
+            n += ring.len() as u64;
         }
         Tally {
             packets: n,
@@ -457,12 +460,11 @@ fn live_bench(
             let (live, stop, done, target) =
                 (live.clone(), stop.clone(), done.clone(), target.clone());
             std::thread::spawn(move || {
-                let actions = live.read(|s| s.actions.clone());
                 let period = Duration::from_secs_f64(1.0 / f64::from(ups.max(1)));
                 let mut next = Instant::now();
                 while !stop.load(Ordering::Relaxed) {
                     let (t, h, call) = &target;
-                    let _ = live.write(|s| s.tables[*t].modify(*h, call.clone(), &actions));
+                    let _ = live.write(|s| s.modify(*t, *h, call.clone()));
                     done.fetch_add(1, Ordering::Relaxed);
                     next += period;
                     if let Some(d) = next.checked_duration_since(Instant::now()) {
@@ -475,6 +477,9 @@ fn live_bench(
         stop.store(true, Ordering::Relaxed);
         let _ = writer.join();
     }
+    if let Some(e) = refused {
+        return Err(e.into());
+    }
     std::hint::black_box(sink);
     let achieved = done.load(Ordering::Relaxed) as f64 / updating.time.as_secs_f64().max(1e-9);
     Ok(LiveFigures {
@@ -482,14 +487,4 @@ fn live_bench(
         updating,
         achieved,
     })
-}
-
-/// Runs a hand-written reference on a packet buffer, headroom included.
-fn run_native(n: &dyn Native, pkt: &mut PacketBuf) -> Verdict {
-    let (buf, head, len) = pkt.raw_parts_mut();
-    let (v, h, l) = n.process_buf(buf, head, len);
-    if (h, l) != (head, len) {
-        pkt.set_window(h, l);
-    }
-    v
 }

@@ -3,13 +3,15 @@
 //! policy (direct arrays for port ranges, incremental checksums), built from the same tables.
 
 use sluice_compiler::ir::Program;
-use sluice_runtime::packet::Verdict;
+use sluice_runtime::datapath::{DatapathError, Pipeline, Worker};
+use sluice_runtime::packet::{PacketBuf, PacketMeta, Verdict};
+use sluice_runtime::stats::Stats;
 use sluice_runtime::table::{MatchValue, TableSet};
 use std::collections::HashMap;
 
 /// A policy compiled by hand: processes a packet in place. Programs that push or pop headers
 /// need room in front of the packet: `process_buf` gets the whole buffer.
-pub trait Native {
+pub trait Native: Sync {
     fn process(&self, pkt: &mut [u8]) -> Verdict;
 
     /// Processes `buf[head..head + len]`, which may grow into the headroom or shrink; returns
@@ -20,12 +22,50 @@ pub trait Native {
 }
 
 /// Builds the reference for a program, by its file name, if there is one.
-pub fn for_program(name: &str, prog: &Program, tables: &TableSet) -> Option<Box<dyn Native>> {
-    match name {
-        "port_dnat" => PortDnat::new(prog, tables).map(|n| Box::new(n) as Box<dyn Native>),
-        "vnet" => Vnet::new(prog, tables).map(|n| Box::new(n) as Box<dyn Native>),
-        "gateway" => Gateway::new(prog, tables).map(|n| Box::new(n) as Box<dyn Native>),
-        _ => None,
+pub fn for_program(name: &str, prog: &Program, tables: &TableSet) -> Option<Reference> {
+    let n: Box<dyn Native> = match name {
+        "port_dnat" => Box::new(PortDnat::new(prog, tables)?),
+        "vnet" => Box::new(Vnet::new(prog, tables)?),
+        "gateway" => Box::new(Gateway::new(prog, tables)?),
+        _ => return None,
+    };
+    Some(Reference(n))
+}
+
+/// A hand-written reference as a datapath [`Pipeline`]. It keeps its own snapshot of the
+/// tables, taken when it was built, and counts nothing: the figures it gives are those of
+/// the policy alone, as an expert would write it for this one program.
+pub struct Reference(Box<dyn Native>);
+
+impl Pipeline for Reference {
+    type Worker<'p> = ReferenceWorker<'p>;
+
+    fn worker(&self) -> ReferenceWorker<'_> {
+        ReferenceWorker(&*self.0)
+    }
+}
+
+pub struct ReferenceWorker<'p>(&'p dyn Native);
+
+impl Worker for ReferenceWorker<'_> {
+    /// Ignores `tables` and `stats` (see [`Reference`]).
+    fn process_batch(
+        &mut self,
+        _tables: &TableSet,
+        _stats: &mut Stats,
+        pkts: &mut [PacketBuf],
+        _metas: &[PacketMeta],
+        out: &mut [Verdict],
+    ) -> Result<(), DatapathError> {
+        for (pkt, v) in pkts.iter_mut().zip(out.iter_mut()) {
+            let (buf, head, len) = pkt.raw_parts_mut();
+            let (verdict, h, l) = self.0.process_buf(buf, head, len);
+            if (h, l) != (head, len) {
+                pkt.set_window(h, l);
+            }
+            *v = verdict;
+        }
+        Ok(())
     }
 }
 
@@ -58,8 +98,8 @@ pub struct PortDnat {
 
 impl PortDnat {
     pub fn new(prog: &Program, tables: &TableSet) -> Option<PortDnat> {
-        let dnat_t = &tables.tables[tables.by_name("dnat")?];
-        let snat_t = &tables.tables[tables.by_name("snat")?];
+        let dnat_t = &tables.tables()[tables.by_name("dnat")?];
+        let snat_t = &tables.tables()[tables.by_name("snat")?];
         let mut dnat: HashMap<u32, Box<[u32]>, rustc_hash::FxBuildHasher> = HashMap::default();
         let mut vms = Vec::new();
         // Lower priority values win: fill from the lowest priority (largest number) up.
@@ -204,8 +244,8 @@ struct VnetReasons {
 
 impl Vnet {
     pub fn new(prog: &Program, tables: &TableSet) -> Option<Vnet> {
-        let loc = &tables.tables[tables.by_name("vm_location")?];
-        let term = &tables.tables[tables.by_name("tunnel_term")?];
+        let loc = &tables.tables()[tables.by_name("vm_location")?];
+        let term = &tables.tables()[tables.by_name("tunnel_term")?];
         let id = |n: &str| tables.action_by_name(n);
         let (ipip, gre, deliver) = (id("tunnel_ipip")?, id("tunnel_gre")?, id("deliver")?);
         let mut location = HashMap::default();
@@ -525,7 +565,7 @@ fn port_arrays<T>(
 
 impl Gateway {
     pub fn new(prog: &Program, tables: &TableSet) -> Option<Gateway> {
-        let t = |n: &str| tables.by_name(n).map(|i| &tables.tables[i]);
+        let t = |n: &str| tables.by_name(n).map(|i| &tables.tables()[i]);
         let id = |n: &str| tables.action_by_name(n);
         let vnet = Vnet::new(prog, tables)?;
         let (to_vm, to_group) = (id("to_vm")?, id("to_group")?);

@@ -2,17 +2,20 @@
 
 use anyhow::{anyhow, Context};
 use sluice_compiler::interp::Interp;
-use sluice_compiler::ir::Program;
+use sluice_compiler::ir::{Program, ReasonId};
 use sluice_compiler::jit::JitProgram;
-use sluice_runtime::packet::{PacketBuf, PacketMeta, Verdict};
-use sluice_runtime::pcap::{read_capture, PcapOut};
+use sluice_runtime::datapath::{Pipeline, Worker};
+use sluice_runtime::pcap::read_capture;
 use sluice_runtime::stats::Stats;
+use sluice_runtime::switch::{Pacing, PortOutputs, Replay, Ring, Switch, Tables, BATCH};
 use sluice_runtime::table::TableSet;
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 #[derive(clap::Args)]
 pub struct RunArgs {
@@ -75,7 +78,7 @@ pub fn run(args: &RunArgs, color: bool) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     };
     let prog = compiled.ir;
-    let mut tables = sluice_compiler::table_set(&prog).map_err(|e| anyhow!(e))?;
+    let mut tables = sluice_compiler::table_set(&prog)?;
     if let Some(e) = &args.entries {
         load_entries(&mut tables, e)?;
     }
@@ -83,71 +86,94 @@ pub fn run(args: &RunArgs, color: bool) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot read capture {}", args.input.display()))?;
     std::fs::create_dir_all(&args.out_dir)
         .with_context(|| format!("cannot create {}", args.out_dir.display()))?;
-    let mut stats = Stats::new(
-        prog.drop_reasons.len(),
-        prog.tables.len(),
-        prog.actions.len(),
-    );
-    let linktype = capture.records.first().map_or(1, |r| r.linktype);
-    let mut outs: BTreeMap<u16, PcapOut> = BTreeMap::new();
-    let mut interp = Interp::new(&prog);
-    let mut jit = if args.backend == Backend::Jit && !args.trace {
-        Some(JitProgram::compile(&prog, false).map_err(|e| anyhow!("{e}"))?)
-    } else {
-        None
-    };
-    let max_len = capture.max_len();
-    let mut pkt = PacketBuf::with_capacity(prog.headroom, max_len);
-    let mut trace = String::new();
-    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
-    for (i, rec) in capture.records.iter().enumerate() {
-        pkt.load(prog.headroom, &rec.data, rec.orig_len);
-        let meta = PacketMeta {
-            ingress_port: args.ingress_port,
-            ts_sec: rec.ts_sec,
-            ts_nsec: rec.ts_nsec,
+    let mut replay = Replay::new(vec![(args.ingress_port, capture)], Pacing::Flood);
+    let outputs = PortOutputs::new(&args.out_dir, replay.linktype(), replay.nanos());
+    let ring = Ring::new(BATCH, prog.headroom, replay.max_len());
+    let stats = sluice_compiler::stats_for(&prog);
+    let interp = Interp::new(&prog);
+    let stats = if args.trace {
+        // The trace follows the reference interpreter, whatever --backend says.
+        let mut sw = Switch {
+            worker: interp.tracing_worker(),
+            ring,
+            stats,
+            outputs,
         };
-        let t = if args.trace {
-            trace.clear();
-            let _ = writeln!(
-                trace,
-                "packet {} ({} bytes, ingress port {})",
-                i + 1,
-                rec.data.len(),
-                args.ingress_port
-            );
-            Some(&mut trace)
-        } else {
-            None
-        };
-        let v = match jit.as_mut() {
-            Some(j) => j.process(&tables, &mut stats, &mut pkt, &meta),
-            None => interp.process(&tables, &mut stats, &mut pkt, &meta, t),
-        };
-        // The reader went away (`| head`): stop quietly, as Unix tools do.
-        if args.trace && stdout.write_all(trace.as_bytes()).is_err() {
+        let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+        let mut text = String::new();
+        let mut closed = false;
+        sw.replay(
+            &mut replay,
+            &mut Tables::Fixed(&tables),
+            || Duration::ZERO,
+            &AtomicBool::new(false),
+            true,
+            |ring, worker, _| {
+                text.clear();
+                for p in ring.packets() {
+                    let _ = writeln!(
+                        text,
+                        "packet {} ({} bytes, ingress port {})",
+                        p.seq + 1,
+                        p.in_len,
+                        p.meta.ingress_port
+                    );
+                    text.push_str(worker.trace(p.index).unwrap_or_default());
+                }
+                // The reader went away (`| head`): stop quietly, as Unix tools do.
+                if stdout.write_all(text.as_bytes()).is_err() {
+                    closed = true;
+                    return ControlFlow::Break(());
+                }
+                ControlFlow::Continue(())
+            },
+        )?;
+        if closed {
             return Ok(ExitCode::SUCCESS);
         }
-        if let Verdict::Forward(port) = v {
-            let out = match outs.entry(port) {
-                std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
-                std::collections::btree_map::Entry::Vacant(v) => {
-                    let path = args.out_dir.join(format!("port-{port}.pcap"));
-                    let o = PcapOut::create(&path, linktype, capture.nanos)
-                        .with_context(|| format!("cannot create {}", path.display()))?;
-                    v.insert(o)
-                }
-            };
-            out.write(rec.ts_sec, rec.ts_nsec, pkt.orig_len, pkt.data())
-                .context("cannot write output")?;
+        let _ = stdout.flush();
+        sw.finish()?
+    } else {
+        match args.backend {
+            Backend::Jit => {
+                let jit = JitProgram::compile(&prog, false)?;
+                replay_all(jit.worker(), ring, stats, outputs, &mut replay, &tables)?
+            }
+            Backend::Interp => {
+                replay_all(interp.worker(), ring, stats, outputs, &mut replay, &tables)?
+            }
         }
-    }
-    for (_, o) in outs {
-        o.finish().context("cannot finish output")?;
-    }
+    };
+    let mut stdout = std::io::stdout().lock();
     let _ = stdout.write_all(summary(&prog, &stats).as_bytes());
     let _ = stdout.flush();
     Ok(ExitCode::SUCCESS)
+}
+
+/// Replays a whole capture through one worker; returns the counters.
+fn replay_all<W: Worker>(
+    worker: W,
+    ring: Ring,
+    stats: Stats,
+    outputs: PortOutputs,
+    replay: &mut Replay,
+    tables: &TableSet,
+) -> anyhow::Result<Stats> {
+    let mut sw = Switch {
+        worker,
+        ring,
+        stats,
+        outputs,
+    };
+    sw.replay(
+        replay,
+        &mut Tables::Fixed(tables),
+        || Duration::ZERO,
+        &AtomicBool::new(false),
+        true,
+        |_, _, _| ControlFlow::Continue(()),
+    )?;
+    Ok(sw.finish()?)
 }
 
 /// The end-of-run summary: every packet in is accounted for.
@@ -163,7 +189,7 @@ pub fn summary(prog: &Program, s: &Stats) -> String {
     let _ = writeln!(o, "dropped:       {dr}");
     for (r, n) in s.dropped.iter().enumerate() {
         if *n > 0 {
-            let _ = writeln!(o, "  {:<28} {n}", prog.drop_reasons[r]);
+            let _ = writeln!(o, "  {:<28} {n}", prog.drop_reasons[ReasonId(r)]);
         }
     }
     if !prog.tables.is_empty() {

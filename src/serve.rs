@@ -3,20 +3,21 @@
 //! commands while packets flow (docs/control-protocol.md).
 
 use anyhow::{anyhow, bail, Context};
-use sluice_compiler::ir::Program;
+use sluice_compiler::ir::{Program, ReasonId};
 use sluice_compiler::jit::JitProgram;
 use sluice_runtime::command;
 use sluice_runtime::control::{self, Reply, Request};
+use sluice_runtime::datapath::Pipeline;
 use sluice_runtime::live::LiveTables;
-use sluice_runtime::packet::{PacketBuf, PacketMeta, Verdict};
-use sluice_runtime::pcap::{read_capture, PcapOut, Record};
+use sluice_runtime::pcap::read_capture;
 use sluice_runtime::stats::Stats;
-use std::collections::BTreeMap;
+use sluice_runtime::switch::{Pacing, PortOutputs, Replay, Ring, Switch, Tables, BATCH};
 use std::io::Write;
+use std::ops::ControlFlow;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -45,31 +46,6 @@ pub struct ServeArgs {
     /// Exit once every input has been replayed (otherwise run until SIGINT or SIGTERM).
     #[arg(long)]
     exit_when_done: bool,
-}
-
-/// Packets per batch: the datapath picks its table copy once per batch.
-const BATCH: usize = 64;
-
-struct Input {
-    port: u16,
-    records: Vec<Record>,
-    next: usize,
-}
-
-impl Input {
-    /// When the next packet is due, relative to the start of the replay.
-    fn due(&self, rate: Option<f64>, realtime: bool) -> Option<Duration> {
-        let r = self.records.get(self.next)?;
-        Some(if let Some(pps) = rate {
-            Duration::try_from_secs_f64(self.next as f64 / pps).unwrap_or(Duration::MAX)
-        } else if realtime {
-            let first = &self.records[0];
-            let t = |r: &Record| r.ts_sec as f64 + r.ts_nsec as f64 * 1e-9;
-            Duration::try_from_secs_f64((t(r) - t(first)).max(0.0)).unwrap_or(Duration::MAX)
-        } else {
-            Duration::ZERO
-        })
-    }
 }
 
 fn parse_input(s: &str) -> anyhow::Result<(u16, PathBuf)> {
@@ -120,8 +96,8 @@ pub fn serve(args: &ServeArgs, color: bool) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     };
     let prog = compiled.ir;
-    let mut jit = JitProgram::compile(&prog, false).map_err(|e| anyhow!("{e}"))?;
-    let mut tables = sluice_compiler::table_set(&prog).map_err(|e| anyhow!(e))?;
+    let jit = JitProgram::compile(&prog, false)?;
+    let mut tables = sluice_compiler::table_set(&prog)?;
     if let Some(e) = &args.entries {
         crate::run::load_entries(&mut tables, e)?;
     }
@@ -129,22 +105,18 @@ pub fn serve(args: &ServeArgs, color: bool) -> anyhow::Result<ExitCode> {
         bail!("--rate must be a positive number of packets per second");
     }
     let mut inputs = Vec::new();
-    let mut nanos = false;
     for s in &args.inputs {
         let (port, path) = parse_input(s)?;
         let c = read_capture(&path)
             .with_context(|| format!("cannot read capture {}", path.display()))?;
-        nanos |= c.nanos;
-        inputs.push(Input {
-            port,
-            records: c.records,
-            next: 0,
-        });
+        inputs.push((port, c));
     }
-    let linktype = inputs
-        .iter()
-        .find_map(|i| i.records.first())
-        .map_or(1, |r| r.linktype);
+    let pacing = match (args.rate, args.realtime) {
+        (Some(pps), _) => Pacing::Rate(pps),
+        (None, true) => Pacing::Realtime,
+        (None, false) => Pacing::Flood,
+    };
+    let mut replay = Replay::new(inputs, pacing);
     std::fs::create_dir_all(&args.out_dir)
         .with_context(|| format!("cannot create {}", args.out_dir.display()))?;
 
@@ -153,11 +125,7 @@ pub fn serve(args: &ServeArgs, color: bool) -> anyhow::Result<ExitCode> {
         signal_hook::flag::register(sig, stop.clone()).context("cannot install signal handlers")?;
     }
     let (live, mut reader) = LiveTables::new(tables);
-    let published = Arc::new(Mutex::new(Stats::new(
-        prog.drop_reasons.len(),
-        prog.tables.len(),
-        prog.actions.len(),
-    )));
+    let published = Arc::new(Mutex::new(sluice_compiler::stats_for(&prog)));
     let listener = bind_control(&args.control)?;
     {
         let live = live.clone();
@@ -175,109 +143,34 @@ pub fn serve(args: &ServeArgs, color: bool) -> anyhow::Result<ExitCode> {
         args.control.display()
     );
 
-    // The datapath.
-    let mut stats = Stats::new(
-        prog.drop_reasons.len(),
-        prog.tables.len(),
-        prog.actions.len(),
-    );
-    let mut outs: BTreeMap<u16, PcapOut> = BTreeMap::new();
-    let max_len = inputs
-        .iter()
-        .flat_map(|i| &i.records)
-        .map(|r| r.data.len())
-        .max()
-        .unwrap_or(0);
-    // The receive ring: a batch is loaded into it, then run through the program in one call.
-    let mut ring: Vec<PacketBuf> = (0..BATCH)
-        .map(|_| PacketBuf::with_capacity(prog.headroom, max_len))
-        .collect();
-    let mut metas: Vec<PacketMeta> = Vec::with_capacity(BATCH);
-    let mut verdicts = vec![Verdict::Drop(0); BATCH];
+    // The datapath: a ring of buffers loaded with the packets that are due, run in batches
+    // against the live tables' current copy.
+    let mut sw = Switch {
+        worker: jit.worker(),
+        ring: Ring::new(BATCH, prog.headroom, replay.max_len()),
+        stats: sluice_compiler::stats_for(&prog),
+        outputs: PortOutputs::new(&args.out_dir, replay.linktype(), replay.nanos()),
+    };
     let start = Instant::now();
-    let mut batch: Vec<(usize, usize)> = Vec::with_capacity(BATCH);
-    let result: anyhow::Result<()> = (|| {
-        while !stop.load(Ordering::Relaxed) {
-            // The packets that are due, in time order across inputs.
-            let now = start.elapsed();
-            batch.clear();
-            let mut next_due: Option<Duration> = None;
-            while batch.len() < BATCH {
-                let pick = inputs
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, inp)| inp.due(args.rate, args.realtime).map(|d| (d, i)))
-                    .min();
-                match pick {
-                    Some((d, i)) if d <= now => {
-                        batch.push((i, inputs[i].next));
-                        inputs[i].next += 1;
-                    }
-                    Some((d, _)) => {
-                        next_due = Some(d);
-                        break;
-                    }
-                    None => break,
-                }
-            }
-            if batch.is_empty() {
-                match next_due {
-                    Some(d) => std::thread::sleep((d - now).min(Duration::from_millis(1))),
-                    None if args.exit_when_done => break,
-                    None => std::thread::sleep(Duration::from_millis(5)),
-                }
-                continue;
-            }
-            metas.clear();
-            for (&(i, r), pkt) in batch.iter().zip(ring.iter_mut()) {
-                let rec = &inputs[i].records[r];
-                pkt.load(prog.headroom, &rec.data, rec.orig_len);
-                metas.push(PacketMeta {
-                    ingress_port: inputs[i].port,
-                    ts_sec: rec.ts_sec,
-                    ts_nsec: rec.ts_nsec,
-                });
-            }
-            let n = batch.len();
-            let tables = reader.begin();
-            jit.process_batch(
-                tables,
-                &mut stats,
-                &mut ring[..n],
-                &metas,
-                &mut verdicts[..n],
-            );
-            // The tables are not needed for writing: let the control plane go on.
-            reader.end();
-            for ((&(i, r), pkt), v) in batch.iter().zip(&ring).zip(&verdicts) {
-                if let Verdict::Forward(port) = *v {
-                    let rec = &inputs[i].records[r];
-                    let out = match outs.entry(port) {
-                        std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
-                        std::collections::btree_map::Entry::Vacant(v) => {
-                            let path = args.out_dir.join(format!("port-{port}.pcap"));
-                            let o = PcapOut::create(&path, linktype, nanos)
-                                .with_context(|| format!("cannot create {}", path.display()))?;
-                            v.insert(o)
-                        }
-                    };
-                    out.write(rec.ts_sec, rec.ts_nsec, pkt.orig_len, pkt.data())
-                        .context("cannot write output")?;
-                }
-            }
+    let result = sw.replay(
+        &mut replay,
+        &mut Tables::Live(&mut reader),
+        || start.elapsed(),
+        &stop,
+        args.exit_when_done,
+        |_, _, stats| {
             // Publish the counters for `stats`, without ever waiting for the control plane.
             if let Ok(mut p) = published.try_lock() {
-                p.clone_from(&stats);
+                p.clone_from(stats);
             }
-        }
-        Ok(())
-    })();
+            ControlFlow::Continue(())
+        },
+    );
     reader.end();
-    for (_, o) in outs {
-        o.finish().context("cannot finish output")?;
-    }
+    let finished = sw.finish();
     let _ = std::fs::remove_file(&args.control);
     result?;
+    let stats = finished?;
     print!("{}", crate::run::summary(&prog, &stats));
     std::io::stdout().flush()?;
     Ok(ExitCode::SUCCESS)
@@ -402,8 +295,8 @@ pub fn handle(
                 .parse()
                 .map_err(|_| format!("counter_read: '{h}' is not an entry handle"))?;
             live.read_both(|a, b| {
-                let ea = a.tables[ti].entry(sluice_runtime::table::EntryHandle(h));
-                let eb = b.tables[ti].entry(sluice_runtime::table::EntryHandle(h));
+                let ea = a.tables()[ti].entry(sluice_runtime::table::EntryHandle(h));
+                let eb = b.tables()[ti].entry(sluice_runtime::table::EntryHandle(h));
                 match (ea, eb) {
                     (Some(x), Some(y)) => Ok(format!(
                         "{t}[{h}]= ({} packets, {} bytes)",
@@ -418,8 +311,8 @@ pub fn handle(
         ["counter_reset", t] => {
             let ti = table_of(live, t)?;
             live.read_both(|a, b| {
-                a.tables[ti].reset_counters();
-                b.tables[ti].reset_counters();
+                a.tables()[ti].reset_counters();
+                b.tables()[ti].reset_counters();
             });
             Ok(format!("counters of table {t} reset"))
         }
@@ -428,9 +321,7 @@ pub fn handle(
             // Each copy counts the packets that read it: dump the sum.
             live.read_both(|a, b| {
                 let mut merged = a.clone();
-                for (t, o) in merged.tables.iter().zip(&b.tables) {
-                    t.add_counters(o);
-                }
+                merged.add_counters(b);
                 let cmd = command::parse_command(line, &merged).map_err(|e| e.to_string())?;
                 match cmd {
                     Some(c) => command::apply(&mut merged, &c)
@@ -479,7 +370,7 @@ pub fn format_stats(prog: &Program, s: &Stats) -> String {
     }
     let _ = writeln!(o, "dropped: {}", s.dropped_total());
     for (r, n) in s.dropped.iter().enumerate().filter(|(_, n)| **n > 0) {
-        let _ = writeln!(o, "  {:<28} {n}", prog.drop_reasons[r]);
+        let _ = writeln!(o, "  {:<28} {n}", prog.drop_reasons[ReasonId(r)]);
     }
     for (i, t) in prog.tables.iter().enumerate() {
         let _ = writeln!(

@@ -5,10 +5,12 @@
 use crate::ir::*;
 use sluice_runtime::bits::{get_bits, low_mask, set_bits};
 use sluice_runtime::checksum;
+use sluice_runtime::datapath::{Binding, DatapathError, Pipeline, Worker};
 use sluice_runtime::packet::{PacketBuf, PacketMeta, Verdict};
 use sluice_runtime::stats::Stats;
 use sluice_runtime::table::TableSet;
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 /// One header instance while a packet is processed.
 #[derive(Clone, Debug, Default)]
@@ -39,17 +41,87 @@ struct Pass<'a> {
     trace: Option<&'a mut String>,
 }
 
+/// The interpreter of a program: a [`Pipeline`] whose workers walk the IR.
 pub struct Interp<'p> {
     prog: &'p Program,
+    binding: Binding,
 }
 
 impl<'p> Interp<'p> {
     pub fn new(prog: &'p Program) -> Interp<'p> {
-        Interp { prog }
+        let schema = Arc::new(crate::schema(prog));
+        Interp {
+            prog,
+            binding: Binding::new(schema, prog.drop_reasons.len()),
+        }
     }
 
+    /// A worker that also records, for each packet, the parser's path, each table's key and
+    /// result, the action with its arguments and the verdict (`sluice run --trace`).
+    pub fn tracing_worker(&self) -> InterpWorker<'_> {
+        InterpWorker {
+            traces: Some(Vec::new()),
+            ..self.worker()
+        }
+    }
+}
+
+impl Pipeline for Interp<'_> {
+    type Worker<'w>
+        = InterpWorker<'w>
+    where
+        Self: 'w;
+
+    fn worker(&self) -> InterpWorker<'_> {
+        InterpWorker {
+            prog: self.prog,
+            binding: self.binding.clone(),
+            traces: None,
+        }
+    }
+}
+
+/// One thread's interpreter.
+pub struct InterpWorker<'p> {
+    prog: &'p Program,
+    binding: Binding,
+    /// With tracing, the trace of each packet of the last batch.
+    traces: Option<Vec<String>>,
+}
+
+impl Worker for InterpWorker<'_> {
+    fn process_batch(
+        &mut self,
+        tables: &TableSet,
+        stats: &mut Stats,
+        pkts: &mut [PacketBuf],
+        metas: &[PacketMeta],
+        out: &mut [Verdict],
+    ) -> Result<(), DatapathError> {
+        self.binding.check(tables, stats)?;
+        let mut traces = self.traces.take();
+        if let Some(t) = &mut traces {
+            t.resize(pkts.len(), String::new());
+        }
+        for (i, ((pkt, meta), v)) in pkts.iter_mut().zip(metas).zip(out.iter_mut()).enumerate() {
+            let trace = traces.as_mut().map(|t| {
+                t[i].clear();
+                &mut t[i]
+            });
+            *v = self.run(tables, stats, pkt, meta, trace);
+        }
+        self.traces = traces;
+        Ok(())
+    }
+
+    fn trace(&self, i: usize) -> Option<&str> {
+        self.traces.as_ref()?.get(i).map(String::as_str)
+    }
+}
+
+impl InterpWorker<'_> {
     /// Runs a packet through the program, leaving the output bytes in `pkt`, and counts it.
-    pub fn process(
+    fn run(
         &mut self,
         tables: &TableSet,
         stats: &mut Stats,
@@ -369,10 +441,8 @@ impl Pass<'_> {
                 let bytes = self.field_bytes(fields, params);
                 let key = self
                     .tables
-                    .secret_values
-                    .get(secret.index())
+                    .secret(secret.index())
                     .copied()
-                    .flatten()
                     .unwrap_or([0; 16]);
                 u128::from(sluice_runtime::hash::siphash24(&key, &bytes))
             }
@@ -465,7 +535,7 @@ impl Pass<'_> {
     fn apply(&mut self, t: TableId) -> bool {
         let table = &self.prog.tables[t];
         let key: Vec<u128> = table.keys.iter().map(|k| self.eval(&k.expr, &[])).collect();
-        let rt = &self.tables.tables[t.index()];
+        let rt = &self.tables.tables()[t.index()];
         let (hit, action, args) = match rt.lookup_counted(&key, u64::from(self.packet_length)) {
             Some((h, call)) => (
                 Some(h.0),

@@ -13,10 +13,11 @@ pub mod print;
 pub mod verify;
 
 use sluice_lang::Diagnostic;
+use sluice_runtime::stats::Stats;
 use sluice_runtime::table::{
-    ActionCall, ActionSchema, KeyField, MatchValue, ParamSchema, Table, TableSchema, TableSet,
+    ActionCall, ActionSchema, KeyField, MatchValue, ParamSchema, ProgramSchema, TableError,
+    TableSchema, TableSet,
 };
-use std::sync::Arc;
 
 /// A program that passed every stage before execution.
 pub struct Compiled {
@@ -60,9 +61,19 @@ pub fn key_fields(t: &ir::Table) -> Vec<KeyField> {
         .collect()
 }
 
-/// The runtime's tables for a program, with the program's `entries` installed.
-pub fn table_set(p: &ir::Program) -> Result<TableSet, String> {
-    let actions: Arc<[ActionSchema]> = p
+/// Why a program's tables could not be built: one of its const entries is refused (the
+/// checker lets none through that would be, so this is a compiler bug).
+#[derive(Debug, thiserror::Error)]
+#[error("table {table}: const entry: {source}")]
+pub struct TableSetError {
+    pub table: String,
+    pub source: TableError,
+}
+
+/// What a program declares about its tables, as the runtime describes it: the schema its
+/// table sets are built for, and that its datapaths require.
+pub fn schema(p: &ir::Program) -> ProgramSchema {
+    let actions = p
         .actions
         .iter()
         .map(|a| ActionSchema {
@@ -79,9 +90,10 @@ pub fn table_set(p: &ir::Program) -> Result<TableSet, String> {
                 .collect(),
         })
         .collect();
-    let mut tables = Vec::new();
-    for t in &p.tables {
-        let schema = TableSchema {
+    let tables = p
+        .tables
+        .iter()
+        .map(|t| TableSchema {
             name: t.name.clone(),
             keys: key_fields(t),
             // The built-in actions (`drop`, `NoAction`) are allowed in every table, for entries
@@ -101,8 +113,24 @@ pub fn table_set(p: &ir::Program) -> Result<TableSet, String> {
             },
             const_default: t.const_default,
             size: t.size,
-        };
-        let mut table = Table::new(Arc::new(schema));
+        })
+        .collect();
+    ProgramSchema {
+        actions,
+        tables,
+        secrets: p.secrets.clone(),
+    }
+}
+
+/// Counters for a program: one per drop reason, table and action.
+pub fn stats_for(p: &ir::Program) -> Stats {
+    Stats::new(p.drop_reasons.len(), p.tables.len(), p.actions.len())
+}
+
+/// The runtime's tables for a program, with the program's `entries` installed.
+pub fn table_set(p: &ir::Program) -> Result<TableSet, TableSetError> {
+    let mut set = TableSet::new(schema(p));
+    for (i, t) in p.tables.iter().enumerate() {
         for e in &t.entries {
             let key = e
                 .keys
@@ -122,17 +150,18 @@ pub fn table_set(p: &ir::Program) -> Result<TableSet, String> {
                 action: e.action.index() as u32,
                 args: e.args.clone().into(),
             };
-            table
-                .add(key, call, e.priority, &actions)
-                .map_err(|err| format!("table {}: entry: {err}", t.name))?;
+            set.add(i, key, call, e.priority)
+                .map_err(|source| TableSetError {
+                    table: t.name.clone(),
+                    source,
+                })?;
         }
         if t.const_entries {
-            table.seal();
+            set.seal(i).map_err(|source| TableSetError {
+                table: t.name.clone(),
+                source,
+            })?;
         }
-        tables.push(table);
     }
-    let mut set = TableSet::new(actions, tables);
-    set.secret_values = vec![None; p.secrets.len()];
-    set.secrets = p.secrets.clone();
     Ok(set)
 }

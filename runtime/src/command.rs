@@ -595,7 +595,7 @@ fn parse_secret(set: &TableSet, name: &str, value: &str) -> Result<Command, Comm
     if set.secret_by_name(name).is_none() {
         return Err(CommandError::UnknownSecret {
             name: name.to_owned(),
-            declared: set.secrets.clone(),
+            declared: set.secrets().to_vec(),
         });
     }
     let bytes =
@@ -610,10 +610,10 @@ fn parse_secret(set: &TableSet, name: &str, value: &str) -> Result<Command, Comm
 
 fn find_table<'a>(set: &'a TableSet, name: &str) -> Result<(usize, &'a Table), CommandError> {
     set.by_name(name)
-        .and_then(|i| Some((i, set.tables.get(i)?)))
+        .and_then(|i| Some((i, set.table(i)?)))
         .ok_or_else(|| CommandError::UnknownTable {
             name: name.to_owned(),
-            suggestion: closest(name, set.tables.iter().map(Table::name)),
+            suggestion: closest(name, set.tables().iter().map(Table::name)),
         })
 }
 
@@ -627,7 +627,7 @@ fn find_action<'a>(
     let allowed_names = || allowed.iter().filter_map(|&a| action_name(set, a));
     let found = set
         .action_by_name(name)
-        .and_then(|i| Some((i, set.actions.get(i as usize)?)));
+        .and_then(|i| Some((i, set.actions().get(i as usize)?)));
     let Some((index, schema)) = found else {
         return Err(CommandError::UnknownAction {
             name: name.to_owned(),
@@ -645,7 +645,7 @@ fn find_action<'a>(
 }
 
 fn action_name(set: &TableSet, action: u32) -> Option<&str> {
-    set.actions.get(action as usize).map(|a| a.name.as_str())
+    set.actions().get(action as usize).map(|a| a.name.as_str())
 }
 
 use sluice_defs::names::closest;
@@ -677,14 +677,14 @@ fn describe_params(schema: &ActionSchema) -> String {
 
 /// Applies a parsed command to the set.
 pub fn apply(set: &mut TableSet, cmd: &Command) -> Result<CommandOutput, CommandError> {
-    let TableSet {
-        actions,
-        tables,
-        secrets,
-        secret_values,
-    } = set;
-    let wrap = |t: &Table| {
-        let table = t.name().to_owned();
+    // The table's name for messages; the command was parsed against this set, so its table
+    // exists (a stale index reads as "#N").
+    let name = |set: &TableSet, t: usize| {
+        set.table(t)
+            .map_or_else(|| format!("#{t}"), |t| t.name().to_owned())
+    };
+    let wrap = |set: &TableSet, t: usize| {
+        let table = name(set, t);
         move |source| CommandError::Table { table, source }
     };
     let out = match cmd {
@@ -694,22 +694,21 @@ pub fn apply(set: &mut TableSet, cmd: &Command) -> Result<CommandOutput, Command
             call,
             priority,
         } => {
-            let t = table_at(tables, *table)?;
-            let handle = t
-                .add(key.clone(), call.clone(), *priority, actions)
-                .map_err(wrap(t))?;
+            let handle = set
+                .add(*table, key.clone(), call.clone(), *priority)
+                .map_err(wrap(set, *table))?;
             CommandOutput {
                 text: format!("Entry has been added with handle {handle}"),
                 handle: Some(handle),
             }
         }
         Command::TableSetDefault { table, call } => {
-            let t = table_at(tables, *table)?;
-            t.set_default(call.clone(), actions).map_err(wrap(t))?;
+            set.set_default(*table, call.clone())
+                .map_err(wrap(set, *table))?;
             CommandOutput::text(format!(
                 "Default action of table {} set to {}",
-                t.name(),
-                format_call(actions, call)
+                name(set, *table),
+                format_call(set.actions(), call)
             ))
         }
         Command::TableModify {
@@ -717,71 +716,66 @@ pub fn apply(set: &mut TableSet, cmd: &Command) -> Result<CommandOutput, Command
             handle,
             call,
         } => {
-            let t = table_at(tables, *table)?;
-            t.modify(*handle, call.clone(), actions).map_err(wrap(t))?;
+            set.modify(*table, *handle, call.clone())
+                .map_err(wrap(set, *table))?;
             CommandOutput::text(format!(
                 "Entry {handle} of table {} now runs {}",
-                t.name(),
-                format_call(actions, call)
+                name(set, *table),
+                format_call(set.actions(), call)
             ))
         }
         Command::TableDelete { table, handle } => {
-            let t = table_at(tables, *table)?;
-            t.delete(*handle).map_err(wrap(t))?;
-            CommandOutput::text(format!("Entry {handle} deleted from table {}", t.name()))
+            set.delete(*table, *handle).map_err(wrap(set, *table))?;
+            CommandOutput::text(format!(
+                "Entry {handle} deleted from table {}",
+                name(set, *table)
+            ))
         }
         Command::TableResetDefault { table } => {
-            let t = table_at(tables, *table)?;
-            t.reset_default();
+            set.reset_default(*table).map_err(wrap(set, *table))?;
+            let t = table_at(set, *table)?;
             CommandOutput::text(format!(
                 "Default action of table {} reset to {}",
                 t.name(),
-                format_call(actions, t.default_action())
+                format_call(set.actions(), t.default_action())
             ))
         }
         Command::TableClear { table } => {
-            let t = table_at(tables, *table)?;
-            t.check_mutable().map_err(|source| CommandError::Table {
-                table: t.name().to_string(),
-                source,
-            })?;
-            let removed = t.num_entries();
-            t.clear();
+            let removed = set.clear(*table).map_err(wrap(set, *table))?;
             CommandOutput::text(format!(
                 "Table {} cleared ({} removed)",
-                t.name(),
+                name(set, *table),
                 count_entries(removed)
             ))
         }
         Command::TableNumEntries { table } => {
-            CommandOutput::text(table_at(tables, *table)?.num_entries().to_string())
+            CommandOutput::text(table_at(set, *table)?.num_entries().to_string())
         }
         Command::TableDump { table } => {
-            CommandOutput::text(dump_table(actions, table_at(tables, *table)?))
+            CommandOutput::text(dump_table(set.actions(), table_at(set, *table)?))
         }
-        Command::ShowTables => CommandOutput::text(show_tables(tables)),
-        Command::ShowActions => CommandOutput::text(show_actions(actions)),
+        Command::ShowTables => CommandOutput::text(show_tables(set.tables())),
+        Command::ShowActions => CommandOutput::text(show_actions(set.actions())),
         Command::SecretSet { name, value } => {
-            let Some(i) = secrets.iter().position(|s| s == name) else {
+            let Some(i) = set.secret_by_name(name) else {
                 return Err(CommandError::UnknownSecret {
                     name: name.clone(),
-                    declared: secrets.clone(),
+                    declared: set.secrets().to_vec(),
                 });
             };
-            if secret_values.len() < secrets.len() {
-                secret_values.resize(secrets.len(), None);
-            }
-            if let Some(slot) = secret_values.get_mut(i) {
-                *slot = Some(*value);
-            }
+            set.set_secret(i, *value)
+                .map_err(|source| CommandError::Table {
+                    table: name.clone(),
+                    source,
+                })?;
             CommandOutput::text(format!("Secret {name} set"))
         }
     };
     Ok(out)
 }
 
-fn table_at(tables: &mut [Table], i: usize) -> Result<&mut Table, CommandError> {
-    tables.get_mut(i).ok_or_else(|| CommandError::UnknownTable {
+fn table_at(set: &TableSet, i: usize) -> Result<&Table, CommandError> {
+    set.table(i).ok_or_else(|| CommandError::UnknownTable {
         name: format!("#{i}"),
         suggestion: None,
     })

@@ -182,11 +182,12 @@ impl Drop for Reader {
 mod tests {
     use super::*;
     use crate::table::{
-        ActionCall, ActionSchema, KeyField, MatchKind, MatchValue, ParamSchema, Table, TableSchema,
+        ActionCall, ActionSchema, KeyField, MatchKind, MatchValue, ParamSchema, ProgramSchema,
+        TableSchema,
     };
 
     fn set() -> TableSet {
-        let actions: Arc<[ActionSchema]> = vec![ActionSchema {
+        let actions = vec![ActionSchema {
             name: "set".into(),
             params: vec![
                 ParamSchema {
@@ -200,9 +201,8 @@ mod tests {
                     nonzero: false,
                 },
             ],
-        }]
-        .into();
-        let t = Table::new(Arc::new(TableSchema {
+        }];
+        let t = TableSchema {
             name: "t".into(),
             keys: vec![KeyField {
                 name: "k".into(),
@@ -216,19 +216,17 @@ mod tests {
             },
             const_default: false,
             size: 16,
-        }));
-        let mut s = TableSet::new(actions.clone(), vec![t]);
-        s.tables[0]
-            .add(
-                vec![MatchValue::Exact(1)],
-                ActionCall {
-                    action: 0,
-                    args: vec![0, 0].into(),
-                },
-                None,
-                &actions,
-            )
-            .unwrap();
+        };
+        let mut s = TableSet::new(ProgramSchema {
+            actions,
+            tables: vec![t],
+            secrets: vec![],
+        });
+        let call = ActionCall {
+            action: 0,
+            args: vec![0, 0].into(),
+        };
+        s.add(0, vec![MatchValue::Exact(1)], call, None).unwrap();
         s
     }
 
@@ -246,15 +244,14 @@ mod tests {
                 std::thread::yield_now();
             }
             for i in 1..=2000u128 {
-                let actions = live.read(|s| s.actions.clone());
                 live.write(|s| {
-                    s.tables[0].modify(
+                    s.modify(
+                        0,
                         crate::table::EntryHandle(0),
                         ActionCall {
                             action: 0,
                             args: vec![i, i].into(),
                         },
-                        &actions,
                     )
                 })
                 .unwrap();
@@ -267,7 +264,7 @@ mod tests {
             let done = stop.load(Ordering::SeqCst);
             let t = reader.begin();
             for _ in 0..16 {
-                let (hit, row) = t.tables[0].lookup_row(&[1], 1);
+                let (hit, row) = t.tables()[0].lookup_row(&[1], 1);
                 assert!(hit);
                 // Both arguments come from the same update, and updates only move forward.
                 assert_eq!(row[1], row[2]);
@@ -283,7 +280,7 @@ mod tests {
         }
         writer.join().unwrap();
         let t = reader.begin();
-        assert_eq!(t.tables[0].lookup_row(&[1], 1).1[1], 2000);
+        assert_eq!(t.tables()[0].lookup_row(&[1], 1).1[1], 2000);
         reader.end();
         assert!(batches > 1);
     }
@@ -292,19 +289,19 @@ mod tests {
     fn a_failed_operation_changes_nothing() {
         let (live, mut reader) = LiveTables::new(set());
         let r: Result<(), &str> = live.write(|s| {
-            s.tables[0].clear();
+            s.clear(0).unwrap();
             Err("refused")
         });
         // The spare copy was cleared before the error and is restored.
         assert!(r.is_err());
         let t = reader.begin();
-        assert!(t.tables[0].lookup_row(&[1], 1).0);
+        assert!(t.tables()[0].lookup_row(&[1], 1).0);
         reader.end();
         // After a successful write the datapath reads the other copy: still equal.
         live.write(|_| Ok::<(), ()>(())).unwrap();
         let t = reader.begin();
-        assert!(t.tables[0].lookup_row(&[1], 1).0);
+        assert!(t.tables()[0].lookup_row(&[1], 1).0);
         reader.end();
-        live.read_both(|a, b| assert_eq!(a.tables[0].num_entries(), b.tables[0].num_entries()));
+        live.read_both(|a, b| assert_eq!(a.tables()[0].num_entries(), b.tables()[0].num_entries()));
     }
 }

@@ -5,8 +5,10 @@
 
 use sluice_compiler::interp::Interp;
 use sluice_compiler::jit::JitProgram;
+use sluice_runtime::datapath::{Pipeline, Worker};
 use sluice_runtime::packet::{PacketBuf, PacketMeta};
 use sluice_runtime::stats::Stats;
+use sluice_runtime::table::TableSet;
 
 /// A small deterministic PRNG (xorshift64*), so that failures reproduce.
 pub struct Rng(u64);
@@ -181,7 +183,7 @@ pub struct Case {
     pub source: String,
     pub entries: String,
     pub prog: sluice_compiler::ir::Program,
-    pub tables: sluice_runtime::table::TableSet,
+    pub tables: TableSet,
 }
 
 pub fn load_case(program: &std::path::Path) -> Case {
@@ -206,34 +208,48 @@ pub fn load_case(program: &std::path::Path) -> Case {
     }
 }
 
-/// Runs one packet on both backends; on a difference, returns a description.
+/// Two implementations of the datapath interface: the reference and the one checked
+/// against it, with their names for messages.
+pub struct Pair<'a, R, C> {
+    pub reference: &'a R,
+    pub checked: &'a C,
+    pub names: (&'static str, &'static str),
+}
+
+/// Runs one packet through both workers; on a difference, returns a description.
 #[allow(clippy::too_many_arguments)]
-fn compare_one(
+fn compare_one<A: Worker, B: Worker>(
     case: &Case,
-    ti: &sluice_runtime::table::TableSet,
-    tj: &sluice_runtime::table::TableSet,
-    interp: &mut Interp,
-    jit: &mut JitProgram,
-    si: &mut Stats,
-    sj: &mut Stats,
+    names: (&str, &str),
+    ta: &TableSet,
+    tb: &TableSet,
+    a_w: &mut A,
+    b_w: &mut B,
+    sa: &mut Stats,
+    sb: &mut Stats,
     pkt: &[u8],
     meta: &PacketMeta,
-) -> Result<JitOut, String> {
+) -> Result<Out, String> {
     let head = case.prog.headroom;
     let mut a = PacketBuf::with_capacity(head, pkt.len());
     let mut b = PacketBuf::with_capacity(head, pkt.len());
     let orig = wire_length(pkt.len());
     a.load(head, pkt, orig);
     b.load(head, pkt, orig);
-    let va = interp.process(ti, si, &mut a, meta, None);
-    let vb = jit.process(tj, sj, &mut b, meta);
+    let va = a_w
+        .process(ta, sa, &mut a, meta)
+        .map_err(|e| e.to_string())?;
+    let vb = b_w
+        .process(tb, sb, &mut b, meta)
+        .map_err(|e| e.to_string())?;
+    let (na, nb) = names;
     if va != vb {
-        return Err(format!("verdict: interpreter {va:?}, JIT {vb:?}"));
+        return Err(format!("verdict: {na} {va:?}, {nb} {vb:?}"));
     }
     if let sluice_runtime::packet::Verdict::Forward(_) = va {
         if a.data() != b.data() || a.orig_len != b.orig_len {
             return Err(format!(
-                "output differs:\n  interp {} (orig_len {})\n  jit    {} (orig_len {})",
+                "output differs:\n  {na:<6} {} (orig_len {})\n  {nb:<6} {} (orig_len {})",
                 hex(a.data()),
                 a.orig_len,
                 hex(b.data()),
@@ -255,21 +271,21 @@ fn wire_length(len: usize) -> u32 {
     }
 }
 
-/// What the JIT made of one packet: verdict, bytes, wire length.
-type JitOut = (sluice_runtime::packet::Verdict, Vec<u8>, u32);
+/// What the checked implementation made of one packet: verdict, bytes, wire length.
+type Out = (sluice_runtime::packet::Verdict, Vec<u8>, u32);
 
-/// The packets so far, again through `JitProgram::process_batch` in batches of 1 to 13, to
-/// check that a batch gives what `process` gives packet by packet.
-struct Batcher {
-    jit: JitProgram,
-    tables: sluice_runtime::table::TableSet,
+/// The packets so far, again through the checked implementation's `process_batch` in
+/// batches of 1 to 13, to check that a batch gives what `process` gives packet by packet.
+struct Batcher<W> {
+    worker: W,
+    tables: TableSet,
     stats: Stats,
-    pending: Vec<(Vec<u8>, PacketMeta, JitOut)>,
+    pending: Vec<(Vec<u8>, PacketMeta, Out)>,
     size: usize,
 }
 
-impl Batcher {
-    fn push(&mut self, case: &Case, pkt: &[u8], meta: &PacketMeta, want: JitOut) {
+impl<W: Worker> Batcher<W> {
+    fn push(&mut self, case: &Case, pkt: &[u8], meta: &PacketMeta, want: Out) {
         self.pending.push((pkt.to_vec(), *meta, want));
         if self.pending.len() >= self.size {
             self.flush(case);
@@ -291,8 +307,9 @@ impl Batcher {
             .collect();
         let metas: Vec<PacketMeta> = self.pending.iter().map(|(_, m, _)| *m).collect();
         let mut out = vec![sluice_runtime::packet::Verdict::Drop(0); bufs.len()];
-        self.jit
-            .process_batch(&self.tables, &mut self.stats, &mut bufs, &metas, &mut out);
+        self.worker
+            .process_batch(&self.tables, &mut self.stats, &mut bufs, &metas, &mut out)
+            .unwrap_or_else(|e| panic!("{}: {e}", case.name));
         for (((p, _, (v, bytes, orig)), b), got) in self.pending.iter().zip(&bufs).zip(&out) {
             assert_eq!(got, v, "{}: batch verdict for {}", case.name, hex(p));
             if let sluice_runtime::packet::Verdict::Forward(_) = v {
@@ -314,14 +331,21 @@ pub fn hex(b: &[u8]) -> String {
 }
 
 /// Shrinks a failing packet: shorter, then with bytes zeroed, while it still fails.
-fn shrink(case: &Case, pkt: &[u8], meta: &PacketMeta) -> Vec<u8> {
+fn shrink<R: Pipeline, C: Pipeline>(
+    case: &Case,
+    pair: &Pair<R, C>,
+    pkt: &[u8],
+    meta: &PacketMeta,
+) -> Vec<u8> {
     let fails = |p: &[u8]| {
-        let mut i = Interp::new(&case.prog);
-        let mut j = JitProgram::compile(&case.prog, false).unwrap();
-        let mut si = stats_for(case);
-        let mut sj = stats_for(case);
-        let (ti, tj) = (case.tables.clone(), case.tables.clone());
-        compare_one(case, &ti, &tj, &mut i, &mut j, &mut si, &mut sj, p, meta).is_err()
+        let (mut a, mut b) = (pair.reference.worker(), pair.checked.worker());
+        let mut sa = sluice_compiler::stats_for(&case.prog);
+        let mut sb = sluice_compiler::stats_for(&case.prog);
+        let (ta, tb) = (case.tables.clone(), case.tables.clone());
+        compare_one(
+            case, pair.names, &ta, &tb, &mut a, &mut b, &mut sa, &mut sb, p, meta,
+        )
+        .is_err()
     };
     let mut best = pkt.to_vec();
     while best.len() > 1 && fails(&best[..best.len() - 1]) {
@@ -339,94 +363,98 @@ fn shrink(case: &Case, pkt: &[u8], meta: &PacketMeta) -> Vec<u8> {
     best
 }
 
-fn stats_for(case: &Case) -> Stats {
-    Stats::new(
-        case.prog.drop_reasons.len(),
-        case.prog.tables.len(),
-        case.prog.actions.len(),
-    )
-}
-
-/// Runs `packets` through both backends; panics with a reproducer on the first difference.
-pub fn differential(case: &Case, packets: impl Iterator<Item = (Vec<u8>, PacketMeta)>) -> u64 {
-    let mut interp = Interp::new(&case.prog);
-    let mut jit =
-        JitProgram::compile(&case.prog, false).unwrap_or_else(|e| panic!("{}: {e}", case.name));
-    let mut si = stats_for(case);
-    let mut sj = stats_for(case);
+/// Runs `packets` through both implementations; panics with a reproducer on the first
+/// difference.
+pub fn differential<R: Pipeline, C: Pipeline>(
+    case: &Case,
+    pair: &Pair<R, C>,
+    packets: impl Iterator<Item = (Vec<u8>, PacketMeta)>,
+) -> u64 {
+    let (mut a, mut b) = (pair.reference.worker(), pair.checked.worker());
+    let mut sa = sluice_compiler::stats_for(&case.prog);
+    let mut sb = sluice_compiler::stats_for(&case.prog);
     let mut n = 0u64;
-    // Each backend counts in its own copy of the tables, so that entry counters are compared.
-    let (ti, tj) = (case.tables.clone(), case.tables.clone());
+    // Each implementation counts in its own copy of the tables, so that entry counters are
+    // compared.
+    let (ta, tb) = (case.tables.clone(), case.tables.clone());
     let mut batcher = Batcher {
-        jit: JitProgram::compile(&case.prog, false).unwrap(),
+        worker: pair.checked.worker(),
         tables: case.tables.clone(),
-        stats: stats_for(case),
+        stats: sluice_compiler::stats_for(&case.prog),
         pending: Vec::new(),
         size: 1,
     };
+    let (na, nb) = pair.names;
     for (pkt, meta) in packets {
         match compare_one(
-            case,
-            &ti,
-            &tj,
-            &mut interp,
-            &mut jit,
-            &mut si,
-            &mut sj,
-            &pkt,
-            &meta,
+            case, pair.names, &ta, &tb, &mut a, &mut b, &mut sa, &mut sb, &pkt, &meta,
         ) {
             Ok(out) => batcher.push(case, &pkt, &meta, out),
             Err(e) => {
-                let small = shrink(case, &pkt, &meta);
+                let small = shrink(case, pair, &pkt, &meta);
                 panic!(
-                "JIT and interpreter disagree on {} (case {n}): {e}\n\
-                 packet: {}\nminimal packet: {}\nmeta: {meta:?}\n--- program ---\n{}\n--- entries ---\n{}",
-                case.name,
-                hex(&pkt),
-                hex(&small),
-                case.source,
-                case.entries
-            );
+                    "{nb} and {na} disagree on {} (case {n}): {e}\n\
+                     packet: {}\nminimal packet: {}\nmeta: {meta:?}\n--- program ---\n{}\n--- entries ---\n{}",
+                    case.name,
+                    hex(&pkt),
+                    hex(&small),
+                    case.source,
+                    case.entries
+                );
             }
         }
         n += 1;
     }
     batcher.flush(case);
     assert!(
-        batcher.stats.same_counts(&sj),
-        "{}: batch counters differ after {n} packets:\n{:?}\n{sj:?}",
+        batcher.stats.same_counts(&sb),
+        "{}: batch counters differ after {n} packets:\n{:?}\n{sb:?}",
         case.name,
         batcher.stats
     );
     assert!(
-        si.same_counts(&sj),
-        "{}: counters differ after {n} packets:\n{si:?}\n{sj:?}",
+        sa.same_counts(&sb),
+        "{}: counters differ after {n} packets:\n{sa:?}\n{sb:?}",
         case.name
     );
-    assert!(si.balanced(), "{}: in != forwarded + dropped", case.name);
-    for ((a, b), c) in ti.tables.iter().zip(&tj.tables).zip(&batcher.tables.tables) {
+    assert!(sa.balanced(), "{}: in != forwarded + dropped", case.name);
+    for ((x, y), z) in ta
+        .tables()
+        .iter()
+        .zip(tb.tables())
+        .zip(batcher.tables.tables())
+    {
         let ec = |t: &sluice_runtime::table::Table| -> Vec<(u64, u64)> {
             t.entries().map(|e| (e.packets, e.bytes)).collect()
         };
         assert_eq!(
-            ec(b),
-            ec(c),
+            ec(y),
+            ec(z),
             "{}: batch entry counters of {}",
             case.name,
-            b.name()
+            y.name()
         );
-        let ca: Vec<(u64, u64)> = a.entries().map(|e| (e.packets, e.bytes)).collect();
-        let cb: Vec<(u64, u64)> = b.entries().map(|e| (e.packets, e.bytes)).collect();
         assert_eq!(
-            ca,
-            cb,
+            ec(x),
+            ec(y),
             "{}: entry counters of table {} differ",
             case.name,
-            a.name()
+            x.name()
         );
     }
     n
+}
+
+/// The interpreter and the JIT of a case's program.
+fn interp_and_jit(case: &Case, f: impl FnOnce(&Pair<Interp, JitProgram>)) {
+    let interp = Interp::new(&case.prog);
+    let jit =
+        JitProgram::compile(&case.prog, false).unwrap_or_else(|e| panic!("{}: {e}", case.name));
+    f(&Pair {
+        reference: &interp,
+        checked: &jit,
+        names: ("interp", "JIT"),
+    });
 }
 
 fn programs() -> Vec<std::path::PathBuf> {
@@ -481,7 +509,9 @@ fn jit_matches_interpreter_on_generated_packets() {
     let mut total = 0;
     for (i, p) in programs().iter().enumerate() {
         let case = load_case(p);
-        total += differential(&case, corpus(0x5eed_0000 + i as u64, per_program));
+        interp_and_jit(&case, |pair| {
+            total += differential(&case, pair, corpus(0x5eed_0000 + i as u64, per_program));
+        });
     }
     eprintln!("differential: {total} cases");
     assert!(
@@ -512,7 +542,9 @@ fn jit_matches_interpreter_on_real_captures() {
                 },
             )
         });
-        differential(&case, packets);
+        interp_and_jit(&case, |pair| {
+            differential(&case, pair, packets);
+        });
     }
 }
 
@@ -553,16 +585,14 @@ fn every_program_that_checks_compiles() {
             "a checked program failed to compile: {:?}\n{src}",
             jit.err()
         );
-        if let (Ok(t), Ok(mut j)) = (tables, jit) {
+        if let (Ok(t), Ok(j)) = (tables, jit) {
             // And runs a packet without trouble.
-            let mut s = Stats::new(
-                c.ir.drop_reasons.len(),
-                c.ir.tables.len(),
-                c.ir.actions.len(),
-            );
+            let mut s = sluice_compiler::stats_for(&c.ir);
             let mut pkt = PacketBuf::with_capacity(c.ir.headroom, 64);
             pkt.load(c.ir.headroom, &[0u8; 60], 60);
-            let _ = j.process(&t, &mut s, &mut pkt, &PacketMeta::default());
+            j.worker()
+                .process(&t, &mut s, &mut pkt, &PacketMeta::default())
+                .unwrap();
             assert!(s.balanced());
         }
     }

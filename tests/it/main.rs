@@ -3,6 +3,7 @@
 mod captures;
 mod cli;
 mod ctl;
+mod datapath;
 mod differential;
 mod emit;
 mod features;

@@ -16,11 +16,13 @@ use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{default_libcall_names, Linkage, Module};
 use rt::{DepEntry, JitCtx, MAX_ARGS};
+use sluice_runtime::datapath::{Binding, DatapathError, Pipeline, Worker};
 use sluice_runtime::packet::{PacketBuf, PacketMeta, Verdict};
 use sluice_runtime::stats::Stats;
 use sluice_runtime::table::TableSet;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::sync::Arc;
 
 /// Why a program could not be compiled to native code.
 #[derive(Debug)]
@@ -142,23 +144,40 @@ fn layout(p: &Program) -> Layout {
 
 type EntryFn = unsafe extern "C" fn(*mut JitCtx, *mut u8, u64, u64, u64) -> u64;
 
-/// A program compiled to native code, with the memory its code uses.
+/// The memory the generated code lives in. Once compiled, the code is never changed and
+/// the module is never used again except to free it when the program is dropped.
+struct CodeMemory {
+    _module: JITModule,
+}
+
+// SAFETY: after `finalize_definitions` the module's memory is executable and read-only, and
+// nothing calls into the module again until it is dropped (with the `JitProgram`, after
+// every worker that borrows the program): moving it to another thread changes nothing.
+unsafe impl Send for CodeMemory {}
+// SAFETY: `CodeMemory` has no methods and the field is private: shared references to it
+// give no access to the module at all, so there is nothing to race on. The code itself
+// keeps no state (everything it changes is reached through the context its caller passes),
+// so several threads may run it at once.
+unsafe impl Sync for CodeMemory {}
+
+/// A program compiled to native code: a [`Pipeline`], shareable between threads, each of
+/// which runs it with a [`JitWorker`] of its own.
 pub struct JitProgram {
     entry: EntryFn,
     prog: Program,
-    scratch: Vec<u8>,
-    dep: Vec<DepEntry>,
-    staging: Vec<u8>,
-    ctx: Box<JitCtx>,
+    binding: Binding,
+    scratch_len: usize,
+    dep_len: usize,
+    staging_len: usize,
     /// The Cranelift IR, kept for `--emit clif`.
     pub clif: String,
     /// The machine code as Cranelift prints it, for `--emit asm`.
     pub asm: Option<String>,
     /// How many (valid, extracted) header layouts got a deparser of their own (see
-    /// `deparse_masks`); 0 for a program that never pushes or pops a header.
+    /// `analysis::deparse_masks`); 0 for a program that never pushes or pops a header.
     pub layout_deparsers: usize,
     // Owns the code `entry` points into; the last field, so it is dropped last.
-    _module: JITModule,
+    _code: CodeMemory,
 }
 
 fn isa_flags() -> Result<settings::Flags, JitError> {
@@ -253,13 +272,35 @@ impl JitProgram {
         // SAFETY: the function was declared with this signature (five pointer-sized integers
         // in, one out) and uses the platform's C calling convention.
         let entry = unsafe { std::mem::transmute::<*const u8, EntryFn>(code) };
-        let mut jp = JitProgram {
-            _module: module,
+        Ok(JitProgram {
+            _code: CodeMemory { _module: module },
             entry,
-            scratch: vec![0; lay.scratch_len.max(16)],
-            dep: vec![DepEntry::default(); p.deparser.len().max(1)],
-            staging: vec![0; lay.staging_len],
+            scratch_len: lay.scratch_len.max(16),
+            dep_len: p.deparser.len().max(1),
+            staging_len: lay.staging_len,
+            binding: Binding::new(Arc::new(crate::schema(p)), p.drop_reasons.len()),
             prog: p.clone(),
+            clif,
+            asm,
+            layout_deparsers,
+        })
+    }
+
+    pub fn program(&self) -> &Program {
+        &self.prog
+    }
+}
+
+impl Pipeline for JitProgram {
+    type Worker<'p> = JitWorker<'p>;
+
+    fn worker(&self) -> JitWorker<'_> {
+        let mut w = JitWorker {
+            program: self,
+            binding: self.binding.clone(),
+            scratch: vec![0; self.scratch_len],
+            dep: vec![DepEntry::default(); self.dep_len],
+            staging: vec![0; self.staging_len],
             ctx: Box::new(JitCtx {
                 ingress_port: 0,
                 ts_sec: 0,
@@ -283,87 +324,58 @@ impl JitProgram {
                 staging: std::ptr::null_mut(),
                 staging_len: 0,
             }),
-            clif,
-            asm,
-            layout_deparsers,
         };
-        // The buffers are never resized, so these pointers stay valid as long as the program.
-        jp.ctx.scratch = jp.scratch.as_mut_ptr();
-        jp.ctx.dep = jp.dep.as_mut_ptr();
-        jp.ctx.dep_len = jp.dep.len() as u64;
-        jp.ctx.staging = jp.staging.as_mut_ptr();
-        jp.ctx.staging_len = jp.staging.len() as u64;
-        Ok(jp)
+        // The buffers are never resized, so these pointers stay valid as long as the worker
+        // (moving the worker moves the vectors' handles, not their heap buffers).
+        w.ctx.scratch = w.scratch.as_mut_ptr();
+        w.ctx.dep = w.dep.as_mut_ptr();
+        w.ctx.dep_len = w.dep.len() as u64;
+        w.ctx.staging = w.staging.as_mut_ptr();
+        w.ctx.staging_len = w.staging.len() as u64;
+        w
     }
+}
 
-    pub fn program(&self) -> &Program {
-        &self.prog
-    }
+/// The state one thread runs a [`JitProgram`] with: the context generated code receives,
+/// the scratch area of headers that actions make valid, the deparser's staging area.
+pub struct JitWorker<'p> {
+    program: &'p JitProgram,
+    binding: Binding,
+    scratch: Vec<u8>,
+    dep: Vec<DepEntry>,
+    staging: Vec<u8>,
+    ctx: Box<JitCtx>,
+}
 
-    /// Runs a packet through the program and counts it, like `Interp::process`.
-    ///
-    /// Inlined into the caller's packet loop: what runs per packet here is a few counter
-    /// bumps, the context's per-packet fields and the call.
-    #[inline]
-    pub fn process(
-        &mut self,
-        tables: &TableSet,
-        stats: &mut Stats,
-        pkt: &mut PacketBuf,
-        meta: &PacketMeta,
-    ) -> Verdict {
-        stats.count_in(meta.ingress_port);
-        // Generated code indexes the tables and counters by the program's ids: refuse others.
-        if !self.fits(tables, stats) {
-            stats.count_drop(reason::NO_FORWARD.code());
-            return Verdict::Drop(reason::NO_FORWARD.code());
-        }
-        // Generated code runs every pass of a packet that recirculates.
-        self.set_tables(tables, stats);
-        let verdict = verdict_of(self.run_pass(stats, pkt, meta));
-        stats.count_verdict(verdict);
-        verdict
-    }
-
-    /// Runs a batch of packets, as the switch loop does: `out[i]` is the verdict of
-    /// `pkts[i]`, which arrived with `metas[i]`. The same results and counters as `process`
-    /// on each in turn; the checks that do not depend on the packet are made once. The three
-    /// slices have the same length (only the shortest's worth of packets is run otherwise).
-    pub fn process_batch(
+impl Worker for JitWorker<'_> {
+    /// Runs a batch of packets, as the switch loop does. The checks that do not depend on
+    /// the packet are made once per batch; what runs per packet is a few counter bumps, the
+    /// context's per-packet fields and the call.
+    fn process_batch(
         &mut self,
         tables: &TableSet,
         stats: &mut Stats,
         pkts: &mut [PacketBuf],
         metas: &[PacketMeta],
         out: &mut [Verdict],
-    ) {
+    ) -> Result<(), DatapathError> {
         debug_assert!(pkts.len() == metas.len() && pkts.len() == out.len());
         let n = pkts.len().min(metas.len()).min(out.len());
         let (pkts, metas, out) = (&mut pkts[..n], &metas[..n], &mut out[..n]);
-        if !self.fits(tables, stats) {
-            for ((pkt, meta), v) in pkts.iter_mut().zip(metas).zip(out.iter_mut()) {
-                *v = self.process(tables, stats, pkt, meta);
-            }
-            return;
-        }
+        // Generated code indexes the tables and counters by the program's ids, and reads each
+        // table's view with the key widths this program gives it: refuse any others.
+        self.binding.check(tables, stats)?;
         self.set_tables(tables, stats);
         for ((pkt, meta), v) in pkts.iter_mut().zip(metas).zip(out.iter_mut()) {
             stats.count_in(meta.ingress_port);
             *v = verdict_of(self.run_pass(stats, pkt, meta));
             stats.count_verdict(*v);
         }
+        Ok(())
     }
+}
 
-    #[inline]
-    fn fits(&self, tables: &TableSet, stats: &Stats) -> bool {
-        let n = self.prog.tables.len();
-        tables.tables.len() == n
-            && stats.table_hits.len() == n
-            && stats.table_misses.len() == n
-            && stats.action_runs.len() == self.prog.actions.len()
-            && stats.dropped.len() >= self.prog.drop_reasons.len()
-    }
-
+impl JitWorker<'_> {
     /// Points the context at the tables and at the counter arrays that generated code
     /// updates in place. The arrays are the vectors' own buffers, which counting other
     /// things (`count_in`, `count_forward`) neither moves nor borrows.
@@ -371,7 +383,7 @@ impl JitProgram {
     fn set_tables(&mut self, tables: &TableSet, stats: &mut Stats) {
         let ctx = &mut *self.ctx;
         ctx.tables = tables;
-        ctx.tables_ptr = tables.tables.as_ptr();
+        ctx.tables_ptr = tables.tables().as_ptr();
         ctx.action_runs = stats.action_runs.as_mut_ptr();
         ctx.table_hits = stats.table_hits.as_mut_ptr();
         ctx.table_misses = stats.table_misses.as_mut_ptr();
@@ -396,7 +408,7 @@ impl JitProgram {
         ctx.out_head = head as u64;
         ctx.out_len = len as u64;
         // The buffer must have the headroom and tailroom that generated code relies on.
-        let code = if head < self.prog.headroom
+        let code = if head < self.program.prog.headroom
             || buf.len() < head + len + sluice_runtime::packet::TAILROOM
         {
             (1u64 << 32) | reason::PARSER_TRUNCATED.index() as u64
@@ -405,7 +417,7 @@ impl JitProgram {
             // valid for the duration of the call, and the buffer has the headroom and
             // tailroom that the generated code's loads and stores stay within.
             unsafe {
-                (self.entry)(
+                (self.program.entry)(
                     ctx,
                     buf.as_mut_ptr(),
                     head as u64,

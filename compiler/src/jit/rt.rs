@@ -133,7 +133,7 @@ pub unsafe extern "C" fn rt_apply(ctx: *mut JitCtx, table: u32, key: *const u128
     let tables = unsafe { &*ctx.tables };
     // SAFETY: the stats live in the caller's frame, exclusively borrowed for the call.
     let stats = unsafe { &mut *ctx.stats };
-    let Some(t) = tables.tables.get(table as usize) else {
+    let Some(t) = tables.table(table as usize) else {
         return 0;
     };
     let n = t.schema().keys.len();
@@ -176,7 +176,7 @@ pub unsafe extern "C" fn rt_apply2(
     let tables = unsafe { &*ctx.tables };
     // SAFETY: see rt_apply.
     let stats = unsafe { &mut *ctx.stats };
-    let Some(t) = tables.tables.get(table as usize) else {
+    let Some(t) = tables.table(table as usize) else {
         return 0;
     };
     let k0 = (u128::from(k0_hi) << 64) | u128::from(k0_lo);
@@ -280,12 +280,7 @@ pub unsafe extern "C" fn rt_siphash(
     let tables = unsafe { &*ctx.tables };
     // SAFETY: generated code built `len` bytes in a stack slot.
     let b = unsafe { std::slice::from_raw_parts(bytes, len as usize) };
-    let key = tables
-        .secret_values
-        .get(secret as usize)
-        .copied()
-        .flatten()
-        .unwrap_or([0; 16]);
+    let key = tables.secret(secret as usize).copied().unwrap_or([0; 16]);
     sluice_runtime::hash::siphash24(&key, b)
 }
 

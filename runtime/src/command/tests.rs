@@ -1,10 +1,8 @@
 //! Command tests: each key syntax, each error message, priorities, secrets
 //! and all-or-nothing entries files.
 
-use std::sync::Arc;
-
 use super::*;
-use crate::table::{ParamSchema, TableSchema};
+use crate::table::{ParamSchema, ProgramSchema, TableSchema};
 
 fn field(name: &str, width: u32, kind: MatchKind) -> KeyField {
     KeyField {
@@ -28,8 +26,8 @@ fn action(name: &str, params: &[(&str, u32)]) -> ActionSchema {
     }
 }
 
-fn table(name: &str, keys: Vec<KeyField>, actions: Vec<u32>, size: u32) -> Table {
-    Table::new(Arc::new(TableSchema {
+fn table(name: &str, keys: Vec<KeyField>, actions: Vec<u32>, size: u32) -> TableSchema {
+    TableSchema {
         name: name.into(),
         keys,
         actions,
@@ -39,11 +37,15 @@ fn table(name: &str, keys: Vec<KeyField>, actions: Vec<u32>, size: u32) -> Table
         },
         const_default: name == "acl",
         size,
-    }))
+    }
 }
 
 /// Actions: 0 set_port, 1 set_nat, 2 drop, 3 noop.
 fn set() -> TableSet {
+    set_with_secrets(vec!["key".into()])
+}
+
+fn set_with_secrets(secrets: Vec<String>) -> TableSet {
     use MatchKind::*;
     let actions = vec![
         action("set_port", &[("port", 9)]),
@@ -70,10 +72,11 @@ fn set() -> TableSet {
         ),
         table("mac", vec![field("eth.dst", 48, Exact)], vec![0], 16),
     ];
-    let mut set = TableSet::new(actions.into(), tables);
-    set.secrets = vec!["key".into()];
-    set.secret_values = vec![None];
-    set
+    TableSet::new(ProgramSchema {
+        actions,
+        tables,
+        secrets,
+    })
 }
 
 fn run(set: &mut TableSet, line: &str) -> Result<String, CommandError> {
@@ -160,7 +163,7 @@ fn table_add_reports_handles_like_bmv2() {
     let out = apply(&mut set, &cmd.unwrap().unwrap()).unwrap();
     assert_eq!(out.handle, Some(EntryHandle(1)));
     assert_eq!(run(&mut set, "table_num_entries fwd"), Ok("2".into()));
-    let t = &set.tables[0];
+    let t = &set.tables()[0];
     assert_eq!(
         t.lookup(&[0x0a01_0203]).map(|(_, c)| c.args.to_vec()),
         Some(vec![1])
@@ -185,7 +188,7 @@ fn priority_is_the_extra_last_token() {
         "table_add dnat set_nat 10.0.0.1 80->80 => 2.2.2.2 2 3",
     )
     .unwrap();
-    let dnat = &set.tables[1];
+    let dnat = &set.tables()[1];
     assert_eq!(dnat.entry(EntryHandle(0)).unwrap().priority, Some(9));
     let hit = dnat.lookup(&[0x0a00_0001, 80]).map(|(h, _)| h);
     assert_eq!(hit, Some(EntryHandle(1)));
@@ -366,7 +369,7 @@ fn management_commands_print_what_they_did() {
     )
     .unwrap();
     run(&mut set, "table_add dnat drop 10.0.0.1 0->65535 => 5").unwrap();
-    set.tables[1].count(EntryHandle(0), 100);
+    set.tables()[1].count(EntryHandle(0), 100);
     assert_eq!(
         run(&mut set, "table_modify dnat set_nat 1 10.0.0.3 8081"),
         Ok("Entry 1 of table dnat now runs set_nat(ip=0x0a000003, port=0x1f91)".into())
@@ -454,7 +457,7 @@ fn secret_set_stores_without_showing_the_value() {
         }
     }
     assert_eq!(apply(&mut set, &cmd).unwrap().text, "Secret key set");
-    assert_eq!(set.secret_values, vec![Some(expected)]);
+    assert_eq!(set.secret(0), Some(&expected));
     assert!(!format!("{set:?}").contains("221"));
 }
 
@@ -488,8 +491,7 @@ fn secret_errors_never_echo_the_value() {
         assert_eq!(e, want);
         assert!(!e.contains("112233") && !format!("{e:?}").contains("112233"));
     }
-    let mut empty = set();
-    empty.secrets.clear();
+    let empty = set_with_secrets(vec![]);
     let e = parse_command(&format!("secret_set key {SECRET}"), &empty).unwrap_err();
     assert_eq!(
         e.to_string(),
@@ -510,8 +512,8 @@ table_modify fwd set_port 0 3
 table_set_default fwd set_port 9
 ";
     assert_eq!(load_entries(good, "good.txt", &mut set), Ok(4 + 1));
-    assert_eq!(set.tables[0].num_entries(), 2);
-    assert_eq!(set.tables[0].default_action().args.to_vec(), vec![9]);
+    assert_eq!(set.tables()[0].num_entries(), 2);
+    assert_eq!(set.tables()[0].default_action().args.to_vec(), vec![9]);
 
     let dumps = |set: &mut TableSet| -> Vec<String> {
         let names = ["fwd", "dnat", "acl", "mac"];
@@ -544,7 +546,7 @@ table_add mac set_port aa:bb:cc:dd:ee:ff => 512
     );
     // Line 1 and line 5 were fine but were not kept.
     assert_eq!(dumps(&mut set), before);
-    assert_eq!(set.tables[0].num_entries(), 2);
+    assert_eq!(set.tables()[0].num_entries(), 2);
     assert_eq!(errors[0].line, 2);
 }
 

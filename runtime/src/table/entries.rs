@@ -9,7 +9,7 @@ impl Table {
     /// Creates an empty table and picks its lookup layout.
     ///
     /// Field widths above 128 bits are treated as 128 (values are `u128`).
-    pub fn new(schema: Arc<TableSchema>) -> Self {
+    pub(crate) fn new(schema: Arc<TableSchema>) -> Self {
         let index = Index::for_schema(&schema);
         let mut t = Table {
             default: schema.default_action.clone(),
@@ -57,7 +57,7 @@ impl Table {
     /// below the prefix length and bits of a ternary value outside the mask
     /// are cleared rather than rejected. `actions` is the program's action
     /// list, used to check the action's arguments.
-    pub fn add(
+    pub(crate) fn add(
         &mut self,
         key: Vec<MatchValue>,
         call: ActionCall,
@@ -122,7 +122,7 @@ impl Table {
     }
 
     /// Replaces the action of an existing entry; its counters are kept.
-    pub fn modify(
+    pub(crate) fn modify(
         &mut self,
         h: EntryHandle,
         call: ActionCall,
@@ -148,12 +148,12 @@ impl Table {
     }
 
     /// Makes the current entries final (for `const entries`).
-    pub fn seal(&mut self) {
+    pub(crate) fn seal(&mut self) {
         self.sealed = true;
     }
 
     /// Deletes an entry; its handle becomes free for reuse.
-    pub fn delete(&mut self, h: EntryHandle) -> Result<(), TableError> {
+    pub(crate) fn delete(&mut self, h: EntryHandle) -> Result<(), TableError> {
         self.check_mutable()?;
         self.entry_mut(h)?;
         self.index.remove(h.0, &self.slots);
@@ -168,7 +168,7 @@ impl Table {
     }
 
     /// Sets the action used when no entry matches.
-    pub fn set_default(
+    pub(crate) fn set_default(
         &mut self,
         call: ActionCall,
         actions: &[ActionSchema],
@@ -184,14 +184,14 @@ impl Table {
     }
 
     /// Restores the schema's default action.
-    pub fn reset_default(&mut self) {
+    pub(crate) fn reset_default(&mut self) {
         self.default = self.schema.default_action.clone();
         self.set_hot_default();
         self.refresh_view();
     }
 
     /// Removes every entry (the default action is kept).
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.slots.clear();
         self.free.clear();
         self.keys.clear();

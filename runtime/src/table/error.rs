@@ -65,6 +65,10 @@ pub enum TableError {
     ConstDefault,
     #[error("action {action}: parameter {param} is declared nonzero; 0 is not allowed")]
     ZeroArg { action: String, param: String },
+    #[error("there is no table #{index}")]
+    NoSuchTable { index: usize },
+    #[error("there is no secret #{index}")]
+    NoSuchSecret { index: usize },
     #[error("the table's entries are const (declared with `const entries`) and cannot be changed")]
     ConstEntries,
 }

@@ -38,10 +38,10 @@ mod set;
 pub use error::TableError;
 pub use index::Layout;
 pub use schema::{
-    ActionCall, ActionSchema, EntryHandle, EntryRef, KeyField, MatchKind, MatchValue, ParamSchema,
-    TableSchema,
+    ActionCall, ActionSchema, EntryHandle, EntryRef, Fingerprint, KeyField, MatchKind, MatchValue,
+    ParamSchema, ProgramSchema, TableSchema,
 };
-pub use set::TableSet;
+pub use set::{SecretValue, TableSet};
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -97,9 +97,20 @@ pub struct Table {
     sealed: bool,
     /// What generated code reads to look this table up inline (see `jitview`); refreshed after
     /// every change.
-    pub view: JitView,
+    view: JitView,
     /// The inline lookup's hash table, for `KIND_HASH` and `KIND_RANGE`.
     jit_hash: JitHash,
+}
+
+impl Table {
+    /// Where generated code finds a table's [`JitView`] inside its `Table`, which it reads in
+    /// place (the table set's tables are an array of `Table`s).
+    pub const VIEW_OFFSET: usize = std::mem::offset_of!(Table, view);
+
+    /// The view generated code reads (for tests of the runtime's side of it).
+    pub fn view(&self) -> &JitView {
+        &self.view
+    }
 }
 
 impl Clone for Table {

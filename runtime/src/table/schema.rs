@@ -113,3 +113,82 @@ pub struct EntryRef<'a> {
     pub packets: u64,
     pub bytes: u64,
 }
+
+/// Everything a program declares about its tables: its actions (by id), its tables (by id)
+/// and the names of its secrets. A table set is built for one schema, and a datapath
+/// compiled for a program takes only table sets of that program's schema.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgramSchema {
+    pub actions: Vec<ActionSchema>,
+    pub tables: Vec<TableSchema>,
+    pub secrets: Vec<String>,
+}
+
+/// A short, stable name for a [`ProgramSchema`]: SipHash-2-4 of its canonical encoding.
+/// Two programs whose tables, actions and secrets are declared alike have the same one,
+/// whatever else differs; other control planes (a store shared by many switches) use it to
+/// tell which program entries were written for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Fingerprint(pub u64);
+
+impl fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+impl ProgramSchema {
+    /// The schema as bytes, in a form that does not depend on Rust's layout of these types:
+    /// every string as its length and bytes, every number in network order.
+    pub fn encode(&self) -> Vec<u8> {
+        fn str(out: &mut Vec<u8>, s: &str) {
+            out.extend_from_slice(&(s.len() as u32).to_be_bytes());
+            out.extend_from_slice(s.as_bytes());
+        }
+        fn n(out: &mut Vec<u8>, v: u64) {
+            out.extend_from_slice(&v.to_be_bytes());
+        }
+        let mut out = b"sluice-schema-1".to_vec();
+        n(&mut out, self.actions.len() as u64);
+        for a in &self.actions {
+            str(&mut out, &a.name);
+            n(&mut out, a.params.len() as u64);
+            for p in &a.params {
+                str(&mut out, &p.name);
+                n(&mut out, u64::from(p.width));
+                out.push(u8::from(p.nonzero));
+            }
+        }
+        n(&mut out, self.tables.len() as u64);
+        for t in &self.tables {
+            str(&mut out, &t.name);
+            n(&mut out, t.keys.len() as u64);
+            for k in &t.keys {
+                str(&mut out, &k.name);
+                n(&mut out, u64::from(k.width));
+                str(&mut out, k.kind.as_str());
+            }
+            n(&mut out, t.actions.len() as u64);
+            for a in &t.actions {
+                n(&mut out, u64::from(*a));
+            }
+            n(&mut out, u64::from(t.default_action.action));
+            n(&mut out, t.default_action.args.len() as u64);
+            for v in t.default_action.args.iter() {
+                out.extend_from_slice(&v.to_be_bytes());
+            }
+            out.push(u8::from(t.const_default));
+            n(&mut out, u64::from(t.size));
+        }
+        n(&mut out, self.secrets.len() as u64);
+        for s in &self.secrets {
+            str(&mut out, s);
+        }
+        out
+    }
+
+    pub fn fingerprint(&self) -> Fingerprint {
+        const KEY: [u8; 16] = *b"sluice-schema-fp";
+        Fingerprint(crate::hash::siphash24(&KEY, &self.encode()))
+    }
+}

@@ -1,18 +1,27 @@
-//! All the tables of a program, with its actions and secrets.
+//! All the tables of a program, with its actions and secrets, bound to the program's schema.
+//!
+//! Rule: a `TableSet`'s tables are always the ones its schema describes, in its order. No
+//! `&mut Table` leaves this crate (a caller could otherwise put another program's table in
+//! its place): every change goes through a method here, which names the table by index.
 
-use super::{ActionSchema, Table};
+use super::{
+    ActionCall, ActionSchema, EntryHandle, Fingerprint, MatchValue, ProgramSchema, Table,
+    TableError,
+};
 use std::fmt;
 use std::sync::Arc;
+
+/// A secret's value: 16 key bytes.
+pub type SecretValue = [u8; 16];
 
 /// All tables of a program, with the program's actions and secrets.
 #[derive(Clone)]
 pub struct TableSet {
-    pub actions: Arc<[ActionSchema]>,
-    pub tables: Vec<Table>,
-    /// Names of the secrets the program declares.
-    pub secrets: Vec<String>,
-    /// Values set by the control plane, parallel to `secrets`.
-    pub secret_values: Vec<Option<[u8; 16]>>,
+    schema: Arc<ProgramSchema>,
+    fingerprint: Fingerprint,
+    tables: Vec<Table>,
+    /// Values set by the control plane, parallel to the schema's secrets.
+    secret_values: Vec<Option<SecretValue>>,
 }
 
 impl fmt::Debug for TableSet {
@@ -20,23 +29,62 @@ impl fmt::Debug for TableSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let set: Vec<bool> = self.secret_values.iter().map(Option::is_some).collect();
         f.debug_struct("TableSet")
-            .field("actions", &self.actions)
+            .field("fingerprint", &self.fingerprint)
+            .field("actions", &self.schema.actions)
             .field("tables", &self.tables)
-            .field("secrets", &self.secrets)
+            .field("secrets", &self.schema.secrets)
             .field("secret_is_set", &set)
             .finish()
     }
 }
 
 impl TableSet {
-    /// A set without secrets.
-    pub fn new(actions: Arc<[ActionSchema]>, tables: Vec<Table>) -> Self {
+    /// Empty tables for a program's schema, no secret set.
+    pub fn new(schema: ProgramSchema) -> Self {
+        let schema = Arc::new(schema);
+        let tables = schema
+            .tables
+            .iter()
+            .map(|t| Table::new(Arc::new(t.clone())))
+            .collect();
         TableSet {
-            actions,
+            fingerprint: schema.fingerprint(),
+            secret_values: vec![None; schema.secrets.len()],
+            schema,
             tables,
-            secrets: Vec::new(),
-            secret_values: Vec::new(),
         }
+    }
+
+    /// What the set was built for; a datapath compiled for another schema refuses it.
+    pub fn schema(&self) -> &Arc<ProgramSchema> {
+        &self.schema
+    }
+
+    pub fn fingerprint(&self) -> Fingerprint {
+        self.fingerprint
+    }
+
+    pub fn tables(&self) -> &[Table] {
+        &self.tables
+    }
+
+    pub fn table(&self, i: usize) -> Option<&Table> {
+        self.tables.get(i)
+    }
+
+    /// The program's actions, by id.
+    pub fn actions(&self) -> &[ActionSchema] {
+        &self.schema.actions
+    }
+
+    /// Names of the secrets the program declares, by id.
+    pub fn secrets(&self) -> &[String] {
+        &self.schema.secrets
+    }
+
+    /// A secret's value, if the control plane set it.
+    pub fn secret(&self, i: usize) -> Option<&SecretValue> {
+        self.secret_values.get(i).and_then(Option::as_ref)
     }
 
     /// Index of the table called `name`.
@@ -46,12 +94,88 @@ impl TableSet {
 
     /// Index of the action called `name`, as used in [`ActionCall::action`].
     pub fn action_by_name(&self, name: &str) -> Option<u32> {
-        let i = self.actions.iter().position(|a| a.name == name)?;
+        let i = self.schema.actions.iter().position(|a| a.name == name)?;
         u32::try_from(i).ok()
     }
 
     /// Index of the secret called `name`.
     pub fn secret_by_name(&self, name: &str) -> Option<usize> {
-        self.secrets.iter().position(|s| s == name)
+        self.schema.secrets.iter().position(|s| s == name)
+    }
+
+    fn table_mut(&mut self, t: usize) -> Result<&mut Table, TableError> {
+        self.tables
+            .get_mut(t)
+            .ok_or(TableError::NoSuchTable { index: t })
+    }
+
+    /// Adds an entry to table `t` (see [`Table::add`]).
+    pub fn add(
+        &mut self,
+        t: usize,
+        key: Vec<MatchValue>,
+        call: ActionCall,
+        priority: Option<u32>,
+    ) -> Result<EntryHandle, TableError> {
+        let schema = self.schema.clone();
+        self.table_mut(t)?.add(key, call, priority, &schema.actions)
+    }
+
+    /// Replaces the action of an entry of table `t`; its counters are kept.
+    pub fn modify(&mut self, t: usize, h: EntryHandle, call: ActionCall) -> Result<(), TableError> {
+        let schema = self.schema.clone();
+        self.table_mut(t)?.modify(h, call, &schema.actions)
+    }
+
+    /// Deletes an entry of table `t`.
+    pub fn delete(&mut self, t: usize, h: EntryHandle) -> Result<(), TableError> {
+        self.table_mut(t)?.delete(h)
+    }
+
+    /// Sets table `t`'s default action.
+    pub fn set_default(&mut self, t: usize, call: ActionCall) -> Result<(), TableError> {
+        let schema = self.schema.clone();
+        self.table_mut(t)?.set_default(call, &schema.actions)
+    }
+
+    /// Restores table `t`'s declared default action.
+    pub fn reset_default(&mut self, t: usize) -> Result<(), TableError> {
+        self.table_mut(t)?.reset_default();
+        Ok(())
+    }
+
+    /// Removes every entry of table `t` (refused for const entries); returns how many.
+    pub fn clear(&mut self, t: usize) -> Result<usize, TableError> {
+        let table = self.table_mut(t)?;
+        table.check_mutable()?;
+        let n = table.num_entries();
+        table.clear();
+        Ok(n)
+    }
+
+    /// Makes table `t`'s entries final (`const entries`).
+    pub fn seal(&mut self, t: usize) -> Result<(), TableError> {
+        self.table_mut(t)?.seal();
+        Ok(())
+    }
+
+    /// Sets secret `i`'s value.
+    pub fn set_secret(&mut self, i: usize, value: SecretValue) -> Result<(), TableError> {
+        let slot = self
+            .secret_values
+            .get_mut(i)
+            .ok_or(TableError::NoSuchSecret { index: i })?;
+        *slot = Some(value);
+        Ok(())
+    }
+
+    /// Adds the entry counters of another copy of these tables (same schema) into these:
+    /// each copy of a live table counts the packets that read it.
+    pub fn add_counters(&self, other: &TableSet) {
+        if Arc::ptr_eq(&self.schema, &other.schema) || self.schema == other.schema {
+            for (mine, theirs) in self.tables.iter().zip(&other.tables) {
+                mine.add_counters(theirs);
+            }
+        }
     }
 }

@@ -713,9 +713,12 @@ fn errors_name_the_problem() {
 
 #[test]
 fn table_set_finds_names_and_hides_secrets() {
-    let mut set = TableSet::new(actions(), vec![Table::new(schema(&[], 1))]);
-    set.secrets.push("key".into());
-    set.secret_values.push(Some([0xab; 16]));
+    let mut set = TableSet::new(ProgramSchema {
+        actions: actions().to_vec(),
+        tables: vec![(*schema(&[], 1)).clone()],
+        secrets: vec!["key".into()],
+    });
+    set.set_secret(0, [0xab; 16]).unwrap();
     assert_eq!(set.by_name("t"), Some(0));
     assert_eq!(set.by_name("u"), None);
     assert_eq!(set.action_by_name("drop"), Some(2));
@@ -831,4 +834,59 @@ fn range_arrays_are_bounded_in_memory() {
     t.add(key(4096, 80), port(3), Some(1), &acts).unwrap();
     assert!(t.lookup(&[4096, 80]).is_some());
     assert!(t.lookup(&[0, 80]).is_none());
+}
+
+#[test]
+fn fingerprints_follow_every_part_of_the_schema() {
+    let base = ProgramSchema {
+        actions: actions().to_vec(),
+        tables: vec![(*schema(&[("k", 16, Exact), ("r", 16, Range)], 64)).clone()],
+        secrets: vec!["key".into()],
+    };
+    assert_eq!(base.fingerprint(), base.clone().fingerprint());
+    assert_eq!(
+        TableSet::new(base.clone()).fingerprint(),
+        base.fingerprint()
+    );
+    let mut changes: Vec<ProgramSchema> = Vec::new();
+    let mut c = base.clone();
+    c.tables[0].keys[0].width = 32;
+    changes.push(c);
+    let mut c = base.clone();
+    c.tables[0].keys[1].kind = Ternary;
+    changes.push(c);
+    let mut c = base.clone();
+    c.tables[0].keys[0].name = "j".into();
+    changes.push(c);
+    let mut c = base.clone();
+    c.tables[0].name = "u".into();
+    changes.push(c);
+    let mut c = base.clone();
+    c.tables[0].size = 65;
+    changes.push(c);
+    let mut c = base.clone();
+    c.tables[0].actions.pop();
+    changes.push(c);
+    let mut c = base.clone();
+    c.tables[0].const_default = true;
+    changes.push(c);
+    let mut c = base.clone();
+    c.actions[1].params[0].width = 31;
+    changes.push(c);
+    let mut c = base.clone();
+    c.actions[0].params[0].nonzero = true;
+    changes.push(c);
+    let mut c = base.clone();
+    c.secrets.clear();
+    changes.push(c);
+    // Names are length-prefixed: moving a character from one name to the next changes it.
+    let mut c = base.clone();
+    c.actions[0].name = "set_por".into();
+    c.actions[0].params[0].name = "tport".into();
+    changes.push(c);
+    for (i, c) in changes.iter().enumerate() {
+        assert_ne!(c.fingerprint(), base.fingerprint(), "change {i}");
+        assert_ne!(c.encode(), base.encode(), "change {i}");
+    }
+    assert_eq!(base.fingerprint().to_string().len(), 16);
 }

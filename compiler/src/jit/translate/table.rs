@@ -193,7 +193,7 @@ impl Translator<'_, '_> {
             self.ctx,
             offset_of!(JitCtx, tables_ptr) as i32,
         );
-        let view_off = t.index() * std::mem::size_of::<Table>() + offset_of!(Table, view);
+        let view_off = t.index() * std::mem::size_of::<Table>() + Table::VIEW_OFFSET;
         let view = self.b.ins().iadd_imm_u(tables_ptr, view_off as i64);
         let done = self.b.create_block();
         self.b.append_block_param(done, types::I64); // action | hit << 32

@@ -1,0 +1,501 @@
+//! The switch loop that `run`, `serve` and `bench` share: packets are loaded into a ring of
+//! buffers, the ring is run as one batch by a [`Worker`] against one copy of the tables
+//! (picked once per batch, so that every packet of a batch sees the same tables), and what
+//! each packet's verdict says is done with it: written to its port's capture file, or
+//! counted as dropped.
+//!
+//! Rules: the per-packet path allocates nothing (the ring's buffers are reused, grown only
+//! for a longer packet); a batch holds a table copy only while it runs, not while its output
+//! is written, so that the control plane is never kept waiting on the file system.
+
+use crate::datapath::{DatapathError, Worker};
+use crate::live;
+use crate::packet::{PacketBuf, PacketMeta, Verdict};
+use crate::pcap::{Capture, PcapError, PcapOut, Record};
+use crate::stats::Stats;
+use crate::table::TableSet;
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use thiserror::Error;
+
+/// Packets per batch in `run` and `serve`: the datapath picks its table copy once per batch.
+pub const BATCH: usize = 64;
+
+/// A receive ring: packet buffers, what each packet arrived with and, once run, its verdict.
+pub struct Ring {
+    bufs: Vec<PacketBuf>,
+    metas: Vec<PacketMeta>,
+    verdicts: Vec<Verdict>,
+    /// Per slot: the packet's number in its replay (0-based) and its length as it arrived.
+    seqs: Vec<(u64, usize)>,
+    len: usize,
+    headroom: usize,
+}
+
+impl Ring {
+    /// A ring of `capacity` buffers, each with `headroom` bytes in front for pushed headers
+    /// and room for `max_len` bytes (a longer packet grows its buffer).
+    pub fn new(capacity: usize, headroom: usize, max_len: usize) -> Ring {
+        let capacity = capacity.max(1);
+        Ring {
+            bufs: (0..capacity)
+                .map(|_| PacketBuf::with_capacity(headroom, max_len))
+                .collect(),
+            metas: vec![PacketMeta::default(); capacity],
+            verdicts: vec![Verdict::Drop(0); capacity],
+            seqs: vec![(0, 0); capacity],
+            len: 0,
+            headroom,
+        }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.bufs.len()
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.len == self.bufs.len()
+    }
+
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// Loads a packet into the next buffer: its bytes, its wire length and what it arrived
+    /// with; `seq` is its number in the replay. False (and nothing loaded) when full.
+    #[inline]
+    pub fn push(&mut self, data: &[u8], orig_len: u32, meta: PacketMeta, seq: u64) -> bool {
+        let i = self.len;
+        let Some(buf) = self.bufs.get_mut(i) else {
+            return false;
+        };
+        buf.load(self.headroom, data, orig_len);
+        self.metas[i] = meta;
+        self.seqs[i] = (seq, data.len());
+        self.len += 1;
+        true
+    }
+
+    /// Runs the loaded packets as one batch.
+    #[inline]
+    pub fn run<W: Worker + ?Sized>(
+        &mut self,
+        worker: &mut W,
+        tables: &TableSet,
+        stats: &mut Stats,
+    ) -> Result<(), DatapathError> {
+        let n = self.len;
+        worker.process_batch(
+            tables,
+            stats,
+            &mut self.bufs[..n],
+            &self.metas[..n],
+            &mut self.verdicts[..n],
+        )
+    }
+
+    /// The loaded packets (after `run`, as the program left them) with their verdicts.
+    pub fn packets(&self) -> impl Iterator<Item = RingPacket<'_>> {
+        (0..self.len).map(move |i| RingPacket {
+            index: i,
+            seq: self.seqs[i].0,
+            in_len: self.seqs[i].1,
+            pkt: &self.bufs[i],
+            meta: &self.metas[i],
+            verdict: self.verdicts[i],
+        })
+    }
+}
+
+/// One packet of a ring.
+pub struct RingPacket<'a> {
+    /// Its slot in the ring (the index a worker's `trace` takes).
+    pub index: usize,
+    /// Its number in the replay, from 0.
+    pub seq: u64,
+    /// Its length as it arrived.
+    pub in_len: usize,
+    pub pkt: &'a PacketBuf,
+    pub meta: &'a PacketMeta,
+    pub verdict: Verdict,
+}
+
+/// The tables a batch reads: one set that does not change (`run`, `bench`), or the live
+/// pair that the control plane updates (`serve`), whose copy is picked once per batch.
+pub enum Tables<'a> {
+    Fixed(&'a TableSet),
+    Live(&'a mut live::Reader),
+}
+
+impl Tables<'_> {
+    /// Runs `f` with the copy for one batch (released when `f` returns).
+    #[inline]
+    pub fn with<R>(&mut self, f: impl FnOnce(&TableSet) -> R) -> R {
+        match self {
+            Tables::Fixed(t) => f(t),
+            Tables::Live(r) => {
+                let out = f(r.begin());
+                r.end();
+                out
+            }
+        }
+    }
+}
+
+/// What leaves each port: `DIR/port-N.pcap`, created when the port's first packet leaves.
+pub struct PortOutputs {
+    dir: PathBuf,
+    linktype: u32,
+    nanos: bool,
+    files: BTreeMap<u16, PcapOut>,
+}
+
+impl PortOutputs {
+    /// Outputs in `dir` with the input's link type and timestamp precision.
+    pub fn new(dir: &Path, linktype: u32, nanos: bool) -> PortOutputs {
+        PortOutputs {
+            dir: dir.to_owned(),
+            linktype,
+            nanos,
+            files: BTreeMap::new(),
+        }
+    }
+
+    /// Writes a packet that left `port`, with the timestamp it arrived with.
+    pub fn write(
+        &mut self,
+        port: u16,
+        meta: &PacketMeta,
+        pkt: &PacketBuf,
+    ) -> Result<(), SwitchError> {
+        let out = match self.files.entry(port) {
+            std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::btree_map::Entry::Vacant(v) => {
+                let path = self.dir.join(format!("port-{port}.pcap"));
+                let o = PcapOut::create(&path, self.linktype, self.nanos)
+                    .map_err(|source| SwitchError::Create { path, source })?;
+                v.insert(o)
+            }
+        };
+        out.write(meta.ts_sec, meta.ts_nsec, pkt.orig_len, pkt.data())
+            .map_err(|source| SwitchError::Write { source })
+    }
+
+    /// Flushes every output.
+    pub fn finish(self) -> Result<(), SwitchError> {
+        for (_, o) in self.files {
+            o.finish()
+                .map_err(|source| SwitchError::Finish { source })?;
+        }
+        Ok(())
+    }
+}
+
+/// Why the switch loop stopped.
+#[derive(Debug, Error)]
+pub enum SwitchError {
+    #[error(transparent)]
+    Datapath(#[from] DatapathError),
+    #[error("cannot create {}: {source}", path.display())]
+    Create { path: PathBuf, source: PcapError },
+    #[error("cannot write output: {source}")]
+    Write { source: PcapError },
+    #[error("cannot finish output: {source}")]
+    Finish { source: PcapError },
+}
+
+/// How fast a replay feeds its captures.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Pacing {
+    /// As fast as the switch takes them.
+    Flood,
+    /// This many packets per second from each input.
+    Rate(f64),
+    /// At the capture's own timing.
+    Realtime,
+}
+
+struct Input {
+    port: u16,
+    records: Vec<Record>,
+    next: usize,
+}
+
+/// Captures replayed as the ingress of ports, merged in time order across inputs.
+pub struct Replay {
+    inputs: Vec<Input>,
+    pacing: Pacing,
+    linktype: u32,
+    nanos: bool,
+    seq: u64,
+}
+
+/// What a replay did when asked to fill a ring.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fill {
+    /// Loaded packets (the ring may be full or the next packet not yet due).
+    Loaded,
+    /// Nothing is due yet: the next packet is due at this time from the replay's start.
+    Wait(Duration),
+    /// Every input has been replayed.
+    Done,
+}
+
+impl Replay {
+    /// Replays each capture as the ingress of its port.
+    pub fn new(inputs: Vec<(u16, Capture)>, pacing: Pacing) -> Replay {
+        let linktype = inputs
+            .iter()
+            .find_map(|(_, c)| c.records.first())
+            .map_or(1, |r| r.linktype);
+        let nanos = inputs.iter().any(|(_, c)| c.nanos);
+        Replay {
+            inputs: inputs
+                .into_iter()
+                .map(|(port, c)| Input {
+                    port,
+                    records: c.records,
+                    next: 0,
+                })
+                .collect(),
+            pacing,
+            linktype,
+            nanos,
+            seq: 0,
+        }
+    }
+
+    /// The link type of the outputs: the first record's.
+    pub fn linktype(&self) -> u32 {
+        self.linktype
+    }
+
+    /// Whether the outputs keep nanoseconds: if any input does.
+    pub fn nanos(&self) -> bool {
+        self.nanos
+    }
+
+    /// The longest record of all inputs.
+    pub fn max_len(&self) -> usize {
+        self.inputs
+            .iter()
+            .flat_map(|i| &i.records)
+            .map(|r| r.data.len())
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// When input `i`'s next packet is due, from the start of the replay.
+    fn due(&self, i: usize) -> Option<Duration> {
+        let inp = &self.inputs[i];
+        let r = inp.records.get(inp.next)?;
+        Some(match self.pacing {
+            Pacing::Flood => Duration::ZERO,
+            Pacing::Rate(pps) => {
+                Duration::try_from_secs_f64(inp.next as f64 / pps).unwrap_or(Duration::MAX)
+            }
+            Pacing::Realtime => {
+                let first = &inp.records[0];
+                let t = |r: &Record| r.ts_sec as f64 + r.ts_nsec as f64 * 1e-9;
+                Duration::try_from_secs_f64((t(r) - t(first)).max(0.0)).unwrap_or(Duration::MAX)
+            }
+        })
+    }
+
+    /// Loads the packets due at `now` into the ring, in time order across inputs, until it
+    /// is full.
+    pub fn fill(&mut self, ring: &mut Ring, now: Duration) -> Fill {
+        let mut loaded = false;
+        while !ring.is_full() {
+            let pick = (0..self.inputs.len())
+                .filter_map(|i| self.due(i).map(|d| (d, i)))
+                .min();
+            match pick {
+                Some((d, i)) if d <= now => {
+                    let inp = &mut self.inputs[i];
+                    let rec = &inp.records[inp.next];
+                    let meta = PacketMeta {
+                        ingress_port: inp.port,
+                        ts_sec: rec.ts_sec,
+                        ts_nsec: rec.ts_nsec,
+                    };
+                    ring.push(&rec.data, rec.orig_len, meta, self.seq);
+                    inp.next += 1;
+                    self.seq += 1;
+                    loaded = true;
+                }
+                Some((d, _)) if !loaded => return Fill::Wait(d),
+                None if !loaded => return Fill::Done,
+                _ => break,
+            }
+        }
+        Fill::Loaded
+    }
+}
+
+/// The loop: a worker, its ring, its counters and the outputs.
+pub struct Switch<W> {
+    pub worker: W,
+    pub ring: Ring,
+    pub stats: Stats,
+    pub outputs: PortOutputs,
+}
+
+impl<W: Worker> Switch<W> {
+    /// Runs what the ring holds against the copy `tables` picks, writes each forwarded
+    /// packet to its port, then hands the batch to `after` (a trace, published counters),
+    /// which may stop the loop; clears the ring.
+    pub fn run_batch(
+        &mut self,
+        tables: &mut Tables,
+        after: &mut impl FnMut(&Ring, &W, &Stats) -> ControlFlow<()>,
+    ) -> Result<ControlFlow<()>, SwitchError> {
+        let Switch {
+            worker,
+            ring,
+            stats,
+            outputs,
+        } = self;
+        tables.with(|t| ring.run(worker, t, stats))?;
+        for p in ring.packets() {
+            if let Verdict::Forward(port) = p.verdict {
+                outputs.write(port, p.meta, p.pkt)?;
+            }
+        }
+        let flow = after(ring, worker, stats);
+        ring.clear();
+        Ok(flow)
+    }
+
+    /// Replays `src` through the switch until it is done (with `exit_when_done`), `stop`
+    /// is set, or `after` says stop. Waits for packets that are not due yet; `clock` gives
+    /// the time since the replay started.
+    pub fn replay(
+        &mut self,
+        src: &mut Replay,
+        tables: &mut Tables,
+        clock: impl Fn() -> Duration,
+        stop: &std::sync::atomic::AtomicBool,
+        exit_when_done: bool,
+        mut after: impl FnMut(&Ring, &W, &Stats) -> ControlFlow<()>,
+    ) -> Result<(), SwitchError> {
+        use std::sync::atomic::Ordering;
+        while !stop.load(Ordering::Relaxed) {
+            let now = clock();
+            match src.fill(&mut self.ring, now) {
+                Fill::Loaded => {
+                    if self.run_batch(tables, &mut after)?.is_break() {
+                        break;
+                    }
+                }
+                Fill::Wait(d) => {
+                    std::thread::sleep(d.saturating_sub(now).min(Duration::from_millis(1)))
+                }
+                Fill::Done if exit_when_done => break,
+                Fill::Done => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Flushes the outputs; the counters are what is left.
+    pub fn finish(self) -> Result<Stats, SwitchError> {
+        self.outputs.finish()?;
+        Ok(self.stats)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn capture(times: &[(u64, u32)], tag: u8) -> Capture {
+        Capture {
+            records: times
+                .iter()
+                .map(|&(s, ns)| Record {
+                    ts_sec: s,
+                    ts_nsec: ns,
+                    linktype: 1,
+                    orig_len: 60,
+                    data: vec![tag; 20],
+                })
+                .collect(),
+            nanos: false,
+        }
+    }
+
+    #[test]
+    fn a_ring_holds_its_capacity_and_numbers_packets() {
+        let mut ring = Ring::new(2, 32, 8);
+        let meta = PacketMeta::default();
+        assert!(ring.push(&[1; 10], 10, meta, 5));
+        assert!(ring.push(&[2; 3], 3, meta, 6));
+        assert!(ring.is_full());
+        assert!(!ring.push(&[3; 3], 3, meta, 7));
+        let seen: Vec<(u64, usize, u8)> = ring
+            .packets()
+            .map(|p| (p.seq, p.in_len, p.pkt.data()[0]))
+            .collect();
+        assert_eq!(seen, [(5, 10, 1), (6, 3, 2)]);
+        // A packet longer than the buffers were made for grows its buffer.
+        ring.clear();
+        assert!(ring.push(&[9; 100], 100, meta, 8));
+        assert_eq!(ring.packets().next().unwrap().pkt.len(), 100);
+        assert_eq!(ring.packets().next().unwrap().pkt.headroom(), 32);
+    }
+
+    #[test]
+    fn a_replay_merges_its_inputs_in_time_order() {
+        // Realtime: each input's packets are due at their offset from its own first packet.
+        let a = capture(&[(100, 0), (100, 300_000_000), (101, 0)], 1);
+        let b = capture(&[(500, 100_000_000), (500, 200_000_000)], 2);
+        let mut r = Replay::new(vec![(0, a), (7, b)], Pacing::Realtime);
+        let mut ring = Ring::new(8, 0, 64);
+        assert_eq!(r.fill(&mut ring, Duration::ZERO), Fill::Loaded);
+        // Both first packets are due at once; the rest wait.
+        let got: Vec<(u16, u64)> = ring
+            .packets()
+            .map(|p| (p.meta.ingress_port, p.seq))
+            .collect();
+        assert_eq!(got, [(0, 0), (7, 1)]);
+        ring.clear();
+        assert_eq!(
+            r.fill(&mut ring, Duration::from_millis(50)),
+            Fill::Wait(Duration::from_millis(100))
+        );
+        assert_eq!(r.fill(&mut ring, Duration::from_millis(350)), Fill::Loaded);
+        let got: Vec<u16> = ring.packets().map(|p| p.meta.ingress_port).collect();
+        assert_eq!(got, [7, 0]);
+        ring.clear();
+        assert_eq!(r.fill(&mut ring, Duration::from_secs(2)), Fill::Loaded);
+        assert_eq!(ring.len(), 1);
+        ring.clear();
+        assert_eq!(r.fill(&mut ring, Duration::from_secs(2)), Fill::Done);
+    }
+
+    #[test]
+    fn a_flood_fills_the_ring_and_a_rate_spaces_packets() {
+        let a = capture(&[(1, 0); 5], 1);
+        let mut r = Replay::new(vec![(3, a.clone())], Pacing::Flood);
+        let mut ring = Ring::new(4, 0, 64);
+        assert_eq!(r.fill(&mut ring, Duration::ZERO), Fill::Loaded);
+        assert_eq!(ring.len(), 4);
+        let mut r = Replay::new(vec![(3, a)], Pacing::Rate(10.0));
+        ring.clear();
+        assert_eq!(r.fill(&mut ring, Duration::from_millis(150)), Fill::Loaded);
+        assert_eq!(ring.len(), 2);
+        assert_eq!(r.linktype(), 1);
+        assert_eq!(r.max_len(), 20);
+    }
+}
