@@ -10,6 +10,7 @@
 //! shell masks it while it is typed, keeps the line out of its history, and any reply that
 //! would repeat it is redacted.
 
+use anyhow::Context;
 use std::borrow::Cow;
 use std::io::{BufRead, IsTerminal};
 use std::os::unix::net::UnixStream;
@@ -93,7 +94,7 @@ pub fn ctl(args: &CtlArgs) -> anyhow::Result<ExitCode> {
             }));
         }
         let text = std::fs::read_to_string(file)
-            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+            .with_context(|| format!("cannot read {}", file.display()))?;
         let name = file.display().to_string();
         return Ok(with_connection(&mut session, |s| {
             script(s, text.as_bytes(), &name)
@@ -165,7 +166,7 @@ impl Session {
         let stream = UnixStream::connect(&self.path).map_err(cannot)?;
         let writer = stream.try_clone().map_err(cannot)?;
         self.probe = stream.try_clone().ok();
-        self.client = Some(Client::handshake(stream, writer)?);
+        self.client = Some(Client::handshake(stream, writer).map_err(|e| e.to_string())?);
         self.connections += 1;
         Ok(())
     }
@@ -239,7 +240,7 @@ impl Session {
             }
             Err(e) => {
                 self.disconnect();
-                Err(e)
+                Err(e.to_string())
             }
         }
     }
@@ -287,10 +288,7 @@ fn local_usage(command: &str) -> String {
     }
 }
 
-/// The text of a line before any `#` comment, as `sluice_runtime::command` reads it.
-fn strip_comment(line: &str) -> &str {
-    line.split_once('#').map_or(line, |(code, _)| code)
-}
+use sluice_runtime::command::strip_comment;
 
 /// Whether a line sets a secret: such a line is never kept in the history nor shown.
 fn is_secret_line(line: &str) -> bool {
@@ -640,14 +638,5 @@ mod tests {
         assert_eq!(redact("0x1 set", "table_dump 0x1"), "0x1 set");
         assert!(is_secret_line("  secret_set k v"));
         assert!(!is_secret_line("table_dump secret_set"));
-    }
-
-    #[test]
-    fn comments_are_stripped() {
-        assert_eq!(
-            strip_comment("table_clear dnat # all of it"),
-            "table_clear dnat "
-        );
-        assert_eq!(strip_comment("# only"), "");
     }
 }

@@ -6,6 +6,7 @@ mod native;
 mod run;
 mod serve;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -72,33 +73,17 @@ struct TokenArgs {
     vm: std::net::Ipv4Addr,
 }
 
-/// Parses `0x` and 32 hex digits; the error never repeats the text.
-fn parse_secret(text: &str) -> anyhow::Result<[u8; 16]> {
-    let t = text.trim();
-    let hex = t
-        .strip_prefix("0x")
-        .or_else(|| t.strip_prefix("0X"))
-        .filter(|h| h.len() == 32 && h.bytes().all(|b| b.is_ascii_hexdigit()))
-        .ok_or_else(|| {
-            anyhow::anyhow!("the secret must be 0x followed by exactly 32 hex digits")
-        })?;
-    let mut key = [0u8; 16];
-    for (i, k) in key.iter_mut().enumerate() {
-        *k = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)?;
-    }
-    Ok(key)
-}
-
 /// token = SipHash-2-4(secret, expiry as 4 bytes, then the VM's address as 4 bytes, network
 /// order), as programs/vnet_auth.sluice checks it.
 fn token(args: &TokenArgs) -> anyhow::Result<ExitCode> {
     let text = match (&args.secret, &args.secret_file) {
         (Some(s), _) => s.clone(),
         (None, Some(f)) => std::fs::read_to_string(f)
-            .map_err(|e| anyhow::anyhow!("cannot read secret file {}: {e}", f.display()))?,
+            .with_context(|| format!("cannot read secret file {}", f.display()))?,
         (None, None) => anyhow::bail!("give --secret or --secret-file"),
     };
-    let key = parse_secret(&text)?;
+    let key = sluice_defs::secret::parse_secret(&text)
+        .map_err(|_| anyhow::anyhow!("the secret must be 0x followed by exactly 32 hex digits"))?;
     let mut msg = args.expiry.to_be_bytes().to_vec();
     msg.extend_from_slice(&args.vm.octets());
     println!("0x{:016x}", sluice_runtime::hash::siphash24(&key, &msg));
@@ -147,8 +132,8 @@ pub fn load_program(
     path: &std::path::Path,
     color: bool,
 ) -> anyhow::Result<Option<sluice_compiler::Compiled>> {
-    let source = std::fs::read_to_string(path)
-        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    let source =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let name = path.display().to_string();
     match sluice_compiler::compile(&source) {
         Ok(c) => {
@@ -186,7 +171,7 @@ fn compile(path: &std::path::Path, emit: Emit, color: bool) -> anyhow::Result<Ex
     match emit {
         Emit::Ast => {
             let source = std::fs::read_to_string(path)
-                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+                .with_context(|| format!("cannot read {}", path.display()))?;
             match sluice_lang::parse(&source) {
                 Ok(ast) => {
                     println!("{ast:#?}");
@@ -208,9 +193,10 @@ fn compile(path: &std::path::Path, emit: Emit, color: bool) -> anyhow::Result<Ex
             match emit {
                 Emit::Ir => print!("{}", sluice_compiler::print::print(&c.ir)),
                 _ => {
-                    let jit =
-                        sluice_compiler::jit::JitProgram::compile(&c.ir, matches!(emit, Emit::Asm))
-                            .map_err(|e| anyhow::anyhow!("{e}"))?;
+                    let jit = sluice_compiler::jit::JitProgram::compile(
+                        &c.ir,
+                        matches!(emit, Emit::Asm),
+                    )?;
                     match emit {
                         Emit::Clif => print!("{}", jit.clif),
                         _ => match &jit.asm {

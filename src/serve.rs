@@ -217,7 +217,7 @@ fn serve_client(
             Reply {
                 id: 0,
                 ok: false,
-                text: e,
+                text: e.to_string(),
             }
             .to_line()
             .as_bytes(),

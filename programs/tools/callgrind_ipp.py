@@ -48,7 +48,7 @@ def measure(sluice, program, entries, capture, packets, batch):
             total = n
         elif re.match(r"\?\?\?:0x[0-9a-f]+ \[\?\?\?\]", what):
             jit += n
-        elif "JitProgram::process_batch" in what or "JitWorker::process_batch" in what:
+        elif "process_batch" in what and ("JitProgram" in what or "JitWorker" in what):
             wrapper += n
     return jit, wrapper, total
 

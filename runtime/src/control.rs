@@ -7,12 +7,52 @@
 
 use serde_json::{json, Value};
 use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use thiserror::Error;
 
 pub const PROTOCOL: &str = "sluice-control";
 pub const VERSION: u64 = 1;
 /// The longest request line a server reads; a longer one gets an error reply and the
 /// connection is closed.
 pub const MAX_LINE: usize = 64 * 1024;
+
+/// What went wrong between a client and a switch.
+#[derive(Debug, Error)]
+pub enum ControlError {
+    #[error("malformed hello: {0}")]
+    MalformedHello(serde_json::Error),
+    #[error("not a {PROTOCOL} client")]
+    NotOurProtocol,
+    #[error("unsupported protocol version {0} (this server speaks {VERSION})")]
+    UnsupportedVersion(u64),
+    #[error("hello without a version")]
+    NoVersion,
+    #[error("cannot connect to {}: {source} (is `sluice serve` running?)", path.display())]
+    Connect {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot {doing}: {source}")]
+    Io {
+        doing: &'static str,
+        source: std::io::Error,
+    },
+    #[error("the switch closed the connection")]
+    Closed,
+    #[error("malformed hello from the switch: {0}")]
+    MalformedServerHello(serde_json::Error),
+    #[error("malformed reply from the switch: {0}")]
+    MalformedReply(serde_json::Error),
+    /// The switch refused the client's hello, with its reason.
+    #[error("{0}")]
+    Refused(String),
+    #[error("the switch speaks another protocol version: {0}")]
+    OtherVersion(String),
+}
+
+fn io(doing: &'static str) -> impl FnOnce(std::io::Error) -> ControlError {
+    move |source| ControlError::Io { doing, source }
+}
 
 /// A reply to one request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,17 +97,15 @@ pub fn client_hello() -> String {
 }
 
 /// Checks a client's hello line; the error is the reply to send before closing.
-pub fn check_client_hello(line: &str) -> Result<(), String> {
-    let v: Value = serde_json::from_str(line).map_err(|e| format!("malformed hello: {e}"))?;
+pub fn check_client_hello(line: &str) -> Result<(), ControlError> {
+    let v: Value = serde_json::from_str(line).map_err(ControlError::MalformedHello)?;
     if v.get("protocol").and_then(Value::as_str) != Some(PROTOCOL) {
-        return Err(format!("not a {PROTOCOL} client"));
+        return Err(ControlError::NotOurProtocol);
     }
     match v.get("version").and_then(Value::as_u64) {
         Some(VERSION) => Ok(()),
-        Some(other) => Err(format!(
-            "unsupported protocol version {other} (this server speaks {VERSION})"
-        )),
-        None => Err("hello without a version".into()),
+        Some(other) => Err(ControlError::UnsupportedVersion(other)),
+        None => Err(ControlError::NoVersion),
     }
 }
 
@@ -112,9 +150,8 @@ pub fn request_line(id: u64, command: &str) -> String {
     format!("{}\n", json!({"id": id, "command": command}))
 }
 
-pub fn parse_reply(line: &str) -> Result<Reply, String> {
-    let v: Value =
-        serde_json::from_str(line).map_err(|e| format!("malformed reply from the switch: {e}"))?;
+pub fn parse_reply(line: &str) -> Result<Reply, ControlError> {
+    let v: Value = serde_json::from_str(line).map_err(ControlError::MalformedReply)?;
     let id = v.get("id").and_then(Value::as_u64).unwrap_or(0);
     let ok = v.get("ok").and_then(Value::as_bool).unwrap_or(false);
     let key = if ok { "output" } else { "error" };
@@ -169,40 +206,39 @@ pub struct Client<S: std::io::Read + Write> {
 
 impl Client<std::os::unix::net::UnixStream> {
     /// Connects to a switch's control socket and exchanges hellos.
-    pub fn connect(path: &std::path::Path) -> Result<Self, String> {
-        let s = std::os::unix::net::UnixStream::connect(path).map_err(|e| {
-            format!(
-                "cannot connect to {}: {e} (is `sluice serve` running?)",
-                path.display()
-            )
-        })?;
-        let w = s.try_clone().map_err(|e| e.to_string())?;
+    pub fn connect(path: &std::path::Path) -> Result<Self, ControlError> {
+        let connect_error = |source| ControlError::Connect {
+            path: path.to_owned(),
+            source,
+        };
+        let s = std::os::unix::net::UnixStream::connect(path).map_err(connect_error)?;
+        let w = s.try_clone().map_err(connect_error)?;
         Client::handshake(s, w)
     }
 }
 
 impl<S: std::io::Read + Write> Client<S> {
-    pub fn handshake(read: S, mut writer: S) -> Result<Self, String> {
+    pub fn handshake(read: S, mut writer: S) -> Result<Self, ControlError> {
         writer
             .write_all(client_hello().as_bytes())
-            .map_err(|e| format!("cannot talk to the switch: {e}"))?;
+            .map_err(io("talk to the switch"))?;
         let mut reader = std::io::BufReader::new(read);
         let line = read_line_limited(&mut reader, MAX_LINE)
-            .map_err(|e| format!("cannot read the switch's hello: {e}"))?
-            .ok_or("the switch closed the connection")?;
-        let hello: Value = serde_json::from_str(&line)
-            .map_err(|e| format!("malformed hello from the switch: {e}"))?;
+            .map_err(io("read the switch's hello"))?
+            .ok_or(ControlError::Closed)?;
+        let hello: Value =
+            serde_json::from_str(&line).map_err(ControlError::MalformedServerHello)?;
         if let Some(false) = hello.get("ok").and_then(Value::as_bool) {
-            return Err(hello
-                .get("error")
-                .and_then(Value::as_str)
-                .unwrap_or("refused")
-                .to_string());
+            return Err(ControlError::Refused(
+                hello
+                    .get("error")
+                    .and_then(Value::as_str)
+                    .unwrap_or("refused")
+                    .to_string(),
+            ));
         }
         if hello.get("version").and_then(Value::as_u64) != Some(VERSION) {
-            return Err(format!(
-                "the switch speaks another protocol version: {line}"
-            ));
+            return Err(ControlError::OtherVersion(line));
         }
         Ok(Client {
             reader,
@@ -213,15 +249,15 @@ impl<S: std::io::Read + Write> Client<S> {
     }
 
     /// Sends one command and waits for its reply.
-    pub fn call(&mut self, command: &str) -> Result<Reply, String> {
+    pub fn call(&mut self, command: &str) -> Result<Reply, ControlError> {
         let id = self.next_id;
         self.next_id += 1;
         self.writer
             .write_all(request_line(id, command).as_bytes())
-            .map_err(|e| format!("cannot send to the switch: {e}"))?;
+            .map_err(io("send to the switch"))?;
         let line = read_line_limited(&mut self.reader, usize::MAX)
-            .map_err(|e| format!("cannot read the switch's reply: {e}"))?
-            .ok_or("the switch closed the connection")?;
+            .map_err(io("read the switch's reply"))?
+            .ok_or(ControlError::Closed)?;
         parse_reply(&line)
     }
 
@@ -245,14 +281,16 @@ mod tests {
 
     #[test]
     fn hello_and_versions() {
-        assert_eq!(check_client_hello(client_hello().trim()), Ok(()));
+        assert!(check_client_hello(client_hello().trim()).is_ok());
         assert!(
             check_client_hello(r#"{"protocol":"sluice-control","version":2}"#)
                 .unwrap_err()
+                .to_string()
                 .contains("unsupported protocol version 2")
         );
         assert!(check_client_hello("garbage")
             .unwrap_err()
+            .to_string()
             .contains("malformed hello"));
         assert!(check_client_hello(r#"{"protocol":"http"}"#).is_err());
     }
@@ -280,7 +318,7 @@ mod tests {
             ok: false,
             text: "unknown table 'x'".into(),
         };
-        assert_eq!(parse_reply(r.to_line().trim()), Ok(r));
+        assert_eq!(parse_reply(r.to_line().trim()).unwrap(), r);
     }
 
     #[test]

@@ -49,7 +49,11 @@ fn serve(stream: UnixStream, log: &Mutex<Vec<String>>) {
         return;
     };
     if let Err(e) = control::check_client_hello(&hello) {
-        let _ = writeln!(w, "{}", serde_json::json!({"ok": false, "error": e}));
+        let _ = writeln!(
+            w,
+            "{}",
+            serde_json::json!({"ok": false, "error": e.to_string()})
+        );
         return;
     }
     let tables = ["dnat".to_string(), "acl".to_string()];

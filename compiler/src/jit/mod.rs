@@ -21,20 +21,21 @@ use sluice_runtime::packet::{PacketBuf, PacketMeta, Verdict};
 use sluice_runtime::stats::Stats;
 use sluice_runtime::table::TableSet;
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 use std::sync::Arc;
 
 /// Why a program could not be compiled to native code.
-#[derive(Debug)]
-pub struct JitError(pub String);
-
-impl fmt::Display for JitError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "JIT: {}", self.0)
-    }
+#[derive(Debug, thiserror::Error)]
+pub enum JitError {
+    #[error("JIT: the JIT needs a little-endian machine; use --backend interp")]
+    BigEndian,
+    #[error("JIT: an action has more than {MAX_ARGS} parameters")]
+    TooManyArgs,
+    #[error("JIT: this machine is not supported: {0}")]
+    Unsupported(String),
+    /// Cranelift refused the generated code or could not place it: a compiler bug.
+    #[error("JIT: {0}")]
+    Cranelift(String),
 }
-
-impl std::error::Error for JitError {}
 
 /// The IPv4 fields the pseudo-header uses, by field id.
 #[derive(Clone, Copy, Debug)]
@@ -184,7 +185,7 @@ fn isa_flags() -> Result<settings::Flags, JitError> {
     let mut fb = settings::builder();
     let set = |fb: &mut settings::Builder, k: &str, v: &str| {
         fb.set(k, v)
-            .map_err(|e| JitError(format!("setting {k}: {e}")))
+            .map_err(|e| JitError::Cranelift(format!("setting {k}: {e}")))
     };
     set(&mut fb, "use_colocated_libcalls", "false")?;
     set(&mut fb, "is_pic", "false")?;
@@ -198,19 +199,15 @@ impl JitProgram {
     pub fn compile(p: &Program, want_asm: bool) -> Result<JitProgram, JitError> {
         // Generated code reads and writes network-order fields with a byte swap.
         if cfg!(target_endian = "big") {
-            return Err(JitError(
-                "the JIT needs a little-endian machine; use --backend interp".into(),
-            ));
+            return Err(JitError::BigEndian);
         }
         if p.actions.iter().any(|a| a.params.len() > MAX_ARGS) {
-            return Err(JitError(format!(
-                "an action has more than {MAX_ARGS} parameters"
-            )));
+            return Err(JitError::TooManyArgs);
         }
         let isa = cranelift_native::builder()
-            .map_err(|e| JitError(format!("this machine is not supported: {e}")))?
+            .map_err(|e| JitError::Unsupported(e.to_string()))?
             .finish(isa_flags()?)
-            .map_err(|e| JitError(e.to_string()))?;
+            .map_err(|e| JitError::Cranelift(e.to_string()))?;
         let mut jb = JITBuilder::with_isa(isa, default_libcall_names());
         for f in &rt::RT_FUNCS {
             jb.symbol(f.name, (f.addr)());
@@ -228,13 +225,12 @@ impl JitProgram {
             ids[f.rt as usize] = Some(
                 module
                     .declare_function(f.name, Linkage::Import, &sig)
-                    .map_err(|e| JitError(e.to_string()))?,
+                    .map_err(|e| JitError::Cranelift(e.to_string()))?,
             );
         }
-        let ids: Vec<_> = ids
-            .into_iter()
-            .collect::<Option<_>>()
-            .ok_or_else(|| JitError("a runtime function is missing from RT_FUNCS".into()))?;
+        let ids: Vec<_> = ids.into_iter().collect::<Option<_>>().ok_or_else(|| {
+            JitError::Cranelift("a runtime function is missing from RT_FUNCS".into())
+        })?;
         let mut sig = module.make_signature();
         for _ in 0..5 {
             sig.params.push(AbiParam::new(ptr));
@@ -242,7 +238,7 @@ impl JitProgram {
         sig.returns.push(AbiParam::new(types::I64));
         let func = module
             .declare_function("sluice_pipeline", Linkage::Local, &sig)
-            .map_err(|e| JitError(e.to_string()))?;
+            .map_err(|e| JitError::Cranelift(e.to_string()))?;
         let mut ctx: Context = module.make_context();
         ctx.func.signature = sig;
         ctx.func.name = UserFuncName::user(0, func.as_u32());
@@ -261,13 +257,13 @@ impl JitProgram {
         let clif = ctx.func.display().to_string();
         module
             .define_function(func, &mut ctx)
-            .map_err(|e| JitError(format!("{e:?}")))?;
+            .map_err(|e| JitError::Cranelift(format!("{e:?}")))?;
         let asm = ctx.compiled_code().and_then(|c| c.vcode.clone());
 
         module.clear_context(&mut ctx);
         module
             .finalize_definitions()
-            .map_err(|e| JitError(e.to_string()))?;
+            .map_err(|e| JitError::Cranelift(e.to_string()))?;
         let code = module.get_finalized_function(func);
         // SAFETY: the function was declared with this signature (five pointer-sized integers
         // in, one out) and uses the platform's C calling convention.
