@@ -32,8 +32,6 @@ pub struct JitView {
     pub vals: u64,
     pub mask: u64,
     pub shift: u64,
-    /// KIND_RANGE: which key is the range (0 or 1), and the exact key's width.
-    pub range_pos: u64,
     /// The rows, their stride in u128s, the default row, the counters.
     pub hot: u64,
     pub stride: u64,

@@ -15,7 +15,7 @@ use cranelift_codegen::Context;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{default_libcall_names, Linkage, Module};
-use rt::{DepEntry, JitCtx, MAX_ARGS};
+use rt::{JitCtx, MAX_ARGS};
 use sluice_runtime::datapath::{Binding, DatapathError, Pipeline, Worker};
 use sluice_runtime::packet::{PacketBuf, PacketMeta, Verdict};
 use sluice_runtime::stats::Stats;
@@ -60,8 +60,8 @@ pub(crate) struct Layout {
     pub pseudo_fields: BTreeMap<HeaderId, PseudoFields>,
     /// Each table's key, as the runtime describes it: decides the inline lookup's shape.
     pub table_keys: Vec<Vec<sluice_runtime::table::KeyField>>,
-    /// The staging area: `rt_deparse`'s part first, then one slot per deparser entry where
-    /// the inline deparser keeps a header that moves (`dep_slot[i]`).
+    /// The staging area: one slot per deparser entry where the inline deparser keeps a
+    /// header that moves (`dep_slot[i]`).
     pub staging_len: usize,
     pub dep_slot: Vec<usize>,
 }
@@ -124,8 +124,8 @@ fn layout(p: &Program) -> Layout {
             }
         }
     }
-    // rt_deparse needs the headroom plus every header; the inline deparser a slot per entry.
-    let mut staging_len = p.headroom + p.headers.iter().map(|h| h.max_bytes()).sum::<usize>();
+    // A slot per deparser entry.
+    let mut staging_len = 0;
     let mut dep_slot = Vec::new();
     for &h in &p.deparser {
         dep_slot.push(staging_len);
@@ -143,7 +143,7 @@ fn layout(p: &Program) -> Layout {
     }
 }
 
-type EntryFn = unsafe extern "C" fn(*mut JitCtx, *mut u8, u64, u64, u64) -> u64;
+type EntryFn = unsafe extern "C" fn(*mut JitCtx, *mut u8, u64, u64) -> u64;
 
 /// The memory the generated code lives in. Once compiled, the code is never changed and
 /// the module is never used again except to free it when the program is dropped.
@@ -168,7 +168,6 @@ pub struct JitProgram {
     prog: Program,
     binding: Binding,
     scratch_len: usize,
-    dep_len: usize,
     staging_len: usize,
     /// The Cranelift IR, kept for `--emit clif`.
     pub clif: String,
@@ -232,7 +231,7 @@ impl JitProgram {
             JitError::Cranelift("a runtime function is missing from RT_FUNCS".into())
         })?;
         let mut sig = module.make_signature();
-        for _ in 0..5 {
+        for _ in 0..4 {
             sig.params.push(AbiParam::new(ptr));
         }
         sig.returns.push(AbiParam::new(types::I64));
@@ -265,14 +264,13 @@ impl JitProgram {
             .finalize_definitions()
             .map_err(|e| JitError::Cranelift(e.to_string()))?;
         let code = module.get_finalized_function(func);
-        // SAFETY: the function was declared with this signature (five pointer-sized integers
+        // SAFETY: the function was declared with this signature (four pointer-sized integers
         // in, one out) and uses the platform's C calling convention.
         let entry = unsafe { std::mem::transmute::<*const u8, EntryFn>(code) };
         Ok(JitProgram {
             _code: CodeMemory { _module: module },
             entry,
             scratch_len: lay.scratch_len.max(16),
-            dep_len: p.deparser.len().max(1),
             staging_len: lay.staging_len,
             binding: Binding::new(Arc::new(crate::schema(p)), p.drop_reasons.len()),
             prog: p.clone(),
@@ -295,8 +293,7 @@ impl Pipeline for JitProgram {
             program: self,
             binding: self.binding.clone(),
             scratch: vec![0; self.scratch_len],
-            dep: vec![DepEntry::default(); self.dep_len],
-            staging: vec![0; self.staging_len],
+            staging: vec![0; self.staging_len.max(16)],
             ctx: Box::new(JitCtx {
                 ingress_port: 0,
                 ts_sec: 0,
@@ -313,8 +310,6 @@ impl Pipeline for JitProgram {
                 args: [0; MAX_ARGS],
                 row: std::ptr::null(),
                 scratch: std::ptr::null_mut(),
-                dep: std::ptr::null_mut(),
-                dep_len: 0,
                 out_head: 0,
                 out_len: 0,
                 staging: std::ptr::null_mut(),
@@ -324,8 +319,6 @@ impl Pipeline for JitProgram {
         // The buffers are never resized, so these pointers stay valid as long as the worker
         // (moving the worker moves the vectors' handles, not their heap buffers).
         w.ctx.scratch = w.scratch.as_mut_ptr();
-        w.ctx.dep = w.dep.as_mut_ptr();
-        w.ctx.dep_len = w.dep.len() as u64;
         w.ctx.staging = w.staging.as_mut_ptr();
         w.ctx.staging_len = w.staging.len() as u64;
         w
@@ -338,7 +331,6 @@ pub struct JitWorker<'p> {
     program: &'p JitProgram,
     binding: Binding,
     scratch: Vec<u8>,
-    dep: Vec<DepEntry>,
     staging: Vec<u8>,
     ctx: Box<JitCtx>,
 }
@@ -418,7 +410,6 @@ impl JitWorker<'_> {
                     buf.as_mut_ptr(),
                     head as u64,
                     len as u64,
-                    buf.len() as u64,
                 )
             }
         };

@@ -11,14 +11,13 @@ use sluice_runtime::table::TableSet;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Rt {
     Apply,
-    Deparse,
     Hash,
     SipHash,
     Apply2,
 }
 
 /// How many runtime functions there are.
-pub const RT_COUNT: usize = 5;
+pub const RT_COUNT: usize = 4;
 
 /// One runtime function: its symbol, its address and its signature (every one returns an
 /// `i64`). Adding a function is one line here, one variant of [`Rt`] and the function.
@@ -39,12 +38,6 @@ pub const RT_FUNCS: [RtFunc; RT_COUNT] = [
         name: "rt_apply",
         addr: || rt_apply as *const u8,
         params: &[I64, I32, I64],
-    },
-    RtFunc {
-        rt: Rt::Deparse,
-        name: "rt_deparse",
-        addr: || rt_deparse as *const u8,
-        params: &[I64, I64, I64, I64],
     },
     RtFunc {
         rt: Rt::Hash,
@@ -68,15 +61,6 @@ pub const RT_FUNCS: [RtFunc; RT_COUNT] = [
 
 /// Most arguments an action takes (checked when a program is compiled for the JIT).
 pub const MAX_ARGS: usize = 32;
-
-/// One header as the deparser sees it, filled in by generated code before `rt_deparse`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct DepEntry {
-    pub ptr: u64,
-    pub len: u64,
-    pub valid: u64,
-}
 
 /// What generated code sees. Offsets of these fields are baked into generated code through
 /// `std::mem::offset_of!`, so the layout is `repr(C)`.
@@ -109,13 +93,10 @@ pub struct JitCtx {
     pub row: *const u128,
     /// Storage of headers that are not in the packet (made valid by an action).
     pub scratch: *mut u8,
-    /// One entry per deparser header.
-    pub dep: *mut DepEntry,
-    pub dep_len: u64,
     /// The packet window after the deparser: offset in the buffer and length.
     pub out_head: u64,
     pub out_len: u64,
-    /// A staging area for `rt_deparse` and the inline deparser's slots.
+    /// The staging area: the inline deparser's slot for each header that moves.
     pub staging: *mut u8,
     pub staging_len: u64,
 }
@@ -196,52 +177,6 @@ pub unsafe extern "C" fn rt_apply2(
     }
     ctx.row = row.as_ptr();
     u64::from(action) | (u64::from(hit) << 32)
-}
-
-/// Rewrites the front of the packet from `ctx.dep`: the valid headers in order, then the
-/// payload that starts `consumed` bytes into the packet. Sets `ctx.out_head` and `out_len`.
-/// Returns 1 on success, 0 if the headers do not fit the headroom (cannot happen: the
-/// headroom is sized for every header).
-///
-/// # Safety
-/// `buf` is the packet buffer of `buf_len` bytes that generated code was called with.
-pub unsafe extern "C" fn rt_deparse(
-    ctx: *mut JitCtx,
-    buf: *mut u8,
-    buf_len: u64,
-    consumed: u64,
-) -> u64 {
-    // SAFETY: see rt_apply.
-    let ctx = unsafe { &mut *ctx };
-    // SAFETY: dep has dep_len entries, written by generated code just before the call.
-    let dep = unsafe { std::slice::from_raw_parts(ctx.dep, ctx.dep_len as usize) };
-    // SAFETY: the staging area is owned by the JitProgram and not otherwise borrowed.
-    let staging = unsafe { std::slice::from_raw_parts_mut(ctx.staging, ctx.staging_len as usize) };
-    let mut n = 0usize;
-    for d in dep.iter().filter(|d| d.valid != 0) {
-        let len = d.len as usize;
-        if n + len > staging.len() {
-            return 0;
-        }
-        // SAFETY: ptr points at a header's storage (in the packet or in scratch) of at least
-        // `len` bytes, as generated code tracks it.
-        let src = unsafe { std::slice::from_raw_parts(d.ptr as *const u8, len) };
-        staging[n..n + len].copy_from_slice(src);
-        n += len;
-    }
-    let payload_start = ctx.out_head + consumed;
-    let Some(new_head) = payload_start.checked_sub(n as u64) else {
-        return 0;
-    };
-    if payload_start > buf_len {
-        return 0;
-    }
-    // SAFETY: new_head..payload_start lies inside the buffer (checked above).
-    let dst = unsafe { std::slice::from_raw_parts_mut(buf.add(new_head as usize), n) };
-    dst.copy_from_slice(&staging[..n]);
-    ctx.out_len = ctx.out_len - consumed + n as u64;
-    ctx.out_head = new_head;
-    1
 }
 
 /// A flow hash over `len` bytes, reduced to 0..max-1 (max as two 64-bit halves).

@@ -19,9 +19,6 @@ impl Table {
         if let Index::Direct { slots, .. } = &self.index {
             v.direct = slots.as_ptr() as u64;
         }
-        if let Index::RangeArray(ra) = &self.index {
-            v.range_pos = ra.pos as u64;
-        }
         if let [_, k1] = &self.schema.keys[..] {
             v.width1 = u64::from(k1.width);
         }

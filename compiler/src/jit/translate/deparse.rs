@@ -10,7 +10,6 @@ use super::*;
 impl Translator<'_, '_> {
     pub(super) fn translate_deparse(&mut self) {
         self.translate_checksums();
-        let p = self.p;
         let slow = self.b.create_block();
         let done = self.b.create_block();
         if self.layout.facts.fast_deparse {
@@ -29,38 +28,11 @@ impl Translator<'_, '_> {
             self.b.switch_to_block(inline);
             self.translate_inline_deparse(slow, done);
         }
+        // A buffer whose headroom cannot hold the headers: `JitWorker` refuses such a buffer
+        // before the call (the headroom is sized for every push), so this is a safety net
+        // that keeps generated code inside the buffer whatever happens.
         self.b.switch_to_block(slow);
-        let dep = self.b.ins().load(
-            types::I64,
-            self.trusted,
-            self.ctx,
-            offset_of!(JitCtx, dep) as i32,
-        );
-        for (i, &h) in p.deparser.iter().enumerate() {
-            let base = self.b.use_var(self.base[h.index()]);
-            let len = self.header_len(h);
-            let v = self.is_valid(h);
-            let v = self.b.ins().uextend(types::I64, v);
-            let o = (i * std::mem::size_of::<DepEntry>()) as i32;
-            self.b.ins().store(
-                self.trusted,
-                base,
-                dep,
-                o + offset_of!(DepEntry, ptr) as i32,
-            );
-            self.b
-                .ins()
-                .store(self.trusted, len, dep, o + offset_of!(DepEntry, len) as i32);
-            self.b
-                .ins()
-                .store(self.trusted, v, dep, o + offset_of!(DepEntry, valid) as i32);
-        }
-        let consumed = self.b.use_var(self.cursor);
-        self.b.ins().call(
-            self.rt[Rt::Deparse as usize],
-            &[self.ctx, self.buf, self.buf_len, consumed],
-        );
-        self.b.ins().jump(done, &[]);
+        self.exit_with(CODE_DROP | reason::PARSER_TRUNCATED.index() as u64);
         self.b.switch_to_block(done);
     }
 
@@ -220,8 +192,8 @@ impl Translator<'_, '_> {
     /// the valid headers are packed in deparser order against the payload, which stays where
     /// it is. A header already at its place (the inner headers, next to the payload) is not
     /// touched; one that moves goes through its staging slot first, since sources and
-    /// destinations may overlap. Falls back to `slow` (`rt_deparse`) only if the headroom
-    /// would not hold the headers, which the headroom's size rules out.
+    /// destinations may overlap. Goes to `slow` (a drop) only if the headroom would not hold
+    /// the headers, which the headroom's size rules out.
     pub(super) fn translate_inline_deparse(&mut self, slow: Block, done: Block) {
         let p = self.p;
         let consumed = self.b.use_var(self.cursor);
@@ -239,7 +211,7 @@ impl Translator<'_, '_> {
             valid[i] = Some(v);
             dst[i] = Some(np);
         }
-        // The headers must fit the headroom (they do by construction; rt_deparse says so).
+        // The headers must fit the headroom (they do by construction).
         let short = self.b.ins().icmp(IntCC::UnsignedLessThan, pos, self.buf);
         let fits = self.b.create_block();
         self.b.ins().brif(short, slow, &[], fits, &[]);

@@ -22,7 +22,7 @@ mod stmt;
 mod table;
 mod value;
 
-use super::rt::{DepEntry, JitCtx, Rt, RT_COUNT};
+use super::rt::{JitCtx, Rt, RT_COUNT};
 use super::Layout;
 use crate::analysis::{condition_facts, known_zero_low_bits};
 use crate::ir::*;
@@ -47,7 +47,6 @@ pub(super) struct Translator<'a, 'b> {
     rt: [FuncRef; RT_COUNT],
     ctx: Value,
     buf: Value,
-    buf_len: Value,
     data: Value,
     len: Value,
     scratch: Value,
@@ -107,7 +106,7 @@ fn ty(width: u32) -> Type {
 }
 
 impl<'a, 'b> Translator<'a, 'b> {
-    /// Sets up the entry block: `fn(ctx, buf, head, len, buf_len) -> code`.
+    /// Sets up the entry block: `fn(ctx, buf, head, len) -> code`.
     pub fn new(
         mut b: FunctionBuilder<'b>,
         p: &'a Program,
@@ -122,8 +121,7 @@ impl<'a, 'b> Translator<'a, 'b> {
         b.switch_to_block(entry);
         b.seal_block(entry);
         let params = b.block_params(entry).to_vec();
-        let (ctx, buf, head, len, buf_len) =
-            (params[0], params[1], params[2], params[3], params[4]);
+        let (ctx, buf, head, len) = (params[0], params[1], params[2], params[3]);
         let exit = b.create_block();
         b.append_block_param(exit, types::I64);
         // Fields that do not change during a call: readonly, so that unused loads go away.
@@ -213,7 +211,6 @@ impl<'a, 'b> Translator<'a, 'b> {
             rt: funcs,
             ctx,
             buf,
-            buf_len,
             data,
             len,
             scratch,
