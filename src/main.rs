@@ -2,6 +2,7 @@
 
 mod bench;
 mod ctl;
+mod explain;
 mod native;
 mod run;
 mod serve;
@@ -51,6 +52,11 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Send commands to a running switch (one, a file of them, or an interactive shell).
     Ctl(ctl::CtlArgs),
+    /// Explain an error code (E0102, ...): what it means, an example, the fix.
+    Explain {
+        /// The code, as diagnostics print it.
+        code: String,
+    },
     /// Print the token that lets a VM's tunnel packets in until an expiry (the registry's side
     /// of authenticated tunnels).
     Token(TokenArgs),
@@ -117,6 +123,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::serve(&args, color),
         Command::Ctl(args) => ctl::ctl(&args),
         Command::Token(args) => token(&args),
+        Command::Explain { code } => explain::explain(&code),
     };
     match result {
         Ok(code) => code,
@@ -125,6 +132,16 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// A user's text as an error message may repeat it: control characters escaped (so that a
+/// file cannot send escape sequences to the terminal) and cut after 64 characters.
+pub fn printable(text: &str) -> String {
+    let mut out: String = text.chars().take(64).flat_map(char::escape_debug).collect();
+    if text.chars().count() > 64 {
+        out.push_str("...");
+    }
+    out
 }
 
 /// Reads a program, printing diagnostics; None if it has errors.

@@ -11,8 +11,8 @@ pub enum Severity {
     Warning,
 }
 
-/// One problem in a program: a code (explained in docs/errors/), a message, labelled spans and
-/// an optional help note.
+/// One problem in a program: a code (explained in docs/errors/CODE.md, which `sluice explain
+/// CODE` prints), a message, labelled spans and an optional help note.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Diagnostic {
     pub severity: Severity,

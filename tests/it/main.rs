@@ -6,6 +6,7 @@ mod ctl;
 mod datapath;
 mod differential;
 mod emit;
+mod errors;
 mod features;
 mod golden;
 mod serve;

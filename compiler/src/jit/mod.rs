@@ -404,14 +404,7 @@ impl JitWorker<'_> {
             // SAFETY: the entry point was compiled for this program; ctx and the buffer are
             // valid for the duration of the call, and the buffer has the headroom and
             // tailroom that the generated code's loads and stores stay within.
-            unsafe {
-                (self.program.entry)(
-                    ctx,
-                    buf.as_mut_ptr(),
-                    head as u64,
-                    len as u64,
-                )
-            }
+            unsafe { (self.program.entry)(ctx, buf.as_mut_ptr(), head as u64, len as u64) }
         };
         let (h, l) = (ctx.out_head as usize, ctx.out_len as usize);
         if ctx.pass != 0 {

@@ -97,7 +97,10 @@ impl Cx {
                     ),
                 )
                 .with_label(h.name.span, "fields must add up to a multiple of 8 bits")
-                .with_help(format!("add {} bits of padding", 8 - offset % 8)),
+                .with_help(match 8 - offset % 8 {
+                    1 => "add 1 bit of padding".to_string(),
+                    n => format!("add {n} bits of padding"),
+                }),
             );
         }
         if offset > HEADER_MAX_BITS {

@@ -235,8 +235,9 @@ impl Cx {
                         Diagnostic::error(
                             "E0108",
                             format!(
-                                "action `{name}` takes {} arguments, {} given",
+                                "action `{name}` takes {} argument{}, {} given",
                                 params.len(),
+                                if params.len() == 1 { "" } else { "s" },
                                 c.args.len()
                             ),
                         )

@@ -267,9 +267,10 @@ impl Cx {
                 Diagnostic::error(
                     "E0108",
                     format!(
-                        "action `{}` takes {} arguments, {} given",
+                        "action `{}` takes {} argument{}, {} given",
                         call.name.name,
                         params.len(),
+                        if params.len() == 1 { "" } else { "s" },
                         call.args.len()
                     ),
                 )
