@@ -2,6 +2,7 @@
 //! written to be read, not to be fast; the JIT must produce exactly its bytes, verdicts and
 //! counters.
 
+use crate::ir::visit::Visitor;
 use crate::ir::*;
 use sluice_runtime::bits::{get_bits, low_mask, set_bits};
 use sluice_runtime::checksum;
@@ -38,6 +39,8 @@ struct Pass<'a> {
     recirculate: bool,
     /// The action the most recent table apply ran, for `switch`.
     last_action: ActionId,
+    /// The arguments of the action running (empty in the control block and the parser).
+    params: Vec<u128>,
     trace: Option<&'a mut String>,
 }
 
@@ -147,6 +150,7 @@ impl InterpWorker<'_> {
                     drop: None,
                     recirculate: false,
                     last_action: ActionId::DROP,
+                    params: Vec::new(),
                     trace: trace.as_deref_mut(),
                 };
                 let r = p.run(pkt);
@@ -217,7 +221,7 @@ impl Pass<'_> {
             Err(r) => return (Verdict::Drop(r.code()), false),
         };
         let control = &self.prog.control;
-        self.stmts(control, &[]);
+        self.visit_block(control);
         if let Some(r) = self.drop {
             return (Verdict::Drop(r.code()), false);
         }
@@ -270,7 +274,7 @@ impl Pass<'_> {
                         hdr.valid = true;
                         hdr.extracted = true;
                         if let (Some(e), Some((_, max))) = (varbit_bits, h.varbit) {
-                            let bits = self.eval(e, &[]);
+                            let bits = self.eval(e);
                             if !bits.is_multiple_of(8) || bits / 8 > max as u128 {
                                 failed = Some(reason::PARSER_BAD_LENGTH);
                                 break;
@@ -290,7 +294,7 @@ impl Pass<'_> {
                         cursor += hdr.bytes.len();
                     }
                     ParserOp::SetMeta(m, e) => {
-                        let v = self.eval(e, &[]);
+                        let v = self.eval(e);
                         self.meta[m.index()] = v & low_mask(self.prog.metadata[*m].width);
                     }
                 }
@@ -307,7 +311,7 @@ impl Pass<'_> {
                     cases,
                     default,
                 } => {
-                    let vals: Vec<u128> = keys.iter().map(|k| self.eval(k, &[])).collect();
+                    let vals: Vec<u128> = keys.iter().map(|k| self.eval(k)).collect();
                     cases
                         .iter()
                         .find(|c| {
@@ -364,7 +368,7 @@ impl Pass<'_> {
         get_bits(&hdr.bytes, fd.bit_offset as usize, fd.width).unwrap_or(0)
     }
 
-    fn eval(&mut self, e: &Expr, params: &[u128]) -> u128 {
+    fn eval(&mut self, e: &Expr) -> u128 {
         let m = low_mask(e.width.max(1));
         match &e.kind {
             ExprKind::Const(v) => *v & m,
@@ -379,11 +383,11 @@ impl Pass<'_> {
                 StdField::IngressTsNsec => u128::from(self.pkt_meta.ts_nsec),
                 StdField::Pass => u128::from(self.pass),
             },
-            ExprKind::Param(i) => params.get(*i).copied().unwrap_or(0),
+            ExprKind::Param(i) => self.params.get(*i).copied().unwrap_or(0),
             ExprKind::Valid(h) => u128::from(self.hdrs[h.index()].valid),
-            ExprKind::Not(a) => u128::from(self.eval(a, params) == 0),
-            ExprKind::BitNot(a) => !self.eval(a, params) & m,
-            ExprKind::Resize(a) => self.eval(a, params) & m,
+            ExprKind::Not(a) => u128::from(self.eval(a) == 0),
+            ExprKind::BitNot(a) => !self.eval(a) & m,
+            ExprKind::Resize(a) => self.eval(a) & m,
             ExprKind::Apply(t, hit) => {
                 let h = self.apply(*t);
                 u128::from(h == *hit)
@@ -391,16 +395,12 @@ impl Pass<'_> {
             ExprKind::Binary(op, a, b) => {
                 // && and || short-circuit.
                 match op {
-                    BinOp::And => {
-                        return u128::from(self.eval(a, params) != 0 && self.eval(b, params) != 0)
-                    }
-                    BinOp::Or => {
-                        return u128::from(self.eval(a, params) != 0 || self.eval(b, params) != 0)
-                    }
+                    BinOp::And => return u128::from(self.eval(a) != 0 && self.eval(b) != 0),
+                    BinOp::Or => return u128::from(self.eval(a) != 0 || self.eval(b) != 0),
                     _ => {}
                 }
-                let x = self.eval(a, params);
-                let y = self.eval(b, params);
+                let x = self.eval(a);
+                let y = self.eval(b);
                 match op {
                     BinOp::Eq => u128::from(x == y),
                     BinOp::Ne => u128::from(x != y),
@@ -433,12 +433,12 @@ impl Pass<'_> {
                 }
             }
             ExprKind::Hash { algo, fields, max } => {
-                let bytes = self.field_bytes(fields, params);
-                let max = self.eval(max, params);
+                let bytes = self.field_bytes(fields);
+                let max = self.eval(max);
                 sluice_runtime::hash::reduce(sluice_runtime::hash::compute(*algo, &bytes), max) & m
             }
             ExprKind::SipHash { secret, fields } => {
-                let bytes = self.field_bytes(fields, params);
+                let bytes = self.field_bytes(fields);
                 let key = self
                     .tables
                     .secret(secret.index())
@@ -450,26 +450,33 @@ impl Pass<'_> {
     }
 
     /// Fields in network order, each as many whole bytes as its width needs.
-    fn field_bytes(&mut self, fields: &[Expr], params: &[u128]) -> Vec<u8> {
+    fn field_bytes(&mut self, fields: &[Expr]) -> Vec<u8> {
         let mut out = Vec::new();
         for f in fields {
-            let v = self.eval(f, params);
+            let v = self.eval(f);
             let n = f.width.div_ceil(8) as usize;
             out.extend_from_slice(&v.to_be_bytes()[16 - n..]);
         }
         out
     }
 
-    fn stmts(&mut self, stmts: &[Stmt], params: &[u128]) {
-        for s in stmts {
-            self.stmt(s, params);
-        }
+    /// Runs the body of action `a` with these argument values.
+    fn run_action(&mut self, a: ActionId, args: Vec<u128>) {
+        let saved = std::mem::replace(&mut self.params, args);
+        let body = &self.prog.actions[a].body;
+        self.visit_block(body);
+        self.params = saved;
     }
+}
 
-    fn stmt(&mut self, s: &Stmt, params: &[u128]) {
+/// Statements run through the IR's walker: a block runs its statements in order
+/// (`walk_block`), and each statement is executed here, which chooses the branch or arm to
+/// walk into.
+impl Visitor for Pass<'_> {
+    fn visit_stmt(&mut self, s: &Stmt) {
         match s {
             Stmt::SetField(h, f, e) => {
-                let v = self.eval(e, params);
+                let v = self.eval(e);
                 let fd = &self.prog.headers[*h].fields[*f];
                 let hdr = &mut self.hdrs[h.index()];
                 // Writes to a header that is not valid have no effect.
@@ -478,25 +485,25 @@ impl Pass<'_> {
                 }
             }
             Stmt::SetMeta(m, e) => {
-                let v = self.eval(e, params);
+                let v = self.eval(e);
                 self.meta[m.index()] = v & low_mask(self.prog.metadata[*m].width);
             }
             Stmt::Apply(t) => {
                 self.apply(*t);
             }
             Stmt::If(c, a, b) => {
-                if self.eval(c, params) != 0 {
-                    self.stmts(a, params)
+                if self.eval(c) != 0 {
+                    self.visit_block(a)
                 } else {
-                    self.stmts(b, params)
+                    self.visit_block(b)
                 }
             }
             Stmt::Switch(t, arms, default) => {
                 self.apply(*t);
                 let ran = self.last_action;
                 match arms.iter().find(|(a, _)| *a == ran) {
-                    Some((_, body)) => self.stmts(body, params),
-                    None => self.stmts(default, params),
+                    Some((_, body)) => self.visit_block(body),
+                    None => self.visit_block(default),
                 }
             }
             Stmt::SetValid(h) => {
@@ -511,7 +518,7 @@ impl Pass<'_> {
             }
             Stmt::SetInvalid(h) => self.hdrs[h.index()].valid = false,
             Stmt::Forward(e) => {
-                let p = self.eval(e, params);
+                let p = self.eval(e);
                 self.egress = Some(p as u16);
                 self.drop = None;
             }
@@ -520,10 +527,9 @@ impl Pass<'_> {
                 self.egress = None;
             }
             Stmt::Call(a, args) => {
-                let vals: Vec<u128> = args.iter().map(|e| self.eval(e, params)).collect();
+                let vals: Vec<u128> = args.iter().map(|e| self.eval(e)).collect();
                 self.stats.action_runs[a.index()] += 1;
-                let body = &self.prog.actions[*a].body;
-                self.stmts(body, &vals);
+                self.run_action(*a, vals);
             }
             Stmt::Recirculate => self.recirculate = true,
         }
@@ -534,7 +540,7 @@ impl Pass<'_> {
     /// Applies a table: builds its key, looks it up, counts, and runs the action. Returns hit.
     fn apply(&mut self, t: TableId) -> bool {
         let table = &self.prog.tables[t];
-        let key: Vec<u128> = table.keys.iter().map(|k| self.eval(&k.expr, &[])).collect();
+        let key: Vec<u128> = table.keys.iter().map(|k| self.eval(&k.expr)).collect();
         let rt = &self.tables.tables()[t.index()];
         let (hit, action, args) = match rt.lookup_counted(&key, u64::from(self.packet_length)) {
             Some((h, call)) => (
@@ -591,8 +597,7 @@ impl Pass<'_> {
             self.drop = Some(r);
             self.egress = None;
         } else {
-            let body = &self.prog.actions[action].body;
-            self.stmts(body, &args);
+            self.run_action(action, args);
         }
         hit.is_some()
     }
