@@ -195,9 +195,6 @@ fn accept_loop(
     }
 }
 
-/// Commands the switch answers itself, on top of the table commands.
-pub const SWITCH_COMMANDS: [&str; 3] = ["stats", "counter_read", "counter_reset"];
-
 fn serve_client(
     conn: UnixStream,
     live: &LiveTables,
@@ -227,7 +224,7 @@ fn serve_client(
     let tables: Vec<String> = prog.tables.iter().map(|t| t.name.clone()).collect();
     let actions: Vec<String> = prog.actions.iter().map(|a| a.name.clone()).collect();
     let mut commands: Vec<&str> = command::COMMANDS.to_vec();
-    commands.extend(SWITCH_COMMANDS);
+    commands.extend(command::SWITCH_COMMANDS);
     w.write_all(control::server_hello(name, &tables, &actions, &commands).as_bytes())?;
     loop {
         let line = match control::read_line_limited(&mut r, control::MAX_LINE) {
@@ -337,7 +334,7 @@ pub fn handle(
                 .map_err(|e| match e {
                     command::CommandError::UnknownCommand { name } => {
                         let mut all: Vec<&str> = command::COMMANDS.to_vec();
-                        all.extend(SWITCH_COMMANDS);
+                        all.extend(command::SWITCH_COMMANDS);
                         format!(
                             "unknown command '{name}'; valid commands: {}",
                             all.join(", ")

@@ -12,46 +12,133 @@ use crate::table::{
 };
 use crate::value::{format_value, parse_value, ValueError};
 
-/// Every command, in the order they are listed to the user.
-pub const COMMANDS: [&str; 11] = [
-    "table_add",
-    "table_set_default",
-    "table_modify",
-    "table_delete",
-    "table_reset_default",
-    "table_clear",
-    "table_num_entries",
-    "table_dump",
-    "show_tables",
-    "show_actions",
-    "secret_set",
+/// Who answers a command: the tables alone (this module), or the running switch
+/// (`sluice serve`, which keeps counters and knows its packets).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    Tables,
+    Switch,
+}
+
+/// One control command: its name, its syntax, whether an entries file may hold it, and who
+/// answers it.
+#[derive(Clone, Copy, Debug)]
+pub struct CommandSpec {
+    pub name: &'static str,
+    pub usage: &'static str,
+    pub in_entries: bool,
+    pub scope: Scope,
+}
+
+const fn spec(
+    name: &'static str,
+    usage: &'static str,
+    in_entries: bool,
+    scope: Scope,
+) -> CommandSpec {
+    CommandSpec {
+        name,
+        usage,
+        in_entries,
+        scope,
+    }
+}
+
+/// Every control command, in the order they are listed to users. A new command is a line
+/// here, then a `Command` variant with its parsing and `apply` (or, for a switch command,
+/// a case in `sluice serve`'s handler).
+pub const SPECS: [CommandSpec; 14] = [
+    spec(
+        "table_add",
+        "table_add TABLE ACTION KEY... => ARG... [PRIORITY]",
+        true,
+        Scope::Tables,
+    ),
+    spec(
+        "table_set_default",
+        "table_set_default TABLE ACTION ARG...",
+        true,
+        Scope::Tables,
+    ),
+    spec(
+        "table_modify",
+        "table_modify TABLE ACTION HANDLE ARG...",
+        true,
+        Scope::Tables,
+    ),
+    spec(
+        "table_delete",
+        "table_delete TABLE HANDLE",
+        true,
+        Scope::Tables,
+    ),
+    spec(
+        "table_reset_default",
+        "table_reset_default TABLE",
+        true,
+        Scope::Tables,
+    ),
+    spec("table_clear", "table_clear TABLE", true, Scope::Tables),
+    spec(
+        "table_num_entries",
+        "table_num_entries TABLE",
+        false,
+        Scope::Tables,
+    ),
+    spec("table_dump", "table_dump TABLE", false, Scope::Tables),
+    spec("show_tables", "show_tables", false, Scope::Tables),
+    spec("show_actions", "show_actions", false, Scope::Tables),
+    spec(
+        "secret_set",
+        "secret_set NAME 0x<32 hex digits>",
+        true,
+        Scope::Tables,
+    ),
+    spec("stats", "stats", false, Scope::Switch),
+    spec(
+        "counter_read",
+        "counter_read TABLE HANDLE",
+        false,
+        Scope::Switch,
+    ),
+    spec("counter_reset", "counter_reset TABLE", false, Scope::Switch),
 ];
 
-/// The syntax of each command, parallel to [`COMMANDS`].
-const USAGES: [&str; 11] = [
-    "table_add TABLE ACTION KEY... => ARG... [PRIORITY]",
-    "table_set_default TABLE ACTION ARG...",
-    "table_modify TABLE ACTION HANDLE ARG...",
-    "table_delete TABLE HANDLE",
-    "table_reset_default TABLE",
-    "table_clear TABLE",
-    "table_num_entries TABLE",
-    "table_dump TABLE",
-    "show_tables",
-    "show_actions",
-    "secret_set NAME 0x<32 hex digits>",
-];
+/// The names of the commands of `SPECS` that `keep` selects, in order; `N` must be their
+/// number (checked when the constant is evaluated).
+const fn names<const N: usize>(scope: Option<Scope>, entries_only: bool) -> [&'static str; N] {
+    let mut out = [""; N];
+    let (mut i, mut j) = (0, 0);
+    while i < SPECS.len() {
+        let s = &SPECS[i];
+        let in_scope = match scope {
+            None => true,
+            Some(Scope::Tables) => matches!(s.scope, Scope::Tables),
+            Some(Scope::Switch) => matches!(s.scope, Scope::Switch),
+        };
+        if in_scope && (!entries_only || s.in_entries) {
+            out[j] = s.name;
+            j += 1;
+        }
+        i += 1;
+    }
+    assert!(j == N, "wrong command count");
+    out
+}
+
+/// The commands the tables answer (what [`parse_command`] knows), in order.
+pub const COMMANDS: [&str; 11] = names(Some(Scope::Tables), false);
+
+/// The commands only a running switch answers.
+pub const SWITCH_COMMANDS: [&str; 3] = names(Some(Scope::Switch), false);
 
 /// The commands an entries file may contain.
-pub const ENTRIES_COMMANDS: [&str; 7] = [
-    "table_add",
-    "table_set_default",
-    "table_modify",
-    "table_delete",
-    "table_reset_default",
-    "table_clear",
-    "secret_set",
-];
+pub const ENTRIES_COMMANDS: [&str; 7] = names(None, true);
+
+/// A command's syntax, for usage errors and `help`.
+pub fn usage(name: &str) -> Option<&'static str> {
+    SPECS.iter().find(|s| s.name == name).map(|s| s.usage)
+}
 
 /// One parsed and validated command; `table` indexes [`TableSet::tables`].
 #[derive(Clone, PartialEq, Eq)]
@@ -403,15 +490,17 @@ pub fn parse_command(line: &str, set: &TableSet) -> Result<Option<Command>, Comm
 
 /// The usage error for a known command, or "unknown command".
 fn usage_error(verb: &str) -> CommandError {
-    COMMANDS
+    SPECS
         .iter()
-        .zip(USAGES)
-        .find(|(&name, _)| name == verb)
+        .find(|s| s.name == verb && s.scope == Scope::Tables)
         .map_or_else(
             || CommandError::UnknownCommand {
                 name: verb.to_owned(),
             },
-            |(&command, usage)| CommandError::Usage { command, usage },
+            |s| CommandError::Usage {
+                command: s.name,
+                usage: s.usage,
+            },
         )
 }
 

@@ -560,3 +560,24 @@ fn entries_file_rejects_unknown_commands() {
         .starts_with("e.txt:1: unknown command 'table_ad'"));
     assert_eq!(load_entries("# nothing\n\n", "e.txt", &mut set), Ok(0));
 }
+
+#[test]
+fn every_command_is_listed_once_with_its_syntax() {
+    let mut names = std::collections::BTreeSet::new();
+    for s in SPECS {
+        assert!(names.insert(s.name), "{} listed twice", s.name);
+        assert!(s.usage.starts_with(s.name), "{}: {}", s.name, s.usage);
+        assert_eq!(usage(s.name), Some(s.usage));
+    }
+    // Every table command parses (with the wrong arguments, a usage error naming it).
+    let set = set();
+    for c in COMMANDS {
+        let r = parse_command(&format!("{c} x y z w v u"), &set);
+        assert!(
+            !matches!(r, Err(CommandError::UnknownCommand { .. })),
+            "{c} is not parsed"
+        );
+    }
+    assert!(ENTRIES_COMMANDS.iter().all(|c| COMMANDS.contains(c)));
+    assert!(SWITCH_COMMANDS.iter().all(|c| !COMMANDS.contains(c)));
+}
