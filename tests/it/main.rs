@@ -11,4 +11,5 @@ mod features;
 mod golden;
 mod serve;
 mod support;
+mod tidy;
 mod vnet;
