@@ -25,7 +25,11 @@ fn dependencies(krate: &str) -> Vec<String> {
 
 #[test]
 fn crates_depend_only_on_what_the_architecture_allows() {
-    assert_eq!(dependencies("defs"), Vec::<String>::new(), "defs depends on nothing");
+    assert_eq!(
+        dependencies("defs"),
+        Vec::<String>::new(),
+        "defs depends on nothing"
+    );
     for d in dependencies("lang") {
         assert!(
             ["sluice-defs", "pest", "pest_derive", "codespan-reporting"].contains(&d.as_str()),
@@ -34,14 +38,19 @@ fn crates_depend_only_on_what_the_architecture_allows() {
     }
     for d in dependencies("runtime") {
         assert!(
-            !d.starts_with("pest") && !d.starts_with("cranelift") && d != "sluice-lang"
+            !d.starts_with("pest")
+                && !d.starts_with("cranelift")
+                && d != "sluice-lang"
                 && d != "sluice-compiler",
             "the runtime knows nothing of pest, the language or Cranelift: {d}"
         );
     }
     let compiler = dependencies("compiler");
     assert!(compiler.contains(&"sluice-runtime".to_string()));
-    assert!(!compiler.iter().any(|d| d.starts_with("pest")), "{compiler:?}");
+    assert!(
+        !compiler.iter().any(|d| d.starts_with("pest")),
+        "{compiler:?}"
+    );
     for krate in ["defs", "lang", "compiler", "runtime"] {
         assert!(
             !dependencies(krate).contains(&"anyhow".to_string()),

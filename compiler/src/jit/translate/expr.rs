@@ -81,14 +81,7 @@ impl Translator<'_, '_> {
                 } else {
                     (m, self.b.ins().iconst(types::I64, 0))
                 };
-                let a = self.b.ins().iconst(
-                    types::I32,
-                    match algo {
-                        HashAlgo::Crc32 => 0,
-                        HashAlgo::Crc16 => 1,
-                        HashAlgo::Identity => 2,
-                    },
-                );
+                let a = self.b.ins().iconst(types::I32, i64::from(algo.id()));
                 let len = self.b.ins().iconst(types::I64, n as i64);
                 let call = self
                     .b
