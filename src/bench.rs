@@ -2,6 +2,7 @@
 //! and a plain copy, measured in one run, interleaved so that machine drift cancels.
 
 use crate::native;
+use crate::out::{err, outln};
 use anyhow::{anyhow, Context};
 use sluice_compiler::interp::Interp;
 use sluice_compiler::jit::JitProgram;
@@ -142,7 +143,7 @@ pub fn bench(args: &BenchArgs, color: bool) -> anyhow::Result<ExitCode> {
         Ok(c) => c,
         Err(e) => {
             let name = args.program.display().to_string();
-            eprint!(
+            err!(
                 "{}",
                 sluice_lang::render(&e.diagnostics, &name, &source, color)
             );
@@ -323,29 +324,35 @@ pub fn bench(args: &BenchArgs, color: bool) -> anyhow::Result<ExitCode> {
         } else {
             j["native"] = serde_json::Value::Null;
         }
-        println!("{j}");
+        outln!("{j}")?;
     } else {
-        println!(
+        use std::fmt::Write as _;
+        let mut o = String::new();
+        let _ = writeln!(
+            o,
             "{}: {} packets (average {avg_len:.0} bytes), {entries} entries, compile {compile_ms:.1} ms",
             args.program.display(),
             packets.spans.len()
         );
-        println!("{:<8} {:>10} {:>10}", "", "Mpps", "ns/packet");
-        let row = |n: &str, t: &Tally| println!("{n:<8} {:>10.2} {:>10.1}", t.mpps(), t.ns());
-        row("jit", &t_jit);
-        row("interp", &t_interp);
+        let _ = writeln!(o, "{:<8} {:>10} {:>10}", "", "Mpps", "ns/packet");
+        let row = |o: &mut String, n: &str, t: &Tally| {
+            let _ = writeln!(o, "{n:<8} {:>10.2} {:>10.1}", t.mpps(), t.ns());
+        };
+        row(&mut o, "jit", &t_jit);
+        row(&mut o, "interp", &t_interp);
         if native.is_some() {
-            row("native", &t_native);
+            row(&mut o, "native", &t_native);
         } else {
-            println!("native   (no hand-written reference for this program)");
+            let _ = writeln!(o, "native   (no hand-written reference for this program)");
         }
-        row("copy", &t_copy);
+        row(&mut o, "copy", &t_copy);
         if native.is_some() {
-            println!("jit/native {:.2}", t_jit.mpps() / t_native.mpps());
+            let _ = writeln!(o, "jit/native {:.2}", t_jit.mpps() / t_native.mpps());
         }
-        println!("jit/interp {:.1}", t_jit.mpps() / t_interp.mpps());
+        let _ = writeln!(o, "jit/interp {:.1}", t_jit.mpps() / t_interp.mpps());
         if let Some(l) = &live {
-            println!(
+            let _ = writeln!(
+                o,
                 "live tables: idle {:.2} Mpps, with {:.0} updates/s {:.2} Mpps ({:.2} of idle)",
                 l.idle.mpps(),
                 l.achieved,
@@ -353,7 +360,8 @@ pub fn bench(args: &BenchArgs, color: bool) -> anyhow::Result<ExitCode> {
                 l.updating.mpps() / l.idle.mpps()
             );
         }
-        println!("jit/copy   {:.2}", t_jit.mpps() / t_copy.mpps());
+        let _ = writeln!(o, "jit/copy   {:.2}", t_jit.mpps() / t_copy.mpps());
+        crate::out::stdout(o)?;
     }
     Ok(ExitCode::SUCCESS)
 }

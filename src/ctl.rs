@@ -10,6 +10,7 @@
 //! shell masks it while it is typed, keeps the line out of its history, and any reply that
 //! would repeat it is redacted.
 
+use crate::out::{errln, out, outln, OutputError};
 use anyhow::Context;
 use std::borrow::Cow;
 use std::io::{BufRead, IsTerminal};
@@ -93,7 +94,7 @@ fn with_connection(session: &mut Session, f: impl FnOnce(&mut Session) -> ExitCo
     match session.connect() {
         Ok(()) => f(session),
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             ExitCode::from(2)
         }
     }
@@ -201,7 +202,7 @@ impl Session {
         }
         if self.client.is_some() && self.closed_by_switch() {
             self.disconnect();
-            eprintln!("note: the switch had closed the connection; connecting again");
+            errln!("note: the switch had closed the connection; connecting again");
         }
         self.connect()?;
         let client = self.client.as_mut().expect("connected");
@@ -290,29 +291,38 @@ fn redact(text: &str, command: &str) -> String {
     out
 }
 
-fn print_output(text: &str) {
+/// Prints a command's output; what to exit with if standard output is gone.
+fn print_output(text: &str) -> Result<(), ExitCode> {
     if text.is_empty() {
-        return;
+        return Ok(());
     }
-    if text.ends_with('\n') {
-        print!("{text}");
+    let r = if text.ends_with('\n') {
+        out!("{text}")
     } else {
-        println!("{text}");
-    }
+        outln!("{text}")
+    };
+    r.map_err(|e| match e {
+        // The reader went away (`| head`): stop quietly.
+        OutputError::Closed => ExitCode::SUCCESS,
+        e => {
+            errln!("error: {e}");
+            ExitCode::from(2)
+        }
+    })
 }
 
 fn one_shot(session: &mut Session, command: &str) -> ExitCode {
     match session.run(command) {
-        Ok(Outcome::Done(out)) => {
-            print_output(&out);
-            ExitCode::SUCCESS
-        }
+        Ok(Outcome::Done(out)) => match print_output(&out) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(code) => code,
+        },
         Ok(Outcome::Refused(e)) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             ExitCode::FAILURE
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             ExitCode::from(2)
         }
     }
@@ -325,7 +335,7 @@ fn script(session: &mut Session, input: impl BufRead, name: &str) -> ExitCode {
         let line = match line {
             Ok(l) => l,
             Err(e) => {
-                eprintln!("{name}:{n}: error: cannot read: {e}");
+                errln!("{name}:{n}: error: cannot read: {e}");
                 return ExitCode::from(2);
             }
         };
@@ -337,13 +347,17 @@ fn script(session: &mut Session, input: impl BufRead, name: &str) -> ExitCode {
             break;
         }
         match session.run(command) {
-            Ok(Outcome::Done(out)) => print_output(&out),
+            Ok(Outcome::Done(out)) => {
+                if let Err(code) = print_output(&out) {
+                    return code;
+                }
+            }
             Ok(Outcome::Refused(e)) => {
-                eprintln!("{name}:{n}: error: {e}");
+                errln!("{name}:{n}: error: {e}");
                 return ExitCode::FAILURE;
             }
             Err(e) => {
-                eprintln!("{name}:{n}: error: {e}");
+                errln!("{name}:{n}: error: {e}");
                 return ExitCode::from(2);
             }
         }
@@ -373,7 +387,7 @@ fn shell(session: &mut Session) -> ExitCode {
     let mut rl: Editor<ShellHelper, FileHistory> = match Editor::with_config(config) {
         Ok(rl) => rl,
         Err(e) => {
-            eprintln!("error: cannot start the shell: {e}");
+            errln!("error: cannot start the shell: {e}");
             return ExitCode::from(2);
         }
     };
@@ -388,17 +402,19 @@ fn shell(session: &mut Session) -> ExitCode {
         .and_then(|c| c.hello.get("program").and_then(|p| p.as_str()))
         .unwrap_or("a switch")
         .to_string();
-    println!(
+    if let Err(code) = print_output(&format!(
         "Connected to {program} on {}; 'help' lists the commands.",
         session.path.display()
-    );
+    )) {
+        return code;
+    }
     loop {
         let line = match rl.readline(PROMPT) {
             Ok(line) => line,
             Err(ReadlineError::Interrupted) => continue,
             Err(ReadlineError::Eof) => break,
             Err(e) => {
-                eprintln!("error: {e}");
+                errln!("error: {e}");
                 return ExitCode::from(2);
             }
         };
@@ -417,9 +433,13 @@ fn shell(session: &mut Session) -> ExitCode {
         }
         let connections = session.connections;
         match session.run(command) {
-            Ok(Outcome::Done(out)) => print_output(&out),
-            Ok(Outcome::Refused(e)) => eprintln!("error: {e}"),
-            Err(e) => eprintln!("error: {e}"),
+            Ok(Outcome::Done(out)) => {
+                if let Err(code) = print_output(&out) {
+                    return code;
+                }
+            }
+            Ok(Outcome::Refused(e)) => errln!("error: {e}"),
+            Err(e) => errln!("error: {e}"),
         }
         if session.connections != connections {
             // Reconnected: the switch may run another program now.

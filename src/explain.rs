@@ -1,6 +1,7 @@
 //! `sluice explain CODE`: the page of docs/errors/ for an error code, as `rustc --explain`
 //! prints its own.
 
+use crate::out::out;
 use std::process::ExitCode;
 
 /// Every error code with its page (a test checks that every code the compiler emits is here).
@@ -39,7 +40,7 @@ pub fn explain(code: &str) -> anyhow::Result<ExitCode> {
     };
     match PAGES.iter().find(|(c, _)| *c == want) {
         Some((_, page)) => {
-            print!("{page}");
+            out!("{page}")?;
             Ok(ExitCode::SUCCESS)
         }
         None => anyhow::bail!(

@@ -4,11 +4,13 @@ mod bench;
 mod ctl;
 mod explain;
 mod native;
+mod out;
 mod run;
 mod serve;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
+use out::{err, errln, out, outln};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -92,7 +94,7 @@ fn token(args: &TokenArgs) -> anyhow::Result<ExitCode> {
         .map_err(|_| anyhow::anyhow!("the secret must be 0x followed by exactly 32 hex digits"))?;
     let mut msg = args.expiry.to_be_bytes().to_vec();
     msg.extend_from_slice(&args.vm.octets());
-    println!("0x{:016x}", sluice_runtime::hash::siphash24(&key, &msg));
+    outln!("0x{:016x}", sluice_runtime::hash::siphash24(&key, &msg))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -127,8 +129,10 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        // The reader of standard output went away (`| head`): end quietly, as Unix tools do.
+        Err(e) if matches!(e.downcast_ref(), Some(out::OutputError::Closed)) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            errln!("error: {e:#}");
             ExitCode::from(2)
         }
     }
@@ -155,7 +159,7 @@ pub fn load_program(
     match sluice_compiler::compile(&source) {
         Ok(c) => {
             if !c.warnings.is_empty() {
-                eprint!(
+                err!(
                     "{}",
                     sluice_lang::render(&c.warnings, &name, &source, color)
                 );
@@ -163,12 +167,12 @@ pub fn load_program(
             Ok(Some(c))
         }
         Err(e) => {
-            eprint!(
+            err!(
                 "{}",
                 sluice_lang::render(&e.diagnostics, &name, &source, color)
             );
             let n = e.diagnostics.iter().filter(|d| d.is_error()).count();
-            eprintln!(
+            errln!(
                 "error: could not compile `{name}` ({n} error{})",
                 if n == 1 { "" } else { "s" }
             );
@@ -191,11 +195,11 @@ fn compile(path: &std::path::Path, emit: Emit, color: bool) -> anyhow::Result<Ex
                 .with_context(|| format!("cannot read {}", path.display()))?;
             match sluice_lang::parse(&source) {
                 Ok(ast) => {
-                    println!("{ast:#?}");
+                    outln!("{ast:#?}")?;
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(d) => {
-                    eprint!(
+                    err!(
                         "{}",
                         sluice_lang::render(&d, &path.display().to_string(), &source, color)
                     );
@@ -208,16 +212,16 @@ fn compile(path: &std::path::Path, emit: Emit, color: bool) -> anyhow::Result<Ex
                 return Ok(ExitCode::FAILURE);
             };
             match emit {
-                Emit::Ir => print!("{}", sluice_compiler::print::print(&c.ir)),
+                Emit::Ir => out!("{}", sluice_compiler::print::print(&c.ir))?,
                 _ => {
                     let jit = sluice_compiler::jit::JitProgram::compile(
                         &c.ir,
                         matches!(emit, Emit::Asm),
                     )?;
                     match emit {
-                        Emit::Clif => print!("{}", jit.clif),
+                        Emit::Clif => out!("{}", jit.clif)?,
                         _ => match &jit.asm {
-                            Some(a) => print!("{a}"),
+                            Some(a) => out!("{a}")?,
                             None => anyhow::bail!("Cranelift cannot disassemble for this machine"),
                         },
                     }

@@ -129,7 +129,9 @@ pub fn run(args: &RunArgs, color: bool) -> anyhow::Result<ExitCode> {
             },
         )?;
         if closed {
-            return Ok(ExitCode::SUCCESS);
+            // The reader went away (`| head`): stop quietly, but the run's output (its
+            // summary) did not all reach it.
+            return Ok(ExitCode::FAILURE);
         }
         let _ = stdout.flush();
         sw.finish()?
@@ -144,10 +146,17 @@ pub fn run(args: &RunArgs, color: bool) -> anyhow::Result<ExitCode> {
             }
         }
     };
-    let mut stdout = std::io::stdout().lock();
-    let _ = stdout.write_all(summary(&prog, &stats).as_bytes());
-    let _ = stdout.flush();
-    Ok(ExitCode::SUCCESS)
+    print_summary(&summary(&prog, &stats))
+}
+
+/// Prints the summary a command ends with. A summary that cannot be written fails the
+/// command: quietly (exit 1) when the reader went away, with an error when the disk is full.
+pub fn print_summary(text: &str) -> anyhow::Result<ExitCode> {
+    match crate::out::stdout(text) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(crate::out::OutputError::Closed) => Ok(ExitCode::FAILURE),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Replays a whole capture through one worker; returns the counters.

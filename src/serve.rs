@@ -2,6 +2,7 @@
 //! what leaves port N goes to DIR/port-N.pcap, and a control socket takes simple_switch_CLI
 //! commands while packets flow (docs/control-protocol.md).
 
+use crate::out::errln;
 use anyhow::{anyhow, bail, Context};
 use sluice_compiler::ir::{Program, ReasonId};
 use sluice_compiler::jit::JitProgram;
@@ -137,7 +138,7 @@ pub fn serve(args: &ServeArgs, color: bool) -> anyhow::Result<ExitCode> {
             .spawn(move || accept_loop(listener, live, published, prog, name))
             .context("cannot start the control thread")?;
     }
-    eprintln!(
+    errln!(
         "sluice: serving {} (control socket {})",
         args.program.display(),
         args.control.display()
@@ -171,9 +172,7 @@ pub fn serve(args: &ServeArgs, color: bool) -> anyhow::Result<ExitCode> {
     let _ = std::fs::remove_file(&args.control);
     result?;
     let stats = finished?;
-    print!("{}", crate::run::summary(&prog, &stats));
-    std::io::stdout().flush()?;
-    Ok(ExitCode::SUCCESS)
+    crate::run::print_summary(&crate::run::summary(&prog, &stats))
 }
 
 fn accept_loop(

@@ -9,6 +9,7 @@ mod emit;
 mod errors;
 mod features;
 mod golden;
+mod robust;
 mod serve;
 mod support;
 mod tidy;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 /// A capture of `n` UDP packets 198.51.100.7:5000 -> 203.0.113.10:8080, numbered by their
 /// IPv4 identification, with correct checksums.
-fn udp_capture(path: &Path, n: u16) {
+pub fn udp_capture(path: &Path, n: u16) {
     let mut out = sluice_runtime::pcap::PcapOut::create(path, 1, false).unwrap();
     for i in 0..n {
         let payload = b"sluice!!";
@@ -40,14 +40,14 @@ fn udp_capture(path: &Path, n: u16) {
     out.finish().unwrap();
 }
 
-struct Switch {
-    child: Child,
-    sock: PathBuf,
-    out: PathBuf,
+pub struct Switch {
+    pub child: Child,
+    pub sock: PathBuf,
+    pub out: PathBuf,
 }
 
 impl Switch {
-    fn start(dir: &Path, input: &Path, extra: &[&str]) -> Switch {
+    pub fn start(dir: &Path, input: &Path, extra: &[&str]) -> Switch {
         Switch::start_program(
             dir,
             "programs/port_dnat.sluice",
@@ -57,7 +57,7 @@ impl Switch {
         )
     }
 
-    fn start_program(
+    pub fn start_program(
         dir: &Path,
         program: &str,
         initial: &str,
@@ -99,14 +99,14 @@ impl Switch {
         Switch { child, sock, out }
     }
 
-    fn ctl(&self, args: &[&str]) -> Output {
+    pub fn ctl(&self, args: &[&str]) -> Output {
         let mut a = vec!["ctl", "--control", self.sock.to_str().unwrap()];
         a.extend_from_slice(args);
         run(&a)
     }
 
     /// Waits for the switch to exit; returns its summary.
-    fn wait(self) -> String {
+    pub fn wait(self) -> String {
         let out = self.child.wait_with_output().unwrap();
         assert!(
             out.status.success(),
