@@ -78,9 +78,13 @@ pub fn ctl(args: &CtlArgs) -> anyhow::Result<ExitCode> {
         }));
     }
     if !args.command.is_empty() {
+        if std::io::stdin().is_terminal() {
+            session.prompt = KeyPrompt::Ask;
+        }
         return Ok(one_shot(&mut session, &args.command.join(" ")));
     }
     if std::io::stdin().is_terminal() {
+        session.prompt = KeyPrompt::Ask;
         Ok(with_connection(&mut session, shell))
     } else {
         Ok(with_connection(&mut session, |s| {
@@ -118,6 +122,8 @@ struct Session {
     probe: Option<UnixStream>,
     /// How many times it connected.
     connections: u64,
+    /// Whether a secret left off a `secret_set` line may be asked for.
+    prompt: KeyPrompt,
 }
 
 impl Session {
@@ -127,6 +133,7 @@ impl Session {
             client: None,
             probe: None,
             connections: 0,
+            prompt: KeyPrompt::Never,
         }
     }
 
@@ -192,6 +199,11 @@ impl Session {
         if words.next() == Some("help") {
             return Ok(self.help(words.next()));
         }
+        let command = match complete_secret(command, self.prompt) {
+            Ok(c) => c,
+            Err(e) => return Ok(Outcome::Refused(e)),
+        };
+        let command = command.as_str();
         // The server closes the connection on an over-long request: refuse it here instead.
         let len = control::request_line(u64::MAX, command).len() - 1;
         if len > control::MAX_LINE {
@@ -265,26 +277,37 @@ fn local_usage(command: &str) -> String {
 
 use sluice_runtime::command::strip_comment;
 
-/// Whether a line sets a secret: such a line is never kept in the history nor shown.
-fn is_secret_line(line: &str) -> bool {
-    line.trim_start().starts_with("secret_set")
-}
+/// Whether a line sets a secret, in any case: such a line is never kept in the history,
+/// shown while typed, or repeated.
+use sluice_runtime::command::is_secret_line;
 
-/// The reply text with any word that followed a `secret_set` NAME replaced, should the
-/// switch ever repeat it.
+/// The reply text with any key material from a secret line replaced, should the switch ever
+/// repeat it (it does not: this is a second guard): every word after the command that is a
+/// hex number of 8 digits or more, with or without `0x`, and each of its 8-digit runs (a
+/// half, a word, in either case). The secret's name is left, so that "Secret NAME set"
+/// reads as it should.
 fn redact(text: &str, command: &str) -> String {
     if !is_secret_line(command) {
         return text.to_string();
     }
     let mut out = text.to_string();
-    for word in command.split_whitespace().skip(2) {
+    for word in command.split_whitespace().skip(1) {
         let bare = word
             .strip_prefix("0x")
             .or_else(|| word.strip_prefix("0X"))
-            .filter(|b| b.len() >= 8);
-        for w in std::iter::once(word).chain(bare) {
-            if !w.is_empty() {
-                out = out.replace(w, "<redacted>");
+            .unwrap_or(word);
+        if bare.len() < 8 || !bare.bytes().all(|b| b.is_ascii_hexdigit()) {
+            continue;
+        }
+        let mut pieces = vec![word.to_string(), bare.to_string()];
+        pieces.extend(
+            bare.as_bytes()
+                .windows(8)
+                .map(|w| String::from_utf8_lossy(w).into_owned()),
+        );
+        for p in pieces {
+            for form in [p.clone(), p.to_ascii_lowercase(), p.to_ascii_uppercase()] {
+                out = out.replace(&form, "<redacted>");
             }
         }
     }
@@ -503,7 +526,8 @@ fn takes_table(command: &str) -> bool {
     command.starts_with("table_") || command.starts_with("counter_")
 }
 
-/// The line as shown while it is typed: past `secret_set NAME`, every character is a `*`.
+/// The line as shown while it is typed: past the command of a secret line (in any case),
+/// every character is a `*`, whichever word the key is typed as.
 fn mask_secret(line: &str) -> Option<String> {
     if !is_secret_line(line) {
         return None;
@@ -521,9 +545,79 @@ fn mask_secret(line: &str) -> Option<String> {
             in_word = true;
             word += 1;
         }
-        out.push(if word > 2 { '*' } else { c });
+        out.push(if word > 1 { '*' } else { c });
     }
     Some(out)
+}
+
+/// Where a `secret_set` line's key comes from when it is not on the line.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum KeyPrompt {
+    /// The user is at a terminal: ask for the key without echo.
+    Ask,
+    /// Standard input is a script: the key must come from `--secret-file`.
+    Never,
+}
+
+/// A `secret_set NAME` line completed with its key: read from `--secret-file PATH` (`-` for
+/// standard input) when the line says so, or asked for without echo when the line leaves it
+/// out and a user is at the terminal. Other lines come back as they are. Errors never
+/// repeat a word of the line.
+fn complete_secret(line: &str, prompt: KeyPrompt) -> Result<String, String> {
+    if !is_secret_line(line) {
+        return Ok(line.to_string());
+    }
+    let words: Vec<&str> = line.split_whitespace().collect();
+    // In another case the switch refuses the line: nothing to complete.
+    let exact = sluice_runtime::command::SPECS
+        .iter()
+        .any(|s| s.secret && Some(&s.name) == words.first());
+    if !exact {
+        return Ok(line.to_string());
+    }
+    let key = match words.as_slice() {
+        [_, _, "--secret-file", path] => read_secret_file(path)?,
+        [_, _] if prompt == KeyPrompt::Ask => rpassword::prompt_password("key (not echoed): ")
+            .map_err(|e| format!("cannot read the key: {e}"))?,
+        [_, _] => {
+            return Err(
+                "secret_set: no key given; add --secret-file PATH (- for standard input), or \
+                 type `secret_set NAME` in the shell to be asked for it"
+                    .into(),
+            )
+        }
+        _ => return Ok(line.to_string()),
+    };
+    Ok(format!("{} {} {}", words[0], words[1], key.trim()))
+}
+
+/// A key file's contents (or standard input's, for `-`), at most a few hundred bytes.
+fn read_secret_file(path: &str) -> Result<String, String> {
+    const MAX: u64 = 1024;
+    let mut text = String::new();
+    let read = if path == "-" {
+        std::io::Read::read_to_string(
+            &mut std::io::Read::take(std::io::stdin(), MAX + 1),
+            &mut text,
+        )
+    } else {
+        std::fs::File::open(path).and_then(|f| {
+            std::io::Read::read_to_string(&mut std::io::Read::take(f, MAX + 1), &mut text)
+        })
+    };
+    read.map_err(|e| {
+        format!(
+            "cannot read the secret file {}: {e}",
+            crate::printable(path)
+        )
+    })?;
+    if text.len() as u64 > MAX {
+        return Err(format!(
+            "the secret file {} is longer than {MAX} bytes",
+            crate::printable(path)
+        ));
+    }
+    Ok(text)
 }
 
 impl Completer for ShellHelper {
@@ -612,7 +706,12 @@ mod tests {
     fn secrets_are_masked_and_redacted() {
         let line = "secret_set key 0x000102030405060708090a0b0c0d0e0f";
         let masked = mask_secret(line).unwrap();
-        assert_eq!(masked, format!("secret_set key {}", "*".repeat(34)));
+        // Everything past the command: the name too, since a key may be typed in its place.
+        assert_eq!(masked, format!("secret_set *** {}", "*".repeat(34)));
+        assert_eq!(
+            mask_secret("SECRET_SET 0x0001 key").unwrap(),
+            "SECRET_SET ****** ***"
+        );
         assert_eq!(mask_secret("table_dump dnat"), None);
         assert_eq!(
             redact("bad value 0x000102030405060708090a0b0c0d0e0f", line),
@@ -622,8 +721,14 @@ mod tests {
             redact("bad value 000102030405060708090a0b0c0d0e0f", line),
             "bad value <redacted>"
         );
+        assert_eq!(
+            redact(
+                "unknown secret '0x000102030405060708090a0b0c0d0e0f', or 0C0D0E0F",
+                "secret_set 0x000102030405060708090a0b0c0d0e0f key"
+            ),
+            "unknown secret '<redacted>', or <redacted>"
+        );
+        assert_eq!(redact("Secret key set", line), "Secret key set");
         assert_eq!(redact("0x1 set", "table_dump 0x1"), "0x1 set");
-        assert!(is_secret_line("  secret_set k v"));
-        assert!(!is_secret_line("table_dump secret_set"));
     }
 }

@@ -28,6 +28,9 @@ pub struct CommandSpec {
     pub usage: &'static str,
     pub in_entries: bool,
     pub scope: Scope,
+    /// Its arguments hold a secret: no message, reply, trace or history repeats any word
+    /// of a line that starts with it, in any case (see [`is_secret_line`]).
+    pub secret: bool,
 }
 
 const fn spec(
@@ -41,6 +44,14 @@ const fn spec(
         usage,
         in_entries,
         scope,
+        secret: false,
+    }
+}
+
+const fn secret_spec(name: &'static str, usage: &'static str) -> CommandSpec {
+    CommandSpec {
+        secret: true,
+        ..spec(name, usage, true, Scope::Tables)
     }
 }
 
@@ -88,12 +99,7 @@ pub const SPECS: [CommandSpec; 14] = [
     spec("table_dump", "table_dump TABLE", false, Scope::Tables),
     spec("show_tables", "show_tables", false, Scope::Tables),
     spec("show_actions", "show_actions", false, Scope::Tables),
-    spec(
-        "secret_set",
-        "secret_set NAME 0x<32 hex digits>",
-        true,
-        Scope::Tables,
-    ),
+    secret_spec("secret_set", "secret_set NAME 0x<32 hex digits>"),
     spec("stats", "stats", false, Scope::Switch),
     spec(
         "counter_read",
@@ -134,6 +140,18 @@ pub const SWITCH_COMMANDS: [&str; 3] = names(Some(Scope::Switch), false);
 
 /// The commands an entries file may contain.
 pub const ENTRIES_COMMANDS: [&str; 7] = names(None, true);
+
+/// Whether a line's first word names a command whose arguments hold a secret, in any case
+/// (`SECRET_SET` too: a line typed in the wrong case holds the key all the same). Nothing
+/// may repeat any word of such a line.
+pub fn is_secret_line(line: &str) -> bool {
+    let line = line.strip_prefix('\u{feff}').unwrap_or(line);
+    line.split_whitespace().next().is_some_and(|verb| {
+        SPECS
+            .iter()
+            .any(|s| s.secret && s.name.eq_ignore_ascii_case(verb))
+    })
+}
 
 /// A command's syntax, for usage errors and `help`.
 pub fn usage(name: &str) -> Option<&'static str> {
@@ -386,10 +404,15 @@ pub enum CommandError {
     BadHandle { table: String, token: String },
     #[error("table {table}: {source}")]
     Table { table: String, source: TableError },
-    #[error("unknown secret '{name}' ({})", declared_secrets(declared))]
-    UnknownSecret { name: String, declared: Vec<String> },
-    #[error("secret_set {name}: the value must be 0x followed by exactly 32 hex digits")]
-    BadSecretValue { name: String },
+    /// The name is not repeated: a key typed in its place would be.
+    #[error("secret_set: no secret of that name ({})", declared_secrets(declared))]
+    UnknownSecret { declared: Vec<String> },
+    #[error("secret_set: the value must be 0x followed by exactly 32 hex digits")]
+    BadSecretValue,
+    #[error(
+        "{command} must be written in lower case (the line is not repeated: it may hold a secret)"
+    )]
+    SecretCommandCase { command: &'static str },
     #[error("{command} is not allowed in an entries file (allowed: {})", ENTRIES_COMMANDS.join(", "))]
     NotInEntriesFile { command: String },
 }
@@ -443,6 +466,14 @@ pub fn parse_command(line: &str, set: &TableSet) -> Result<Option<Command>, Comm
     let Some(verb) = tokens.next() else {
         return Ok(None);
     };
+    if is_secret_line(verb) {
+        if let Some(s) = SPECS
+            .iter()
+            .find(|s| s.secret && s.name != verb && s.name.eq_ignore_ascii_case(verb))
+        {
+            return Err(CommandError::SecretCommandCase { command: s.name });
+        }
+    }
     let args: Vec<&str> = tokens.collect();
     let cmd = match (verb, args.as_slice()) {
         ("table_add", _) => parse_table_add(&args, set)?,
@@ -683,14 +714,11 @@ fn parse_decimal(token: &str) -> Option<u32> {
 fn parse_secret(set: &TableSet, name: &str, value: &str) -> Result<Command, CommandError> {
     if set.secret_by_name(name).is_none() {
         return Err(CommandError::UnknownSecret {
-            name: name.to_owned(),
             declared: set.secrets().to_vec(),
         });
     }
     let bytes =
-        sluice_defs::secret::parse_secret(value).map_err(|_| CommandError::BadSecretValue {
-            name: name.to_owned(),
-        })?;
+        sluice_defs::secret::parse_secret(value).map_err(|_| CommandError::BadSecretValue)?;
     Ok(Command::SecretSet {
         name: name.to_owned(),
         value: bytes,
@@ -848,7 +876,6 @@ pub fn apply(set: &mut TableSet, cmd: &Command) -> Result<CommandOutput, Command
         Command::SecretSet { name, value } => {
             let Some(i) = set.secret_by_name(name) else {
                 return Err(CommandError::UnknownSecret {
-                    name: name.clone(),
                     declared: set.secrets().to_vec(),
                 });
             };

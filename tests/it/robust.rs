@@ -171,3 +171,133 @@ fn run_fails_when_its_summary_cannot_be_written() {
     assert_eq!(o.status.code(), Some(1));
     assert!(!String::from_utf8_lossy(&o.stderr).contains("panicked"));
 }
+
+/// A key whose every form (with and without `0x`, either case, either byte order, either
+/// half) is looked for in every output.
+const KEY: &str = "0x8f3a61c2d9e4b70512aa6e3f9c0d47b1";
+
+fn key_forms() -> Vec<String> {
+    let hex = &KEY[2..];
+    let bytes: Vec<&str> = (0..16).map(|i| &hex[2 * i..2 * i + 2]).collect();
+    let reversed: String = bytes.iter().rev().copied().collect();
+    let mut forms = Vec::new();
+    for h in [hex.to_string(), reversed] {
+        forms.push(h.clone());
+        forms.push(h[..16].to_string());
+        forms.push(h[16..].to_string());
+    }
+    let mut all = Vec::new();
+    for f in forms {
+        all.push(f.to_ascii_lowercase());
+        all.push(f.to_ascii_uppercase());
+    }
+    all
+}
+
+#[track_caller]
+fn assert_no_key(what: &str, text: &str) {
+    for f in key_forms() {
+        assert!(!text.contains(&f), "{what} shows the key ({f}):\n{text}");
+    }
+}
+
+#[test]
+fn no_output_of_any_path_repeats_a_secret() {
+    let dir = temp_dir("robust-secrets");
+    let wrong_lines = [
+        format!("secret_set {KEY} tunnel_key"),
+        format!("SECRET_SET tunnel_key {KEY}"),
+        format!("Secret_Set {KEY}"),
+        format!("secret_set tunnel_key {KEY} extra"),
+        format!("secret_set tunnel_key {}", &KEY[..20]),
+    ];
+    // Entries files, through `run`.
+    for (i, line) in wrong_lines.iter().enumerate() {
+        let entries = dir.join(format!("bad{i}.entries"));
+        std::fs::write(&entries, format!("# a bad secret line\n{line}\n")).unwrap();
+        let o = run(&[
+            "run",
+            "programs/vnet_auth.sluice",
+            "--entries",
+            entries.to_str().unwrap(),
+            "--in",
+            "programs/vnet_auth.pcap",
+            "--out-dir",
+            dir.join("out").to_str().unwrap(),
+        ]);
+        assert_eq!(o.status, 2, "{line}: {}", o.stderr);
+        assert!(o.stderr.contains(":2: "), "names the line: {}", o.stderr);
+        assert_no_key("run's errors", &o.stderr);
+        assert_no_key("run's output", &o.stdout);
+    }
+
+    // A live switch, and ctl in each of its modes.
+    let input = dir.join("empty.pcap");
+    crate::serve::udp_capture(&input, 0);
+    let sw =
+        crate::serve::Switch::start_program(&dir, "programs/vnet_auth.sluice", "", &input, &[]);
+    for line in &wrong_lines {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let o = sw.ctl(&words);
+        assert_eq!(o.status, 1, "{line}: {}", o.stderr);
+        assert_no_key("ctl's error", &o.stderr);
+        assert_no_key("ctl's output", &o.stdout);
+    }
+    let script = dir.join("script.txt");
+    std::fs::write(&script, format!("show_tables\n{}\n", wrong_lines[0])).unwrap();
+    let o = sw.ctl(&["-f", script.to_str().unwrap()]);
+    assert_eq!(o.status, 1);
+    assert!(o.stderr.contains("script.txt:2: error:"), "{}", o.stderr);
+    assert_no_key("ctl -f", &(o.stdout.clone() + &o.stderr));
+
+    // The key from a file, never on the command line.
+    let keyfile = dir.join("key");
+    std::fs::write(&keyfile, format!("{KEY}\n")).unwrap();
+    let o = sw.ctl(&[
+        "secret_set",
+        "tunnel_key",
+        "--secret-file",
+        keyfile.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status, 0, "{}", o.stderr);
+    assert_eq!(o.stdout, "Secret tunnel_key set\n");
+    // Left out, with no terminal to ask at: refused with the way to give it.
+    let o = sw.ctl(&["secret_set", "tunnel_key"]);
+    assert_eq!(o.status, 1);
+    assert!(o.stderr.contains("--secret-file"), "{}", o.stderr);
+
+    // The interactive shell: what it shows while the lines are typed, and its history.
+    let history = dir.join("history");
+    let mut t = Terminal::spawn(
+        &["ctl", "--control", sw.sock.to_str().unwrap()],
+        &[("SLUICE_HISTORY", &history)],
+    );
+    t.expect("sluice> ");
+    for line in &wrong_lines[..3] {
+        t.type_line(line);
+        t.expect("error:");
+        t.expect("sluice> ");
+    }
+    t.type_line("secret_set tunnel_key");
+    t.expect("key (not echoed): ");
+    t.type_line(KEY);
+    t.expect("Secret tunnel_key set");
+    t.expect("sluice> ");
+    t.type_line("show_actions");
+    t.expect("sluice> ");
+    t.type_line("quit");
+    let (status, shown) = t.finish();
+    assert_eq!(status, 0, "{shown}");
+    assert_no_key("the shell's terminal", &shown);
+    let kept = std::fs::read_to_string(&history).unwrap_or_default();
+    assert!(kept.contains("show_actions"), "{kept}");
+    assert!(!kept.to_lowercase().contains("secret_set"), "{kept}");
+    assert_no_key("the shell's history", &kept);
+
+    let _ = std::process::Command::new("kill")
+        .arg(sw.child.id().to_string())
+        .status();
+    let out = sw.child.wait_with_output().unwrap();
+    assert_no_key("serve's output", &String::from_utf8_lossy(&out.stdout));
+    assert_no_key("serve's log", &String::from_utf8_lossy(&out.stderr));
+}

@@ -95,3 +95,143 @@ pub fn check_checksums(data: &[u8]) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// `sluice` running in a pseudo-terminal, as a user at a terminal runs it: its standard
+/// input, output and error are the terminal, which is also its controlling terminal (so that
+/// it can ask for a password without echo).
+pub struct Terminal {
+    master: std::fs::File,
+    child: std::process::Child,
+    /// Everything the terminal showed so far.
+    pub seen: String,
+    /// How much of it `expect` has matched.
+    pos: usize,
+}
+
+impl Terminal {
+    pub fn spawn(args: &[&str], env: &[(&str, &Path)]) -> Terminal {
+        use std::os::fd::FromRawFd;
+        use std::os::unix::process::CommandExt;
+        let (mut master, mut slave) = (0, 0);
+        // SAFETY: openpty writes two file descriptors into the integers it is given; the
+        // name, termios and window-size arguments may be null.
+        let r = unsafe {
+            libc::openpty(
+                &mut master,
+                &mut slave,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(r, 0, "openpty: {}", std::io::Error::last_os_error());
+        // SAFETY: both descriptors were just opened by openpty and belong to nothing else.
+        let (master, slave) = unsafe {
+            (
+                std::fs::File::from_raw_fd(master),
+                std::fs::File::from_raw_fd(slave),
+            )
+        };
+        let mut cmd = sluice();
+        cmd.args(args)
+            .stdin(slave.try_clone().unwrap())
+            .stdout(slave.try_clone().unwrap())
+            .stderr(slave);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        // SAFETY: between fork and exec only async-signal-safe calls: setsid, and ioctl to
+        // make the terminal (now standard input) the new session's controlling terminal.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().expect("sluice runs in a terminal");
+        Terminal {
+            master,
+            child,
+            seen: String::new(),
+            pos: 0,
+        }
+    }
+
+    /// Reads what the terminal shows until `needle` appears after what the last `expect`
+    /// matched.
+    pub fn expect(&mut self, needle: &str) {
+        use std::io::Read;
+        use std::os::fd::AsRawFd;
+        let start = self.pos;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            if let Some(i) = self.seen[start..].find(needle) {
+                self.pos = start + i + needle.len();
+                return;
+            }
+            if std::time::Instant::now() >= deadline {
+                let tail: String = self.seen[start..].chars().rev().take(600).collect();
+                let tail: String = tail.chars().rev().collect();
+                panic!(
+                    "the terminal never showed {needle:?}; since then it showed:\n{}",
+                    tail.escape_debug()
+                );
+            }
+            let mut pfd = libc::pollfd {
+                fd: self.master.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd, for a descriptor this struct owns.
+            let n = unsafe { libc::poll(&mut pfd, 1, 100) };
+            if n <= 0 {
+                continue;
+            }
+            let mut buf = [0u8; 4096];
+            match self.master.read(&mut buf) {
+                Ok(0) | Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+                Ok(k) => self.seen.push_str(&String::from_utf8_lossy(&buf[..k])),
+            }
+        }
+    }
+
+    /// Types a line, as a user would, after the program asked for it.
+    pub fn type_line(&mut self, line: &str) {
+        use std::io::Write;
+        self.master.write_all(line.as_bytes()).unwrap();
+        self.master.write_all(b"\r").unwrap();
+    }
+
+    /// Waits for the program to exit, reading what it still shows.
+    pub fn finish(mut self) -> (i32, String) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                // What it wrote before exiting.
+                use std::io::Read;
+                use std::os::fd::AsRawFd;
+                loop {
+                    let mut pfd = libc::pollfd {
+                        fd: self.master.as_raw_fd(),
+                        events: libc::POLLIN,
+                        revents: 0,
+                    };
+                    // SAFETY: as in `expect`.
+                    if unsafe { libc::poll(&mut pfd, 1, 50) } <= 0 {
+                        break;
+                    }
+                    let mut buf = [0u8; 4096];
+                    match self.master.read(&mut buf) {
+                        Ok(k) if k > 0 => self.seen.push_str(&String::from_utf8_lossy(&buf[..k])),
+                        _ => break,
+                    }
+                }
+                return (s.code().unwrap_or(-1), self.seen);
+            }
+            assert!(std::time::Instant::now() < deadline, "sluice did not exit");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}

@@ -462,41 +462,45 @@ fn secret_set_stores_without_showing_the_value() {
 }
 
 #[test]
-fn secret_errors_never_echo_the_value() {
+fn secret_errors_never_echo_any_word_of_the_line() {
     let short = "0x00112233445566778899aabbccddee";
+    let bad_value = "secret_set: the value must be 0x followed by exactly 32 hex digits";
+    let usage = "secret_set: wrong number of arguments; usage: secret_set NAME 0x<32 hex digits>";
+    let unknown = "secret_set: no secret of that name (declared secrets: key)";
+    let case = "secret_set must be written in lower case (the line is not repeated: it may hold \
+                a secret)";
     let cases = [
-        (
-            format!("secret_set key {short}"),
-            "secret_set key: the value must be 0x followed by exactly 32 hex digits",
-        ),
-        (
-            format!("secret_set key {}", &SECRET[2..]),
-            "secret_set key: the value must be 0x followed by exactly 32 hex digits",
-        ),
-        (
-            format!("secret_set key {SECRET} extra"),
-            "secret_set: wrong number of arguments; usage: secret_set NAME 0x<32 hex digits>",
-        ),
-        (
-            format!("secret_set {SECRET}"),
-            "secret_set: wrong number of arguments; usage: secret_set NAME 0x<32 hex digits>",
-        ),
-        (
-            format!("secret_set nope {SECRET}"),
-            "unknown secret 'nope' (declared secrets: key)",
-        ),
+        (format!("secret_set key {short}"), bad_value),
+        (format!("secret_set key {}", &SECRET[2..]), bad_value),
+        (format!("secret_set key {SECRET} extra"), usage),
+        (format!("secret_set {SECRET}"), usage),
+        (format!("secret_set nope {SECRET}"), unknown),
+        // The arguments swapped: the key stands where the name goes.
+        (format!("secret_set {SECRET} key"), unknown),
+        (format!("SECRET_SET key {SECRET}"), case),
+        (format!("Secret_Set {SECRET} key"), case),
     ];
     for (line, want) in cases {
         let e = err(&line);
-        assert_eq!(e, want);
-        assert!(!e.contains("112233") && !format!("{e:?}").contains("112233"));
+        assert_eq!(e, want, "{line}");
+        // (The declared secrets are listed: `key` may appear as one of them.)
+        for word in line.split_whitespace().skip(1).filter(|w| *w != "key") {
+            assert!(!e.contains(word), "{line}: {e}");
+        }
+        for part in ["00112233", "ccddeeff", "CCDDEEFF", "ffeeddcc", "33221100"] {
+            assert!(!e.to_lowercase().contains(part), "{line}: {e}");
+            assert!(!format!("{e:?}").to_lowercase().contains(part), "{line}");
+        }
     }
     let empty = set_with_secrets(vec![]);
     let e = parse_command(&format!("secret_set key {SECRET}"), &empty).unwrap_err();
     assert_eq!(
         e.to_string(),
-        "unknown secret 'key' (the program declares no secrets)"
+        "secret_set: no secret of that name (the program declares no secrets)"
     );
+    assert!(is_secret_line("  secret_set k v"));
+    assert!(is_secret_line("\u{feff}SECRET_SET k v"));
+    assert!(!is_secret_line("table_dump secret_set"));
 }
 
 #[test]
