@@ -577,8 +577,9 @@ fn complete_secret(line: &str, prompt: KeyPrompt) -> Result<String, String> {
     }
     let key = match words.as_slice() {
         [_, _, "--secret-file", path] => read_secret_file(path)?,
-        [_, _] if prompt == KeyPrompt::Ask => rpassword::prompt_password("key (not echoed): ")
-            .map_err(|e| format!("cannot read the key: {e}"))?,
+        [_, _] if prompt == KeyPrompt::Ask => {
+            read_hidden("key (not echoed): ").map_err(|e| format!("cannot read the key: {e}"))?
+        }
         [_, _] => {
             return Err(
                 "secret_set: no key given; add --secret-file PATH (- for standard input), or \
@@ -589,6 +590,42 @@ fn complete_secret(line: &str, prompt: KeyPrompt) -> Result<String, String> {
         _ => return Ok(line.to_string()),
     };
     Ok(format!("{} {} {}", words[0], words[1], key.trim()))
+}
+
+/// Reads a line from the terminal without echo. Echo is turned off before the prompt is
+/// shown, so that a key typed (or pasted) as soon as the prompt appears is never echoed.
+fn read_hidden(prompt: &str) -> std::io::Result<String> {
+    use std::io::{BufRead, Write};
+    use std::os::fd::AsRawFd;
+    let tty = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")?;
+    let fd = tty.as_raw_fd();
+    // SAFETY: termios is plain data; tcgetattr fills it for a descriptor we hold open.
+    let mut saved: libc::termios = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    if unsafe { libc::tcgetattr(fd, &mut saved) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let mut quiet = saved;
+    quiet.c_lflag &= !libc::ECHO;
+    quiet.c_lflag |= libc::ECHONL;
+    // SAFETY: sets the attributes of the same descriptor from a valid termios.
+    if unsafe { libc::tcsetattr(fd, libc::TCSANOW, &quiet) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let result = (|| {
+        let mut w = &tty;
+        w.write_all(prompt.as_bytes())?;
+        w.flush()?;
+        let mut line = String::new();
+        std::io::BufReader::new(&tty).read_line(&mut line)?;
+        Ok(line.trim_end_matches(['\r', '\n']).to_string())
+    })();
+    // SAFETY: restores the attributes read above, on the same descriptor.
+    unsafe { libc::tcsetattr(fd, libc::TCSANOW, &saved) };
+    result
 }
 
 /// A key file's contents (or standard input's, for `-`), at most a few hundred bytes.

@@ -148,6 +148,18 @@ pub fn printable(text: &str) -> String {
     out
 }
 
+/// Creates the output directory (and its parents); a path that exists and is not a
+/// directory is an error that says so.
+pub fn make_out_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    if let Ok(m) = std::fs::metadata(dir) {
+        if !m.is_dir() {
+            anyhow::bail!("--out-dir {}: not a directory", dir.display());
+        }
+    }
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("--out-dir {}: cannot create it", dir.display()))
+}
+
 /// Reads a program, printing diagnostics; None if it has errors.
 pub fn load_program(
     path: &std::path::Path,

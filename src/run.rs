@@ -1,5 +1,6 @@
 //! `sluice run`: a program over a capture, with a summary that accounts for every packet.
 
+use crate::out::errln;
 use anyhow::{anyhow, Context};
 use sluice_compiler::interp::Interp;
 use sluice_compiler::ir::{Program, ReasonId};
@@ -7,7 +8,9 @@ use sluice_compiler::jit::JitProgram;
 use sluice_runtime::datapath::{Pipeline, Worker};
 use sluice_runtime::pcap::read_capture;
 use sluice_runtime::stats::Stats;
-use sluice_runtime::switch::{Pacing, PortOutputs, Replay, Ring, Switch, Tables, BATCH};
+use sluice_runtime::switch::{
+    OnFailure, Pacing, PortOutputs, Publish, Replay, Ring, Switch, Tables, BATCH,
+};
 use sluice_runtime::table::TableSet;
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -15,6 +18,7 @@ use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(clap::Args)]
@@ -82,71 +86,61 @@ pub fn run(args: &RunArgs, color: bool) -> anyhow::Result<ExitCode> {
     if let Some(e) = &args.entries {
         load_entries(&mut tables, e)?;
     }
-    let capture = read_capture(&args.input)
-        .with_context(|| format!("cannot read capture {}", args.input.display()))?;
-    std::fs::create_dir_all(&args.out_dir)
-        .with_context(|| format!("cannot create {}", args.out_dir.display()))?;
+    let capture = read_capture(&args.input).map_err(|e| anyhow!("cannot read capture {e}"))?;
+    crate::make_out_dir(&args.out_dir)?;
+    // SIGINT or SIGTERM ends the replay between two batches: the outputs are then put in
+    // place with every packet run so far.
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).context("cannot install signal handlers")?;
+    }
     let mut replay = Replay::new(vec![(args.ingress_port, capture)], Pacing::Flood);
-    let outputs = PortOutputs::new(&args.out_dir, replay.linktype(), replay.nanos());
-    let ring = Ring::new(BATCH, prog.headroom, replay.max_len());
-    let stats = sluice_compiler::stats_for(&prog);
+    // Outputs made under temporary names and put in place at the end; a failure fails the
+    // run and replaces nothing.
+    let (max_len, linktype, nanos) = (replay.max_len(), replay.linktype(), replay.nanos());
+    let switch = |worker| Switch {
+        worker,
+        ring: Ring::new(BATCH, prog.headroom, max_len),
+        stats: sluice_compiler::stats_for(&prog),
+        outputs: PortOutputs::new(
+            &args.out_dir,
+            linktype,
+            nanos,
+            Publish::AtEnd,
+            OnFailure::Stop,
+        ),
+    };
     let interp = Interp::new(&prog);
-    let stats = if args.trace {
+    let jit;
+    let worker: Box<dyn Worker> = if args.trace {
         // The trace follows the reference interpreter, whatever --backend says.
-        let mut sw = Switch {
-            worker: interp.tracing_worker(),
-            ring,
-            stats,
-            outputs,
-        };
-        let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
-        let mut text = String::new();
-        let mut closed = false;
-        sw.replay(
-            &mut replay,
-            &mut Tables::Fixed(&tables),
-            || Duration::ZERO,
-            &AtomicBool::new(false),
-            true,
-            |ring, worker, _| {
-                text.clear();
-                for p in ring.packets() {
-                    let _ = writeln!(
-                        text,
-                        "packet {} ({} bytes, ingress port {})",
-                        p.seq + 1,
-                        p.in_len,
-                        p.meta.ingress_port
-                    );
-                    text.push_str(worker.trace(p.index).unwrap_or_default());
-                }
-                // The reader went away (`| head`): stop quietly, as Unix tools do.
-                if stdout.write_all(text.as_bytes()).is_err() {
-                    closed = true;
-                    return ControlFlow::Break(());
-                }
-                ControlFlow::Continue(())
-            },
-        )?;
-        if closed {
-            // The reader went away (`| head`): stop quietly, but the run's output (its
-            // summary) did not all reach it.
-            return Ok(ExitCode::FAILURE);
-        }
-        let _ = stdout.flush();
-        sw.finish()?
+        Box::new(interp.tracing_worker())
     } else {
         match args.backend {
             Backend::Jit => {
-                let jit = JitProgram::compile(&prog, false)?;
-                replay_all(jit.worker(), ring, stats, outputs, &mut replay, &tables)?
+                jit = JitProgram::compile(&prog, false)?;
+                Box::new(jit.worker())
             }
-            Backend::Interp => {
-                replay_all(interp.worker(), ring, stats, outputs, &mut replay, &tables)?
-            }
+            Backend::Interp => Box::new(interp.worker()),
         }
     };
-    print_summary(&summary(&prog, &stats))
+    let ended = replay_all(switch(worker), &mut replay, &tables, &stop, args.trace)?;
+    match ended {
+        Ended::Done(stats) => print_summary(&summary(&prog, &stats)),
+        Ended::Interrupted(stats) => {
+            errln!(
+                "sluice: interrupted after {} packets; the outputs in {} hold every packet run \
+                 so far",
+                stats.packets_in,
+                args.out_dir.display()
+            );
+            print_summary(&summary(&prog, &stats))?;
+            Ok(ExitCode::from(130))
+        }
+        // The reader of the trace went away (`| head`): stop quietly, but the run's output
+        // did not all reach it.
+        Ended::OutputClosed => Ok(ExitCode::FAILURE),
+    }
 }
 
 /// Prints the summary a command ends with. A summary that cannot be written fails the
@@ -159,30 +153,87 @@ pub fn print_summary(text: &str) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Replays a whole capture through one worker; returns the counters.
+/// How a replay ended.
+enum Ended {
+    Done(Stats),
+    /// By SIGINT or SIGTERM.
+    Interrupted(Stats),
+    /// The trace could not be written: standard output was closed.
+    OutputClosed,
+}
+
+/// Replays a whole capture through a switch, printing the trace if the worker makes one;
+/// puts the outputs in place, or, if the run fails, removes them.
 fn replay_all<W: Worker>(
-    worker: W,
-    ring: Ring,
-    stats: Stats,
-    outputs: PortOutputs,
+    mut sw: Switch<W>,
     replay: &mut Replay,
     tables: &TableSet,
-) -> anyhow::Result<Stats> {
-    let mut sw = Switch {
-        worker,
-        ring,
-        stats,
-        outputs,
-    };
-    sw.replay(
+    stop: &AtomicBool,
+    trace: bool,
+) -> anyhow::Result<Ended> {
+    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut text = String::new();
+    let mut closed = false;
+    let result = sw.replay(
         replay,
         &mut Tables::Fixed(tables),
         || Duration::ZERO,
-        &AtomicBool::new(false),
+        stop,
         true,
-        |_, _, _| ControlFlow::Continue(()),
-    )?;
-    Ok(sw.finish()?)
+        |batch| {
+            for n in &batch.notices {
+                errln!("warning: {n}");
+            }
+            if !trace {
+                return ControlFlow::Continue(());
+            }
+            text.clear();
+            for p in batch.ring.packets() {
+                let _ = writeln!(
+                    text,
+                    "packet {} ({} bytes, ingress port {})",
+                    p.seq + 1,
+                    p.in_len,
+                    p.meta.ingress_port
+                );
+                text.push_str(batch.worker.trace(p.index).unwrap_or_default());
+            }
+            if stdout.write_all(text.as_bytes()).is_err() {
+                closed = true;
+                return ControlFlow::Break(());
+            }
+            ControlFlow::Continue(())
+        },
+    );
+    if let Err(e) = result {
+        sw.outputs.abandon();
+        return Err(e.into());
+    }
+    if closed || stdout.flush().is_err() {
+        sw.outputs.abandon();
+        return Ok(Ended::OutputClosed);
+    }
+    drop(stdout);
+    let interrupted = stop.load(std::sync::atomic::Ordering::Relaxed);
+    let (stats, _) = sw.finish()?;
+    Ok(if interrupted {
+        Ended::Interrupted(stats)
+    } else {
+        Ended::Done(stats)
+    })
+}
+
+/// What went wrong with a port's output, for its line in the summary and in `stats`.
+pub fn output_trouble(s: &Stats, port: u16) -> String {
+    let get = |v: &[u64]| v.get(usize::from(port)).copied().unwrap_or(0);
+    let mut out = String::new();
+    if get(&s.unwritten) > 0 {
+        out += &format!("  ({} not written: the output failed)", get(&s.unwritten));
+    }
+    if get(&s.cut) > 0 {
+        out += &format!("  ({} cut to the 256 KiB snaplen)", get(&s.cut));
+    }
+    out
 }
 
 /// The end-of-run summary: every packet in is accounted for.
@@ -191,9 +242,16 @@ pub fn summary(prog: &Program, s: &Stats) -> String {
     let fw = s.forwarded_total();
     let dr = s.dropped_total();
     let _ = writeln!(o, "packets in:    {}", s.packets_in);
+    if s.skipped > 0 {
+        let _ = writeln!(
+            o,
+            "skipped:       {} (records whose timestamp classic pcap cannot hold; not run)",
+            s.skipped
+        );
+    }
     let _ = writeln!(o, "forwarded:     {fw}");
     for (p, n) in s.forwarded_ports() {
-        let _ = writeln!(o, "  port {p:<8} {n}");
+        let _ = writeln!(o, "  port {p:<8} {n}{}", output_trouble(s, p));
     }
     let _ = writeln!(o, "dropped:       {dr}");
     for (r, n) in s.dropped.iter().enumerate() {

@@ -12,7 +12,9 @@ use sluice_runtime::datapath::Pipeline;
 use sluice_runtime::live::LiveTables;
 use sluice_runtime::pcap::read_capture;
 use sluice_runtime::stats::Stats;
-use sluice_runtime::switch::{Pacing, PortOutputs, Replay, Ring, Switch, Tables, BATCH};
+use sluice_runtime::switch::{
+    OnFailure, Pacing, PortOutputs, Publish, Replay, Ring, Switch, Tables, BATCH,
+};
 use std::io::Write;
 use std::ops::ControlFlow;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -47,6 +49,10 @@ pub struct ServeArgs {
     /// Exit once every input has been replayed (otherwise run until SIGINT or SIGTERM).
     #[arg(long)]
     exit_when_done: bool,
+    /// Write what each output has gathered at least this often, in milliseconds, so that
+    /// the files can be read while the switch runs (whole records only).
+    #[arg(long, value_name = "MS", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    flush_ms: u64,
 }
 
 fn parse_input(s: &str) -> anyhow::Result<(u16, PathBuf)> {
@@ -59,37 +65,77 @@ fn parse_input(s: &str) -> anyhow::Result<(u16, PathBuf)> {
     Ok((port, PathBuf::from(path)))
 }
 
-/// Creates the control socket: refuses a live one, replaces a stale one, mode 0600 from the
-/// start (it is made in a private directory, then moved into place).
-fn bind_control(path: &Path) -> anyhow::Result<UnixListener> {
-    if path.exists() {
-        if UnixStream::connect(path).is_ok() {
-            bail!(
-                "{}: a switch is already listening on this control socket",
-                path.display()
-            );
-        }
-        std::fs::remove_file(path)
-            .with_context(|| format!("cannot remove stale socket {}", path.display()))?;
+/// The control socket and the lock that makes it this switch's alone. Dropping it removes
+/// the socket and the lock file, on every way out of `serve`.
+struct ControlSocket {
+    path: PathBuf,
+    lock_path: PathBuf,
+    /// Held (flock) as long as the switch runs.
+    _lock: std::fs::File,
+}
+
+impl Drop for ControlSocket {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+        let _ = std::fs::remove_file(&self.lock_path);
     }
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let private = dir.join(format!(".sluice-sock-{}", std::process::id()));
-    std::fs::create_dir(&private)
-        .with_context(|| format!("cannot create {}", private.display()))?;
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700))?;
-    let tmp = private.join("sock");
-    let bound = UnixListener::bind(&tmp).with_context(|| format!("cannot bind {}", tmp.display()));
-    let result = bound.and_then(|l| {
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
-        std::fs::rename(&tmp, path).with_context(|| format!("cannot create {}", path.display()))?;
-        Ok(l)
-    });
-    let _ = std::fs::remove_dir_all(&private);
-    result
+}
+
+/// Creates the control socket at `path`, mode 0600 from the start.
+///
+/// One switch per path: a lock file beside the socket (`PATH.lock`, locked with flock while
+/// the switch runs) makes two switches started at once exclude each other. Only a stale
+/// socket (one nothing answers on) is replaced; a live one, or anything that is not a socket
+/// (a regular file, a directory, a link), is refused and left as it is.
+fn bind_control(path: &Path) -> anyhow::Result<(UnixListener, ControlSocket)> {
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let shown = path.display();
+    let mut lock_name = path.as_os_str().to_owned();
+    lock_name.push(".lock");
+    let lock_path = PathBuf::from(lock_name);
+    let lock = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&lock_path)
+        .with_context(|| format!("{shown}: cannot open its lock file {}", lock_path.display()))?;
+    if lock.try_lock().is_err() {
+        bail!("{shown}: another switch is already listening on this control socket");
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_socket() => {
+            if UnixStream::connect(path).is_ok() {
+                bail!("{shown}: a switch is already listening on this control socket");
+            }
+            std::fs::remove_file(path)
+                .with_context(|| format!("{shown}: cannot remove the stale socket"))?;
+        }
+        Ok(_) => bail!(
+            "{shown}: exists and is not a socket; refusing to replace it (choose another \
+             --control path, or remove it)"
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(anyhow!("{shown}: {e}")),
+    }
+    // The socket is created with the umask's permissions: make them 0600 for the bind, so
+    // that no other user can connect in the moment before a chmod.
+    // SAFETY: umask only changes the process's file mode mask; no other thread exists yet
+    // that creates files (the control thread starts after the bind).
+    let old = unsafe { libc::umask(0o177) };
+    let bound = UnixListener::bind(path);
+    // SAFETY: as above; restores the mask the process had.
+    unsafe { libc::umask(old) };
+    let listener = bound.map_err(|e| anyhow!("{shown}: cannot create the control socket: {e}"))?;
+    Ok((
+        listener,
+        ControlSocket {
+            path: path.to_owned(),
+            lock_path,
+            _lock: lock,
+        },
+    ))
 }
 
 pub fn serve(args: &ServeArgs, color: bool) -> anyhow::Result<ExitCode> {
@@ -108,8 +154,7 @@ pub fn serve(args: &ServeArgs, color: bool) -> anyhow::Result<ExitCode> {
     let mut inputs = Vec::new();
     for s in &args.inputs {
         let (port, path) = parse_input(s)?;
-        let c = read_capture(&path)
-            .with_context(|| format!("cannot read capture {}", path.display()))?;
+        let c = read_capture(&path).map_err(|e| anyhow!("cannot read capture {e}"))?;
         inputs.push((port, c));
     }
     let pacing = match (args.rate, args.realtime) {
@@ -118,8 +163,7 @@ pub fn serve(args: &ServeArgs, color: bool) -> anyhow::Result<ExitCode> {
         (None, false) => Pacing::Flood,
     };
     let mut replay = Replay::new(inputs, pacing);
-    std::fs::create_dir_all(&args.out_dir)
-        .with_context(|| format!("cannot create {}", args.out_dir.display()))?;
+    crate::make_out_dir(&args.out_dir)?;
 
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -127,7 +171,7 @@ pub fn serve(args: &ServeArgs, color: bool) -> anyhow::Result<ExitCode> {
     }
     let (live, mut reader) = LiveTables::new(tables);
     let published = Arc::new(Mutex::new(sluice_compiler::stats_for(&prog)));
-    let listener = bind_control(&args.control)?;
+    let (listener, socket) = bind_control(&args.control)?;
     {
         let live = live.clone();
         let published = published.clone();
@@ -150,8 +194,17 @@ pub fn serve(args: &ServeArgs, color: bool) -> anyhow::Result<ExitCode> {
         worker: jit.worker(),
         ring: Ring::new(BATCH, prog.headroom, replay.max_len()),
         stats: sluice_compiler::stats_for(&prog),
-        outputs: PortOutputs::new(&args.out_dir, replay.linktype(), replay.nanos()),
+        // Outputs in place from the start, so that they can be read while the switch runs;
+        // one that fails is given up, and the switch goes on with the others.
+        outputs: PortOutputs::new(
+            &args.out_dir,
+            replay.linktype(),
+            replay.nanos(),
+            Publish::AtOnce,
+            OnFailure::GiveUpPort,
+        ),
     };
+    sw.outputs.flush_every = Some(Duration::from_millis(args.flush_ms));
     let start = Instant::now();
     let result = sw.replay(
         &mut replay,
@@ -159,19 +212,25 @@ pub fn serve(args: &ServeArgs, color: bool) -> anyhow::Result<ExitCode> {
         || start.elapsed(),
         &stop,
         args.exit_when_done,
-        |_, _, stats| {
+        |batch| {
+            for n in &batch.notices {
+                errln!("sluice: {n}");
+            }
             // Publish the counters for `stats`, without ever waiting for the control plane.
             if let Ok(mut p) = published.try_lock() {
-                p.clone_from(stats);
+                p.clone_from(batch.stats);
             }
             ControlFlow::Continue(())
         },
     );
     reader.end();
     let finished = sw.finish();
-    let _ = std::fs::remove_file(&args.control);
+    drop(socket);
     result?;
-    let stats = finished?;
+    let (stats, notices) = finished?;
+    for n in notices {
+        errln!("sluice: {n}");
+    }
     crate::run::print_summary(&crate::run::summary(&prog, &stats))
 }
 
@@ -357,12 +416,19 @@ pub fn format_stats(prog: &Program, s: &Stats) -> String {
     use std::fmt::Write as _;
     let mut o = String::new();
     let _ = writeln!(o, "packets in: {}", s.packets_in);
+    if s.skipped > 0 {
+        let _ = writeln!(o, "  skipped (timestamp not representable) {}", s.skipped);
+    }
     for (p, n) in s.in_ports() {
         let _ = writeln!(o, "  port {p:<6} in {n}");
     }
     let _ = writeln!(o, "forwarded: {}", s.forwarded_total());
     for (p, n) in s.forwarded_ports() {
-        let _ = writeln!(o, "  port {p:<6} out {n}");
+        let _ = writeln!(
+            o,
+            "  port {p:<6} out {n}{}",
+            crate::run::output_trouble(s, p)
+        );
     }
     let _ = writeln!(o, "dropped: {}", s.dropped_total());
     for (r, n) in s.dropped.iter().enumerate().filter(|(_, n)| **n > 0) {

@@ -64,10 +64,10 @@ pub fn key_fields(t: &ir::Table) -> Vec<KeyField> {
 /// Why a program's tables could not be built: one of its const entries is refused (the
 /// checker lets none through that would be, so this is a compiler bug).
 #[derive(Debug, thiserror::Error)]
-#[error("table {table}: const entry: {source}")]
+#[error("table {table}: const entry: {error}")]
 pub struct TableSetError {
     pub table: String,
-    pub source: TableError,
+    pub error: TableError,
 }
 
 /// What a program declares about its tables, as the runtime describes it: the schema its
@@ -151,15 +151,15 @@ pub fn table_set(p: &ir::Program) -> Result<TableSet, TableSetError> {
                 args: e.args.clone().into(),
             };
             set.add(i, key, call, e.priority)
-                .map_err(|source| TableSetError {
+                .map_err(|error| TableSetError {
                     table: t.name.clone(),
-                    source,
+                    error,
                 })?;
         }
         if t.const_entries {
-            set.seal(i).map_err(|source| TableSetError {
+            set.seal(i).map_err(|error| TableSetError {
                 table: t.name.clone(),
-                source,
+                error,
             })?;
         }
     }

@@ -371,11 +371,11 @@ pub enum CommandError {
         params: String,
         got: usize,
     },
-    #[error("action {action}: argument {param}: {source}")]
+    #[error("action {action}: argument {param}: {error}")]
     BadArg {
         action: String,
         param: String,
-        source: ValueError,
+        error: ValueError,
     },
     #[error(
         "table {table} needs a priority after the {} of action {action} \
@@ -402,8 +402,8 @@ pub enum CommandError {
     BadPriority { table: String, token: String },
     #[error("table {table}: handle '{token}' is not a decimal number below 2^32")]
     BadHandle { table: String, token: String },
-    #[error("table {table}: {source}")]
-    Table { table: String, source: TableError },
+    #[error("table {table}: {error}")]
+    Table { table: String, error: TableError },
     /// The name is not repeated: a key typed in its place would be.
     #[error("secret_set: no secret of that name ({})", declared_secrets(declared))]
     UnknownSecret { declared: Vec<String> },
@@ -684,10 +684,10 @@ fn parse_args(schema: &ActionSchema, tokens: &[&str]) -> Result<Box<[u128]>, Com
         .iter()
         .zip(&schema.params)
         .map(|(tok, param)| {
-            parse_value(tok, param.width).map_err(|source| CommandError::BadArg {
+            parse_value(tok, param.width).map_err(|error| CommandError::BadArg {
                 action: schema.name.clone(),
                 param: param.name.clone(),
-                source,
+                error,
             })
         })
         .collect()
@@ -802,7 +802,7 @@ pub fn apply(set: &mut TableSet, cmd: &Command) -> Result<CommandOutput, Command
     };
     let wrap = |set: &TableSet, t: usize| {
         let table = name(set, t);
-        move |source| CommandError::Table { table, source }
+        move |error| CommandError::Table { table, error }
     };
     let out = match cmd {
         Command::TableAdd {
@@ -880,9 +880,9 @@ pub fn apply(set: &mut TableSet, cmd: &Command) -> Result<CommandOutput, Command
                 });
             };
             set.set_secret(i, *value)
-                .map_err(|source| CommandError::Table {
+                .map_err(|error| CommandError::Table {
                     table: name.clone(),
-                    source,
+                    error,
                 })?;
             CommandOutput::text(format!("Secret {name} set"))
         }

@@ -27,15 +27,15 @@ pub enum ControlError {
     UnsupportedVersion(u64),
     #[error("hello without a version")]
     NoVersion,
-    #[error("cannot connect to {}: {source} (is `sluice serve` running?)", path.display())]
+    #[error("cannot connect to {}: {error} (is `sluice serve` running?)", path.display())]
     Connect {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    #[error("cannot {doing}: {source}")]
+    #[error("cannot {doing}: {error}")]
     Io {
         doing: &'static str,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("the switch closed the connection")]
     Closed,
@@ -51,7 +51,7 @@ pub enum ControlError {
 }
 
 fn io(doing: &'static str) -> impl FnOnce(std::io::Error) -> ControlError {
-    move |source| ControlError::Io { doing, source }
+    move |error| ControlError::Io { doing, error }
 }
 
 /// A reply to one request.
@@ -207,9 +207,9 @@ pub struct Client<S: std::io::Read + Write> {
 impl Client<std::os::unix::net::UnixStream> {
     /// Connects to a switch's control socket and exchanges hellos.
     pub fn connect(path: &std::path::Path) -> Result<Self, ControlError> {
-        let connect_error = |source| ControlError::Connect {
+        let connect_error = |error| ControlError::Connect {
             path: path.to_owned(),
-            source,
+            error,
         };
         let s = std::os::unix::net::UnixStream::connect(path).map_err(connect_error)?;
         let w = s.try_clone().map_err(connect_error)?;

@@ -3,15 +3,15 @@
 //! resolution) into memory, and writing classic little-endian pcap.
 
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Seek, Write};
 use std::path::{Path, PathBuf};
 
-use pcap_file::pcap::{PcapParser, PcapWriter, RawPcapPacket};
+use pcap_file::pcap::{PcapParser, RawPcapPacket};
 use pcap_file::pcapng::blocks::interface_description::{
     InterfaceDescriptionBlock, InterfaceDescriptionOption,
 };
 use pcap_file::pcapng::{Block, PcapNgParser};
-use pcap_file::{DataLink, Endianness, PcapError as LibError, TsResolution};
+use pcap_file::{Endianness, PcapError as LibError, TsResolution};
 use thiserror::Error;
 
 /// One captured packet.
@@ -45,8 +45,8 @@ impl Capture {
 /// from 1, like Wireshark's frame numbers; offsets are from the file start.
 #[derive(Debug, Error)]
 pub enum PcapError {
-    #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, source: io::Error },
+    #[error("{}: {error}", path.display())]
+    Io { path: PathBuf, error: io::Error },
     #[error("{}: not a pcap or pcapng file (it starts with {magic})", path.display())]
     NotACapture { path: PathBuf, magic: String },
     #[error(
@@ -85,9 +85,9 @@ const PCAP_MAGICS: [[u8; 4]; 4] = [
 
 /// Reads a whole pcap or pcapng file.
 pub fn read_capture(path: &Path) -> Result<Capture, PcapError> {
-    let bytes = fs::read(path).map_err(|source| PcapError::Io {
+    let bytes = fs::read(path).map_err(|error| PcapError::Io {
         path: path.to_owned(),
-        source,
+        error,
     })?;
     parse_capture(&bytes, path)
 }
@@ -361,13 +361,28 @@ fn split_timestamp(raw: u64, per_sec: u128, offset_sec: i64) -> Option<(u64, u32
     Some((u64::try_from(secs).ok()?, u32::try_from(nanos).ok()?))
 }
 
-/// A classic little-endian pcap being written.
+/// A classic little-endian pcap being written, as tcpdump writes one: the 24-byte global
+/// header, then a 16-byte header and the bytes of each record.
+///
+/// Records are gathered in a buffer of whole records and written to the file when it fills
+/// or on [`PcapOut::flush`]: the file never holds half a record from this writer's side, so
+/// a reader (tshark on a running switch's output) sees the records written so far.
 pub struct PcapOut {
     path: PathBuf,
-    writer: PcapWriter<BufWriter<File>>,
+    file: File,
+    buf: Vec<u8>,
     nanos: bool,
     written: u64,
+    /// Records cut to the snaplen so far.
+    cut: u64,
+    /// Records in `buf`, not yet in the file.
+    buffered: u64,
+    /// The file's length after the last write that succeeded: whole records.
+    durable: u64,
 }
+
+/// How many bytes of whole records are gathered before they are written.
+const OUT_BUFFER: usize = 256 * 1024;
 
 impl PcapOut {
     /// Largest number of bytes kept per record.
@@ -376,35 +391,109 @@ impl PcapOut {
     /// Creates the file and writes the global header: nanosecond
     /// timestamps iff `nanos`, link type `linktype`, snaplen 262144.
     pub fn create(path: &Path, linktype: u32, nanos: bool) -> Result<Self, PcapError> {
-        let io_err = |source| PcapError::Io {
+        let file = File::create(path).map_err(|error| PcapError::Io {
             path: path.to_owned(),
-            source,
-        };
-        let file = File::create(path).map_err(io_err)?;
-        let header = pcap_file::pcap::PcapHeader {
-            snaplen: Self::SNAPLEN,
-            datalink: DataLink::from(linktype),
-            ts_resolution: if nanos {
-                TsResolution::NanoSecond
-            } else {
-                TsResolution::MicroSecond
-            },
-            endianness: Endianness::Little,
-            ..Default::default()
-        };
-        let writer = PcapWriter::with_header(BufWriter::new(file), header)
-            .map_err(|e| lib_io_error(path, e))?;
-        Ok(PcapOut {
-            path: path.to_owned(),
-            writer,
-            nanos,
-            written: 0,
-        })
+            error,
+        })?;
+        Self::start(file, path, linktype, nanos)
     }
 
-    /// Writes one record. Data beyond the snaplen is cut; `orig_len` is
-    /// raised to the captured length if it is smaller. In a µs file the
-    /// nanoseconds are truncated to microseconds.
+    /// Like [`PcapOut::create`] for a file that must not exist yet (`O_CREAT | O_EXCL`: a
+    /// link or anything else already at `path` is an error, never written through).
+    pub fn create_new(path: &Path, linktype: u32, nanos: bool) -> Result<Self, PcapError> {
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(|error| PcapError::Io {
+                path: path.to_owned(),
+                error,
+            })?;
+        Self::start(file, path, linktype, nanos)
+    }
+
+    fn start(file: File, path: &Path, linktype: u32, nanos: bool) -> Result<Self, PcapError> {
+        let mut buf = Vec::with_capacity(OUT_BUFFER + 64 * 1024);
+        let magic: u32 = if nanos { 0xa1b2_3c4d } else { 0xa1b2_c3d4 };
+        buf.extend_from_slice(&magic.to_le_bytes());
+        buf.extend_from_slice(&2u16.to_le_bytes());
+        buf.extend_from_slice(&4u16.to_le_bytes());
+        buf.extend_from_slice(&0i32.to_le_bytes()); // thiszone
+        buf.extend_from_slice(&0u32.to_le_bytes()); // sigfigs
+        buf.extend_from_slice(&Self::SNAPLEN.to_le_bytes());
+        buf.extend_from_slice(&linktype.to_le_bytes());
+        let mut out = PcapOut {
+            path: path.to_owned(),
+            file,
+            buf,
+            nanos,
+            written: 0,
+            cut: 0,
+            buffered: 0,
+            durable: 0,
+        };
+        // The header at once: a reader of a fresh output finds a valid, empty capture.
+        out.flush()?;
+        Ok(out)
+    }
+
+    /// Whether a record with this timestamp can be written (classic pcap has 32 bits of
+    /// seconds and a fraction below one second).
+    pub fn can_hold(ts_sec: u64, ts_nsec: u32) -> bool {
+        ts_sec <= u64::from(u32::MAX) && ts_nsec < 1_000_000_000
+    }
+
+    /// Writes the records gathered so far to the file. If that fails, they are lost (see
+    /// [`PcapOut::buffered`] to count them first).
+    pub fn flush(&mut self) -> Result<(), PcapError> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let r = self.file.write_all(&self.buf);
+        let len = self.buf.len() as u64;
+        self.buf.clear();
+        self.buffered = 0;
+        match r {
+            Ok(()) => {
+                self.durable += len;
+                Ok(())
+            }
+            Err(error) => {
+                // Part of the buffer may have reached the file (a disk that filled up, a
+                // size limit): cut it back to the last whole record.
+                let _ = self.file.set_len(self.durable);
+                let _ = self.file.seek(io::SeekFrom::Start(self.durable));
+                Err(PcapError::Io {
+                    path: self.path.clone(),
+                    error,
+                })
+            }
+        }
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Records the file's new name after it was renamed.
+    pub fn renamed(&mut self, path: &Path) {
+        self.path = path.to_owned();
+    }
+
+    /// Records gathered and not yet written to the file.
+    pub fn buffered(&self) -> u64 {
+        self.buffered
+    }
+
+    /// How many records were cut to the snaplen.
+    pub fn cut(&self) -> u64 {
+        self.cut
+    }
+
+    /// Writes one record. Data beyond the snaplen is cut (and counted); `orig_len` is
+    /// raised to the captured length if it is smaller. In a µs file the nanoseconds are
+    /// truncated to microseconds.
     pub fn write(
         &mut self,
         ts_sec: u64,
@@ -426,40 +515,27 @@ impl PcapOut {
         if ts_nsec >= 1_000_000_000 {
             return Err(unwritable(format!("{ts_nsec} ns is not below one second")));
         }
+        if data.len() > Self::SNAPLEN as usize {
+            self.cut += 1;
+        }
         let data = data.get(..Self::SNAPLEN as usize).unwrap_or(data);
         let incl_len = len_u32(data);
-        let packet = RawPcapPacket {
-            ts_sec,
-            ts_frac: if self.nanos { ts_nsec } else { ts_nsec / 1000 },
-            incl_len,
-            orig_len: orig_len.max(incl_len),
-            data: data.into(),
-        };
-        self.writer
-            .write_raw_packet(&packet)
-            .map_err(|e| lib_io_error(&self.path, e))?;
+        let frac = if self.nanos { ts_nsec } else { ts_nsec / 1000 };
+        for v in [ts_sec, frac, incl_len, orig_len.max(incl_len)] {
+            self.buf.extend_from_slice(&v.to_le_bytes());
+        }
+        self.buf.extend_from_slice(data);
         self.written = record;
+        self.buffered += 1;
+        if self.buf.len() >= OUT_BUFFER {
+            self.flush()?;
+        }
         Ok(())
     }
 
-    /// Flushes everything to the file.
-    pub fn finish(self) -> Result<(), PcapError> {
-        let path = self.path;
-        self.writer
-            .into_writer()
-            .flush()
-            .map_err(|source| PcapError::Io { path, source })
-    }
-}
-
-fn lib_io_error(path: &Path, err: LibError) -> PcapError {
-    let source = match err {
-        LibError::IoError(e) => e,
-        other => io::Error::other(other.to_string()),
-    };
-    PcapError::Io {
-        path: path.to_owned(),
-        source,
+    /// Writes everything gathered to the file.
+    pub fn finish(mut self) -> Result<(), PcapError> {
+        self.flush()
     }
 }
 

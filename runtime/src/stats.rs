@@ -15,6 +15,14 @@ pub struct Stats {
     pub table_hits: Vec<u64>,
     pub table_misses: Vec<u64>,
     pub action_runs: Vec<u64>,
+    /// Per egress port: packets forwarded there that its output could not take (it failed,
+    /// and the switch stopped writing it). They count as forwarded as well.
+    pub unwritten: Vec<u64>,
+    /// Per egress port: packets written cut to the output's snaplen (256 KiB).
+    pub cut: Vec<u64>,
+    /// Input records not run at all (a timestamp an output could not hold); not in
+    /// `packets_in`.
+    pub skipped: u64,
 }
 
 // The datapath bumps a counter per packet: the common case inline, growing out of line.
@@ -69,6 +77,16 @@ impl Stats {
         }
     }
 
+    /// Counts a packet forwarded to `port` that its output could not take.
+    pub fn count_unwritten(&mut self, port: u16) {
+        bump(&mut self.unwritten, port as usize);
+    }
+
+    /// Counts a packet written to `port` cut to the snaplen.
+    pub fn count_cut(&mut self, port: u16) {
+        bump(&mut self.cut, port as usize);
+    }
+
     /// (port, packets) for every port that forwarded a packet.
     pub fn forwarded_ports(&self) -> impl Iterator<Item = (u16, u64)> + '_ {
         nonzero(&self.forwarded)
@@ -95,7 +113,10 @@ impl Stats {
     /// Adds another switch's counters (same program) into these.
     pub fn merge(&mut self, other: &Stats) {
         self.packets_in += other.packets_in;
+        self.skipped += other.skipped;
         for (dst, src) in [
+            (&mut self.unwritten, &other.unwritten),
+            (&mut self.cut, &other.cut),
             (&mut self.in_by_port, &other.in_by_port),
             (&mut self.forwarded, &other.forwarded),
             (&mut self.dropped, &other.dropped),

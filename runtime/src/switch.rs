@@ -17,7 +17,7 @@ use crate::table::TableSet;
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use thiserror::Error;
 
 /// Packets per batch in `run` and `serve`: the datapath picks its table copy once per batch.
@@ -152,22 +152,133 @@ impl Tables<'_> {
     }
 }
 
+/// How a port's output file comes into place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Publish {
+    /// Under a temporary name until [`PortOutputs::finish`] renames it into place (`run`):
+    /// an earlier run's file is replaced by a whole one, or not at all.
+    AtEnd,
+    /// Renamed into place as soon as it is created (`serve`), so that it can be read while
+    /// the switch runs.
+    AtOnce,
+}
+
+/// What happens when a port's output cannot be written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnFailure {
+    /// The loop stops with the error (`run`: the command fails).
+    Stop,
+    /// The port's output is given up, with one notice; packets forwarded there are counted
+    /// as unwritten, and the other ports go on (`serve`: a live switch outlives its files).
+    GiveUpPort,
+}
+
+enum Port {
+    Open {
+        out: PcapOut,
+        /// Where it goes when done (with `Publish::AtEnd`; `None` once in place).
+        publish_to: Option<PathBuf>,
+    },
+    Failed,
+}
+
 /// What leaves each port: `DIR/port-N.pcap`, created when the port's first packet leaves.
+///
+/// Rule: nothing already in the directory is ever written through or truncated. Each output
+/// is created under a fresh name (`O_CREAT | O_EXCL`, so a link or a FIFO there is never
+/// opened) and renamed over `port-N.pcap`, which replaces a regular file's directory entry
+/// (another hard link to it keeps its contents) and refuses anything else.
 pub struct PortOutputs {
     dir: PathBuf,
     linktype: u32,
     nanos: bool,
-    files: BTreeMap<u16, PcapOut>,
+    publish: Publish,
+    on_failure: OnFailure,
+    ports: BTreeMap<u16, Port>,
+    notices: Vec<String>,
+    serial: u64,
+    /// How often buffered records are written out (`None`: when a buffer fills, and at the
+    /// end).
+    pub flush_every: Option<Duration>,
+    last_flush: Instant,
 }
 
 impl PortOutputs {
     /// Outputs in `dir` with the input's link type and timestamp precision.
-    pub fn new(dir: &Path, linktype: u32, nanos: bool) -> PortOutputs {
+    pub fn new(
+        dir: &Path,
+        linktype: u32,
+        nanos: bool,
+        publish: Publish,
+        on_failure: OnFailure,
+    ) -> PortOutputs {
         PortOutputs {
             dir: dir.to_owned(),
             linktype,
             nanos,
-            files: BTreeMap::new(),
+            publish,
+            on_failure,
+            ports: BTreeMap::new(),
+            notices: Vec::new(),
+            serial: 0,
+            flush_every: None,
+            last_flush: Instant::now(),
+        }
+    }
+
+    /// `DIR/port-N.pcap`.
+    pub fn path(&self, port: u16) -> PathBuf {
+        self.dir.join(format!("port-{port}.pcap"))
+    }
+
+    /// What happened that the user should hear of (a port's output given up), since last
+    /// asked.
+    pub fn take_notices(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notices)
+    }
+
+    fn open(&mut self, port: u16) -> Result<Port, SwitchError> {
+        let path = self.path(port);
+        if let Ok(m) = std::fs::symlink_metadata(&path) {
+            if !m.file_type().is_file() {
+                return Err(SwitchError::NotAFile { path });
+            }
+        }
+        let out = loop {
+            self.serial += 1;
+            let temp = self.dir.join(format!(
+                ".port-{port}.pcap.{}-{}.tmp",
+                std::process::id(),
+                self.serial
+            ));
+            match PcapOut::create_new(&temp, self.linktype, self.nanos) {
+                Ok(o) => break o,
+                // A name already taken (by anything): take another.
+                Err(PcapError::Io { error, .. })
+                    if error.kind() == std::io::ErrorKind::AlreadyExists && self.serial < 1000 =>
+                {
+                    continue
+                }
+                Err(error) => return Err(SwitchError::Create { path, error }),
+            }
+        };
+        match self.publish {
+            Publish::AtEnd => Ok(Port::Open {
+                out,
+                publish_to: Some(path),
+            }),
+            Publish::AtOnce => {
+                let mut out = out;
+                if let Err(error) = std::fs::rename(out.path(), &path) {
+                    let _ = std::fs::remove_file(out.path());
+                    return Err(SwitchError::Publish { path, error });
+                }
+                out.renamed(&path);
+                Ok(Port::Open {
+                    out,
+                    publish_to: None,
+                })
+            }
         }
     }
 
@@ -177,28 +288,145 @@ impl PortOutputs {
         port: u16,
         meta: &PacketMeta,
         pkt: &PacketBuf,
+        stats: &mut Stats,
     ) -> Result<(), SwitchError> {
-        let out = match self.files.entry(port) {
-            std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
-            std::collections::btree_map::Entry::Vacant(v) => {
-                let path = self.dir.join(format!("port-{port}.pcap"));
-                let o = PcapOut::create(&path, self.linktype, self.nanos)
-                    .map_err(|source| SwitchError::Create { path, source })?;
-                v.insert(o)
+        if !self.ports.contains_key(&port) {
+            let p = match self.open(port) {
+                Ok(p) => p,
+                Err(e) => self.failed(port, e)?,
+            };
+            self.ports.insert(port, p);
+        }
+        let (result, lost) = match self.ports.get_mut(&port) {
+            Some(Port::Open { out, .. }) => {
+                let before = out.cut();
+                // A write that fails may take the records gathered with it.
+                let lost = out.buffered() + 1;
+                let r = out.write(meta.ts_sec, meta.ts_nsec, pkt.orig_len, pkt.data());
+                if out.cut() != before {
+                    stats.count_cut(port);
+                }
+                (r, lost)
+            }
+            _ => {
+                stats.count_unwritten(port);
+                return Ok(());
             }
         };
-        out.write(meta.ts_sec, meta.ts_nsec, pkt.orig_len, pkt.data())
-            .map_err(|source| SwitchError::Write { source })
-    }
-
-    /// Flushes every output.
-    pub fn finish(self) -> Result<(), SwitchError> {
-        for (_, o) in self.files {
-            o.finish()
-                .map_err(|source| SwitchError::Finish { source })?;
+        if let Err(error) = result {
+            for _ in 0..lost {
+                stats.count_unwritten(port);
+            }
+            let p = self.failed(port, SwitchError::Write { error })?;
+            // Given up: what it holds stays readable, whole records up to the last written.
+            if let Some(Port::Open { out, publish_to }) = self.ports.insert(port, p) {
+                let temp = out.path().to_owned();
+                let _ = out.finish();
+                if let Some(to) = publish_to {
+                    let _ = std::fs::rename(&temp, &to);
+                }
+            }
         }
         Ok(())
     }
+
+    /// A port whose output failed: the error, or with `GiveUpPort`, a notice and a port
+    /// that takes nothing more.
+    fn failed(&mut self, port: u16, e: SwitchError) -> Result<Port, SwitchError> {
+        match self.on_failure {
+            OnFailure::Stop => Err(e),
+            OnFailure::GiveUpPort => {
+                self.notices.push(format!(
+                    "port {port}: {e}; no more packets are written to it (they are counted as \
+                     unwritten in `stats`)"
+                ));
+                Ok(Port::Failed)
+            }
+        }
+    }
+
+    /// Writes what is buffered to every output, so that a reader sees every packet so far.
+    pub fn flush(&mut self, stats: &mut Stats) -> Result<(), SwitchError> {
+        self.last_flush = Instant::now();
+        let ports: Vec<u16> = self.ports.keys().copied().collect();
+        for port in ports {
+            if let Some(Port::Open { out, .. }) = self.ports.get_mut(&port) {
+                let lost = out.buffered();
+                if let Err(error) = out.flush() {
+                    for _ in 0..lost {
+                        stats.count_unwritten(port);
+                    }
+                    let p = self.failed(port, SwitchError::Write { error })?;
+                    self.ports.insert(port, p);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Flushes when `flush_every` has passed since the last flush, so that what a running
+    /// switch wrote can be read (every 100 ms by default in `serve`).
+    pub fn flush_if_due(&mut self, stats: &mut Stats) -> Result<(), SwitchError> {
+        match self.flush_every {
+            Some(every) if self.last_flush.elapsed() >= every => self.flush(stats),
+            _ => Ok(()),
+        }
+    }
+
+    /// Flushes every output and puts it in place (with `Publish::AtEnd`). With `Stop`, the
+    /// first error is returned after every other output was finished; with `GiveUpPort`, an
+    /// output that fails now is counted and noticed like one that failed before.
+    pub fn finish(mut self, stats: &mut Stats) -> Result<Vec<String>, SwitchError> {
+        if self.on_failure == OnFailure::GiveUpPort {
+            self.flush(stats)?;
+        }
+        let mut first = None;
+        for (_, port) in std::mem::take(&mut self.ports) {
+            let Port::Open { out, publish_to } = port else {
+                continue;
+            };
+            let temp = out.path().to_owned();
+            let r = out
+                .finish()
+                .map_err(|error| SwitchError::Finish { error })
+                .and_then(|()| match publish_to {
+                    Some(to) => std::fs::rename(&temp, &to)
+                        .map_err(|error| SwitchError::Publish { path: to, error }),
+                    None => Ok(()),
+                });
+            if let Err(e) = r {
+                if publish_to_was_temp(&temp) {
+                    let _ = std::fs::remove_file(&temp);
+                }
+                first.get_or_insert(e);
+            }
+        }
+        match first {
+            Some(e) => Err(e),
+            None => Ok(self.take_notices()),
+        }
+    }
+
+    /// Removes the outputs not yet in place (with `Publish::AtEnd`: a run that failed
+    /// replaces nothing).
+    pub fn abandon(self) {
+        for (_, port) in self.ports {
+            if let Port::Open {
+                out,
+                publish_to: Some(_),
+            } = port
+            {
+                let _ = std::fs::remove_file(out.path());
+            }
+        }
+    }
+}
+
+/// Whether a path is one of the temporary names outputs are made under.
+fn publish_to_was_temp(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with(".port-") && n.ends_with(".tmp"))
 }
 
 /// Why the switch loop stopped.
@@ -206,12 +434,19 @@ impl PortOutputs {
 pub enum SwitchError {
     #[error(transparent)]
     Datapath(#[from] DatapathError),
-    #[error("cannot create {}: {source}", path.display())]
-    Create { path: PathBuf, source: PcapError },
-    #[error("cannot write output: {source}")]
-    Write { source: PcapError },
-    #[error("cannot finish output: {source}")]
-    Finish { source: PcapError },
+    #[error("cannot create {}: {error}", path.display())]
+    Create { path: PathBuf, error: PcapError },
+    #[error("cannot write output: {error}")]
+    Write { error: PcapError },
+    #[error("cannot finish output: {error}")]
+    Finish { error: PcapError },
+    #[error("{}: exists and is not a regular file; not replacing it", path.display())]
+    NotAFile { path: PathBuf },
+    #[error("cannot put {} in place: {error}", path.display())]
+    Publish {
+        path: PathBuf,
+        error: std::io::Error,
+    },
 }
 
 /// How fast a replay feeds its captures.
@@ -238,6 +473,10 @@ pub struct Replay {
     linktype: u32,
     nanos: bool,
     seq: u64,
+    /// Records skipped since last taken (see [`Replay::fill`]).
+    pub skipped: u64,
+    skipped_total: u64,
+    notices: Vec<String>,
 }
 
 /// What a replay did when asked to fill a ring.
@@ -272,7 +511,15 @@ impl Replay {
             linktype,
             nanos,
             seq: 0,
+            skipped: 0,
+            skipped_total: 0,
+            notices: Vec::new(),
         }
+    }
+
+    /// What the user should hear of (records skipped) since last asked.
+    pub fn take_notices(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notices)
     }
 
     /// The link type of the outputs: the first record's.
@@ -322,6 +569,31 @@ impl Replay {
                 .min();
             match pick {
                 Some((d, i)) if d <= now => {
+                    let inp = &self.inputs[i];
+                    let (port, number) = (inp.port, inp.next + 1);
+                    let rec = &inp.records[inp.next];
+                    if !PcapOut::can_hold(rec.ts_sec, rec.ts_nsec) {
+                        // Its output could not hold it: dropped when read, not run. The first
+                        // few are listed, the rest only counted.
+                        let notice = format!(
+                            "input of port {port}: record {number}: timestamp {}.{:09} s cannot \
+                             be written to classic pcap (32-bit seconds); skipped",
+                            rec.ts_sec, rec.ts_nsec
+                        );
+                        self.inputs[i].next += 1;
+                        self.skipped += 1;
+                        self.skipped_total += 1;
+                        match self.skipped_total {
+                            1..=10 => self.notices.push(notice),
+                            11 => self.notices.push(
+                                "more records with such timestamps are skipped; the summary \
+                                 counts them"
+                                    .into(),
+                            ),
+                            _ => {}
+                        }
+                        continue;
+                    }
                     let inp = &mut self.inputs[i];
                     let rec = &inp.records[inp.next];
                     let meta = PacketMeta {
@@ -351,6 +623,16 @@ pub struct Switch<W> {
     pub outputs: PortOutputs,
 }
 
+/// One batch, as the loop hands it to its caller after running it and writing its outputs.
+pub struct Batch<'a, W> {
+    pub ring: &'a Ring,
+    pub worker: &'a W,
+    pub stats: &'a Stats,
+    /// What the user should hear of since the last batch (a port's output given up, an input
+    /// record skipped).
+    pub notices: Vec<String>,
+}
+
 impl<W: Worker> Switch<W> {
     /// Runs what the ring holds against the copy `tables` picks, writes each forwarded
     /// packet to its port, then hands the batch to `after` (a trace, published counters),
@@ -358,7 +640,8 @@ impl<W: Worker> Switch<W> {
     pub fn run_batch(
         &mut self,
         tables: &mut Tables,
-        after: &mut impl FnMut(&Ring, &W, &Stats) -> ControlFlow<()>,
+        notices: Vec<String>,
+        after: &mut impl FnMut(Batch<'_, W>) -> ControlFlow<()>,
     ) -> Result<ControlFlow<()>, SwitchError> {
         let Switch {
             worker,
@@ -369,10 +652,17 @@ impl<W: Worker> Switch<W> {
         tables.with(|t| ring.run(worker, t, stats))?;
         for p in ring.packets() {
             if let Verdict::Forward(port) = p.verdict {
-                outputs.write(port, p.meta, p.pkt)?;
+                outputs.write(port, p.meta, p.pkt, stats)?;
             }
         }
-        let flow = after(ring, worker, stats);
+        let mut notices = notices;
+        notices.extend(outputs.take_notices());
+        let flow = after(Batch {
+            ring,
+            worker,
+            stats,
+            notices,
+        });
         ring.clear();
         Ok(flow)
     }
@@ -387,14 +677,18 @@ impl<W: Worker> Switch<W> {
         clock: impl Fn() -> Duration,
         stop: &std::sync::atomic::AtomicBool,
         exit_when_done: bool,
-        mut after: impl FnMut(&Ring, &W, &Stats) -> ControlFlow<()>,
+        mut after: impl FnMut(Batch<'_, W>) -> ControlFlow<()>,
     ) -> Result<(), SwitchError> {
         use std::sync::atomic::Ordering;
         while !stop.load(Ordering::Relaxed) {
+            self.outputs.flush_if_due(&mut self.stats)?;
             let now = clock();
-            match src.fill(&mut self.ring, now) {
+            let fill = src.fill(&mut self.ring, now);
+            self.stats.skipped += std::mem::take(&mut src.skipped);
+            let notices = src.take_notices();
+            match fill {
                 Fill::Loaded => {
-                    if self.run_batch(tables, &mut after)?.is_break() {
+                    if self.run_batch(tables, notices, &mut after)?.is_break() {
                         break;
                     }
                 }
@@ -408,10 +702,12 @@ impl<W: Worker> Switch<W> {
         Ok(())
     }
 
-    /// Flushes the outputs; the counters are what is left.
-    pub fn finish(self) -> Result<Stats, SwitchError> {
-        self.outputs.finish()?;
-        Ok(self.stats)
+    /// Flushes the outputs and puts them in place; the counters are what is left, with
+    /// what the user should still hear of (an output given up at the end).
+    pub fn finish(self) -> Result<(Stats, Vec<String>), SwitchError> {
+        let mut stats = self.stats;
+        let notices = self.outputs.finish(&mut stats)?;
+        Ok((stats, notices))
     }
 }
 

@@ -301,3 +301,454 @@ fn no_output_of_any_path_repeats_a_secret() {
     assert_no_key("serve's output", &String::from_utf8_lossy(&out.stdout));
     assert_no_key("serve's log", &String::from_utf8_lossy(&out.stderr));
 }
+
+/// A capture of UDP packets to 203.0.113.10, one per `(destination port, payload bytes)`,
+/// with timestamps from `ts_sec`: port_dnat sends 8000-8099 to port 1, 8100-8199 to port 2.
+fn udp_packets(path: &std::path::Path, packets: &[(u16, usize)], ts_sec: u64) {
+    let mut out = sluice_runtime::pcap::PcapOut::create(path, 1, false).unwrap();
+    for (i, &(dport, len)) in packets.iter().enumerate() {
+        let payload = vec![0x5au8; len];
+        let udp_len = 8 + len as u16;
+        let mut p = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 8, 0];
+        let mut ip = vec![0x45, 0];
+        ip.extend_from_slice(&(20 + udp_len).to_be_bytes());
+        ip.extend_from_slice(&(i as u16).to_be_bytes());
+        ip.extend_from_slice(&[0x40, 0, 64, 17, 0, 0, 198, 51, 100, 7, 203, 0, 113, 10]);
+        let c = sluice_runtime::checksum::of_bytes(&ip);
+        ip[10..12].copy_from_slice(&c.to_be_bytes());
+        p.extend(ip);
+        p.extend_from_slice(&5000u16.to_be_bytes());
+        p.extend_from_slice(&dport.to_be_bytes());
+        p.extend_from_slice(&udp_len.to_be_bytes());
+        p.extend_from_slice(&[0, 0]);
+        p.extend(payload);
+        out.write(ts_sec, (i as u32 % 1000) * 1000, p.len() as u32, &p)
+            .unwrap();
+    }
+    out.finish().unwrap();
+}
+
+fn serve_args<'a>(sock: &'a str, input: &'a str, out: &'a str) -> Vec<&'a str> {
+    vec![
+        "serve",
+        "programs/port_dnat.sluice",
+        "--entries",
+        "programs/port_dnat.entries",
+        "--control",
+        sock,
+        "--in",
+        input,
+        "--out-dir",
+        out,
+        "--exit-when-done",
+    ]
+}
+
+#[test]
+fn a_control_path_that_is_not_a_stale_socket_is_never_removed() {
+    let dir = temp_dir("robust-control-path");
+    let input = dir.join("in.pcap");
+    udp_packets(&input, &[(8080, 10)], 1_700_000_000);
+    let input_arg = format!("0={}", input.display());
+    let out = dir.join("out");
+    // A regular file with data, a directory, a link to a file: each refused, each left.
+    let file = dir.join("file.sock");
+    std::fs::write(&file, "precious data\n").unwrap();
+    let subdir = dir.join("dir.sock");
+    std::fs::create_dir(&subdir).unwrap();
+    let victim = dir.join("victim");
+    std::fs::write(&victim, "also precious\n").unwrap();
+    let link = dir.join("link.sock");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    for path in [&file, &subdir, &link] {
+        let o = run(&serve_args(
+            path.to_str().unwrap(),
+            &input_arg,
+            out.to_str().unwrap(),
+        ));
+        assert_eq!(o.status, 2, "{}", o.stderr);
+        assert!(
+            o.stderr
+                .contains(&format!("{}: exists and is not a socket", path.display())),
+            "{}",
+            o.stderr
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "precious data\n");
+    assert!(subdir.is_dir());
+    assert_eq!(std::fs::read_to_string(&link).unwrap(), "also precious\n");
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+
+    // A stale socket (its switch died) is replaced, and removed again at the end.
+    let stale = dir.join("stale.sock");
+    drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
+    let o = run(&serve_args(
+        stale.to_str().unwrap(),
+        &input_arg,
+        out.to_str().unwrap(),
+    ));
+    assert_eq!(o.status, 0, "{}", o.stderr);
+    assert!(!stale.exists());
+    assert!(!dir.join("stale.sock.lock").exists());
+}
+
+#[test]
+fn two_switches_on_one_control_path_exclude_each_other() {
+    let dir = temp_dir("robust-two-switches");
+    let input = dir.join("in.pcap");
+    udp_packets(&input, &[], 1_700_000_000);
+    let first = crate::serve::Switch::start(&dir, &input, &[]);
+    // The first switch's socket goes away (removed by hand, or by a second switch started
+    // at the same moment): a second switch must still not come up on the same path.
+    std::fs::remove_file(&first.sock).unwrap();
+    let o = run(&serve_args(
+        first.sock.to_str().unwrap(),
+        &format!("0={}", input.display()),
+        dir.join("out2").to_str().unwrap(),
+    ));
+    assert_eq!(o.status, 2, "{}", o.stderr);
+    assert!(
+        o.stderr.contains("another switch is already listening"),
+        "{}",
+        o.stderr
+    );
+    let mut child = first.child;
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn run_never_writes_through_a_link_nor_waits_on_a_fifo() {
+    let dir = temp_dir("robust-out-links");
+    let input = dir.join("in.pcap");
+    udp_packets(&input, &[(8080, 10), (8150, 10), (53, 10)], 1_700_000_000);
+    let out = dir.join("out");
+    std::fs::create_dir(&out).unwrap();
+    let victim = dir.join("victim");
+    std::fs::write(&victim, "precious\n").unwrap();
+    let args = |out: &std::path::Path| {
+        run(&[
+            "run",
+            "programs/port_dnat.sluice",
+            "--entries",
+            "programs/port_dnat.entries",
+            "--in",
+            input.to_str().unwrap(),
+            "--out-dir",
+            out.to_str().unwrap(),
+        ])
+    };
+    // A hard link named port-1.pcap: replaced by the new output, its other name untouched.
+    std::fs::hard_link(&victim, out.join("port-1.pcap")).unwrap();
+    let o = args(&out);
+    assert_eq!(o.status, 0, "{}", o.stderr);
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+    assert_eq!(read_pcap(&out.join("port-1.pcap")).len(), 1);
+    // A symbolic link, and a FIFO: refused (exit 2, the path named), in no time, nothing
+    // written through, no temporary file left behind.
+    for (name, make) in [
+        ("port-2.pcap", 0), // symlink
+        ("port-3.pcap", 1), // fifo
+    ] {
+        let out = dir.join(format!("out-{name}"));
+        std::fs::create_dir(&out).unwrap();
+        let target = out.join(name);
+        if make == 0 {
+            std::os::unix::fs::symlink(&victim, &target).unwrap();
+        } else {
+            let c = std::ffi::CString::new(target.to_str().unwrap()).unwrap();
+            // SAFETY: a valid NUL-terminated path.
+            assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        }
+        let t0 = std::time::Instant::now();
+        let o = args(&out);
+        assert!(t0.elapsed() < std::time::Duration::from_secs(10));
+        assert_eq!(o.status, 2, "{name}: {}", o.stderr);
+        assert!(
+            o.stderr.contains(&format!(
+                "{}: exists and is not a regular file",
+                target.display()
+            )),
+            "{}",
+            o.stderr
+        );
+        let left: Vec<_> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(left, [name.to_string()], "only the file that was there");
+    }
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+    // --out-dir naming a regular file.
+    let o = args(&victim);
+    assert_eq!(o.status, 2);
+    assert!(o.stderr.contains("not a directory"), "{}", o.stderr);
+}
+
+/// A pcapng capture of one interface (Ethernet, microseconds) whose records have these
+/// timestamps in seconds: pcapng holds 64 bits of them, classic pcap 32.
+fn pcapng_with_times(path: &std::path::Path, seconds: &[u64], frame: &[u8]) {
+    let mut f = Vec::new();
+    let block = |f: &mut Vec<u8>, kind: u32, body: &[u8]| {
+        let len = 12 + body.len().next_multiple_of(4) as u32;
+        f.extend_from_slice(&kind.to_le_bytes());
+        f.extend_from_slice(&len.to_le_bytes());
+        f.extend_from_slice(body);
+        f.resize(f.len() + (body.len().next_multiple_of(4) - body.len()), 0);
+        f.extend_from_slice(&len.to_le_bytes());
+    };
+    let mut shb = 0x1a2b_3c4du32.to_le_bytes().to_vec();
+    shb.extend_from_slice(&1u16.to_le_bytes());
+    shb.extend_from_slice(&0u16.to_le_bytes());
+    shb.extend_from_slice(&(-1i64).to_le_bytes());
+    block(&mut f, 0x0a0d_0d0a, &shb);
+    let mut idb = 1u16.to_le_bytes().to_vec();
+    idb.extend_from_slice(&0u16.to_le_bytes());
+    idb.extend_from_slice(&0u32.to_le_bytes());
+    block(&mut f, 1, &idb);
+    for &s in seconds {
+        let us = s * 1_000_000;
+        let mut epb = 0u32.to_le_bytes().to_vec();
+        epb.extend_from_slice(&((us >> 32) as u32).to_le_bytes());
+        epb.extend_from_slice(&(us as u32).to_le_bytes());
+        epb.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+        epb.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+        epb.extend_from_slice(frame);
+        block(&mut f, 6, &epb);
+    }
+    std::fs::write(path, f).unwrap();
+}
+
+#[test]
+fn a_record_whose_timestamp_classic_pcap_cannot_hold_is_skipped_and_counted() {
+    let dir = temp_dir("robust-timestamps");
+    let tmp = dir.join("one.pcap");
+    udp_packets(&tmp, &[(8080, 10)], 1_700_000_000);
+    let frame = read_pcap(&tmp).remove(0).3;
+    let input = dir.join("in.pcapng");
+    // The third record is past 2106.
+    pcapng_with_times(
+        &input,
+        &[1_700_000_000, 1_700_000_001, 5_000_000_000, 1_700_000_002],
+        &frame,
+    );
+    for command in ["run", "serve"] {
+        let out = dir.join(format!("out-{command}"));
+        let sock = dir.join("ctl.sock");
+        let input_arg = format!("0={}", input.display());
+        let o = if command == "run" {
+            run(&[
+                "run",
+                "programs/port_dnat.sluice",
+                "--entries",
+                "programs/port_dnat.entries",
+                "--in",
+                input.to_str().unwrap(),
+                "--out-dir",
+                out.to_str().unwrap(),
+            ])
+        } else {
+            run(&serve_args(
+                sock.to_str().unwrap(),
+                &input_arg,
+                out.to_str().unwrap(),
+            ))
+        };
+        assert_eq!(o.status, 0, "{command}: {}", o.stderr);
+        assert!(
+            o.stderr
+                .contains("record 3: timestamp 5000000000.000000000 s cannot be written"),
+            "{command}: {}",
+            o.stderr
+        );
+        assert!(o.stdout.contains("packets in:    3"), "{}", o.stdout);
+        assert!(o.stdout.contains("skipped:       1"), "{}", o.stdout);
+        assert_eq!(read_pcap(&out.join("port-1.pcap")).len(), 3);
+    }
+}
+
+#[test]
+fn a_live_switch_survives_a_port_whose_output_fails() {
+    let dir = temp_dir("robust-port-fails");
+    let input = dir.join("in.pcap");
+    // Big packets to port 1, small ones to port 2, interleaved.
+    let mut packets = Vec::new();
+    for _ in 0..40 {
+        packets.push((8080, 1400));
+        packets.push((8150, 10));
+    }
+    udp_packets(&input, &packets, 1_700_000_000);
+    let out = dir.join("out");
+    let sock = dir.join("ctl.sock");
+    // No file may grow past 16 KiB: port 1's output fails after a dozen packets. (The
+    // switch ignores SIGXFSZ, so the write fails with EFBIG instead of killing it.)
+    let mut cmd = sluice();
+    cmd.args(serve_args(
+        sock.to_str().unwrap(),
+        &format!("0={}", input.display()),
+        out.to_str().unwrap(),
+    ));
+    // Spaced out and flushed often, so that port 1's file grows until it hits the limit.
+    cmd.args(["--rate", "2000", "--flush-ms", "1"]);
+    use std::os::unix::process::CommandExt;
+    // SAFETY: between fork and exec only async-signal-safe calls: setrlimit and signal.
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 16 * 1024,
+                rlim_max: 16 * 1024,
+            };
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let o = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{stderr}");
+    // One message for the port, not one per packet.
+    assert_eq!(
+        stderr.matches("port 1: cannot write output").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("not written: the output failed"),
+        "{stdout}"
+    );
+    // Every packet is accounted for, port 2 got all of its own, and port 1's file holds
+    // whole records up to where it failed.
+    assert!(
+        stdout.contains("in = forwarded + dropped: 80 = 80 + 0"),
+        "{stdout}"
+    );
+    assert_eq!(read_pcap(&out.join("port-2.pcap")).len(), 40);
+    let written = read_pcap(&out.join("port-1.pcap")).len();
+    assert!((5..40).contains(&written), "{written}");
+    assert!(!sock.exists(), "the socket is removed");
+}
+
+/// Sends `signal` to a child after `after`.
+fn signal_after(child: &std::process::Child, signal: i32, after: std::time::Duration) {
+    std::thread::sleep(after);
+    // SAFETY: kill with a pid of our own child, which has not been waited for yet.
+    unsafe { libc::kill(child.id() as i32, signal) };
+}
+
+/// The packets each output file holds, and the count the summary gives for that port.
+fn outputs_match_summary(out: &std::path::Path, summary: &str) -> u64 {
+    let mut total = 0;
+    for port in [1, 2] {
+        let path = out.join(format!("port-{port}.pcap"));
+        let n = if path.exists() {
+            read_pcap(&path).len() as u64
+        } else {
+            0
+        };
+        let line = summary
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("port {port} ")))
+            .map(|l| l.split_whitespace().nth(2).unwrap().parse::<u64>().unwrap())
+            .unwrap_or(0);
+        assert_eq!(n, line, "port {port}: {summary}");
+        total += n;
+    }
+    total
+}
+
+#[test]
+fn an_interrupted_run_leaves_every_output_readable() {
+    let dir = temp_dir("robust-sigint-run");
+    let input = dir.join("in.pcap");
+    let packets: Vec<(u16, usize)> = (0..200_000)
+        .map(|i| (if i % 2 == 0 { 8080 } else { 8150 }, 20))
+        .collect();
+    udp_packets(&input, &packets, 1_700_000_000);
+    let out = dir.join("out");
+    let child = sluice()
+        .args([
+            "run",
+            "programs/port_dnat.sluice",
+            "--entries",
+            "programs/port_dnat.entries",
+            "--in",
+            input.to_str().unwrap(),
+            "--out-dir",
+            out.to_str().unwrap(),
+            "--backend",
+            "interp",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // As soon as the replay has begun (its first output exists, under its temporary name).
+    let t0 = std::time::Instant::now();
+    while !std::fs::read_dir(&out)
+        .map(|d| d.count() > 0)
+        .unwrap_or(false)
+    {
+        assert!(t0.elapsed() < std::time::Duration::from_secs(30));
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    signal_after(&child, libc::SIGINT, std::time::Duration::from_millis(20));
+    let o = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted after"), "{stderr}");
+    let n = outputs_match_summary(&out, &stdout);
+    assert!(n > 0 && n < 200_000, "{n}");
+    // No temporary file is left behind.
+    for e in std::fs::read_dir(&out).unwrap() {
+        let name = e.unwrap().file_name();
+        assert!(name.to_string_lossy().starts_with("port-"), "{name:?}");
+    }
+}
+
+#[test]
+fn a_switch_stopped_mid_replay_leaves_every_output_readable() {
+    let dir = temp_dir("robust-sigterm-serve");
+    let input = dir.join("in.pcap");
+    let packets: Vec<(u16, usize)> = (0..4000)
+        .map(|i| (if i % 2 == 0 { 8080 } else { 8150 }, 200))
+        .collect();
+    udp_packets(&input, &packets, 1_700_000_000);
+    let out = dir.join("out");
+    let sock = dir.join("ctl.sock");
+    let child = sluice()
+        .args(serve_args(
+            sock.to_str().unwrap(),
+            &format!("0={}", input.display()),
+            out.to_str().unwrap(),
+        ))
+        .args(["--rate", "4000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once the switch is up (its socket exists), part way into its second of replay.
+    let t0 = std::time::Instant::now();
+    while !sock.exists() {
+        assert!(t0.elapsed() < std::time::Duration::from_secs(30));
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    signal_after(&child, libc::SIGTERM, std::time::Duration::from_millis(300));
+    let o = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let n = outputs_match_summary(&out, &stdout);
+    assert!(n > 0 && n < 4000, "{n}");
+    assert!(!sock.exists());
+}
