@@ -3,9 +3,7 @@
 use crate::ast::*;
 use crate::diag::Diagnostic;
 use pest::iterators::{Pair, Pairs};
-use pest::pratt_parser::{Assoc, Op, PrattParser};
 use pest::Parser as _;
-use std::sync::OnceLock;
 
 #[derive(pest_derive::Parser)]
 #[grammar = "grammar.pest"]
@@ -16,6 +14,12 @@ struct SluiceParser;
 /// and the later stages recurse that deep, so a pathological program must not exhaust the stack.
 const MAX_NESTING: usize = 128;
 const MAX_EXPR_TERMS: usize = 2048;
+/// How deeply operators may nest in one expression (`!!x`, `a + b + c`, casts, brackets):
+/// every later stage (checker, lowering, both backends) walks an expression recursively.
+pub const MAX_EXPR_DEPTH: usize = 256;
+/// How many `if`s one `if ... else if ... else` chain may have: the syntax tree nests each
+/// in the one before.
+pub const MAX_ELSE_IF: usize = 256;
 
 /// The first bracket that opens past the nesting limit, if any.
 fn too_deep(source: &str) -> Option<usize> {
@@ -188,7 +192,7 @@ fn rule_name(r: Rule) -> Option<&'static str> {
         Rule::const_entry => "a table entry",
         Rule::emit_stmt => "`emit(...)`",
         Rule::block => "`{`",
-        Rule::if_stmt => "`if`",
+        Rule::if_stmt | Rule::if_head => "`if`",
         Rule::switch_stmt => "`switch`",
         Rule::assign_stmt => "an assignment",
         Rule::apply_stmt => "`TABLE.apply();`",
@@ -652,6 +656,14 @@ fn call(p: Pair<Rule>) -> R<Call> {
     })
 }
 
+/// Where an `if` statement of a chain starts.
+fn inner_start(s: &Stmt) -> usize {
+    match s {
+        Stmt::If { span, .. } => span.start,
+        _ => 0,
+    }
+}
+
 fn stmt(p: Pair<Rule>) -> R<Stmt> {
     let sp = span(&p);
     Ok(match p.as_rule() {
@@ -660,26 +672,47 @@ fn stmt(p: Pair<Rule>) -> R<Stmt> {
         Rule::call_stmt => Stmt::Call(call(next(&mut p.into_inner(), sp)?)?),
         Rule::block => Stmt::Block(block(p)?),
         Rule::if_stmt => {
-            let mut it = p.into_inner();
-            let cond = expr(next(&mut it, sp)?)?;
-            let then = block(next(&mut it, sp)?)?;
-            let els = match it.next() {
-                None => None,
-                Some(e) if e.as_rule() == Rule::if_stmt => {
-                    let es = span(&e);
-                    Some(Block {
-                        stmts: vec![stmt(e)?],
-                        span: es,
-                    })
+            // `if A {} else if B {} else {}`: heads A and B, then the final else. Built from
+            // the end, each head's statement holding the rest of the chain as its else, and
+            // spanning from its `if` to the end of the chain.
+            let end = sp.end;
+            let mut heads = Vec::new();
+            let mut els = None;
+            for part in p.into_inner() {
+                match part.as_rule() {
+                    Rule::if_head => heads.push(part),
+                    _ => els = Some(block(part)?),
                 }
-                Some(e) => Some(block(e)?),
-            };
-            Stmt::If {
-                cond,
-                then,
-                els,
-                span: sp,
             }
+            if heads.len() > MAX_ELSE_IF {
+                return Err(Diagnostic::error("E0001", "`else if` chain too long")
+                    .with_label(
+                        span(&heads[MAX_ELSE_IF]),
+                        format!("more than {MAX_ELSE_IF} `if`s in one chain"),
+                    )
+                    .with_help("a table (`switch` on its action) chooses among many cases"));
+            }
+            let mut chain: Option<Stmt> = None;
+            for h in heads.into_iter().rev() {
+                let hs = span(&h);
+                let mut it = h.into_inner();
+                let cond = expr(next(&mut it, hs)?)?;
+                let then = block(next(&mut it, hs)?)?;
+                let els = match chain.take() {
+                    Some(inner) => Some(Block {
+                        span: Span::new(inner_start(&inner), end),
+                        stmts: vec![inner],
+                    }),
+                    None => els.take(),
+                };
+                chain = Some(Stmt::If {
+                    cond,
+                    then,
+                    els,
+                    span: Span::new(hs.start, end),
+                });
+            }
+            chain.ok_or_else(|| internal(sp))?
         }
         Rule::switch_stmt => {
             let mut it = p.into_inner();
@@ -710,77 +743,127 @@ fn stmt(p: Pair<Rule>) -> R<Stmt> {
     })
 }
 
-fn pratt() -> &'static PrattParser<Rule> {
-    static P: OnceLock<PrattParser<Rule>> = OnceLock::new();
-    P.get_or_init(|| {
-        // Lowest precedence first, as in C and P4.
-        PrattParser::new()
-            .op(Op::infix(Rule::lor, Assoc::Left))
-            .op(Op::infix(Rule::land, Assoc::Left))
-            .op(Op::infix(Rule::eq, Assoc::Left) | Op::infix(Rule::ne, Assoc::Left))
-            .op(Op::infix(Rule::lt, Assoc::Left)
-                | Op::infix(Rule::le, Assoc::Left)
-                | Op::infix(Rule::gt, Assoc::Left)
-                | Op::infix(Rule::ge, Assoc::Left))
-            .op(Op::infix(Rule::bor, Assoc::Left))
-            .op(Op::infix(Rule::bxor, Assoc::Left))
-            .op(Op::infix(Rule::band, Assoc::Left))
-            .op(Op::infix(Rule::shl, Assoc::Left) | Op::infix(Rule::shr, Assoc::Left))
-            .op(Op::infix(Rule::add, Assoc::Left) | Op::infix(Rule::sub, Assoc::Left))
-            .op(Op::infix(Rule::mul, Assoc::Left))
-            .op(Op::prefix(Rule::not) | Op::prefix(Rule::bnot) | Op::prefix(Rule::cast))
+/// An infix operator and its precedence (higher binds tighter), as in C and P4; `None` for a
+/// rule that is not one.
+fn infix(r: Rule) -> Option<(BinOp, u8)> {
+    Some(match r {
+        Rule::lor => (BinOp::Or, 1),
+        Rule::land => (BinOp::And, 2),
+        Rule::eq => (BinOp::Eq, 3),
+        Rule::ne => (BinOp::Ne, 3),
+        Rule::lt => (BinOp::Lt, 4),
+        Rule::le => (BinOp::Le, 4),
+        Rule::gt => (BinOp::Gt, 4),
+        Rule::ge => (BinOp::Ge, 4),
+        Rule::bor => (BinOp::BitOr, 5),
+        Rule::bxor => (BinOp::BitXor, 6),
+        Rule::band => (BinOp::BitAnd, 7),
+        Rule::shl => (BinOp::Shl, 8),
+        Rule::shr => (BinOp::Shr, 8),
+        Rule::add => (BinOp::Add, 9),
+        Rule::sub => (BinOp::Sub, 9),
+        Rule::mul => (BinOp::Mul, 10),
+        _ => return None,
     })
 }
 
+/// An expression's flat list of prefix operators, operands and infix operators, built into
+/// a tree by operator precedence with explicit stacks (no recursion, so that a long chain of
+/// operators cannot exhaust the stack; its depth is checked afterwards, see `depth`).
+/// Prefix operators bind tighter than any infix one; every infix operator is left
+/// associative.
 fn expr(p: Pair<Rule>) -> R<Expr> {
     if p.clone().into_inner().count() > 2 * MAX_EXPR_TERMS {
         return Err(Diagnostic::error("E0001", "expression too long")
             .with_label(span(&p), format!("more than {MAX_EXPR_TERMS} operands")));
     }
-    pratt()
-        .map_primary(primary)
-        .map_prefix(|op, rhs| {
-            let rhs = rhs?;
-            let sp = span(&op).to(rhs.span);
-            let kind = match op.as_rule() {
-                Rule::not => ExprKind::Not(Box::new(rhs)),
-                Rule::bnot => ExprKind::BitNot(Box::new(rhs)),
-                _ => {
-                    let os = span(&op);
-                    let t = ty(next(&mut op.into_inner(), os)?)?;
-                    ExprKind::Cast(t, Box::new(rhs))
+    let outer = span(&p);
+    // Each operand with its depth (the nodes on its longest path to a leaf).
+    let mut operands: Vec<(Expr, usize)> = Vec::new();
+    let mut ops: Vec<(BinOp, u8)> = Vec::new();
+    let mut prefixes: Vec<Pair<Rule>> = Vec::new();
+    fn reduce(operands: &mut Vec<(Expr, usize)>, op: BinOp, at: Span) -> R<()> {
+        let (rhs, dr) = operands.pop().ok_or_else(|| internal(at))?;
+        let (lhs, dl) = operands.pop().ok_or_else(|| internal(at))?;
+        let sp = lhs.span.to(rhs.span);
+        let d = 1 + dl.max(dr);
+        let e = Expr {
+            kind: ExprKind::Binary(op, Box::new(lhs), Box::new(rhs)),
+            span: sp,
+        };
+        operands.push((too_deep_expr(e, d)?, d));
+        Ok(())
+    }
+    for part in p.into_inner() {
+        match part.as_rule() {
+            Rule::not | Rule::bnot | Rule::cast => prefixes.push(part),
+            r => match infix(r) {
+                Some((op, prec)) => {
+                    while let Some(&(top, tp)) = ops.last() {
+                        if tp < prec {
+                            break;
+                        }
+                        ops.pop();
+                        reduce(&mut operands, top, outer)?;
+                    }
+                    ops.push((op, prec));
                 }
-            };
-            Ok(Expr { kind, span: sp })
-        })
-        .map_infix(|lhs, op, rhs| {
-            let (lhs, rhs) = (lhs?, rhs?);
-            let bop = match op.as_rule() {
-                Rule::lor => BinOp::Or,
-                Rule::land => BinOp::And,
-                Rule::eq => BinOp::Eq,
-                Rule::ne => BinOp::Ne,
-                Rule::lt => BinOp::Lt,
-                Rule::le => BinOp::Le,
-                Rule::gt => BinOp::Gt,
-                Rule::ge => BinOp::Ge,
-                Rule::bor => BinOp::BitOr,
-                Rule::bxor => BinOp::BitXor,
-                Rule::band => BinOp::BitAnd,
-                Rule::shl => BinOp::Shl,
-                Rule::shr => BinOp::Shr,
-                Rule::add => BinOp::Add,
-                Rule::sub => BinOp::Sub,
-                Rule::mul => BinOp::Mul,
-                _ => return Err(internal(span(&op))),
-            };
-            let sp = lhs.span.to(rhs.span);
-            Ok(Expr {
-                kind: ExprKind::Binary(bop, Box::new(lhs), Box::new(rhs)),
-                span: sp,
-            })
-        })
-        .parse(p.into_inner())
+                None => {
+                    let mut e = primary(part)?;
+                    let mut d = depth(&e);
+                    for op in prefixes.drain(..).rev() {
+                        let sp = span(&op).to(e.span);
+                        let kind = match op.as_rule() {
+                            Rule::not => ExprKind::Not(Box::new(e)),
+                            Rule::bnot => ExprKind::BitNot(Box::new(e)),
+                            _ => {
+                                let os = span(&op);
+                                let t = ty(next(&mut op.into_inner(), os)?)?;
+                                ExprKind::Cast(t, Box::new(e))
+                            }
+                        };
+                        d += 1;
+                        e = too_deep_expr(Expr { kind, span: sp }, d)?;
+                    }
+                    operands.push((e, d));
+                }
+            },
+        }
+    }
+    while let Some((op, _)) = ops.pop() {
+        reduce(&mut operands, op, outer)?;
+    }
+    match (operands.pop(), operands.is_empty()) {
+        (Some((e, _)), true) => Ok(e),
+        _ => Err(internal(outer)),
+    }
+}
+
+/// An expression of depth `d`, or the error if that is past [`MAX_EXPR_DEPTH`].
+fn too_deep_expr(e: Expr, d: usize) -> R<Expr> {
+    if d > MAX_EXPR_DEPTH {
+        return Err(Diagnostic::error("E0001", "expression nested too deeply")
+            .with_label(
+                e.span,
+                format!("more than {MAX_EXPR_DEPTH} levels of operators"),
+            )
+            .with_help("split it with metadata fields: `meta.t = ...;` then use `meta.t`"));
+    }
+    Ok(e)
+}
+
+/// The depth of an expression built already (so at most [`MAX_EXPR_DEPTH`]: the recursion
+/// is bounded).
+fn depth(e: &Expr) -> usize {
+    1 + match &e.kind {
+        ExprKind::Binary(_, a, b) => depth(a).max(depth(b)),
+        ExprKind::Not(a) | ExprKind::BitNot(a) | ExprKind::Cast(_, a) => depth(a),
+        ExprKind::Hash { fields, max, .. } => {
+            fields.iter().map(depth).max().unwrap_or(0).max(depth(max))
+        }
+        ExprKind::SipHash { fields, .. } => fields.iter().map(depth).max().unwrap_or(0),
+        ExprKind::Lit(_) | ExprKind::Bool(_) | ExprKind::Path(_) | ExprKind::Apply(..) => 0,
+    }
 }
 
 fn primary(p: Pair<Rule>) -> R<Expr> {
