@@ -207,7 +207,7 @@ fn compile(path: &std::path::Path, emit: Emit, color: bool) -> anyhow::Result<Ex
                 .with_context(|| format!("cannot read {}", path.display()))?;
             match sluice_lang::parse(&source) {
                 Ok(ast) => {
-                    outln!("{ast:#?}")?;
+                    out!("{}", sluice_lang::ast::print::print(&ast))?;
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(d) => {

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+pub mod print;
+
 /// Byte offsets into the program's source text.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Span {

@@ -168,3 +168,26 @@ fn token_matches_the_siphash_reference_vector() {
     assert_eq!(out.status, 2);
     assert!(!out.stderr.contains("deadbeef"), "{}", out.stderr);
 }
+
+#[test]
+fn emit_ast_prints_the_tree_with_spans_and_explicit_grouping() {
+    let out = run(&["compile", "--emit", "ast", "programs/port_dnat.sluice"]);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let src = std::fs::read_to_string(root().join("programs/port_dnat.sluice")).unwrap();
+    // The first header's span covers its declaration in the source.
+    let first = out.stdout.lines().next().unwrap();
+    let span = first.strip_prefix("header ethernet @").expect(first);
+    let (start, end) = span.split_once("..").unwrap();
+    let text = &src[start.parse::<usize>().unwrap()..end.parse::<usize>().unwrap()];
+    assert!(
+        text.starts_with("header ethernet {") && text.ends_with('}'),
+        "{text}"
+    );
+    // `(ipv4.ihl - 5) * 32` grouped as written.
+    assert!(
+        out.stdout
+            .contains("extract ipv4 varbit options (* (- ipv4.ihl 5) 32)"),
+        "{}",
+        out.stdout
+    );
+}
