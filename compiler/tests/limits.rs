@@ -56,7 +56,9 @@ fn refused(src: String) -> String {
             Ok(_) => panic!("accepted past the limit"),
             Err(e) => {
                 assert!(
-                    e.diagnostics.iter().all(|d| d.code == "E0001"),
+                    e.diagnostics
+                        .iter()
+                        .all(|d| d.code == "E0001" || d.code == "E0110"),
                     "{:?}",
                     e.diagnostics
                 );
@@ -142,4 +144,22 @@ fn a_small_file_of_thousands_of_operators_is_a_diagnostic() {
         "!".repeat(4095)
     ));
     assert!(refused(src).contains("expression nested too deeply"));
+}
+
+#[test]
+fn drop_reasons_are_counted_to_the_limit_and_no_further() {
+    let limit = sluice_lang::check::MAX_DROP_REASONS;
+    let reasons = |n: usize| {
+        program(
+            &(0..n)
+                .map(|i| format!("if (ethernet.ether_type == {i}) {{ drop(\"r{i}\"); }}\n"))
+                .collect::<String>(),
+        )
+    };
+    compiles_and_runs(reasons(limit));
+    let msg = refused(reasons(limit + 1));
+    assert!(msg.contains("too many drop reasons"), "{msg}");
+    assert!(msg.contains(&format!("drop(\"r{limit}\")")), "{msg}");
+    // Said once however far past.
+    assert_eq!(refused(reasons(limit + 50)).matches("too many").count(), 1);
 }

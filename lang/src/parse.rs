@@ -9,7 +9,6 @@ use pest::Parser as _;
 #[grammar = "grammar.pest"]
 struct SluiceParser;
 
-/// Parses a program. A syntax error is one diagnostic: pest stops at the first.
 /// How deeply brackets may nest, and how many operands one expression may have: the parser
 /// and the later stages recurse that deep, so a pathological program must not exhaust the stack.
 const MAX_NESTING: usize = 128;
@@ -39,6 +38,7 @@ fn too_deep(source: &str) -> Option<usize> {
     None
 }
 
+/// Parses a program. A syntax error is one diagnostic: pest stops at the first.
 pub fn parse(source: &str) -> Result<Program, Vec<Diagnostic>> {
     if let Some(at) = too_deep(source) {
         return Err(vec![Diagnostic::error(

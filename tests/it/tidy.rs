@@ -58,3 +58,17 @@ fn crates_depend_only_on_what_the_architecture_allows() {
         );
     }
 }
+
+/// docs/language.md §15 promises the grammar verbatim.
+#[test]
+fn the_documented_grammar_is_the_grammar() {
+    let doc = std::fs::read_to_string(root().join("docs/language.md")).unwrap();
+    let grammar = std::fs::read_to_string(root().join("lang/src/grammar.pest")).unwrap();
+    let section = &doc[doc.find("## 15. Grammar").unwrap()..];
+    let start = section.find("```pest\n").unwrap() + "```pest\n".len();
+    let end = start + section[start..].find("```\n").unwrap();
+    assert!(
+        section[start..end] == grammar,
+        "copy lang/src/grammar.pest into docs/language.md §15"
+    );
+}

@@ -161,10 +161,30 @@ impl Cx {
                                     .with_label(*sp, "empty or too long"),
                             );
                         }
-                        match self.out.drop_reasons.iter().position(|r| r == s) {
-                            Some(i) => i,
+                        match self.reason_ids.get(s) {
+                            Some(&i) => i,
+                            // Reason 0 is the plain `drop()`.
+                            None if self.out.drop_reasons.len() > super::MAX_DROP_REASONS => {
+                                // Said once, at the first reason past the limit.
+                                if !std::mem::replace(&mut self.too_many_reasons, true) {
+                                    self.err(
+                                        Diagnostic::error("E0110", "too many drop reasons")
+                                            .with_label(
+                                                *sp,
+                                                format!(
+                                                    "reason number {} of at most {}",
+                                                    super::MAX_DROP_REASONS + 1,
+                                                    super::MAX_DROP_REASONS
+                                                ),
+                                            ),
+                                    );
+                                }
+                                0
+                            }
                             None => {
                                 self.out.drop_reasons.push(s.clone());
+                                self.reason_ids
+                                    .insert(s.clone(), self.out.drop_reasons.len() - 1);
                                 self.out.drop_reasons.len() - 1
                             }
                         }
