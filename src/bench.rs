@@ -134,8 +134,7 @@ fn timed(
 }
 
 pub fn bench(args: &BenchArgs, color: bool) -> anyhow::Result<ExitCode> {
-    let source = std::fs::read_to_string(&args.program)
-        .with_context(|| format!("cannot read {}", args.program.display()))?;
+    let source = crate::input::read_text(&args.program, "program")?;
     // Compile time: text to callable native code, as a user waits for it.
     let t0 = Instant::now();
     let compiled = sluice_compiler::compile(&source);

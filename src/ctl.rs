@@ -70,11 +70,12 @@ pub fn ctl(args: &CtlArgs) -> anyhow::Result<ExitCode> {
                 script(s, std::io::stdin().lock(), "<stdin>")
             }));
         }
-        let text = std::fs::read_to_string(file)
-            .with_context(|| format!("cannot read {}", file.display()))?;
+        // Opened before connecting, so that a missing script is its own error.
+        let f =
+            std::fs::File::open(file).with_context(|| format!("cannot read {}", file.display()))?;
         let name = file.display().to_string();
         return Ok(with_connection(&mut session, |s| {
-            script(s, text.as_bytes(), &name)
+            script(s, std::io::BufReader::new(f), &name)
         }));
     }
     if !args.command.is_empty() {
@@ -353,15 +354,19 @@ fn one_shot(session: &mut Session, command: &str) -> ExitCode {
 
 /// Runs the lines of a file or of standard input, stopping at the first failure.
 fn script(session: &mut Session, input: impl BufRead, name: &str) -> ExitCode {
-    for (i, line) in input.lines().enumerate() {
-        let n = i + 1;
-        let line = match line {
-            Ok(l) => l,
+    // A line may hold a request of at most MAX_LINE bytes and a comment; a longer one is not
+    // read into memory.
+    let mut lines = crate::input::Lines::new(input, name, 2 * control::MAX_LINE);
+    loop {
+        let line = match lines.next_line() {
+            Ok(Some(l)) => l,
+            Ok(None) => break,
             Err(e) => {
-                errln!("{name}:{n}: error: cannot read: {e}");
+                errln!("error: {e}");
                 return ExitCode::from(2);
             }
         };
+        let n = lines.number;
         let command = strip_comment(&line).trim();
         if command.is_empty() {
             continue;
@@ -576,7 +581,7 @@ fn complete_secret(line: &str, prompt: KeyPrompt) -> Result<String, String> {
         return Ok(line.to_string());
     }
     let key = match words.as_slice() {
-        [_, _, "--secret-file", path] => read_secret_file(path)?,
+        [_, _, "--secret-file", path] => crate::input::read_secret_file(Path::new(path))?,
         [_, _] if prompt == KeyPrompt::Ask => {
             read_hidden("key (not echoed): ").map_err(|e| format!("cannot read the key: {e}"))?
         }
@@ -626,35 +631,6 @@ fn read_hidden(prompt: &str) -> std::io::Result<String> {
     // SAFETY: restores the attributes read above, on the same descriptor.
     unsafe { libc::tcsetattr(fd, libc::TCSANOW, &saved) };
     result
-}
-
-/// A key file's contents (or standard input's, for `-`), at most a few hundred bytes.
-fn read_secret_file(path: &str) -> Result<String, String> {
-    const MAX: u64 = 1024;
-    let mut text = String::new();
-    let read = if path == "-" {
-        std::io::Read::read_to_string(
-            &mut std::io::Read::take(std::io::stdin(), MAX + 1),
-            &mut text,
-        )
-    } else {
-        std::fs::File::open(path).and_then(|f| {
-            std::io::Read::read_to_string(&mut std::io::Read::take(f, MAX + 1), &mut text)
-        })
-    };
-    read.map_err(|e| {
-        format!(
-            "cannot read the secret file {}: {e}",
-            crate::printable(path)
-        )
-    })?;
-    if text.len() as u64 > MAX {
-        return Err(format!(
-            "the secret file {} is longer than {MAX} bytes",
-            crate::printable(path)
-        ));
-    }
-    Ok(text)
 }
 
 impl Completer for ShellHelper {

@@ -3,6 +3,7 @@
 mod bench;
 mod ctl;
 mod explain;
+mod input;
 mod native;
 mod out;
 mod run;
@@ -24,6 +25,10 @@ struct Cli {
     /// When to color diagnostics.
     #[arg(long, value_enum, default_value_t = Color::Auto, global = true)]
     color: Color,
+    /// The largest text file (program, entries, script) read, in bytes or with K, M or G.
+    #[arg(long, value_name = "SIZE", value_parser = input::parse_size,
+          default_value = "1G", global = true)]
+    max_text_size: u64,
     #[command(subcommand)]
     command: Command,
 }
@@ -86,8 +91,7 @@ struct TokenArgs {
 fn token(args: &TokenArgs) -> anyhow::Result<ExitCode> {
     let text = match (&args.secret, &args.secret_file) {
         (Some(s), _) => s.clone(),
-        (None, Some(f)) => std::fs::read_to_string(f)
-            .with_context(|| format!("cannot read secret file {}", f.display()))?,
+        (None, Some(f)) => input::read_secret_file(f).map_err(anyhow::Error::msg)?,
         (None, None) => anyhow::bail!("give --secret or --secret-file"),
     };
     let key = sluice_defs::secret::parse_secret(&text)
@@ -112,6 +116,7 @@ enum Emit {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    input::set_max_text(cli.max_text_size);
     let color = match cli.color {
         Color::Always => true,
         Color::Never => false,
@@ -165,8 +170,7 @@ pub fn load_program(
     path: &std::path::Path,
     color: bool,
 ) -> anyhow::Result<Option<sluice_compiler::Compiled>> {
-    let source =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let source = input::read_text(path, "program")?;
     let name = path.display().to_string();
     match sluice_compiler::compile(&source) {
         Ok(c) => {
@@ -203,8 +207,7 @@ fn check(path: &std::path::Path, color: bool) -> anyhow::Result<ExitCode> {
 fn compile(path: &std::path::Path, emit: Emit, color: bool) -> anyhow::Result<ExitCode> {
     match emit {
         Emit::Ast => {
-            let source = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
+            let source = input::read_text(path, "program")?;
             match sluice_lang::parse(&source) {
                 Ok(ast) => {
                     out!("{}", sluice_lang::ast::print::print(&ast))?;

@@ -56,8 +56,7 @@ pub enum Backend {
 
 /// Reads an entries file into a program's tables; every bad line is reported, none installed.
 pub fn load_entries(set: &mut TableSet, path: &std::path::Path) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read entries file {}", path.display()))?;
+    let text = crate::input::read_text(path, "entries file")?;
     let name = path.display().to_string();
     match sluice_runtime::command::load_entries(&text, &name, set) {
         Ok(_) => Ok(()),

@@ -85,10 +85,20 @@ const PCAP_MAGICS: [[u8; 4]; 4] = [
 
 /// Reads a whole pcap or pcapng file.
 pub fn read_capture(path: &Path) -> Result<Capture, PcapError> {
-    let bytes = fs::read(path).map_err(|error| PcapError::Io {
+    use std::io::Read;
+    let io = |error| PcapError::Io {
         path: path.to_owned(),
         error,
-    })?;
+    };
+    let mut file = fs::File::open(path).map_err(io)?;
+    // The magic number first: `/dev/zero` or a text file is refused after four bytes, not
+    // after reading it all.
+    let mut bytes = Vec::new();
+    (&mut file).take(4).read_to_end(&mut bytes).map_err(io)?;
+    if bytes.len() == 4 && bytes != PCAPNG_MAGIC && !PCAP_MAGICS.iter().any(|m| *m == bytes[..]) {
+        return parse_capture(&bytes, path);
+    }
+    file.read_to_end(&mut bytes).map_err(io)?;
     parse_capture(&bytes, path)
 }
 

@@ -204,6 +204,38 @@ fn ctl_file_stops_at_the_first_bad_line() {
 }
 
 #[test]
+fn ctl_scripts_must_be_text_and_are_read_as_they_run() {
+    let dir = temp_dir("ctl-text");
+    let switch = FakeSwitch::start(&dir);
+    // Refused at its first byte: it used to be read whole, growing without end.
+    let out = ctl(&switch, &["-f", "/dev/zero"]);
+    assert_eq!(out.status, 2);
+    assert_eq!(
+        out.stderr,
+        "error: /dev/zero:1:1: not a text file: a NUL byte\n"
+    );
+    assert!(switch.received().is_empty());
+    // A byte-order mark and CRLF line ends, as Windows editors write them, are text; a byte
+    // that is not UTF-8 is named by line and column, and ends the script there.
+    let file = dir.join("win.txt");
+    std::fs::write(
+        &file,
+        b"\xef\xbb\xbfshow_tables\r\ntable_num_entries dnat\r\nshow_tables \xe9\r\nshow_tables\r\n",
+    )
+    .unwrap();
+    let out = ctl(&switch, &["-f", file.to_str().unwrap()]);
+    assert_eq!(out.status, 2);
+    assert_eq!(
+        out.stderr,
+        format!(
+            "error: {}:3:13: not a text file: byte 0xe9, which is not UTF-8\n",
+            file.display()
+        )
+    );
+    assert_eq!(switch.received(), ["show_tables", "table_num_entries dnat"]);
+}
+
+#[test]
 fn ctl_file_dash_and_piped_stdin_read_standard_input() {
     let switch = FakeSwitch::start(&temp_dir("ctl-stdin"));
     let input =

@@ -752,3 +752,154 @@ fn a_switch_stopped_mid_replay_leaves_every_output_readable() {
     assert!(n > 0 && n < 4000, "{n}");
     assert!(!sock.exists());
 }
+
+/// Runs sluice, which must end by itself within 30 s (the probe's inputs made it grow
+/// without end).
+fn run_bounded(args: &[&str]) -> Output {
+    let child = sluice()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    // Its outputs are read while it runs, so that a long message cannot block it.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output()));
+    let o = match rx.recv_timeout(std::time::Duration::from_secs(30)) {
+        Ok(o) => o.unwrap(),
+        Err(_) => {
+            // SAFETY: kill(2) on the child's own pid; it is not reaped, so the pid is its.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            panic!("`sluice {}` did not end", args.join(" "));
+        }
+    };
+    Output {
+        status: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn endless_and_binary_inputs_are_refused_at_once() {
+    let dir = temp_dir("robust-zero");
+    let out = dir.join("out");
+    let out_s = out.to_str().unwrap();
+    let big = dir.join("big.sluice");
+    std::fs::write(&big, format!("// {}\n", "x".repeat(100_000))).unwrap();
+    let nul = "/dev/zero:1:1: not a text file: a NUL byte";
+    let cases: [(&[&str], &str); 5] = [
+        (&["check", "/dev/zero"], nul),
+        (
+            &[
+                "run",
+                "programs/port_dnat.sluice",
+                "--entries",
+                "/dev/zero",
+                "--in",
+                "programs/port_dnat.pcap",
+                "--out-dir",
+                out_s,
+            ],
+            nul,
+        ),
+        (
+            &[
+                "run",
+                "programs/port_dnat.sluice",
+                "--in",
+                "/dev/zero",
+                "--out-dir",
+                out_s,
+            ],
+            "cannot read capture /dev/zero: not a pcap or pcapng file (it starts with 00 00 00 00)",
+        ),
+        (
+            &[
+                "token",
+                "--secret-file",
+                "/dev/zero",
+                "--expiry",
+                "1",
+                "--vm",
+                "10.0.0.1",
+            ],
+            "the secret file /dev/zero is longer than 1024 bytes",
+        ),
+        (
+            &["check", "--max-text-size", "64K", big.to_str().unwrap()],
+            "is larger than 65536 bytes (raise the limit with --max-text-size)",
+        ),
+    ];
+    for (args, want) in cases {
+        let o = run_bounded(args);
+        assert_eq!(o.status, 2, "{args:?}: {}", o.stderr);
+        assert!(o.stderr.contains(want), "{args:?}: {}", o.stderr);
+        assert!(!out.exists(), "{args:?} wrote outputs");
+    }
+    // The limit is the user's to raise.
+    let o = run_bounded(&["check", "--max-text-size", "1M", big.to_str().unwrap()]);
+    assert_eq!(o.status, 1, "{}", o.stderr);
+    assert!(o.stderr.contains("error[E"), "not read: {}", o.stderr);
+}
+
+#[test]
+fn text_inputs_skip_a_bom_and_name_the_line_of_a_byte_that_is_not_utf8() {
+    let dir = temp_dir("robust-utf8");
+    let src = std::fs::read(root().join("programs/port_dnat.sluice")).unwrap();
+    let entries = std::fs::read(root().join("programs/port_dnat.entries")).unwrap();
+    let bom = |b: &[u8]| [b"\xef\xbb\xbf".as_slice(), b].concat();
+    let (prog, ents) = (dir.join("bom.sluice"), dir.join("bom.entries"));
+    std::fs::write(&prog, bom(&src)).unwrap();
+    std::fs::write(&ents, bom(&entries)).unwrap();
+    let run_with = |prog: &std::path::Path, ents: &std::path::Path, out: &str| {
+        run_bounded(&[
+            "run",
+            prog.to_str().unwrap(),
+            "--entries",
+            ents.to_str().unwrap(),
+            "--in",
+            "programs/port_dnat.pcap",
+            "--out-dir",
+            dir.join(out).to_str().unwrap(),
+        ])
+    };
+    // With a byte-order mark, the same run as without.
+    let plain = run_with(
+        &root().join("programs/port_dnat.sluice"),
+        &root().join("programs/port_dnat.entries"),
+        "plain",
+    );
+    let marked = run_with(&prog, &ents, "marked");
+    assert_eq!(marked.status, 0, "{}", marked.stderr);
+    assert_eq!(marked.stdout, plain.stdout);
+
+    // Latin-1 in a comment on line 3 of each.
+    let latin1 = |b: &[u8]| {
+        let mut lines: Vec<Vec<u8>> = b.split(|c| *c == b'\n').map(<[u8]>::to_vec).collect();
+        lines.insert(2, b"# caf\xe9".to_vec());
+        lines.join(&b'\n')
+    };
+    std::fs::write(&prog, latin1(&src)).unwrap();
+    let o = run_bounded(&["check", prog.to_str().unwrap()]);
+    assert_eq!(o.status, 2);
+    assert!(
+        o.stderr.contains(&format!(
+            "{}:3:6: not a text file: byte 0xe9, which is not UTF-8",
+            prog.display()
+        )),
+        "{}",
+        o.stderr
+    );
+    std::fs::write(&ents, latin1(&entries)).unwrap();
+    let o = run_with(&root().join("programs/port_dnat.sluice"), &ents, "latin1");
+    assert_eq!(o.status, 2);
+    assert!(
+        o.stderr
+            .contains(&format!("{}:3:6: not a text file", ents.display())),
+        "{}",
+        o.stderr
+    );
+    assert!(!dir.join("latin1").exists());
+}
