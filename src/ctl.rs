@@ -249,7 +249,8 @@ impl Session {
                 None if LOCAL_COMMANDS.contains(&name) => Outcome::Done(local_usage(name)),
                 None if commands.iter().any(|c| c == name) => Outcome::Done(name.to_string()),
                 None => Outcome::Refused(format!(
-                    "unknown command '{name}'; valid commands: {}",
+                    "unknown command '{}'; valid commands: {}",
+                    sluice_defs::names::echo(name),
                     commands.join(", ")
                 )),
             };

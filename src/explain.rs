@@ -45,7 +45,7 @@ pub fn explain(code: &str) -> anyhow::Result<ExitCode> {
         }
         None => anyhow::bail!(
             "no error code '{}'; the codes are {}",
-            crate::printable(code),
+            sluice_defs::names::echo(code),
             PAGES.map(|(c, _)| c).join(", ")
         ),
     }

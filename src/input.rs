@@ -227,7 +227,7 @@ pub fn read_secret_file(path: &Path) -> Result<String, String> {
     let name = if path.as_os_str() == "-" {
         "<stdin>".to_string()
     } else {
-        crate::printable(&path.display().to_string())
+        sluice_defs::names::echo(&path.display().to_string())
     };
     let mut text = Vec::new();
     let read = if path.as_os_str() == "-" {

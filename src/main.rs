@@ -143,16 +143,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// A user's text as an error message may repeat it: control characters escaped (so that a
-/// file cannot send escape sequences to the terminal) and cut after 64 characters.
-pub fn printable(text: &str) -> String {
-    let mut out: String = text.chars().take(64).flat_map(char::escape_debug).collect();
-    if text.chars().count() > 64 {
-        out.push_str("...");
-    }
-    out
-}
-
 /// Creates the output directory (and its parents); a path that exists and is not a
 /// directory is an error that says so.
 pub fn make_out_dir(dir: &std::path::Path) -> anyhow::Result<()> {

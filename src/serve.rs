@@ -20,7 +20,7 @@ use std::ops::ControlFlow;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -59,9 +59,13 @@ fn parse_input(s: &str) -> anyhow::Result<(u16, PathBuf)> {
     let (n, path) = s
         .split_once('=')
         .ok_or_else(|| anyhow!("--in {s}: expected N=FILE, for example --in 0=in.pcap"))?;
-    let port: u16 = n
-        .parse()
-        .map_err(|_| anyhow!("--in {s}: '{n}' is not a port number (0 to 65535)"))?;
+    let port: u16 = n.parse().map_err(|_| {
+        anyhow!(
+            "--in {}: '{}' is not a port number (0 to 65535)",
+            sluice_defs::names::echo(s),
+            sluice_defs::names::echo(n)
+        )
+    })?;
     Ok((port, PathBuf::from(path)))
 }
 
@@ -234,6 +238,12 @@ pub fn serve(args: &ServeArgs, color: bool) -> anyhow::Result<ExitCode> {
     crate::run::print_summary(&crate::run::summary(&prog, &stats))
 }
 
+/// How many control connections are served at once: each is a thread and two descriptors, so
+/// that idle connections by the thousand could otherwise lock every client out.
+pub const MAX_CLIENTS: usize = 64;
+/// How long a reply may wait for its client to read it before the connection is closed.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
 fn accept_loop(
     listener: UnixListener,
     live: LiveTables,
@@ -241,16 +251,51 @@ fn accept_loop(
     prog: Program,
     name: String,
 ) {
+    let clients = Arc::new(AtomicUsize::new(0));
+    // One `table_dump` reply is built at a time, so that clients that do not read cannot
+    // make the switch hold many copies of a large table's text.
+    let dump_slot = Arc::new(Mutex::new(()));
     for conn in listener.incoming() {
-        let Ok(conn) = conn else { continue };
+        let Ok(mut conn) = conn else { continue };
+        if clients.fetch_add(1, Ordering::SeqCst) >= MAX_CLIENTS {
+            clients.fetch_sub(1, Ordering::SeqCst);
+            let _ = conn.set_write_timeout(Some(Duration::from_secs(1)));
+            let _ = conn.write_all(
+                Reply {
+                    id: 0,
+                    ok: false,
+                    text: format!(
+                        "too many control connections (at most {MAX_CLIENTS}); close one and try again"
+                    ),
+                }
+                .to_line()
+                .as_bytes(),
+            );
+            continue;
+        }
         let (live, stats, prog, name) = (live.clone(), stats.clone(), prog.clone(), name.clone());
-        let _ = std::thread::Builder::new()
+        let (clients, slot) = (clients.clone(), dump_slot.clone());
+        let client = clients.clone();
+        let started = std::thread::Builder::new()
             .name("control-client".into())
             .spawn(move || {
                 // A client that misbehaves only ends its own connection.
-                let _ = serve_client(conn, &live, &stats, &prog, &name);
+                let _ = serve_client(conn, &live, &stats, &prog, &name, &slot);
+                client.fetch_sub(1, Ordering::SeqCst);
             });
+        if started.is_err() {
+            clients.fetch_sub(1, Ordering::SeqCst);
+        }
     }
+}
+
+fn error_line(id: u64, text: String) -> String {
+    Reply {
+        id,
+        ok: false,
+        text,
+    }
+    .to_line()
 }
 
 fn serve_client(
@@ -259,25 +304,23 @@ fn serve_client(
     stats: &Mutex<Stats>,
     prog: &Program,
     name: &str,
+    dump_slot: &Mutex<()>,
 ) -> std::io::Result<()> {
     conn.set_read_timeout(Some(Duration::from_secs(3600)))?;
+    conn.set_write_timeout(Some(WRITE_TIMEOUT))?;
     let mut w = conn.try_clone()?;
     let mut r = std::io::BufReader::new(conn);
     let hello = match control::read_line_limited(&mut r, control::MAX_LINE) {
         Ok(Some(l)) => l,
-        _ => return Ok(()),
+        Ok(None) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            let e = control::ControlError::HelloTooLong;
+            return w.write_all(error_line(0, e.to_string()).as_bytes());
+        }
+        Err(e) => return Err(e),
     };
     if let Err(e) = control::check_client_hello(&hello) {
-        w.write_all(
-            Reply {
-                id: 0,
-                ok: false,
-                text: e.to_string(),
-            }
-            .to_line()
-            .as_bytes(),
-        )?;
-        return Ok(());
+        return w.write_all(error_line(0, e.to_string()).as_bytes());
     }
     let tables: Vec<String> = prog.tables.iter().map(|t| t.name.clone()).collect();
     let actions: Vec<String> = prog.actions.iter().map(|a| a.name.clone()).collect();
@@ -293,16 +336,7 @@ fn serve_client(
                     "request too long (at most {} bytes); closing",
                     control::MAX_LINE
                 );
-                w.write_all(
-                    Reply {
-                        id: 0,
-                        ok: false,
-                        text: msg,
-                    }
-                    .to_line()
-                    .as_bytes(),
-                )?;
-                return Ok(());
+                return w.write_all(error_line(0, msg).as_bytes());
             }
             Err(e) => return Err(e),
         };
@@ -312,6 +346,24 @@ fn serve_client(
                 ok: false,
                 text: error,
             },
+            Request::Command { id, command } if is_dump(&command) => {
+                let dump = {
+                    let _slot = dump_slot.lock().unwrap_or_else(|e| e.into_inner());
+                    match dump_table(&command, live) {
+                        // Sent while the slot is held: the text is freed before the next dump.
+                        Ok(text) => {
+                            send_output(&w, id, &text)?;
+                            continue;
+                        }
+                        Err(text) => text,
+                    }
+                };
+                Reply {
+                    id,
+                    ok: false,
+                    text: dump,
+                }
+            }
             Request::Command { id, command } => match handle(&command, live, stats, prog) {
                 Ok(text) => Reply { id, ok: true, text },
                 Err(text) => Reply {
@@ -325,6 +377,76 @@ fn serve_client(
     }
 }
 
+fn is_dump(line: &str) -> bool {
+    command::strip_comment(line).split_whitespace().next() == Some("table_dump")
+}
+
+/// `table_dump`: the text of one table, its counters summed over the two copies, built under
+/// the lock from that table alone (not a copy of every table).
+fn dump_table(line: &str, live: &LiveTables) -> Result<String, String> {
+    live.read_both(|a, b| {
+        let cmd = command::parse_command(line, a).map_err(|e| e.to_string())?;
+        match cmd {
+            Some(command::Command::TableDump { table }) => {
+                command::table_dump_text(a, table, Some(b)).map_err(|e| e.to_string())
+            }
+            _ => Err("table_dump: usage: table_dump TABLE".to_string()),
+        }
+    })
+}
+
+/// A success reply whose output may be large, written in pieces as the client reads them
+/// (the socket's buffer is the back-pressure), byte for byte what [`Reply::to_line`] would
+/// make. The whole reply must be read within WRITE_TIMEOUT, so that a client reading a byte
+/// at a time cannot hold the dump slot.
+fn send_output(w: &UnixStream, id: u64, text: &str) -> std::io::Result<()> {
+    let mut out = std::io::BufWriter::with_capacity(
+        1 << 16,
+        Deadline {
+            stream: w,
+            until: Instant::now() + WRITE_TIMEOUT,
+        },
+    );
+    write!(out, "{{\"id\":{id},\"ok\":true,\"output\":\"")?;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let mut cut = rest.len().min(1 << 15);
+        while !rest.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let piece = serde_json::to_string(&rest[..cut]).map_err(std::io::Error::other)?;
+        // Without the quotes serde_json put around the piece.
+        out.write_all(&piece.as_bytes()[1..piece.len() - 1])?;
+        rest = &rest[cut..];
+    }
+    out.write_all(b"\"}\n")?;
+    out.flush()?;
+    drop(out);
+    w.set_write_timeout(Some(WRITE_TIMEOUT))
+}
+
+/// Writes to a socket until a point in time, then fails with TimedOut.
+struct Deadline<'a> {
+    stream: &'a UnixStream,
+    until: Instant,
+}
+
+impl Write for Deadline<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let left = self.until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
+        self.stream.set_write_timeout(Some(left))?;
+        let mut s = self.stream;
+        s.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Runs one command against the live tables.
 pub fn handle(
     line: &str,
@@ -335,7 +457,7 @@ pub fn handle(
     let words: Vec<&str> = command::strip_comment(line).split_whitespace().collect();
     let table_of = |live: &LiveTables, name: &str| {
         live.read(|s| s.by_name(name))
-            .ok_or_else(|| format!("unknown table '{name}'"))
+            .ok_or_else(|| format!("unknown table '{}'", sluice_defs::names::echo(name)))
     };
     match words.as_slice() {
         [] => Ok(String::new()),
@@ -346,9 +468,12 @@ pub fn handle(
         ["stats", ..] => Err("stats: takes no arguments; usage: stats".into()),
         ["counter_read", t, h] => {
             let ti = table_of(live, t)?;
-            let h: u32 = h
-                .parse()
-                .map_err(|_| format!("counter_read: '{h}' is not an entry handle"))?;
+            let h: u32 = h.parse().map_err(|_| {
+                format!(
+                    "counter_read: '{}' is not an entry handle",
+                    sluice_defs::names::echo(h)
+                )
+            })?;
             live.read_both(|a, b| {
                 let ea = a.tables()[ti].entry(sluice_runtime::table::EntryHandle(h));
                 let eb = b.tables()[ti].entry(sluice_runtime::table::EntryHandle(h));
@@ -372,20 +497,7 @@ pub fn handle(
             Ok(format!("counters of table {t} reset"))
         }
         ["counter_reset", ..] => Err("counter_reset: usage: counter_reset TABLE".into()),
-        ["table_dump", ..] => {
-            // Each copy counts the packets that read it: dump the sum.
-            live.read_both(|a, b| {
-                let mut merged = a.clone();
-                merged.add_counters(b);
-                let cmd = command::parse_command(line, &merged).map_err(|e| e.to_string())?;
-                match cmd {
-                    Some(c) => command::apply(&mut merged, &c)
-                        .map(|o| o.text)
-                        .map_err(|e| e.to_string()),
-                    None => Ok(String::new()),
-                }
-            })
-        }
+        ["table_dump", ..] => dump_table(line, live),
         _ => {
             let cmd = live
                 .read(|s| command::parse_command(line, s))

@@ -34,6 +34,30 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
     row.last().copied().unwrap_or(0)
 }
 
+/// The longest piece of a user's text that a message repeats, in characters.
+pub const ECHO_CHARS: usize = 64;
+
+/// A user's text as a message repeats it: control characters (an entries file could otherwise
+/// send escape sequences to the terminal) and bidirectional overrides (which can make a
+/// message read differently from what it says) escaped as `\u{1b}`, and anything past
+/// [`ECHO_CHARS`] characters cut, with `...` (a 1 MB token is not worth printing back).
+pub fn echo(text: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in text.chars().enumerate() {
+        if i == ECHO_CHARS {
+            out.push_str("...");
+            break;
+        }
+        let bidi = matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+        if c.is_control() || bidi {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,5 +77,15 @@ mod tests {
         assert_eq!(closest("dnt", ["snat", "dnat"]), Some("dnat".into()));
         assert_eq!(closest("xnat", ["snat", "dnat"]), Some("snat".into()));
         assert_eq!(closest("ipv4_lpm", ["dnat"]), None);
+    }
+
+    #[test]
+    fn control_characters_are_escaped_and_long_text_cut() {
+        assert_eq!(echo("dnat"), "dnat");
+        assert_eq!(echo("é\u{1b}[2Jx"), "é\\u{1b}[2Jx");
+        assert_eq!(echo("a\u{202e}b"), "a\\u{202e}b");
+        let long = "x".repeat(1 << 20);
+        assert_eq!(echo(&long), format!("{}...", "x".repeat(64)));
+        assert_eq!(echo(&"y".repeat(64)), "y".repeat(64));
     }
 }

@@ -525,9 +525,7 @@ fn usage_error(verb: &str) -> CommandError {
         .iter()
         .find(|s| s.name == verb && s.scope == Scope::Tables)
         .map_or_else(
-            || CommandError::UnknownCommand {
-                name: verb.to_owned(),
-            },
+            || CommandError::UnknownCommand { name: echo(verb) },
             |s| CommandError::Usage {
                 command: s.name,
                 usage: s.usage,
@@ -576,7 +574,7 @@ fn parse_table_add(args: &[&str], set: &TableSet) -> Result<Command, CommandErro
         (true, Some((last, args))) if after.len() == arity + 1 => {
             let priority = parse_decimal(last).ok_or_else(|| CommandError::BadPriority {
                 table: t.name().to_owned(),
-                token: (*last).to_owned(),
+                token: echo(last),
             })?;
             (args, Some(priority))
         }
@@ -611,7 +609,7 @@ fn parse_table_add(args: &[&str], set: &TableSet) -> Result<Command, CommandErro
 fn parse_match(tok: &str, field: &KeyField) -> Result<MatchValue, String> {
     let width = field.width;
     let value = |text: &str| parse_value(text, width).map_err(|e| e.to_string());
-    let malformed = |syntax: &str| format!("expected {syntax}, got '{tok}'");
+    let malformed = |syntax: &str| format!("expected {syntax}, got '{}'", echo(tok));
     match field.kind {
         MatchKind::Exact => {
             if ["/", "&&&", "->", "*"].iter().any(|s| tok.contains(s)) {
@@ -698,7 +696,7 @@ fn parse_handle(table: &Table, token: &str) -> Result<EntryHandle, CommandError>
         .map(EntryHandle)
         .ok_or_else(|| CommandError::BadHandle {
             table: table.name().to_owned(),
-            token: token.to_owned(),
+            token: echo(token),
         })
 }
 
@@ -729,7 +727,7 @@ fn find_table<'a>(set: &'a TableSet, name: &str) -> Result<(usize, &'a Table), C
     set.by_name(name)
         .and_then(|i| Some((i, set.table(i)?)))
         .ok_or_else(|| CommandError::UnknownTable {
-            name: name.to_owned(),
+            name: echo(name),
             suggestion: closest(name, set.tables().iter().map(Table::name)),
         })
 }
@@ -747,7 +745,7 @@ fn find_action<'a>(
         .and_then(|i| Some((i, set.actions().get(i as usize)?)));
     let Some((index, schema)) = found else {
         return Err(CommandError::UnknownAction {
-            name: name.to_owned(),
+            name: echo(name),
             suggestion: closest(name, allowed_names()),
         });
     };
@@ -765,7 +763,7 @@ fn action_name(set: &TableSet, action: u32) -> Option<&str> {
     set.actions().get(action as usize).map(|a| a.name.as_str())
 }
 
-use sluice_defs::names::closest;
+use sluice_defs::names::{closest, echo};
 
 fn describe_keys(fields: &[KeyField]) -> String {
     let parts: Vec<String> = fields
@@ -868,9 +866,7 @@ pub fn apply(set: &mut TableSet, cmd: &Command) -> Result<CommandOutput, Command
         Command::TableNumEntries { table } => {
             CommandOutput::text(table_at(set, *table)?.num_entries().to_string())
         }
-        Command::TableDump { table } => {
-            CommandOutput::text(dump_table(set.actions(), table_at(set, *table)?))
-        }
+        Command::TableDump { table } => CommandOutput::text(table_dump_text(set, *table, None)?),
         Command::ShowTables => CommandOutput::text(show_tables(set.tables())),
         Command::ShowActions => CommandOutput::text(show_actions(set.actions())),
         Command::SecretSet { name, value } => {
@@ -923,7 +919,18 @@ fn format_match(mv: &MatchValue, width: u32) -> String {
     }
 }
 
-fn dump_table(actions: &[ActionSchema], t: &Table) -> String {
+/// `table_dump`'s text for table `i` of `set`, with the counters of `also` added (a live
+/// switch keeps two copies of its tables, each counting the packets that read it).
+pub fn table_dump_text(
+    set: &TableSet,
+    i: usize,
+    also: Option<&TableSet>,
+) -> Result<String, CommandError> {
+    let other = also.and_then(|o| o.table(i));
+    Ok(dump_table(set.actions(), table_at(set, i)?, other))
+}
+
+fn dump_table(actions: &[ActionSchema], t: &Table, other: Option<&Table>) -> String {
     let schema = t.schema();
     let mut out = format!(
         "table {} ({}, size {})\n",
@@ -939,12 +946,15 @@ fn dump_table(actions: &[ActionSchema], t: &Table) -> String {
         if let Some(p) = e.priority {
             let _ = write!(out, " priority {p}");
         }
+        let (packets, bytes) = other
+            .and_then(|o| o.entry(e.handle))
+            .map_or((e.packets, e.bytes), |o| {
+                (e.packets + o.packets, e.bytes + o.bytes)
+            });
         let _ = writeln!(
             out,
-            " => {}  packets {} bytes {}",
+            " => {}  packets {packets} bytes {bytes}",
             format_call(actions, e.call),
-            e.packets,
-            e.bytes
         );
     }
     let _ = write!(

@@ -5,7 +5,8 @@
 //! sends requests (`{"id": N, "command": "table_add ..."}`) and the server answers each with a
 //! reply carrying the same id.
 
-use serde_json::{json, Value};
+use serde::de::{Deserialize, Deserializer, Error as _, MapAccess, Visitor};
+use serde_json::{json, Map, Value};
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use thiserror::Error;
@@ -21,6 +22,8 @@ pub const MAX_LINE: usize = 64 * 1024;
 pub enum ControlError {
     #[error("malformed hello: {0}")]
     MalformedHello(serde_json::Error),
+    #[error("hello too long (at most {MAX_LINE} bytes); closing")]
+    HelloTooLong,
     #[error("not a {PROTOCOL} client")]
     NotOurProtocol,
     #[error("unsupported protocol version {0} (this server speaks {VERSION})")]
@@ -96,9 +99,42 @@ pub fn client_hello() -> String {
     format!("{}\n", json!({"protocol": PROTOCOL, "version": VERSION}))
 }
 
+/// A JSON object whose keys all differ. serde_json keeps the last of two equal keys, so that
+/// `{"command":"table_clear t","command":"table_add ..."}` would run the one a reader of the
+/// log is least likely to notice; the protocol refuses such a line instead.
+struct Object(Map<String, Value>);
+
+impl<'de> Deserialize<'de> for Object {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Keys;
+        impl<'de> Visitor<'de> for Keys {
+            type Value = Object;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Object, A::Error> {
+                let mut m = Map::new();
+                while let Some(k) = a.next_key::<String>()? {
+                    let v: Value = a.next_value()?;
+                    if m.contains_key(&k) {
+                        return Err(A::Error::custom(format_args!("duplicate key {k:?}")));
+                    }
+                    m.insert(k, v);
+                }
+                Ok(Object(m))
+            }
+        }
+        d.deserialize_map(Keys)
+    }
+}
+
+fn object(line: &str) -> Result<Map<String, Value>, serde_json::Error> {
+    serde_json::from_str::<Object>(line).map(|o| o.0)
+}
+
 /// Checks a client's hello line; the error is the reply to send before closing.
 pub fn check_client_hello(line: &str) -> Result<(), ControlError> {
-    let v: Value = serde_json::from_str(line).map_err(ControlError::MalformedHello)?;
+    let v = object(line).map_err(ControlError::MalformedHello)?;
     if v.get("protocol").and_then(Value::as_str) != Some(PROTOCOL) {
         return Err(ControlError::NotOurProtocol);
     }
@@ -116,7 +152,7 @@ pub enum Request {
         id: u64,
         command: String,
     },
-    /// Not a request; the reply says why (id 0 when the line had none).
+    /// Not a request, and not run; the reply says why (id 0 when the line had no valid id).
     Malformed {
         id: u64,
         error: String,
@@ -124,25 +160,33 @@ pub enum Request {
 }
 
 pub fn parse_request(line: &str) -> Request {
-    let v: Value = match serde_json::from_str(line) {
+    let malformed = |id, error| Request::Malformed { id, error };
+    let v = match object(line) {
         Ok(v) => v,
-        Err(e) => {
-            return Request::Malformed {
-                id: 0,
-                error: format!("malformed request: {e}"),
-            }
+        Err(e) => return malformed(0, format!("malformed request: {e}")),
+    };
+    // An id that is not a u64 (negative, fractional, a string, 2^64 or more) cannot be copied
+    // into the reply, so the client could not tell which request failed: refuse it.
+    let id = match v.get("id") {
+        None => 0,
+        Some(Value::Number(n)) if n.as_u64().is_some() => n.as_u64().unwrap_or(0),
+        Some(other) => {
+            return malformed(
+                0,
+                format!(
+                    "malformed request: \"id\" must be an integer from 0 to {}, not {}",
+                    u64::MAX,
+                    sluice_defs::names::echo(&other.to_string())
+                ),
+            )
         }
     };
-    let id = v.get("id").and_then(Value::as_u64).unwrap_or(0);
-    match v.get("command").and_then(Value::as_str) {
-        Some(c) => Request::Command {
+    match v.get("command") {
+        Some(Value::String(c)) => Request::Command {
             id,
-            command: c.to_string(),
+            command: c.clone(),
         },
-        None => Request::Malformed {
-            id,
-            error: "a request needs a \"command\" string".into(),
-        },
+        _ => malformed(id, "a request needs a \"command\" string".into()),
     }
 }
 
@@ -219,13 +263,18 @@ impl Client<std::os::unix::net::UnixStream> {
 
 impl<S: std::io::Read + Write> Client<S> {
     pub fn handshake(read: S, mut writer: S) -> Result<Self, ControlError> {
-        writer
+        // A switch that refuses the connection (too many clients) may answer and close before
+        // reading the hello: its reason is still there to read after a failed write.
+        let sent = writer
             .write_all(client_hello().as_bytes())
-            .map_err(io("talk to the switch"))?;
+            .map_err(io("talk to the switch"));
         let mut reader = std::io::BufReader::new(read);
-        let line = read_line_limited(&mut reader, MAX_LINE)
-            .map_err(io("read the switch's hello"))?
-            .ok_or(ControlError::Closed)?;
+        let line = match read_line_limited(&mut reader, MAX_LINE) {
+            Ok(Some(line)) => line,
+            _ if sent.is_err() => return Err(sent.unwrap_err()),
+            Ok(None) => return Err(ControlError::Closed),
+            Err(e) => return Err(io("read the switch's hello")(e)),
+        };
         let hello: Value =
             serde_json::from_str(&line).map_err(ControlError::MalformedServerHello)?;
         if let Some(false) = hello.get("ok").and_then(Value::as_bool) {

@@ -40,7 +40,7 @@ pub fn parse_value(text: &str, width: u32) -> Result<u128, ValueError> {
         Ok(value)
     } else {
         Err(ValueError::TooWide {
-            text: text.to_owned(),
+            text: sluice_defs::names::echo(text),
             width,
         })
     }
@@ -59,7 +59,7 @@ fn parse_unsized(text: &str) -> Result<u128, ValueError> {
         return Err(ValueError::Empty);
     }
     let invalid = |expected| ValueError::Invalid {
-        text: text.to_owned(),
+        text: sluice_defs::names::echo(text),
         expected,
     };
     if text.starts_with('-') {
@@ -115,12 +115,12 @@ fn parse_radix(
     // from_str_radix would also accept a leading '+', so check digits first.
     if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
         return Err(ValueError::Invalid {
-            text: text.to_owned(),
+            text: sluice_defs::names::echo(text),
             expected,
         });
     }
     u128::from_str_radix(digits, radix).map_err(|_| ValueError::TooLarge {
-        text: text.to_owned(),
+        text: sluice_defs::names::echo(text),
     })
 }
 

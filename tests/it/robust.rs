@@ -903,3 +903,337 @@ fn text_inputs_skip_a_bom_and_name_the_line_of_a_byte_that_is_not_utf8() {
     );
     assert!(!dir.join("latin1").exists());
 }
+
+/// A raw connection to a switch's control socket.
+struct Raw {
+    w: std::os::unix::net::UnixStream,
+    r: std::io::BufReader<std::os::unix::net::UnixStream>,
+}
+
+impl Raw {
+    fn connect(sock: &std::path::Path) -> Raw {
+        let w = std::os::unix::net::UnixStream::connect(sock).unwrap();
+        w.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+            .unwrap();
+        let r = std::io::BufReader::new(w.try_clone().unwrap());
+        Raw { w, r }
+    }
+
+    /// Connects and exchanges hellos.
+    fn hello(sock: &std::path::Path) -> Raw {
+        let mut c = Raw::connect(sock);
+        let hello = c.send(sluice_runtime::control::client_hello().trim_end());
+        assert!(hello.contains("\"version\":1"), "{hello}");
+        c
+    }
+
+    /// Sends one line; the line the switch answers, "" when it closed the connection.
+    fn send(&mut self, line: &str) -> String {
+        use std::io::{BufRead, Write};
+        // The switch may close before reading all of a refused line.
+        let _ = self.w.write_all(line.as_bytes());
+        let _ = self.w.write_all(b"\n");
+        let mut reply = String::new();
+        let _ = self.r.read_line(&mut reply);
+        reply
+    }
+
+    fn closed(&mut self) -> bool {
+        use std::io::BufRead;
+        let mut rest = String::new();
+        matches!(self.r.read_line(&mut rest), Ok(0))
+    }
+}
+
+fn idle_switch(name: &str) -> crate::serve::Switch {
+    let dir = temp_dir(name);
+    let empty = dir.join("empty.pcap");
+    crate::serve::udp_capture(&empty, 0);
+    crate::serve::Switch::start(&dir, &empty, &[])
+}
+
+fn stop(sw: crate::serve::Switch) {
+    // SAFETY: kill(2) on the switch's own pid, which the test has not reaped.
+    unsafe { libc::kill(sw.child.id() as i32, libc::SIGTERM) };
+    sw.wait();
+}
+
+/// Every case docs/control-protocol.md describes, on a real switch, each with the reply the
+/// document gives it; a refused request runs nothing.
+#[test]
+fn the_control_protocol_answers_every_case_of_its_document() {
+    let sw = idle_switch("robust-protocol");
+    // Hellos that are refused, each with one error reply, then the connection closes.
+    let refused_hellos: [(String, &str); 6] = [
+        ("GET / HTTP/1.0".into(), "malformed hello"),
+        (
+            r#"{"protocol":"http","version":1}"#.into(),
+            "not a sluice-control client",
+        ),
+        (
+            r#"{"protocol":"sluice-control","version":2}"#.into(),
+            "unsupported protocol version 2 (this server speaks 1)",
+        ),
+        (
+            r#"{"protocol":"sluice-control"}"#.into(),
+            "hello without a version",
+        ),
+        (
+            r#"{"protocol":"sluice-control","version":2,"version":1}"#.into(),
+            "malformed hello: duplicate key \\\"version\\\"",
+        ),
+        (
+            format!(
+                r#"{{"protocol":"sluice-control","version":1,"pad":"{}"}}"#,
+                "x".repeat(70_000)
+            ),
+            "hello too long (at most 65536 bytes); closing",
+        ),
+    ];
+    for (hello, want) in refused_hellos {
+        let mut c = Raw::connect(&sw.sock);
+        let reply = c.send(&hello);
+        assert!(
+            reply.starts_with(r#"{"error":""#) || reply.contains(r#""ok":false"#),
+            "{reply}"
+        );
+        assert!(reply.contains(want), "{want}: {reply}");
+        assert!(reply.contains(r#""id":0"#), "{reply}");
+        assert!(c.closed(), "{want}: the connection stays open");
+    }
+
+    let mut c = Raw::hello(&sw.sock);
+    let count = |c: &mut Raw| c.send(r#"{"id":1,"command":"table_num_entries dnat"}"#);
+    assert_eq!(count(&mut c), "{\"id\":1,\"ok\":true,\"output\":\"1\"}\n");
+    let add = "table_add dnat to_vm 203.0.113.10 9000->9099 => 10.0.0.2 1 10";
+    // Requests refused without running: the table keeps its one entry.
+    let refused: [(String, &str); 9] = [
+        (
+            "garbage".into(),
+            r#"{"error":"malformed request: expected value at line 1 column 1","id":0,"ok":false}"#,
+        ),
+        (r#"[1,2]"#.into(), r#""id":0,"ok":false"#),
+        (
+            format!(r#"{{"id":-1,"command":"{add}"}}"#),
+            r#""id\" must be an integer from 0 to 18446744073709551615, not -1""#,
+        ),
+        (format!(r#"{{"id":1.5,"command":"{add}"}}"#), "not 1.5"),
+        (format!(r#"{{"id":"7","command":"{add}"}}"#), r#"not \"7\""#),
+        (
+            format!(r#"{{"id":18446744073709551616,"command":"{add}"}}"#),
+            "not 1.8446744073709552e+19",
+        ),
+        (
+            format!(r#"{{"id":4,"command":"{add}","command":"table_num_entries dnat"}}"#),
+            r#"duplicate key \"command\""#,
+        ),
+        (
+            r#"{"id":5}"#.into(),
+            r#"{"error":"a request needs a \"command\" string","id":5,"ok":false}"#,
+        ),
+        (
+            r#"{"id":6,"command":5}"#.into(),
+            r#"{"error":"a request needs a \"command\" string","id":6,"ok":false}"#,
+        ),
+    ];
+    for (line, want) in refused {
+        let reply = c.send(&line);
+        assert!(reply.contains(want), "{line}: {reply}");
+        assert!(reply.contains(r#""ok":false"#), "{line}: {reply}");
+        assert_eq!(
+            count(&mut c),
+            "{\"id\":1,\"ok\":true,\"output\":\"1\"}\n",
+            "{line} ran"
+        );
+    }
+    // What is accepted: no id is id 0, the largest id is copied, blank and comment-only
+    // commands succeed with no output, an unknown field is ignored.
+    assert_eq!(
+        c.send(r#"{"command":"table_num_entries dnat"}"#),
+        "{\"id\":0,\"ok\":true,\"output\":\"1\"}\n"
+    );
+    assert_eq!(
+        c.send(r#"{"id":18446744073709551615,"command":"   "}"#),
+        "{\"id\":18446744073709551615,\"ok\":true,\"output\":\"\"}\n"
+    );
+    assert_eq!(
+        c.send(r##"{"id":2,"command":"# a comment","trace":true}"##),
+        "{\"id\":2,\"ok\":true,\"output\":\"\"}\n"
+    );
+    assert_eq!(
+        c.send(r#"{"id":3,"command":"table_delete dnatt 0"}"#),
+        "{\"error\":\"unknown table 'dnatt' (did you mean 'dnat'?)\",\"id\":3,\"ok\":false}\n"
+    );
+    // A request over 65,536 bytes: an error with id 0, and the connection closes.
+    let reply = c.send(&format!(r#"{{"id":9,"command":"{}"}}"#, "x".repeat(70_000)));
+    assert_eq!(
+        reply,
+        "{\"error\":\"request too long (at most 65536 bytes); closing\",\"id\":0,\"ok\":false}\n"
+    );
+    assert!(c.closed());
+    stop(sw);
+}
+
+#[test]
+fn control_connections_are_capped_with_a_clear_refusal() {
+    let sw = idle_switch("robust-conns");
+    let max = 64;
+    let mut open: Vec<Raw> = (0..max).map(|_| Raw::hello(&sw.sock)).collect();
+    let mut extra = Raw::connect(&sw.sock);
+    let reply = extra.send(sluice_runtime::control::client_hello().trim_end());
+    assert_eq!(
+        reply,
+        "{\"error\":\"too many control connections (at most 64); close one and try again\",\"id\":0,\"ok\":false}\n"
+    );
+    // ctl says so too, and exits 2.
+    let out = sw.ctl(&["show_tables"]);
+    assert_eq!(out.status, 2);
+    assert!(
+        out.stderr.contains("too many control connections"),
+        "{}",
+        out.stderr
+    );
+    // Once one closes, a new client gets in (the switch notices the close as it happens).
+    drop(open.pop());
+    let t0 = std::time::Instant::now();
+    loop {
+        let out = sw.ctl(&["table_num_entries", "dnat"]);
+        if out.status == 0 {
+            assert_eq!(out.stdout, "1\n");
+            break;
+        }
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(20),
+            "{}",
+            out.stderr
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // The others are still served.
+    assert!(open[0]
+        .send(r#"{"id":1,"command":"show_tables"}"#)
+        .contains(r#""ok":true"#));
+    drop(open);
+    stop(sw);
+}
+
+/// The switch's resident memory, in bytes.
+fn rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse::<u64>()
+        .unwrap()
+        * 1024
+}
+
+#[test]
+fn clients_that_never_read_a_large_dump_cannot_grow_the_switch() {
+    let dir = temp_dir("robust-dump");
+    let n = 60_000u32;
+    let mut entries = String::new();
+    for i in 0..n {
+        let ip = std::net::Ipv4Addr::from(0x0a00_0000 + i);
+        entries += &format!("table_add snat from_vm {ip} => 203.0.113.10 0\n");
+    }
+    let empty = dir.join("empty.pcap");
+    crate::serve::udp_capture(&empty, 0);
+    let sw = crate::serve::Switch::start_program(
+        &dir,
+        "programs/port_dnat.sluice",
+        &entries,
+        &empty,
+        &[],
+    );
+    // One dump read in full: every entry, the header and the default.
+    let mut reader = Raw::hello(&sw.sock);
+    let dump = reader.send(r#"{"id":1,"command":"table_dump snat"}"#);
+    let v: serde_json::Value = serde_json::from_str(&dump).unwrap();
+    let text = v["output"].as_str().unwrap();
+    assert_eq!(text.lines().count(), n as usize + 2);
+    assert!(
+        text.starts_with("table snat (60000 entries, size"),
+        "{}",
+        &text[..80]
+    );
+    let before = rss(sw.child.id());
+
+    // Six clients ask for it and never read.
+    let stuck: Vec<Raw> = (0..6)
+        .map(|_| {
+            let mut c = Raw::hello(&sw.sock);
+            use std::io::Write;
+            c.w.write_all(b"{\"id\":1,\"command\":\"table_dump snat\"}\n")
+                .unwrap();
+            c
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    // Other commands are still answered, and the switch holds at most one dump's text.
+    assert_eq!(
+        reader.send(r#"{"id":2,"command":"table_num_entries snat"}"#),
+        "{\"id\":2,\"ok\":true,\"output\":\"60000\"}\n"
+    );
+    let grown = rss(sw.child.id()).saturating_sub(before);
+    assert!(
+        grown < 2 * dump.len() as u64,
+        "grew by {grown} bytes with 6 unread dumps of {} bytes",
+        dump.len()
+    );
+    drop(stuck);
+    stop(sw);
+}
+
+#[test]
+fn errors_escape_control_characters_and_cut_long_tokens() {
+    let dir = temp_dir("robust-echo");
+    let entries = dir.join("evil.entries");
+    let huge = "9".repeat(1 << 20);
+    std::fs::write(
+        &entries,
+        format!(
+            "table_add dnat\u{1b}[2J\u{1b}]0;pwned\u{7} to_vm 1 => 2\n\
+             table_add snat from_vm {huge} => 203.0.113.10 0\n\
+             frob\u{202e}nicate\n"
+        ),
+    )
+    .unwrap();
+    let o = run(&[
+        "run",
+        "programs/port_dnat.sluice",
+        "--entries",
+        entries.to_str().unwrap(),
+        "--in",
+        "programs/port_dnat.pcap",
+        "--out-dir",
+        dir.join("out").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status, 2);
+    assert!(
+        !o.stderr.contains('\u{1b}') && !o.stderr.contains('\u{7}'),
+        "{:?}",
+        o.stderr
+    );
+    assert!(
+        o.stderr
+            .contains(r"unknown table 'dnat\u{1b}[2J\u{1b}]0;pwned\u{7}'"),
+        "{}",
+        o.stderr
+    );
+    assert!(
+        o.stderr.contains(&format!(
+            "value {}... is larger than 128 bits",
+            "9".repeat(64)
+        )),
+        "{}",
+        o.stderr
+    );
+    assert!(o.stderr.len() < 2000, "{} bytes of errors", o.stderr.len());
+    assert!(
+        o.stderr.contains(r"unknown command 'frob\u{202e}nicate'"),
+        "{}",
+        o.stderr
+    );
+}
