@@ -3,7 +3,7 @@
 
 use crate::native;
 use crate::out::{err, outln};
-use anyhow::{anyhow, Context};
+use anyhow::anyhow;
 use sluice_compiler::interp::Interp;
 use sluice_compiler::jit::JitProgram;
 use sluice_runtime::datapath::{DatapathError, Pipeline, Worker};
@@ -156,8 +156,7 @@ pub fn bench(args: &BenchArgs, color: bool) -> anyhow::Result<ExitCode> {
     if let Some(e) = &args.entries {
         crate::run::load_entries(&mut tables, e)?;
     }
-    let capture = sluice_runtime::pcap::read_capture(&args.input)
-        .with_context(|| format!("cannot read capture {}", args.input.display()))?;
+    let capture = crate::run::read_input(&args.input)?;
     if capture.records.is_empty() {
         anyhow::bail!("{} has no packets", args.input.display());
     }

@@ -54,6 +54,15 @@ pub enum Backend {
     Interp,
 }
 
+/// Reads a capture, saying once if some records are longer than its snaplen.
+pub fn read_input(path: &std::path::Path) -> anyhow::Result<sluice_runtime::pcap::Capture> {
+    let capture = read_capture(path).map_err(|e| anyhow!("cannot read capture {e}"))?;
+    if let Some(over) = &capture.over_snaplen {
+        errln!("warning: {}: {over}", path.display());
+    }
+    Ok(capture)
+}
+
 /// Reads an entries file into a program's tables; every bad line is reported, none installed.
 pub fn load_entries(set: &mut TableSet, path: &std::path::Path) -> anyhow::Result<()> {
     let text = crate::input::read_text(path, "entries file")?;
@@ -85,7 +94,7 @@ pub fn run(args: &RunArgs, color: bool) -> anyhow::Result<ExitCode> {
     if let Some(e) = &args.entries {
         load_entries(&mut tables, e)?;
     }
-    let capture = read_capture(&args.input).map_err(|e| anyhow!("cannot read capture {e}"))?;
+    let capture = read_input(&args.input)?;
     crate::make_out_dir(&args.out_dir)?;
     // SIGINT or SIGTERM ends the replay between two batches: the outputs are then put in
     // place with every packet run so far.

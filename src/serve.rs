@@ -10,7 +10,6 @@ use sluice_runtime::command;
 use sluice_runtime::control::{self, Reply, Request};
 use sluice_runtime::datapath::Pipeline;
 use sluice_runtime::live::LiveTables;
-use sluice_runtime::pcap::read_capture;
 use sluice_runtime::stats::Stats;
 use sluice_runtime::switch::{
     OnFailure, Pacing, PortOutputs, Publish, Replay, Ring, Switch, Tables, BATCH,
@@ -158,7 +157,7 @@ pub fn serve(args: &ServeArgs, color: bool) -> anyhow::Result<ExitCode> {
     let mut inputs = Vec::new();
     for s in &args.inputs {
         let (port, path) = parse_input(s)?;
-        let c = read_capture(&path).map_err(|e| anyhow!("cannot read capture {e}"))?;
+        let c = crate::run::read_input(&path)?;
         inputs.push((port, c));
     }
     let pacing = match (args.rate, args.realtime) {

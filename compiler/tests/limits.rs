@@ -120,6 +120,12 @@ fn brackets_and_blocks_nest_to_the_limit_and_no_further() {
     let blocks = |n: usize| program(&format!("{}forward(1);{}", "{".repeat(n), "}".repeat(n)));
     compiles_and_runs(blocks(126));
     assert!(refused(blocks(127)).contains("brackets nested too deeply"));
+    // Brackets in comments and strings are not nesting.
+    compiles_and_runs(program(&format!(
+        "// {o}\n/* {o} */ if (ethernet.ether_type == 1) {{ drop(\"{s}\"); }} if (ethernet.ether_type == 2) {{ drop(\"{s}\"); }} forward(1);",
+        o = "(".repeat(60) + &"{".repeat(4) + &"(".repeat(100),
+        s = "(".repeat(64)
+    )));
 }
 
 #[test]

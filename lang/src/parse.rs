@@ -20,35 +20,87 @@ pub const MAX_EXPR_DEPTH: usize = 256;
 /// in the one before.
 pub const MAX_ELSE_IF: usize = 256;
 
-/// The first bracket that opens past the nesting limit, if any.
-fn too_deep(source: &str) -> Option<usize> {
+/// What a pre-scan finds before pest sees the text (pest recurses once per nesting level, and
+/// reports an unclosed comment only as an unexpected end).
+enum Scan {
+    Fine,
+    /// The first bracket that opens past the nesting limit.
+    TooDeep(usize),
+    /// Where a `/*` that is never closed starts.
+    OpenComment(usize),
+}
+
+/// Counts bracket depth outside comments and strings, and finds an unclosed block comment.
+fn scan(source: &str) -> Scan {
+    #[derive(PartialEq)]
+    enum In {
+        Code,
+        LineComment,
+        BlockComment(usize),
+        Str,
+    }
+    let bytes = source.as_bytes();
+    let mut state = In::Code;
     let mut depth = 0usize;
-    for (i, c) in source.char_indices() {
-        match c {
-            '(' | '{' => {
-                depth += 1;
-                if depth > MAX_NESTING {
-                    return Some(i);
+    let mut i = 0;
+    while i < bytes.len() {
+        let (b, next) = (bytes[i], bytes.get(i + 1).copied());
+        match state {
+            In::Code => match b {
+                b'/' if next == Some(b'/') => state = In::LineComment,
+                b'/' if next == Some(b'*') => {
+                    state = In::BlockComment(i);
+                    i += 1;
                 }
+                b'"' => state = In::Str,
+                b'(' | b'{' => {
+                    depth += 1;
+                    if depth > MAX_NESTING {
+                        return Scan::TooDeep(i);
+                    }
+                }
+                b')' | b'}' => depth = depth.saturating_sub(1),
+                _ => {}
+            },
+            In::LineComment if b == b'\n' => state = In::Code,
+            In::BlockComment(_) if b == b'*' && next == Some(b'/') => {
+                state = In::Code;
+                i += 1;
             }
-            ')' | '}' => depth = depth.saturating_sub(1),
+            // A string ends at its quote, or (unterminated: pest reports it) at the line's end.
+            In::Str if b == b'"' || b == b'\n' => state = In::Code,
             _ => {}
         }
+        i += 1;
     }
-    None
+    match state {
+        In::BlockComment(at) => Scan::OpenComment(at),
+        _ => Scan::Fine,
+    }
 }
 
 /// Parses a program. A syntax error is one diagnostic: pest stops at the first.
 pub fn parse(source: &str) -> Result<Program, Vec<Diagnostic>> {
-    if let Some(at) = too_deep(source) {
-        return Err(vec![Diagnostic::error(
-            "E0001",
-            "brackets nested too deeply",
-        )
-        .with_label(
-            Span::new(at, at + 1),
-            format!("more than {MAX_NESTING} levels"),
-        )]);
+    match scan(source) {
+        Scan::Fine => {}
+        Scan::TooDeep(at) => {
+            return Err(vec![Diagnostic::error(
+                "E0001",
+                "brackets nested too deeply",
+            )
+            .with_label(
+                Span::new(at, at + 1),
+                format!("more than {MAX_NESTING} levels"),
+            )])
+        }
+        Scan::OpenComment(at) => {
+            return Err(vec![Diagnostic::error(
+                "E0001",
+                "unterminated block comment",
+            )
+            .with_label(Span::new(at, at + 2), "this `/*` has no `*/`")
+            .with_note("block comments do not nest: the first `*/` ends one")])
+        }
     }
     // Detailed errors record the literal tokens expected at the furthest position (`;`, `}`).
     pest::set_error_detail(true);
@@ -104,7 +156,6 @@ fn syntax_error(e: pest::error::Error<Rule>, source: &str) -> Diagnostic {
         }
     }
     let rest = source.get(start..).unwrap_or("");
-    let found_at = start;
     // A missing `;` is best shown where it belongs: right after the previous token.
     if tokens.iter().any(|t| t == "`;`") {
         let before = source.get(..start).unwrap_or("");
@@ -114,17 +165,18 @@ fn syntax_error(e: pest::error::Error<Rule>, source: &str) -> Diagnostic {
             end = trimmed;
         }
     }
-    let _ = found_at;
     let rest = rest.trim_start_matches([' ', '\t']);
     let found: String = rest
         .chars()
         .take_while(|c| !c.is_whitespace())
         .take(20)
         .collect();
-    let found = if found.is_empty() {
+    let found = if rest.trim().is_empty() {
+        "end of file".to_string()
+    } else if found.is_empty() {
         "end of line".to_string()
     } else {
-        format!("`{found}`")
+        format!("`{}`", sluice_defs::names::echo(&found))
     };
     let expected = match &e.variant {
         _ if !tokens.is_empty() => tokens.iter().map(|s| s.as_str()).collect(),

@@ -32,6 +32,52 @@ pub struct Capture {
     pub records: Vec<Record>,
     /// Some record came from an input with a resolution finer than 1 µs.
     pub nanos: bool,
+    /// Records longer than their capture's snaplen: read as they are, and said once (as
+    /// Wireshark does), since such a file was written by a tool that ignored its own limit.
+    pub over_snaplen: Option<OverSnaplen>,
+}
+
+/// The records of a capture that are longer than its snaplen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OverSnaplen {
+    pub count: u64,
+    /// The first such record (counted from 1), its captured length and the snaplen.
+    pub first: u64,
+    pub len: usize,
+    pub snaplen: u32,
+}
+
+impl OverSnaplen {
+    fn note(this: &mut Option<OverSnaplen>, record: u64, len: usize, snaplen: u32) {
+        if snaplen == 0 || len <= snaplen as usize {
+            return;
+        }
+        match this {
+            Some(o) => o.count += 1,
+            None => {
+                *this = Some(OverSnaplen {
+                    count: 1,
+                    first: record,
+                    len,
+                    snaplen,
+                })
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for OverSnaplen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "record {} has {} bytes, more than the capture's snaplen of {}",
+            self.first, self.len, self.snaplen
+        )?;
+        if self.count > 1 {
+            write!(f, " ({} records do)", self.count)?;
+        }
+        write!(f, "; read as captured")
+    }
 }
 
 impl Capture {
@@ -193,6 +239,7 @@ impl Reader<'_> {
         let nanos = header.ts_resolution == TsResolution::NanoSecond;
         let frac_limit = if nanos { 1_000_000_000 } else { 1_000_000 };
         let mut records = Vec::new();
+        let mut over_snaplen = None;
         while !rest.is_empty() {
             let offset = self.offset(rest);
             let what = format!("record {}", records.len() + 1);
@@ -218,6 +265,12 @@ impl Reader<'_> {
                 ));
             }
             let data = data.into_owned();
+            OverSnaplen::note(
+                &mut over_snaplen,
+                records.len() as u64 + 1,
+                data.len(),
+                header.snaplen,
+            );
             records.push(Record {
                 ts_sec: u64::from(ts_sec),
                 ts_nsec: if nanos { ts_frac } else { ts_frac * 1000 },
@@ -227,7 +280,11 @@ impl Reader<'_> {
             });
             rest = next;
         }
-        Ok(Capture { records, nanos })
+        Ok(Capture {
+            records,
+            nanos,
+            over_snaplen,
+        })
     }
 
     fn pcapng(&self) -> Result<Capture, PcapError> {
@@ -242,6 +299,7 @@ impl Reader<'_> {
         let mut endian = parser.section().endianness;
         let mut interfaces: Vec<Interface> = Vec::new();
         let mut records = Vec::new();
+        let mut over_snaplen = None;
         let mut block_no = 1;
         while !rest.is_empty() {
             block_no += 1;
@@ -305,6 +363,12 @@ impl Reader<'_> {
             let (ts_sec, ts_nsec) = split_timestamp(raw_ts, iface.per_sec, iface.offset_sec)
                 .ok_or_else(|| self.malformed(what(), offset, "timestamp out of range"))?;
             let data = data.into_owned();
+            OverSnaplen::note(
+                &mut over_snaplen,
+                records.len() as u64 + 1,
+                data.len(),
+                iface.snaplen,
+            );
             records.push(Record {
                 ts_sec,
                 ts_nsec,
@@ -315,7 +379,11 @@ impl Reader<'_> {
             rest = next;
         }
         let nanos = interfaces.iter().any(|i| i.used && i.per_sec > 1_000_000);
-        Ok(Capture { records, nanos })
+        Ok(Capture {
+            records,
+            nanos,
+            over_snaplen,
+        })
     }
 
     /// The total length a pcapng block claims (for truncation messages).

@@ -728,6 +728,7 @@ mod tests {
                 })
                 .collect(),
             nanos: false,
+            over_snaplen: None,
         }
     }
 

@@ -1237,3 +1237,77 @@ fn errors_escape_control_characters_and_cut_long_tokens() {
         o.stderr
     );
 }
+
+/// A classic pcap (µs, Ethernet) with the given snaplen in its header and these records as
+/// they are, whatever their length.
+fn raw_pcap(path: &std::path::Path, snaplen: u32, records: &[Vec<u8>]) {
+    let mut b = Vec::new();
+    for v in [0xa1b2_c3d4u32] {
+        b.extend_from_slice(&v.to_le_bytes());
+    }
+    b.extend_from_slice(&2u16.to_le_bytes());
+    b.extend_from_slice(&4u16.to_le_bytes());
+    b.extend_from_slice(&[0; 8]);
+    b.extend_from_slice(&snaplen.to_le_bytes());
+    b.extend_from_slice(&1u32.to_le_bytes());
+    for (i, r) in records.iter().enumerate() {
+        for v in [i as u32 + 1, 0, r.len() as u32, r.len() as u32] {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+        b.extend_from_slice(r);
+    }
+    std::fs::write(path, b).unwrap();
+}
+
+#[test]
+fn oversized_records_are_said_once_and_packets_cut_on_output_are_counted() {
+    let dir = temp_dir("robust-snaplen");
+    let prog = dir.join("all.sluice");
+    std::fs::write(
+        &prog,
+        "header ethernet { dst: bit<48>; src: bit<48>; ether_type: bit<16>; }\n\
+         parser { state start { extract(ethernet); transition accept; } }\n\
+         control ingress { forward(1); }\n\
+         deparser { emit(ethernet); }\n",
+    )
+    .unwrap();
+    let frame = |len: usize| {
+        let mut f = vec![0u8; len];
+        f[12] = 0x88;
+        f[13] = 0xb5;
+        f
+    };
+    // Snaplen 1500 in the header; records 2 and 4 are longer; record 4 is also longer than
+    // what a classic pcap output of Sluice holds (256 KiB).
+    let input = dir.join("in.pcap");
+    raw_pcap(
+        &input,
+        1500,
+        &[frame(60), frame(9000), frame(60), frame(300_000)],
+    );
+    let out = dir.join("out");
+    let o = run(&[
+        "run",
+        prog.to_str().unwrap(),
+        "--in",
+        input.to_str().unwrap(),
+        "--out-dir",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status, 0, "{}", o.stderr);
+    assert_eq!(
+        o.stderr,
+        format!(
+            "warning: {}: record 2 has 9000 bytes, more than the capture's snaplen of 1500 (2 records do); read as captured\n",
+            input.display()
+        )
+    );
+    assert!(
+        o.stdout.contains("(1 cut to the 256 KiB snaplen)"),
+        "{}",
+        o.stdout
+    );
+    let written = read_pcap(&out.join("port-1.pcap"));
+    let lens: Vec<(u32, usize)> = written.iter().map(|r| (r.2, r.3.len())).collect();
+    assert_eq!(lens, [(60, 60), (9000, 9000), (60, 60), (300_000, 262_144)]);
+}
