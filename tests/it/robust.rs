@@ -1241,10 +1241,7 @@ fn errors_escape_control_characters_and_cut_long_tokens() {
 /// A classic pcap (µs, Ethernet) with the given snaplen in its header and these records as
 /// they are, whatever their length.
 fn raw_pcap(path: &std::path::Path, snaplen: u32, records: &[Vec<u8>]) {
-    let mut b = Vec::new();
-    for v in [0xa1b2_c3d4u32] {
-        b.extend_from_slice(&v.to_le_bytes());
-    }
+    let mut b = 0xa1b2_c3d4u32.to_le_bytes().to_vec();
     b.extend_from_slice(&2u16.to_le_bytes());
     b.extend_from_slice(&4u16.to_le_bytes());
     b.extend_from_slice(&[0; 8]);
