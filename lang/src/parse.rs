@@ -133,17 +133,30 @@ fn span(p: &Pair<Rule>) -> Span {
     Span::new(s.start(), s.end())
 }
 
+/// The span of the character at byte `at`: empty at the end of the text (a span must stay
+/// inside the text and on character boundaries).
+fn one_char(source: &str, at: usize) -> (usize, usize) {
+    let mut start = at.min(source.len());
+    while !source.is_char_boundary(start) {
+        start -= 1;
+    }
+    let end = source[start..]
+        .chars()
+        .next()
+        .map_or(start, |c| start + c.len_utf8());
+    (start, end)
+}
+
 fn syntax_error(e: pest::error::Error<Rule>, source: &str) -> Diagnostic {
     use pest::error::{ErrorVariant, InputLocation};
     let (mut start, mut end) = match e.location {
-        InputLocation::Pos(p) => (p, p + 1),
+        InputLocation::Pos(p) => one_char(source, p),
         InputLocation::Span((a, b)) => (a, b),
     };
     let mut tokens: Vec<String> = Vec::new();
     if let Some(pa) = e.parse_attempts() {
         if pa.max_position > start {
-            start = pa.max_position;
-            end = start + 1;
+            (start, end) = one_char(source, pa.max_position);
             tokens = pa
                 .expected_tokens()
                 .iter()

@@ -8,6 +8,7 @@ mod differential;
 mod emit;
 mod errors;
 mod features;
+mod fuzz;
 mod golden;
 mod robust;
 mod serve;

@@ -1308,3 +1308,79 @@ fn oversized_records_are_said_once_and_packets_cut_on_output_are_counted() {
     let lens: Vec<(u32, usize)> = written.iter().map(|r| (r.2, r.3.len())).collect();
     assert_eq!(lens, [(60, 60), (9000, 9000), (60, 60), (300_000, 262_144)]);
 }
+
+#[test]
+fn an_os_error_is_said_once_with_the_path() {
+    let dir = temp_dir("robust-oserror");
+    let d = dir.to_str().unwrap();
+    let out = dir.join("out");
+    let cases: [(&[&str], String); 3] = [
+        (
+            &["check", d],
+            format!("error: cannot read program {d}: Is a directory (os error 21)\n"),
+        ),
+        (
+            &[
+                "run",
+                "programs/port_dnat.sluice",
+                "--in",
+                d,
+                "--out-dir",
+                out.to_str().unwrap(),
+            ],
+            format!("error: cannot read capture {d}: Is a directory (os error 21)\n"),
+        ),
+        (
+            &[
+                "run",
+                "programs/port_dnat.sluice",
+                "--entries",
+                d,
+                "--in",
+                "programs/port_dnat.pcap",
+                "--out-dir",
+                out.to_str().unwrap(),
+            ],
+            format!("error: cannot read entries file {d}: Is a directory (os error 21)\n"),
+        ),
+    ];
+    for (args, want) in cases {
+        let o = run(args);
+        assert_eq!(o.status, 2);
+        assert_eq!(o.stderr, want);
+    }
+}
+
+#[test]
+fn a_switch_whose_log_cannot_be_written_still_serves_and_cleans_up() {
+    let dir = temp_dir("robust-serve-log");
+    let input = dir.join("in.pcap");
+    udp_packets(&input, &[(8000, 100), (8001, 100)], 1_700_000_000);
+    let sock = dir.join("ctl.sock");
+    let out = dir.join("out");
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let o = sluice()
+        .args(serve_args(
+            sock.to_str().unwrap(),
+            &format!("0={}", input.display()),
+            out.to_str().unwrap(),
+        ))
+        .stderr(full)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    let summary = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        summary.contains("in = forwarded + dropped: 2 = "),
+        "{summary}"
+    );
+    assert!(!sock.exists(), "the socket is left behind");
+    assert!(
+        !dir.join("ctl.sock.lock").exists(),
+        "the lock is left behind"
+    );
+    assert_eq!(read_pcap(&out.join("port-1.pcap")).len(), 2);
+}
