@@ -1,4 +1,5 @@
-//! The literal of a secret key: `0x` and 32 hex digits, the 16 key bytes in order.
+//! The literal of a secret key: `0x` and 32 hex digits, the 16 key bytes in order (64 digits
+//! for the 32 bytes of a 256-bit key).
 //!
 //! Nothing here repeats the text it was given: a malformed key is still a key.
 
@@ -7,13 +8,21 @@ use std::fmt;
 /// The key bytes, as the control plane sets them and SipHash takes them.
 pub type SecretBytes = [u8; 16];
 
-/// A secret literal that is not `0x` and 32 hex digits. Its message never repeats the text.
+/// A secret literal that is not `0x` and the right number of hex digits. Its message never
+/// repeats the text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BadSecret;
+pub struct BadSecret {
+    /// How many hex digits were expected.
+    pub digits: usize,
+}
 
 impl fmt::Display for BadSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the value must be 0x followed by exactly 32 hex digits")
+        write!(
+            f,
+            "the value must be 0x followed by exactly {} hex digits",
+            self.digits
+        )
     }
 }
 
@@ -21,19 +30,36 @@ impl std::error::Error for BadSecret {}
 
 /// Parses `0x` (or `0X`) and exactly 32 hex digits, surrounding whitespace ignored.
 pub fn parse_secret(text: &str) -> Result<SecretBytes, BadSecret> {
+    parse_key(text)
+}
+
+/// Parses `0x` (or `0X`) and exactly `2 * N` hex digits, the `N` bytes in order, surrounding
+/// whitespace ignored.
+pub fn parse_key<const N: usize>(text: &str) -> Result<[u8; N], BadSecret> {
+    let bad = BadSecret { digits: 2 * N };
     let t = text.trim();
     let digits = t
         .strip_prefix("0x")
         .or_else(|| t.strip_prefix("0X"))
-        .ok_or(BadSecret)?;
-    if digits.len() != 32 || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(BadSecret);
+        .ok_or(bad)?;
+    if digits.len() != 2 * N || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad);
     }
-    let mut key = [0u8; 16];
+    let mut key = [0u8; N];
     for (byte, pair) in key.iter_mut().zip(digits.as_bytes().chunks_exact(2)) {
         *byte = (hex_digit(pair[0]) << 4) | hex_digit(pair[1]);
     }
     Ok(key)
+}
+
+/// `0x` and the bytes in hex, as [`parse_key`] reads them.
+pub fn to_hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(2 + 2 * bytes.len());
+    s.push_str("0x");
+    for b in bytes {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
 }
 
 fn hex_digit(b: u8) -> u8 {
@@ -69,5 +95,18 @@ mod tests {
             let e = parse_secret(bad).unwrap_err();
             assert!(!e.to_string().contains("0001"), "{bad}");
         }
+    }
+
+    #[test]
+    fn wide_keys_round_trip() {
+        let k: [u8; 32] = std::array::from_fn(|i| i as u8);
+        let text = to_hex(&k);
+        assert_eq!(text.len(), 66);
+        assert_eq!(parse_key::<32>(&text), Ok(k));
+        assert_eq!(parse_key::<16>(&text), Err(BadSecret { digits: 32 }));
+        assert_eq!(
+            parse_key::<32>("0x00").unwrap_err().to_string(),
+            "the value must be 0x followed by exactly 64 hex digits"
+        );
     }
 }

@@ -5,6 +5,7 @@ pub mod bits;
 pub mod checksum;
 pub mod command;
 pub mod control;
+pub mod crypto;
 pub mod datapath;
 pub mod hash;
 pub mod jitview;
