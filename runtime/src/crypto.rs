@@ -168,6 +168,16 @@ fn nonce(key_id: u32, counter: u64) -> ring::aead::Nonce {
     ring::aead::Nonce::assume_unique_for_key(n)
 }
 
+/// Where a sealed packet's parts lie in its buffer: the tunnel header from `header` (key id,
+/// counter, then the AAD up to `region`), the encrypted region from `region` to `len` (for
+/// a packet to open, the tag is its last `TAG_LEN` bytes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sealed {
+    pub header: usize,
+    pub region: usize,
+    pub len: usize,
+}
+
 /// Seals `packet[region..]` in place under the key's next counter and appends the tag:
 /// `packet` must have `TAG_LEN` bytes of room after `len`. `header` is where the tunnel
 /// header starts (`region - header` bytes: key id, counter, then the AAD); the key id and the
@@ -175,11 +185,14 @@ fn nonce(key_id: u32, counter: u64) -> ring::aead::Nonce {
 pub fn seal(
     key: &AeadKey,
     packet: &mut [u8],
-    len: usize,
-    header: usize,
-    region: usize,
+    at: Sealed,
     now_ns: u64,
 ) -> Result<usize, CryptoError> {
+    let Sealed {
+        header,
+        region,
+        len,
+    } = at;
     if header + NONCE_HEADER_LEN > region || region > len || len + TAG_LEN > packet.len() {
         return Err(CryptoError::Truncated);
     }
@@ -203,13 +216,15 @@ pub fn seal(
 pub fn open(
     keys: &Keyring,
     packet: &mut [u8],
-    len: usize,
-    header: usize,
-    region: usize,
-    key_id: u32,
-    counter: u64,
+    at: Sealed,
+    (key_id, counter): (u32, u64),
     now_ns: u64,
 ) -> Result<usize, CryptoError> {
+    let Sealed {
+        header,
+        region,
+        len,
+    } = at;
     if header + NONCE_HEADER_LEN > region || region + TAG_LEN > len || len > packet.len() {
         return Err(CryptoError::BadTag);
     }

@@ -12,6 +12,14 @@ fn hex(s: &str) -> Vec<u8> {
         .collect()
 }
 
+fn at(region: usize, len: usize) -> Sealed {
+    Sealed {
+        header: 0,
+        region,
+        len,
+    }
+}
+
 fn key32(s: &str) -> [u8; 32] {
     hex(s).try_into().unwrap()
 }
@@ -42,7 +50,7 @@ fn rfc8439_aead_vector_seals_to_its_ciphertext_and_tag() {
         None,
     );
     let (mut p, region, len) = packet(&hex("50515253c0c1c2c3c4c5c6c7"), SUNSCREEN);
-    let n = seal(&key, &mut p, len, 0, region, 0x4041_4243_4445_4647).unwrap();
+    let n = seal(&key, &mut p, at(region, len), 0x4041_4243_4445_4647).unwrap();
     assert_eq!(n, len + TAG_LEN);
     assert_eq!(&p[..12], &hex("07000000 4041424344454647")[..]);
     assert_eq!(
@@ -60,7 +68,7 @@ fn rfc8439_aead_vector_seals_to_its_ciphertext_and_tag() {
     let mut ring = Keyring::default();
     ring.insert(Arc::new(key));
     let now = 0x4041_4243_4445_4647;
-    let m = open(&ring, &mut p, n, 0, region, 0x0700_0000, now, now).unwrap();
+    let m = open(&ring, &mut p, at(region, n), (0x0700_0000, now), now).unwrap();
     assert_eq!(&p[region..m], SUNSCREEN);
 }
 
@@ -90,7 +98,14 @@ fn rfc8439_decryption_vector_opens() {
     let len = region + ct.len();
     p[len..len + TAG_LEN].copy_from_slice(&hex("eead9d67890cbb22392336fea1851f38"));
     let counter = 0x0102_0304_0506_0708;
-    let m = open(&ring, &mut p, len + TAG_LEN, 0, region, 0, counter, counter).unwrap();
+    let m = open(
+        &ring,
+        &mut p,
+        at(region, len + TAG_LEN),
+        (0, counter),
+        counter,
+    )
+    .unwrap();
     assert!(p[region..m].starts_with(b"Internet-Drafts are draft documents valid for a maximum"));
     assert_eq!(m - region, 265);
 }
@@ -106,7 +121,7 @@ fn sealing_agrees_with_an_independent_implementation() {
         let aad = [0xaa, 0xbb, 0xcc];
         let (mut p, region, end) = packet(&aad, &body);
         let now = 1_700_000_000_000_000_000 + len as u64;
-        let n = seal(&key, &mut p, end, 0, region, now).unwrap();
+        let n = seal(&key, &mut p, at(region, end), now).unwrap();
         let counter = u64::from_be_bytes(p[4..12].try_into().unwrap());
         let mut nonce = [0u8; 12];
         nonce.copy_from_slice(&p[..12]);
@@ -190,7 +205,7 @@ fn rfc7748_keys_derive_the_same_link_key_at_both_ends() {
         .expand(&info, &mut want)
         .unwrap();
     let (mut p, region, len) = packet(&[], b"through the tunnel");
-    let n = seal(&a, &mut p, len, 0, region, 5).unwrap();
+    let n = seal(&a, &mut p, at(region, len), 5).unwrap();
     let nonce: [u8; 12] = p[..12].try_into().unwrap();
     let plain = chacha20poly1305::ChaCha20Poly1305::new(&want.into())
         .decrypt(&nonce.into(), &p[region..n])
@@ -201,7 +216,7 @@ fn rfc7748_keys_derive_the_same_link_key_at_both_ends() {
     let mut ring = Keyring::default();
     ring.insert(Arc::new(b));
     let id = u32::from_be_bytes(p[..4].try_into().unwrap());
-    let m = open(&ring, &mut p, n, 0, region, id, 5, 5).unwrap();
+    let m = open(&ring, &mut p, at(region, n), (id, 5), 5).unwrap();
     assert_eq!(&p[region..m], b"through the tunnel");
 }
 
@@ -223,7 +238,7 @@ fn unusable_peer_keys_are_refused() {
 fn sealed(now: u64) -> (Keyring, Vec<u8>, usize, usize) {
     let (a, b) = pair();
     let (mut p, region, len) = packet(&[], b"payload bytes");
-    let n = seal(&a, &mut p, len, 0, region, now).unwrap();
+    let n = seal(&a, &mut p, at(region, len), now).unwrap();
     let mut ring = Keyring::default();
     ring.insert(Arc::new(b));
     (ring, p, region, n)
@@ -253,12 +268,12 @@ fn any_changed_byte_is_a_bad_tag_and_changes_nothing() {
         let mut q = p.clone();
         q[i] ^= 0x01;
         let (qid, qc) = header_of(&q);
-        let r = open(&ring, &mut q, n, 0, region, qid, qc, 1000);
+        let r = open(&ring, &mut q, at(region, n), (qid, qc), 1000);
         assert_eq!(r, Err(CryptoError::BadTag), "byte {i}");
     }
     // None of those took the counter: the real packet still opens.
     let mut q = p.clone();
-    assert!(open(&ring, &mut q, n, 0, region, id, counter, 1000).is_ok());
+    assert!(open(&ring, &mut q, at(region, n), (id, counter), 1000).is_ok());
 }
 
 #[test]
@@ -270,14 +285,14 @@ fn replays_and_packets_older_than_the_window_are_refused() {
     let packets: Vec<(Vec<u8>, usize, usize)> = (0..1100)
         .map(|_| {
             let (mut p, region, len) = packet(&[], b"x");
-            let n = seal(&a, &mut p, len, 0, region, 0).unwrap();
+            let n = seal(&a, &mut p, at(region, len), 0).unwrap();
             (p, region, n)
         })
         .collect();
     let try_open = |i: usize| {
         let (mut p, region, n) = packets[i].clone();
         let (id, c) = header_of(&p);
-        open(&ring, &mut p, n, 0, region, id, c, 0)
+        open(&ring, &mut p, at(region, n), (id, c), 0)
     };
     // Out of order inside the window: accepted.
     assert!(try_open(1).is_ok());
@@ -295,7 +310,7 @@ fn replays_and_packets_older_than_the_window_are_refused() {
     let open_fresh = |i: usize| {
         let (mut p, region, n) = packets[i].clone();
         let (id, c) = header_of(&p);
-        open(&fresh, &mut p, n, 0, region, id, c, 0)
+        open(&fresh, &mut p, at(region, n), (id, c), 0)
     };
     for i in 50..1100 {
         assert!(open_fresh(i).is_ok(), "{i}");
@@ -321,11 +336,11 @@ fn packets_far_older_than_their_arrival_are_refused() {
     let late = 1_000 + MAX_AGE_NS + 1;
     let mut q = p.clone();
     assert_eq!(
-        open(&ring, &mut q, n, 0, region, id, c, late),
+        open(&ring, &mut q, at(region, n), (id, c), late),
         Err(CryptoError::Replay)
     );
     let mut q = p.clone();
-    assert!(open(&ring, &mut q, n, 0, region, id, c, late - 1).is_ok());
+    assert!(open(&ring, &mut q, at(region, n), (id, c), late - 1).is_ok());
 }
 
 #[test]
