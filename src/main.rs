@@ -64,13 +64,74 @@ enum Command {
         /// The code, as diagnostics print it.
         code: String,
     },
-    /// Print the token that lets a VM's tunnel packets in until an expiry (the registry's side
-    /// of authenticated tunnels).
+    /// Print the token that lets a VM's tunnel packets in, or a VM talk to a destination,
+    /// until an expiry (the registry's side of authenticated tunnels).
     Token(TokenArgs),
+    /// Make an X25519 key pair for sealed tunnels, or print a private key's public key.
+    Keygen(KeygenArgs),
+}
+
+#[derive(clap::Args)]
+#[command(group = clap::ArgGroup::new("what").required(true).args(["out", "public"]))]
+struct KeygenArgs {
+    /// Write a new private key to this file (which must not exist; mode 0600) and print its
+    /// public key.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Print the public key of the private key in this file.
+    #[arg(long, value_name = "FILE")]
+    public: Option<PathBuf>,
+}
+
+/// `sluice keygen`: the private key goes to a new file readable only by its owner, never to
+/// the terminal; the public key is printed as `0x` and 64 hex digits.
+fn keygen(args: &KeygenArgs) -> anyhow::Result<ExitCode> {
+    use sluice_runtime::crypto::PrivateKey;
+    let key = match (&args.out, &args.public) {
+        (Some(path), _) => {
+            let key = PrivateKey::generate()
+                .map_err(|_| anyhow::anyhow!("no random numbers from the operating system"))?;
+            write_private_key(path, &key)?;
+            key
+        }
+        (None, Some(path)) => {
+            sluice_runtime::command::read_private_key(path).map_err(anyhow::Error::msg)?
+        }
+        (None, None) => anyhow::bail!("give --out FILE or --public FILE"),
+    };
+    outln!("{}", sluice_defs::secret::to_hex(&key.public()))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Creates `path` (never an existing file, never through a link) with mode 0600 and writes
+/// the key into it.
+fn write_private_key(
+    path: &std::path::Path,
+    key: &sluice_runtime::crypto::PrivateKey,
+) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", path.display()))?;
+    let mut text = sluice_defs::secret::to_hex(&key.to_bytes());
+    text.push('\n');
+    let written = f.write_all(text.as_bytes()).and_then(|()| f.sync_all());
+    zeroize::Zeroize::zeroize(&mut text);
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(path);
+        anyhow::bail!("cannot write {}: {e}", path.display());
+    }
+    Ok(())
 }
 
 #[derive(clap::Args)]
 #[command(group = clap::ArgGroup::new("key").required(true).args(["secret", "secret_file"]))]
+#[command(group = clap::ArgGroup::new("for").required(true).args(["vm", "src"]))]
 struct TokenArgs {
     /// The secret, as `0x` and 32 hex digits (the 16 key bytes in order).
     #[arg(long)]
@@ -81,13 +142,20 @@ struct TokenArgs {
     /// The expiry, in seconds since the Unix epoch.
     #[arg(long)]
     expiry: u32,
-    /// The VM's IPv4 address.
+    /// The VM's IPv4 address: a token for its tunnel packets (programs/vnet_auth.sluice).
     #[arg(long)]
-    vm: std::net::Ipv4Addr,
+    vm: Option<std::net::Ipv4Addr>,
+    /// The VM that sends: a token for the pair (--src, --dst) (programs/gateway_secure.sluice).
+    #[arg(long, requires = "dst", conflicts_with = "vm")]
+    src: Option<std::net::Ipv4Addr>,
+    /// The destination the VM may talk to.
+    #[arg(long, requires = "src", conflicts_with = "vm")]
+    dst: Option<std::net::Ipv4Addr>,
 }
 
-/// token = SipHash-2-4(secret, expiry as 4 bytes, then the VM's address as 4 bytes, network
-/// order), as programs/vnet_auth.sluice checks it.
+/// token = SipHash-2-4(secret, the expiry as 4 bytes, then the VM's address as 4 bytes, in
+/// network order), as programs/vnet_auth.sluice checks it; or for a pair, the expiry, the
+/// source, then the destination, as programs/gateway_secure.sluice checks it.
 fn token(args: &TokenArgs) -> anyhow::Result<ExitCode> {
     let text = match (&args.secret, &args.secret_file) {
         (Some(s), _) => s.clone(),
@@ -97,7 +165,14 @@ fn token(args: &TokenArgs) -> anyhow::Result<ExitCode> {
     let key = sluice_defs::secret::parse_secret(&text)
         .map_err(|_| anyhow::anyhow!("the secret must be 0x followed by exactly 32 hex digits"))?;
     let mut msg = args.expiry.to_be_bytes().to_vec();
-    msg.extend_from_slice(&args.vm.octets());
+    match (args.vm, args.src, args.dst) {
+        (Some(vm), _, _) => msg.extend_from_slice(&vm.octets()),
+        (None, Some(src), Some(dst)) => {
+            msg.extend_from_slice(&src.octets());
+            msg.extend_from_slice(&dst.octets());
+        }
+        _ => anyhow::bail!("give --vm, or --src and --dst"),
+    }
     outln!("0x{:016x}", sluice_runtime::hash::siphash24(&key, &msg))?;
     Ok(ExitCode::SUCCESS)
 }
@@ -130,6 +205,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::serve(&args, color),
         Command::Ctl(args) => ctl::ctl(&args),
         Command::Token(args) => token(&args),
+        Command::Keygen(args) => keygen(&args),
         Command::Explain { code } => explain::explain(&code),
     };
     match result {

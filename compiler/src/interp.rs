@@ -41,7 +41,28 @@ struct Pass<'a> {
     last_action: ActionId,
     /// The arguments of the action running (empty in the control block and the parser).
     params: Vec<u128>,
+    /// What `seal` or `open` (the last one that ran) asks of the deparser.
+    crypto: Option<Crypto>,
     trace: Option<&'a mut String>,
+}
+
+/// A `seal` or `open` that the deparser carries out.
+#[derive(Clone, Debug)]
+enum Crypto {
+    Seal {
+        secret: SecretId,
+        header: HeaderId,
+        peer: u32,
+        no_key: ReasonId,
+    },
+    Open {
+        secret: SecretId,
+        header: HeaderId,
+        /// The header's bytes when `open` ran: key id, counter, then the AAD.
+        bytes: Vec<u8>,
+        bad_tag: ReasonId,
+        replay: ReasonId,
+    },
 }
 
 /// The interpreter of a program: a [`Pipeline`] whose workers walk the IR.
@@ -151,6 +172,7 @@ impl InterpWorker<'_> {
                     recirculate: false,
                     last_action: ActionId::DROP,
                     params: Vec::new(),
+                    crypto: None,
                     trace: trace.as_deref_mut(),
                 };
                 let r = p.run(pkt);
@@ -226,6 +248,11 @@ impl Pass<'_> {
             return (Verdict::Drop(r.code()), false);
         }
         self.deparse(pkt, consumed);
+        if let Some(op) = self.crypto.take() {
+            if let Err(r) = self.seal_or_open(pkt, op) {
+                return (Verdict::Drop(r.code()), false);
+            }
+        }
         if self.recirculate {
             return (Verdict::Drop(0), true);
         }
@@ -532,6 +559,40 @@ impl Visitor for Pass<'_> {
                 self.run_action(*a, vals);
             }
             Stmt::Recirculate => self.recirculate = true,
+            Stmt::Seal {
+                secret,
+                header,
+                peer,
+                no_key,
+            } => {
+                let peer = self.eval(peer) as u32;
+                self.crypto = Some(Crypto::Seal {
+                    secret: *secret,
+                    header: *header,
+                    peer,
+                    no_key: *no_key,
+                });
+            }
+            Stmt::Open {
+                secret,
+                header,
+                bad_tag,
+                replay,
+            } => {
+                let h = &self.hdrs[header.index()];
+                let bytes = if h.valid {
+                    h.bytes.clone()
+                } else {
+                    vec![0; self.prog.headers[*header].fixed_bytes]
+                };
+                self.crypto = Some(Crypto::Open {
+                    secret: *secret,
+                    header: *header,
+                    bytes,
+                    bad_tag: *bad_tag,
+                    replay: *replay,
+                });
+            }
         }
     }
 }
@@ -600,6 +661,83 @@ impl Pass<'_> {
             self.run_action(action, args);
         }
         hit.is_some()
+    }
+
+    /// Where header `h` starts in the packet the deparser made (where it would be, if it is not
+    /// valid): the lengths of the valid headers before it in deparser order.
+    fn deparsed_offset(&self, h: HeaderId) -> usize {
+        self.prog
+            .deparser
+            .iter()
+            .take_while(|&&g| g != h)
+            .filter(|g| self.hdrs[g.index()].valid)
+            .map(|g| self.hdrs[g.index()].bytes.len())
+            .sum()
+    }
+
+    /// Seals or opens the deparsed packet (see `Stmt::Seal` and `Stmt::Open`); the error is
+    /// the drop reason.
+    fn seal_or_open(&mut self, pkt: &mut PacketBuf, op: Crypto) -> Result<(), ReasonId> {
+        use sluice_runtime::crypto::{self, CryptoError, Sealed};
+        let now = crypto::time_ns(self.pkt_meta.ts_sec, self.pkt_meta.ts_nsec);
+        let (buf, head, len) = pkt.raw_parts_mut();
+        let packet = &mut buf[head..];
+        let (result, reasons) = match op {
+            Crypto::Seal {
+                secret,
+                header,
+                peer,
+                no_key,
+            } => {
+                if !self.hdrs[header.index()].valid {
+                    return Err(no_key);
+                }
+                let at = self.deparsed_offset(header);
+                let sealed = Sealed {
+                    header: at,
+                    region: at + self.prog.headers[header].fixed_bytes,
+                    len,
+                };
+                let keys = self.tables.keyring(secret.index());
+                (
+                    crypto::seal_for(keys, peer, packet, sealed, now),
+                    [no_key, no_key],
+                )
+            }
+            Crypto::Open {
+                secret,
+                header,
+                bytes,
+                bad_tag,
+                replay,
+            } => {
+                let h = &self.hdrs[header.index()];
+                let mut region = self.deparsed_offset(header);
+                if h.valid {
+                    region += h.bytes.len();
+                }
+                let key_id = get_bits(&bytes, 0, 32).unwrap_or(0) as u32;
+                let counter = get_bits(&bytes, 32, 64).unwrap_or(0) as u64;
+                let aad = &bytes[crypto::NONCE_HEADER_LEN.min(bytes.len())..];
+                let result = match self.tables.keyring(secret.index()) {
+                    Some(keys) => {
+                        crypto::open(keys, packet, region, len, aad, (key_id, counter), now)
+                    }
+                    None => Err(CryptoError::BadTag),
+                };
+                (result, [bad_tag, replay])
+            }
+        };
+        match result {
+            Ok(new_len) => {
+                let ok = pkt.set_window(head, new_len);
+                debug_assert!(ok, "the tailroom holds a tag per pass");
+                Ok(())
+            }
+            Err(CryptoError::Replay) => Err(reasons[1]),
+            Err(CryptoError::Truncated) => Err(reason::PARSER_TRUNCATED),
+            Err(CryptoError::BadTag | CryptoError::NoKey) => Err(reasons[0]),
+        }
     }
 
     /// Emits the valid headers in deparser order in front of the payload, after updating the

@@ -258,6 +258,28 @@ fn stmt(s: &TStmt, rb: usize) -> Stmt {
         TStmt::Drop(r) => Stmt::Drop(ReasonId(rb + r)),
         TStmt::Call(a, args) => Stmt::Call(ActionId(*a), args.iter().map(expr).collect()),
         TStmt::Recirculate => Stmt::Recirculate,
+        TStmt::Seal {
+            secret,
+            header,
+            peer,
+            no_key,
+        } => Stmt::Seal {
+            secret: SecretId(*secret),
+            header: HeaderId(*header),
+            peer: expr(peer),
+            no_key: ReasonId(rb + no_key),
+        },
+        TStmt::Open {
+            secret,
+            header,
+            bad_tag,
+            replay,
+        } => Stmt::Open {
+            secret: SecretId(*secret),
+            header: HeaderId(*header),
+            bad_tag: ReasonId(rb + bad_tag),
+            replay: ReasonId(rb + replay),
+        },
     }
 }
 

@@ -37,7 +37,11 @@ pub fn print(p: &Program) -> String {
         let _ = writeln!(w, "meta m{i} {}: bit<{}>", m.name, m.width);
     }
     for (i, s) in p.secrets.iter().enumerate() {
-        let _ = writeln!(w, "secret s{i} {s}");
+        if s.bits == 128 {
+            let _ = writeln!(w, "secret s{i} {}", s.name);
+        } else {
+            let _ = writeln!(w, "secret s{i} {}: bit<{}>", s.name, s.bits);
+        }
     }
     for c in &p.checksums {
         let h = &p.headers[c.header];
@@ -251,6 +255,30 @@ impl Visitor for Stmts<'_> {
                 ));
             }
             Stmt::Recirculate => self.line(format_args!("recirculate")),
+            Stmt::Seal {
+                secret,
+                header,
+                peer,
+                no_key,
+            } => {
+                let v = self.expr(peer);
+                self.line(format_args!(
+                    "seal {} after {} for {v} (else drop {no_key} {:?})",
+                    p.secrets[*secret].name, p.headers[*header].name, p.drop_reasons[*no_key]
+                ));
+            }
+            Stmt::Open {
+                secret,
+                header,
+                bad_tag,
+                replay,
+            } => self.line(format_args!(
+                "open {} after {} (else drop {bad_tag} {:?} or {replay} {:?})",
+                p.secrets[*secret].name,
+                p.headers[*header].name,
+                p.drop_reasons[*bad_tag],
+                p.drop_reasons[*replay]
+            )),
         }
     }
 }
@@ -319,7 +347,7 @@ fn expr_p(p: &Program, e: &Expr, params: &[(String, u32)]) -> String {
             ExprKind::SipHash { secret, .. } => {
                 format!(
                     "siphash({}, {{{}}}){ty}",
-                    p.secrets[*secret],
+                    p.secrets[*secret].name,
                     kids.join(", ")
                 )
             }

@@ -66,6 +66,28 @@ impl V<'_> {
         self.check(a.index() < n, || format!("action {a} out of range"))
     }
 
+    /// `seal` and `open`: a 256-bit secret, and a header the deparser emits whose first
+    /// fields are the 32-bit key id and the 64-bit counter, without a variable part.
+    fn tunnel(&mut self, secret: SecretId, h: HeaderId) {
+        let p = self.p;
+        let ok = p.secrets.get(secret.index()).is_some_and(|s| s.bits == 256);
+        self.check(ok, || {
+            "seal or open with a secret that is not 256 bits".into()
+        });
+        if self.header(h) {
+            let hd = &p.headers[h];
+            let layout = hd.varbit.is_none()
+                && hd.fields.len() >= 2
+                && (hd.fields[0].bit_offset, hd.fields[0].width) == (0, 32)
+                && (hd.fields[1].bit_offset, hd.fields[1].width) == (32, 64);
+            self.check(layout, || format!("{}: not a tunnel header", hd.name));
+            let emitted = p.deparser.contains(&h);
+            self.check(emitted, || {
+                format!("{}: sealed or opened but not emitted", hd.name)
+            });
+        }
+    }
+
     fn reason(&mut self, r: ReasonId) -> bool {
         let n = self.p.drop_reasons.len();
         self.check(r.index() < n, || format!("drop reason {r} out of range"))
@@ -196,6 +218,26 @@ impl Visitor for V<'_> {
                 }
             }
             Stmt::Recirculate => {}
+            Stmt::Seal {
+                secret,
+                header,
+                peer,
+                no_key,
+            } => {
+                self.tunnel(*secret, *header);
+                self.width(peer, 32);
+                self.reason(*no_key);
+            }
+            Stmt::Open {
+                secret,
+                header,
+                bad_tag,
+                replay,
+            } => {
+                self.tunnel(*secret, *header);
+                self.reason(*bad_tag);
+                self.reason(*replay);
+            }
         }
         walk_stmt(self, st);
     }
@@ -247,8 +289,8 @@ impl Visitor for V<'_> {
             }
             ExprKind::Hash { max, .. } => self.width(max, e.width),
             ExprKind::SipHash { secret, .. } => {
-                let n = p.secrets.len();
-                self.check(secret.index() < n, || "secret out of range".into());
+                let ok = p.secrets.get(secret.index()).is_some_and(|s| s.bits == 128);
+                self.check(ok, || "siphash of a secret that is not 128 bits".into());
             }
             ExprKind::Const(_) | ExprKind::Std(_) | ExprKind::Resize(_) => {}
         }

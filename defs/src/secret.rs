@@ -8,6 +8,27 @@ use std::fmt;
 /// The key bytes, as the control plane sets them and SipHash takes them.
 pub type SecretBytes = [u8; 16];
 
+/// The largest tunnel header `seal` and `open` take (key id, counter and AAD), in bytes.
+pub const MAX_TUNNEL_HEADER_BYTES: usize = 64;
+
+/// A declared secret: its name and its width, 128 bits (a SipHash key) or 256 (a keyring of
+/// ChaCha20-Poly1305 keys for `seal` and `open`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SecretSpec {
+    pub name: String,
+    pub bits: u32,
+}
+
+impl SecretSpec {
+    /// The widths a secret may have.
+    pub const WIDTHS: [u32; 2] = [128, 256];
+
+    /// How many hex digits its value has in `secret_set`.
+    pub fn digits(&self) -> usize {
+        self.bits as usize / 4
+    }
+}
+
 /// A secret literal that is not `0x` and the right number of hex digits. Its message never
 /// repeats the text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -76,7 +76,7 @@ pub enum Item {
     HeaderType(HeaderType),
     HeaderInst(HeaderInst),
     Metadata(Metadata),
-    Secret(Ident),
+    Secret(SecretDecl),
     Checksum(ChecksumDecl),
     Parser(ParserDecl),
     Action(ActionDecl),
@@ -97,6 +97,14 @@ pub struct HeaderType {
 pub struct FieldDecl {
     pub name: Ident,
     pub ty: Type,
+}
+
+/// `secret k;` (128 bits) or `secret k: bit<256>;`.
+#[derive(Clone, Debug)]
+pub struct SecretDecl {
+    pub name: Ident,
+    pub ty: Option<Type>,
+    pub span: Span,
 }
 
 /// `header outer: ipv4;` declares another instance of a header type.

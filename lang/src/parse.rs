@@ -339,7 +339,11 @@ fn build_item(p: Pair<Rule>) -> R<Item> {
             fields: it.map(field_decl).collect::<R<Vec<_>>>()?,
             span: sp,
         }),
-        Rule::secret_decl => Item::Secret(ident(next(&mut it, sp)?)),
+        Rule::secret_decl => Item::Secret(SecretDecl {
+            name: ident(next(&mut it, sp)?),
+            ty: it.next().map(ty).transpose()?,
+            span: sp,
+        }),
         Rule::checksum_decl => {
             let kind = ident(next(&mut it, sp)?);
             let field = path(next(&mut it, sp)?);

@@ -58,7 +58,7 @@ const fn secret_spec(name: &'static str, usage: &'static str) -> CommandSpec {
 /// Every control command, in the order they are listed to users. A new command is a line
 /// here, then a `Command` variant with its parsing and `apply` (or, for a switch command,
 /// a case in `sluice serve`'s handler).
-pub const SPECS: [CommandSpec; 14] = [
+pub const SPECS: [CommandSpec; 15] = [
     spec(
         "table_add",
         "table_add TABLE ACTION KEY... => ARG... [PRIORITY]",
@@ -99,7 +99,13 @@ pub const SPECS: [CommandSpec; 14] = [
     spec("table_dump", "table_dump TABLE", false, Scope::Tables),
     spec("show_tables", "show_tables", false, Scope::Tables),
     spec("show_actions", "show_actions", false, Scope::Tables),
-    secret_spec("secret_set", "secret_set NAME 0x<32 hex digits>"),
+    secret_spec("secret_set", "secret_set NAME 0x<32 or 64 hex digits>"),
+    spec(
+        "key_derive",
+        "key_derive NAME --private FILE --peer 0x<64 hex digits> [--peer-ip IPV4]",
+        true,
+        Scope::Tables,
+    ),
     spec("stats", "stats", false, Scope::Switch),
     spec(
         "counter_read",
@@ -133,13 +139,13 @@ const fn names<const N: usize>(scope: Option<Scope>, entries_only: bool) -> [&'s
 }
 
 /// The commands the tables answer (what [`parse_command`] knows), in order.
-pub const COMMANDS: [&str; 11] = names(Some(Scope::Tables), false);
+pub const COMMANDS: [&str; 12] = names(Some(Scope::Tables), false);
 
 /// The commands only a running switch answers.
 pub const SWITCH_COMMANDS: [&str; 3] = names(Some(Scope::Switch), false);
 
 /// The commands an entries file may contain.
-pub const ENTRIES_COMMANDS: [&str; 7] = names(None, true);
+pub const ENTRIES_COMMANDS: [&str; 8] = names(None, true);
 
 /// Whether a line's first word names a command whose arguments hold a secret, in any case
 /// (`SECRET_SET` too: a line typed in the wrong case holds the key all the same). Nothing
@@ -197,9 +203,35 @@ pub enum Command {
     /// Its `Debug` and `Display` never show `value`.
     SecretSet {
         name: String,
-        value: [u8; 16],
+        value: SecretArg,
+    },
+    /// A key derived from this switch's private key and a peer's public key (the key itself
+    /// is in `key`, never shown).
+    KeyDerive {
+        name: String,
+        key: SharedKey,
     },
 }
+
+/// The value of `secret_set`: 16 bytes for a 128-bit secret, a key for a 256-bit one.
+#[derive(Clone, PartialEq, Eq)]
+pub enum SecretArg {
+    Sip([u8; 16]),
+    Key(SharedKey),
+}
+
+/// A key made when a command is parsed, so that the two copies of a live switch's tables get
+/// the same key, with one counter and one window.
+#[derive(Clone)]
+pub struct SharedKey(pub std::sync::Arc<crate::crypto::AeadKey>);
+
+impl PartialEq for SharedKey {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for SharedKey {}
 
 impl Command {
     /// The command's name as typed (`table_add`, ...).
@@ -216,6 +248,7 @@ impl Command {
             Command::ShowTables => "show_tables",
             Command::ShowActions => "show_actions",
             Command::SecretSet { .. } => "secret_set",
+            Command::KeyDerive { .. } => "key_derive",
         }
     }
 
@@ -229,7 +262,10 @@ impl Command {
             | Command::TableClear { table }
             | Command::TableNumEntries { table }
             | Command::TableDump { table } => Some(table),
-            Command::ShowTables | Command::ShowActions | Command::SecretSet { .. } => None,
+            Command::ShowTables
+            | Command::ShowActions
+            | Command::SecretSet { .. }
+            | Command::KeyDerive { .. } => None,
         }
     }
 }
@@ -291,6 +327,11 @@ impl fmt::Debug for Command {
                 .field("name", name)
                 .field("value", &format_args!("<redacted>"))
                 .finish(),
+            Command::KeyDerive { name, key } => f
+                .debug_struct("KeyDerive")
+                .field("name", name)
+                .field("key", &key.0)
+                .finish(),
         }
     }
 }
@@ -302,7 +343,7 @@ impl fmt::Display for Command {
         if let Some(table) = self.table() {
             write!(f, " (table #{table})")?;
         }
-        if let Command::SecretSet { name, .. } = self {
+        if let Command::SecretSet { name, .. } | Command::KeyDerive { name, .. } = self {
             write!(f, " {name} <redacted>")?;
         }
         Ok(())
@@ -405,10 +446,17 @@ pub enum CommandError {
     #[error("table {table}: {error}")]
     Table { table: String, error: TableError },
     /// The name is not repeated: a key typed in its place would be.
-    #[error("secret_set: no secret of that name ({})", declared_secrets(declared))]
-    UnknownSecret { declared: Vec<String> },
-    #[error("secret_set: the value must be 0x followed by exactly 32 hex digits")]
-    BadSecretValue,
+    #[error("{command}: no secret of that name ({})", declared_secrets(declared))]
+    UnknownSecret {
+        command: &'static str,
+        declared: Vec<String>,
+    },
+    #[error("secret_set: the value must be 0x followed by exactly {digits} hex digits")]
+    BadSecretValue { digits: usize },
+    #[error("key_derive: secret {name} is {bits} bits; keys are derived for 256-bit secrets")]
+    NotAKeySecret { name: String, bits: u32 },
+    #[error("key_derive: {0}")]
+    KeyDerive(String),
     #[error(
         "{command} must be written in lower case (the line is not repeated: it may hold a secret)"
     )]
@@ -460,8 +508,18 @@ pub struct EntriesError {
 
 pub use sluice_defs::strip_comment;
 
-/// Parses one line; `Ok(None)` for a blank or comment-only line.
+/// Parses one line; `Ok(None)` for a blank or comment-only line. Files a command names
+/// (`key_derive --private FILE`) are relative to the working directory.
 pub fn parse_command(line: &str, set: &TableSet) -> Result<Option<Command>, CommandError> {
+    parse_command_in(line, set, None)
+}
+
+/// [`parse_command`] with files relative to `base` (an entries file's directory).
+pub fn parse_command_in(
+    line: &str,
+    set: &TableSet,
+    base: Option<&std::path::Path>,
+) -> Result<Option<Command>, CommandError> {
     let mut tokens = strip_comment(line).split_whitespace();
     let Some(verb) = tokens.next() else {
         return Ok(None);
@@ -512,6 +570,7 @@ pub fn parse_command(line: &str, set: &TableSet) -> Result<Option<Command>, Comm
         ("show_tables", []) => Command::ShowTables,
         ("show_actions", []) => Command::ShowActions,
         ("secret_set", [name, value]) => parse_secret(set, name, value)?,
+        ("key_derive", [name, rest @ ..]) => parse_key_derive(set, name, rest, base)?,
         // A known command with the wrong arguments. The usage message does
         // not repeat them: one may be a secret.
         _ => return Err(usage_error(verb)),
@@ -710,16 +769,107 @@ fn parse_decimal(token: &str) -> Option<u32> {
 }
 
 fn parse_secret(set: &TableSet, name: &str, value: &str) -> Result<Command, CommandError> {
-    if set.secret_by_name(name).is_none() {
+    let Some(i) = set.secret_by_name(name) else {
         return Err(CommandError::UnknownSecret {
-            declared: set.secrets().to_vec(),
+            command: "secret_set",
+            declared: set.secret_names(),
         });
-    }
-    let bytes =
-        sluice_defs::secret::parse_secret(value).map_err(|_| CommandError::BadSecretValue)?;
+    };
+    let spec = &set.secrets()[i];
+    let bad = |_| CommandError::BadSecretValue {
+        digits: spec.digits(),
+    };
+    let value = match spec.bits {
+        256 => SecretArg::Key(SharedKey(std::sync::Arc::new(
+            crate::crypto::AeadKey::from_secret(
+                sluice_defs::secret::parse_key(value).map_err(bad)?,
+            ),
+        ))),
+        _ => SecretArg::Sip(sluice_defs::secret::parse_secret(value).map_err(bad)?),
+    };
     Ok(Command::SecretSet {
         name: name.to_owned(),
-        value: bytes,
+        value,
+    })
+}
+
+/// The most a private key file may hold: `0x`, 64 hex digits and white space.
+const KEY_FILE_MAX: u64 = 1024;
+
+/// Reads an X25519 private key written by `sluice keygen`: `0x` and 64 hex digits. No message
+/// repeats its contents.
+pub fn read_private_key(path: &std::path::Path) -> Result<crate::crypto::PrivateKey, String> {
+    use std::io::Read;
+    let name = echo(&path.display().to_string());
+    let mut text = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(KEY_FILE_MAX + 1).read_to_end(&mut text))
+        .map_err(|e| format!("cannot read the private key {name}: {e}"))?;
+    let not_a_key =
+        || format!("{name} is not a private key (0x and 64 hex digits, as sluice keygen writes)");
+    if text.len() as u64 > KEY_FILE_MAX {
+        return Err(not_a_key());
+    }
+    let text = String::from_utf8(text).map_err(|_| not_a_key())?;
+    let bytes: [u8; 32] = sluice_defs::secret::parse_key(&text).map_err(|_| not_a_key())?;
+    Ok(crate::crypto::PrivateKey::from_bytes(bytes))
+}
+
+/// `key_derive NAME --private FILE --peer 0x<64 hex> [--peer-ip IPV4]`.
+fn parse_key_derive(
+    set: &TableSet,
+    name: &str,
+    args: &[&str],
+    base: Option<&std::path::Path>,
+) -> Result<Command, CommandError> {
+    let usage = || usage_error("key_derive");
+    let Some(i) = set.secret_by_name(name) else {
+        return Err(CommandError::UnknownSecret {
+            command: "key_derive",
+            declared: set.secret_names(),
+        });
+    };
+    let spec = &set.secrets()[i];
+    if spec.bits != 256 {
+        return Err(CommandError::NotAKeySecret {
+            name: spec.name.clone(),
+            bits: spec.bits,
+        });
+    }
+    let (mut private, mut peer, mut peer_ip) = (None, None, None);
+    for pair in args.chunks(2) {
+        match pair {
+            ["--private", file] if private.is_none() => private = Some(*file),
+            ["--peer", key] if peer.is_none() => peer = Some(*key),
+            ["--peer-ip", ip] if peer_ip.is_none() => peer_ip = Some(*ip),
+            _ => return Err(usage()),
+        }
+    }
+    let (Some(file), Some(peer)) = (private, peer) else {
+        return Err(usage());
+    };
+    let peer: [u8; 32] = sluice_defs::secret::parse_key(peer).map_err(|_| {
+        CommandError::KeyDerive(
+            "the peer's public key must be 0x followed by exactly 64 hex digits".into(),
+        )
+    })?;
+    let peer_ip = match peer_ip {
+        None => None,
+        Some(ip) => Some(u32::from(ip.parse::<std::net::Ipv4Addr>().map_err(
+            |_| CommandError::KeyDerive(format!("--peer-ip '{}' is not an IPv4 address", echo(ip))),
+        )?)),
+    };
+    let path = std::path::Path::new(file);
+    let path = match base {
+        Some(b) if path.is_relative() => b.join(path),
+        _ => path.to_path_buf(),
+    };
+    let private = read_private_key(&path).map_err(CommandError::KeyDerive)?;
+    let key = crate::crypto::derive(&private, &peer, peer_ip)
+        .map_err(|e| CommandError::KeyDerive(e.to_string()))?;
+    Ok(Command::KeyDerive {
+        name: name.to_owned(),
+        key: SharedKey(std::sync::Arc::new(key)),
     })
 }
 
@@ -870,20 +1020,44 @@ pub fn apply(set: &mut TableSet, cmd: &Command) -> Result<CommandOutput, Command
         Command::ShowTables => CommandOutput::text(show_tables(set.tables())),
         Command::ShowActions => CommandOutput::text(show_actions(set.actions())),
         Command::SecretSet { name, value } => {
-            let Some(i) = set.secret_by_name(name) else {
-                return Err(CommandError::UnknownSecret {
-                    declared: set.secrets().to_vec(),
-                });
+            let i = secret_index(set, name, "secret_set")?;
+            let set_error = |error| CommandError::Table {
+                table: name.clone(),
+                error,
             };
-            set.set_secret(i, *value)
+            match value {
+                SecretArg::Sip(v) => set.set_secret(i, *v).map_err(set_error)?,
+                SecretArg::Key(k) => set.add_key(i, k.0.clone()).map_err(set_error)?,
+            }
+            CommandOutput::text(format!("Secret {name} set"))
+        }
+        Command::KeyDerive { name, key } => {
+            let i = secret_index(set, name, "key_derive")?;
+            set.add_key(i, key.0.clone())
                 .map_err(|error| CommandError::Table {
                     table: name.clone(),
                     error,
                 })?;
-            CommandOutput::text(format!("Secret {name} set"))
+            let k = &key.0;
+            let peer = k.peer.map_or_else(
+                || "any peer".to_string(),
+                |p| std::net::Ipv4Addr::from(p).to_string(),
+            );
+            CommandOutput::text(format!(
+                "Key {name} derived for {peer}: seals as key id {:#010x}, opens key id {:#010x}",
+                k.send_id, k.recv_id
+            ))
         }
     };
     Ok(out)
+}
+
+fn secret_index(set: &TableSet, name: &str, command: &'static str) -> Result<usize, CommandError> {
+    set.secret_by_name(name)
+        .ok_or_else(|| CommandError::UnknownSecret {
+            command,
+            declared: set.secret_names(),
+        })
 }
 
 fn table_at(set: &TableSet, i: usize) -> Result<&Table, CommandError> {
@@ -1010,6 +1184,8 @@ pub fn load_entries(
     let mut staged = set.clone();
     let mut errors = Vec::new();
     let mut applied = 0;
+    // Files the entries name are relative to the entries file.
+    let base = std::path::Path::new(file_name).parent();
     for (i, line) in text.lines().enumerate() {
         let result = match strip_comment(line).split_whitespace().next() {
             None => continue,
@@ -1018,7 +1194,7 @@ pub fn load_entries(
                     command: verb.to_owned(),
                 })
             }
-            Some(_) => parse_command(line, &staged)
+            Some(_) => parse_command_in(line, &staged, base)
                 .and_then(|cmd| cmd.map(|cmd| apply(&mut staged, &cmd)).transpose()),
         };
         match result {

@@ -206,26 +206,50 @@ pub fn seal(
         .seal_in_place_separate_tag(nonce(key.send_id, counter), aad, &mut rest[..len - region])
         .map_err(|_| CryptoError::Truncated)?;
     packet[len..len + TAG_LEN].copy_from_slice(tag.as_ref());
+    // A later pass's wide loads past the new end read zeros, as after a load.
+    let slack_end = (len + TAG_LEN + crate::packet::SLACK).min(packet.len());
+    packet[len + TAG_LEN..slack_end].fill(0);
     Ok(len + TAG_LEN)
 }
 
-/// Opens `packet[region..len]` in place (the last `TAG_LEN` bytes are the tag): checks the tag
-/// under the key `key_id` names, then the counter against the window and the packet's arrival
-/// time, then takes the counter. Returns the new length (the tag removed). Nothing changes in
-/// the window unless it opens.
+/// Seals with the key of `keys` for `peer` (see [`Keyring::for_peer`]).
+pub fn seal_for(
+    keys: Option<&Keyring>,
+    peer: u32,
+    packet: &mut [u8],
+    at: Sealed,
+    now_ns: u64,
+) -> Result<usize, CryptoError> {
+    let key = keys
+        .and_then(|k| k.for_peer(peer))
+        .ok_or(CryptoError::NoKey)?;
+    seal(key, packet, at, now_ns)
+}
+
+/// The largest tunnel header `seal` and `open` take (nonce and AAD), in bytes.
+pub const MAX_HEADER_LEN: usize = sluice_defs::secret::MAX_TUNNEL_HEADER_BYTES;
+
+/// Nanoseconds since 1970 of a timestamp, as counters count (saturating past 2554).
+pub fn time_ns(sec: u64, nsec: u32) -> u64 {
+    sec.saturating_mul(1_000_000_000)
+        .saturating_add(u64::from(nsec))
+}
+
+/// Opens `packet[region..len]` in place (the last `TAG_LEN` bytes are the tag) with `aad`
+/// (the tunnel header's bytes after the key id and counter): checks the tag under the key
+/// `key_id` names, then the counter against the window and the packet's arrival time, then
+/// takes the counter. Returns the new length (the tag removed). The window does not change
+/// unless the packet opens.
 pub fn open(
     keys: &Keyring,
     packet: &mut [u8],
-    at: Sealed,
+    region: usize,
+    len: usize,
+    aad: &[u8],
     (key_id, counter): (u32, u64),
     now_ns: u64,
 ) -> Result<usize, CryptoError> {
-    let Sealed {
-        header,
-        region,
-        len,
-    } = at;
-    if header + NONCE_HEADER_LEN > region || region + TAG_LEN > len || len > packet.len() {
+    if region + TAG_LEN > len || len > packet.len() {
         return Err(CryptoError::BadTag);
     }
     let key = keys.by_recv_id(key_id).ok_or(CryptoError::BadTag)?;
@@ -242,15 +266,13 @@ pub fn open(
     }
     let body_end = len - TAG_LEN;
     let tag = ring::aead::Tag::try_from(&packet[body_end..len]).map_err(|_| CryptoError::BadTag)?;
-    let (head, rest) = packet.split_at_mut(region);
-    let aad = ring::aead::Aad::from(&head[header + NONCE_HEADER_LEN..]);
     // On a bad tag the bytes are left garbled; the packet is dropped.
     key.key
         .open_in_place_separate_tag(
             nonce(key_id, counter),
-            aad,
+            ring::aead::Aad::from(aad),
             tag,
-            &mut rest[..body_end - region],
+            &mut packet[region..body_end],
             0..,
         )
         .map_err(|_| CryptoError::BadTag)?;

@@ -1,8 +1,14 @@
 //! Packet buffers with headroom, so that pushed headers (tunnel encapsulation) go in front of
 //! the packet without moving its payload.
 
-/// Slack after the packet so that a wide load at the end of a header stays inside the buffer.
-pub const TAILROOM: usize = 16;
+/// Room after the packet: 16 bytes of slack so that a wide load at the end of a header stays
+/// inside the buffer, and room for a 16-byte AEAD tag appended in each of the five passes a
+/// packet may make (`seal`).
+pub const TAILROOM: usize = SLACK + 5 * 16;
+
+/// The part of the tailroom that wide loads may read: zeroed after every load (and after a
+/// tag that `seal` appends), so that what they read is the same every time.
+pub const SLACK: usize = 16;
 
 /// One packet: `buf[head..head + len]` is the data; `buf[..head]` is free headroom.
 #[derive(Clone, Debug)]
@@ -34,8 +40,8 @@ impl PacketBuf {
         self.head = headroom;
         self.len = data.len();
         self.buf[headroom..headroom + data.len()].copy_from_slice(data);
-        // Zero the tail slack so that wide loads past the end read deterministic bytes.
-        self.buf[headroom + data.len()..need].fill(0);
+        // Zero the slack so that wide loads past the end read deterministic bytes.
+        self.buf[headroom + data.len()..headroom + data.len() + SLACK].fill(0);
         self.orig_len = orig_len.max(data.len() as u32);
     }
 

@@ -147,10 +147,11 @@ fn masks_after(p: &Program, stmts: &[Stmt], mut s: Masks) -> Option<Masks> {
                 }
                 masks_after(p, &p.actions[*a].body, s)?
             }
-            Stmt::SetField(_, _, e) | Stmt::SetMeta(_, e) | Stmt::Forward(e) => {
-                masks_of_expr(p, e, s)?
-            }
-            Stmt::Drop(_) | Stmt::Recirculate => s,
+            Stmt::SetField(_, _, e)
+            | Stmt::SetMeta(_, e)
+            | Stmt::Forward(e)
+            | Stmt::Seal { peer: e, .. } => masks_of_expr(p, e, s)?,
+            Stmt::Drop(_) | Stmt::Recirculate | Stmt::Open { .. } => s,
         };
         if s.len() > MAX_DEPARSE_MASKS {
             return None;

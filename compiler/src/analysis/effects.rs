@@ -24,6 +24,18 @@ pub fn recirculates(p: &Program) -> bool {
     any
 }
 
+/// The tunnel headers that `seal` and `open` name: the deparser seals or opens what follows
+/// one of them.
+pub fn tunnel_headers(p: &Program) -> BTreeSet<HeaderId> {
+    let mut out = BTreeSet::new();
+    for_each_stmt(p, |st| {
+        if let Stmt::Seal { header, .. } | Stmt::Open { header, .. } = st {
+            out.insert(*header);
+        }
+    });
+    out
+}
+
 /// The headers some statement makes valid (`set_valid`), and those whose validity some
 /// statement changes either way.
 pub fn validity_changes(p: &Program) -> (BTreeSet<HeaderId>, BTreeSet<HeaderId>) {

@@ -16,7 +16,7 @@ mod validity;
 
 pub use bits::known_zero_low_bits;
 pub use deparse::{deparse_masks, fast_deparse_ok, never_moves, MAX_DEPARSE_MASKS};
-pub use effects::{recirculates, validity_changes, written_fields};
+pub use effects::{recirculates, tunnel_headers, validity_changes, written_fields};
 pub use validity::{applies_table, condition_facts, must_extracted, MustExtracted};
 
 use crate::ir::{FieldId, HeaderId, Program};
@@ -34,6 +34,8 @@ pub struct Facts {
     pub written: BTreeSet<(HeaderId, FieldId)>,
     /// Whether any statement recirculates.
     pub recirculates: bool,
+    /// The headers `seal` and `open` name (none: the program seals and opens nothing).
+    pub tunnel_headers: BTreeSet<HeaderId>,
     /// Whether "the valid headers are the extracted ones" implies an unchanged layout (see
     /// [`fast_deparse_ok`]).
     pub fast_deparse: bool,
@@ -52,6 +54,7 @@ impl Facts {
             must_extracted: must_extracted(p),
             written: written_fields(p),
             recirculates: recirculates(p),
+            tunnel_headers: tunnel_headers(p),
             fast_deparse,
             in_place: never_moves(p, fast_deparse),
             deparse_masks: if fast_deparse {

@@ -124,20 +124,22 @@ impl Index<ReasonId> for Vec<String> {
     }
 }
 
-impl Index<SecretId> for Vec<String> {
-    type Output = String;
+impl Index<SecretId> for Vec<SecretSpec> {
+    type Output = SecretSpec;
     #[inline]
-    fn index(&self, i: SecretId) -> &String {
+    fn index(&self, i: SecretId) -> &SecretSpec {
         &self[i.0]
     }
 }
+
+pub use sluice_defs::secret::SecretSpec;
 
 #[derive(Clone, Debug)]
 pub struct Program {
     pub headers: Vec<Header>,
     pub metadata: Vec<Meta>,
-    /// Names of the declared secrets, by [`SecretId`].
-    pub secrets: Vec<String>,
+    /// The declared secrets (names and widths), by [`SecretId`].
+    pub secrets: Vec<SecretSpec>,
     pub states: Vec<State>,
     pub actions: Vec<Action>,
     pub tables: Vec<Table>,
@@ -350,6 +352,24 @@ pub enum Stmt {
     /// Runs an action with argument values.
     Call(ActionId, Vec<Expr>),
     Recirculate,
+    /// At the deparser: everything after `header` in the packet is sealed with the key of
+    /// 256-bit `secret` for `peer` (a 32-bit value), the tag appended; dropped for `no_key`
+    /// when there is none (see `sluice_runtime::crypto`).
+    Seal {
+        secret: SecretId,
+        header: HeaderId,
+        peer: Expr,
+        no_key: ReasonId,
+    },
+    /// At the deparser: everything after `header` is opened with the key of `secret` that
+    /// the header's key id (its value when this runs) names; dropped for `bad_tag` or
+    /// `replay`.
+    Open {
+        secret: SecretId,
+        header: HeaderId,
+        bad_tag: ReasonId,
+        replay: ReasonId,
+    },
 }
 
 /// An expression; `width` 0 is a condition, otherwise a value of that many bits.

@@ -76,7 +76,10 @@ pub fn walk_block<V: Visitor + ?Sized>(v: &mut V, stmts: &[Stmt]) {
 /// The expressions of a statement, then its nested blocks, in the order they run.
 pub fn walk_stmt<V: Visitor + ?Sized>(v: &mut V, stmt: &Stmt) {
     match stmt {
-        Stmt::SetField(_, _, e) | Stmt::SetMeta(_, e) | Stmt::Forward(e) => v.visit_expr(e),
+        Stmt::SetField(_, _, e)
+        | Stmt::SetMeta(_, e)
+        | Stmt::Forward(e)
+        | Stmt::Seal { peer: e, .. } => v.visit_expr(e),
         Stmt::If(c, a, b) => {
             v.visit_expr(c);
             v.visit_block(a);
@@ -97,6 +100,7 @@ pub fn walk_stmt<V: Visitor + ?Sized>(v: &mut V, stmt: &Stmt) {
         | Stmt::SetValid(_)
         | Stmt::SetInvalid(_)
         | Stmt::Drop(_)
+        | Stmt::Open { .. }
         | Stmt::Recirculate => {}
     }
 }

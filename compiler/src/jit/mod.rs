@@ -213,10 +213,12 @@ impl JitProgram {
         }
         let mut module = JITModule::new(jb);
         let ptr = types::I64;
+        let lay = layout(p);
+        let crypto = !lay.facts.tunnel_headers.is_empty();
         // The runtime functions, declared in the table's order (which numbers them in the
         // clif), kept by `Rt`.
         let mut ids = [None; rt::RT_COUNT];
-        for f in &rt::RT_FUNCS {
+        for f in rt::RT_FUNCS.iter().filter(|f| crypto || !f.crypto) {
             let mut sig = module.make_signature();
             sig.params
                 .extend(f.params.iter().map(|t| AbiParam::new(*t)));
@@ -227,9 +229,6 @@ impl JitProgram {
                     .map_err(|e| JitError::Cranelift(e.to_string()))?,
             );
         }
-        let ids: Vec<_> = ids.into_iter().collect::<Option<_>>().ok_or_else(|| {
-            JitError::Cranelift("a runtime function is missing from RT_FUNCS".into())
-        })?;
         let mut sig = module.make_signature();
         for _ in 0..4 {
             sig.params.push(AbiParam::new(ptr));
@@ -242,13 +241,12 @@ impl JitProgram {
         ctx.func.signature = sig;
         ctx.func.name = UserFuncName::user(0, func.as_u32());
         ctx.set_disasm(want_asm);
-        let lay = layout(p);
         let layout_deparsers;
         let mut fctx = FunctionBuilderContext::new();
         {
             let b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
-            let funcs: [FuncRef; rt::RT_COUNT] =
-                std::array::from_fn(|i| module.declare_func_in_func(ids[i], b.func));
+            let funcs: [Option<FuncRef>; rt::RT_COUNT] =
+                std::array::from_fn(|i| ids[i].map(|id| module.declare_func_in_func(id, b.func)));
             b.func.collect_debug_info();
             let tr = translate::Translator::new(b, p, &lay, funcs, module.target_config());
             layout_deparsers = tr.translate_program();
@@ -314,6 +312,14 @@ impl Pipeline for JitProgram {
                 out_len: 0,
                 staging: std::ptr::null_mut(),
                 staging_len: 0,
+                crypto_op: rt::CRYPTO_NONE,
+                crypto_secret: 0,
+                crypto_hdr: 0,
+                crypto_peer: 0,
+                crypto_reasons: [0; 2],
+                crypto_bytes: [0; sluice_runtime::crypto::MAX_HEADER_LEN],
+                crypto_len: 0,
+                buf_cap: 0,
             }),
         };
         // The buffers are never resized, so these pointers stay valid as long as the worker
@@ -395,6 +401,8 @@ impl JitWorker<'_> {
         ctx.stats = stats;
         ctx.out_head = head as u64;
         ctx.out_len = len as u64;
+        ctx.buf_cap = buf.len() as u64;
+        ctx.crypto_op = rt::CRYPTO_NONE;
         // The buffer must have the headroom and tailroom that generated code relies on.
         let code = if head < self.program.prog.headroom
             || buf.len() < head + len + sluice_runtime::packet::TAILROOM

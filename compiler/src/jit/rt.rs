@@ -14,10 +14,13 @@ pub enum Rt {
     Hash,
     SipHash,
     Apply2,
+    SealRequest,
+    OpenRequest,
+    Crypto,
 }
 
 /// How many runtime functions there are.
-pub const RT_COUNT: usize = 4;
+pub const RT_COUNT: usize = 7;
 
 /// One runtime function: its symbol, its address and its signature (every one returns an
 /// `i64`). Adding a function is one line here, one variant of [`Rt`] and the function.
@@ -26,6 +29,9 @@ pub struct RtFunc {
     pub name: &'static str,
     pub addr: fn() -> *const u8,
     pub params: &'static [Type],
+    /// Declared only in programs that seal or open (so that other programs' code, and its
+    /// snapshots, do not change).
+    pub crypto: bool,
 }
 
 const I64: Type = types::I64;
@@ -38,24 +44,49 @@ pub const RT_FUNCS: [RtFunc; RT_COUNT] = [
         name: "rt_apply",
         addr: || rt_apply as *const u8,
         params: &[I64, I32, I64],
+        crypto: false,
     },
     RtFunc {
         rt: Rt::Hash,
         name: "rt_hash",
         addr: || rt_hash as *const u8,
         params: &[I32, I64, I64, I64, I64],
+        crypto: false,
     },
     RtFunc {
         rt: Rt::SipHash,
         name: "rt_siphash",
         addr: || rt_siphash as *const u8,
         params: &[I64, I32, I64, I64],
+        crypto: false,
     },
     RtFunc {
         rt: Rt::Apply2,
         name: "rt_apply2",
         addr: || rt_apply2 as *const u8,
         params: &[I64, I32, I64, I64, I64, I64],
+        crypto: false,
+    },
+    RtFunc {
+        rt: Rt::SealRequest,
+        name: "rt_seal_request",
+        addr: || rt_seal_request as *const u8,
+        params: &[I64, I64, I64, I64, I64],
+        crypto: true,
+    },
+    RtFunc {
+        rt: Rt::OpenRequest,
+        name: "rt_open_request",
+        addr: || rt_open_request as *const u8,
+        params: &[I64, I64, I64, I64, I64, I64, I64],
+        crypto: true,
+    },
+    RtFunc {
+        rt: Rt::Crypto,
+        name: "rt_crypto",
+        addr: || rt_crypto as *const u8,
+        params: &[I64, I64, I64, I64, I64],
+        crypto: true,
     },
 ];
 
@@ -99,7 +130,25 @@ pub struct JitCtx {
     /// The staging area: the inline deparser's slot for each header that moves.
     pub staging: *mut u8,
     pub staging_len: u64,
+    /// What the last `seal` or `open` of the pass asked of the deparser (`CRYPTO_*`), with its
+    /// secret, its header, the seal's peer, and its drop reasons (no key; or bad tag and
+    /// replay). Reset when the deparser has carried it out, and for each packet.
+    pub crypto_op: u64,
+    pub crypto_secret: u64,
+    pub crypto_hdr: u64,
+    pub crypto_peer: u64,
+    pub crypto_reasons: [u64; 2],
+    /// For `open`: the header's bytes when it ran (zeros if it was not valid), its length.
+    pub crypto_bytes: [u8; MAX_HEADER_LEN],
+    pub crypto_len: u64,
+    /// The length of the packet buffer: a tag may be appended after the window.
+    pub buf_cap: u64,
 }
+
+pub const CRYPTO_NONE: u64 = 0;
+pub const CRYPTO_SEAL: u64 = 1;
+pub const CRYPTO_OPEN: u64 = 2;
+use sluice_runtime::crypto::MAX_HEADER_LEN;
 
 /// Looks a key up and copies the chosen action's arguments into `ctx.args`. Returns the action
 /// id, with bit 32 set on a hit.
@@ -217,6 +266,134 @@ pub unsafe extern "C" fn rt_siphash(
     let b = unsafe { std::slice::from_raw_parts(bytes, len as usize) };
     let key = tables.secret(secret as usize).copied().unwrap_or([0; 16]);
     sluice_runtime::hash::siphash24(&key, b)
+}
+
+/// `seal(secret, header, peer)` ran: the deparser is to seal (see `Stmt::Seal`).
+///
+/// # Safety
+/// `ctx` as in rt_apply.
+pub unsafe extern "C" fn rt_seal_request(
+    ctx: *mut JitCtx,
+    secret: u64,
+    header: u64,
+    peer: u64,
+    no_key: u64,
+) -> u64 {
+    // SAFETY: see rt_apply.
+    let ctx = unsafe { &mut *ctx };
+    ctx.crypto_op = CRYPTO_SEAL;
+    ctx.crypto_secret = secret;
+    ctx.crypto_hdr = header;
+    ctx.crypto_peer = peer;
+    ctx.crypto_reasons = [no_key, no_key];
+    0
+}
+
+/// `open(secret, header)` ran: the deparser is to open (see `Stmt::Open`). The header's
+/// `len` bytes at `bytes` are kept (zeros when `valid` is 0); `reasons` is the bad tag
+/// reason, then the replay reason in the upper 32 bits.
+///
+/// # Safety
+/// `ctx` as in rt_apply; `bytes` points at `len` readable bytes (a header's storage).
+pub unsafe extern "C" fn rt_open_request(
+    ctx: *mut JitCtx,
+    secret: u64,
+    header: u64,
+    bytes: *const u8,
+    len: u64,
+    valid: u64,
+    reasons: u64,
+) -> u64 {
+    // SAFETY: see rt_apply.
+    let ctx = unsafe { &mut *ctx };
+    let len = (len as usize).min(MAX_HEADER_LEN);
+    ctx.crypto_op = CRYPTO_OPEN;
+    ctx.crypto_secret = secret;
+    ctx.crypto_hdr = header;
+    ctx.crypto_reasons = [reasons & 0xffff_ffff, reasons >> 32];
+    ctx.crypto_len = len as u64;
+    if valid != 0 {
+        // SAFETY: generated code passes the header's storage and its fixed length.
+        let b = unsafe { std::slice::from_raw_parts(bytes, len) };
+        ctx.crypto_bytes[..len].copy_from_slice(b);
+    } else {
+        ctx.crypto_bytes[..len].fill(0);
+    }
+    0
+}
+
+/// Carries out the pass's `seal` or `open` on the deparsed packet: the tunnel header starts
+/// `header` bytes into the window and what is sealed or opened `region` bytes into it
+/// (`valid`: whether the header is in the packet). Returns 0, or the drop code.
+///
+/// # Safety
+/// `ctx` as in rt_apply; `buf` is the packet buffer, `ctx.buf_cap` bytes long, and the window
+/// `ctx.out_head`, `ctx.out_len` lies inside it.
+pub unsafe extern "C" fn rt_crypto(
+    ctx: *mut JitCtx,
+    buf: *mut u8,
+    header: u64,
+    region: u64,
+    valid: u64,
+) -> u64 {
+    use sluice_runtime::crypto::{self, CryptoError, Sealed};
+    // SAFETY: see rt_apply.
+    let ctx = unsafe { &mut *ctx };
+    // SAFETY: see rt_apply.
+    let tables = unsafe { &*ctx.tables };
+    // SAFETY: the caller passes the buffer generated code was called with, `buf_cap` long.
+    let whole = unsafe { std::slice::from_raw_parts_mut(buf, ctx.buf_cap as usize) };
+    let op = std::mem::replace(&mut ctx.crypto_op, CRYPTO_NONE);
+    let head = ctx.out_head as usize;
+    let len = ctx.out_len as usize;
+    let Some(packet) = whole.get_mut(head..) else {
+        return drop_code(ctx.crypto_reasons[0]);
+    };
+    let now = crypto::time_ns(ctx.ts_sec, ctx.ts_nsec as u32);
+    let keys = tables.keyring(ctx.crypto_secret as usize);
+    let result = match op {
+        CRYPTO_SEAL if valid == 0 => Err(CryptoError::NoKey),
+        CRYPTO_SEAL => {
+            let at = Sealed {
+                header: header as usize,
+                region: region as usize,
+                len,
+            };
+            crypto::seal_for(keys, ctx.crypto_peer as u32, packet, at, now)
+        }
+        CRYPTO_OPEN if (ctx.crypto_len as usize) < crypto::NONCE_HEADER_LEN => {
+            Err(CryptoError::BadTag)
+        }
+        CRYPTO_OPEN => {
+            let bytes = &ctx.crypto_bytes[..ctx.crypto_len as usize];
+            let key_id = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+            let counter = u64::from_be_bytes(bytes[4..12].try_into().unwrap_or([0; 8]));
+            let aad = &bytes[crypto::NONCE_HEADER_LEN..];
+            match keys {
+                Some(k) => {
+                    crypto::open(k, packet, region as usize, len, aad, (key_id, counter), now)
+                }
+                None => Err(CryptoError::BadTag),
+            }
+        }
+        _ => return 0,
+    };
+    match result {
+        Ok(n) => {
+            ctx.out_len = n as u64;
+            0
+        }
+        Err(CryptoError::Replay) => drop_code(ctx.crypto_reasons[1]),
+        Err(CryptoError::Truncated) => {
+            drop_code(crate::ir::reason::PARSER_TRUNCATED.index() as u64)
+        }
+        Err(CryptoError::BadTag | CryptoError::NoKey) => drop_code(ctx.crypto_reasons[0]),
+    }
+}
+
+/// Generated code's code for a drop with this reason.
+fn drop_code(reason: u64) -> u64 {
+    (1 << 32) | reason
 }
 
 #[cfg(test)]

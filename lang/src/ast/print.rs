@@ -60,9 +60,12 @@ impl Printer {
                 self.span(m.span);
                 self.nested(|p| p.fields(&m.fields));
             }
-            Item::Secret(name) => {
-                let _ = write!(self.line(), "secret {name}");
-                self.span(name.span);
+            Item::Secret(sd) => {
+                let _ = write!(self.line(), "secret {}", sd.name);
+                if let Some(t) = &sd.ty {
+                    let _ = write!(self.out, ": {}", ty(t));
+                }
+                self.span(sd.span);
             }
             Item::Checksum(c) => {
                 let _ = write!(self.line(), "checksum {}({}", c.kind, c.field);

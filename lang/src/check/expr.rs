@@ -324,11 +324,7 @@ impl Cx {
                 }
             }
             ExprKind::SipHash { secret, fields } => {
-                let Some(&s) = self.secret_names.get(&secret.name) else {
-                    let c = self.secret_names.keys().cloned().collect();
-                    self.unknown("secret", secret, c);
-                    return None;
-                };
+                let s = self.secret(secret, 128, "siphash")?;
                 let fs = self.field_list(fields, scope)?;
                 TExpr {
                     kind: TExprKind::SipHash {

@@ -52,6 +52,8 @@ struct Cx {
     /// take 15 s).
     reason_ids: HashMap<String, usize>,
     too_many_reasons: bool,
+    /// The headers `seal` and `open` name, checked against the deparser at the end.
+    tunnel_headers: Vec<(HeaderId, Span, &'static str)>,
     /// Fields the checksums own: assignments to them would be overwritten.
     checksum_fields: HashMap<(usize, usize), Span>,
 }
@@ -98,6 +100,33 @@ use sluice_defs::names::closest as suggest;
 impl Cx {
     fn err(&mut self, d: Diagnostic) {
         self.diags.push(d);
+    }
+
+    /// A secret named where one of `bits` bits is needed (by `what`, for the message).
+    fn secret(&mut self, name: &Ident, bits: u32, what: &str) -> Option<usize> {
+        let Some(&s) = self.secret_names.get(&name.name) else {
+            let c = self.secret_names.keys().cloned().collect();
+            self.unknown("secret", name, c);
+            return None;
+        };
+        let have = self.out.secrets[s].bits;
+        if have != bits {
+            self.err(
+                Diagnostic::error(
+                    "E0102",
+                    format!(
+                        "`{what}` takes a {bits}-bit secret; `{}` has {have} bits",
+                        name.name
+                    ),
+                )
+                .with_label(
+                    name.span,
+                    format!("declared `secret {}: bit<{have}>`", name.name),
+                ),
+            );
+            return None;
+        }
+        Some(s)
     }
 
     fn unknown(&mut self, what: &str, name: &Ident, candidates: Vec<String>) {
@@ -158,7 +187,23 @@ impl Cx {
             match item {
                 Item::HeaderType(h) => self.header_type(h),
                 Item::Metadata(m) => self.metadata(m),
-                Item::Secret(s) => {
+                Item::Secret(sd) => {
+                    let s = &sd.name;
+                    let bits = match &sd.ty {
+                        None => 128,
+                        Some(Type {
+                            kind: TypeKind::Bit(w),
+                            ..
+                        }) if SecretSpec::WIDTHS.contains(w) => *w,
+                        Some(t) => {
+                            self.err(
+                                Diagnostic::error("E0102", "a secret is bit<128> or bit<256>")
+                                    .with_label(t.span, "not a secret's width")
+                                    .with_help("128 bits for `siphash`, 256 for `seal` and `open`"),
+                            );
+                            128
+                        }
+                    };
                     if self.secret_names.contains_key(&s.name) {
                         self.err(
                             Diagnostic::error(
@@ -170,7 +215,10 @@ impl Cx {
                     } else {
                         self.secret_names
                             .insert(s.name.clone(), self.out.secrets.len());
-                        self.out.secrets.push(s.name.clone());
+                        self.out.secrets.push(SecretSpec {
+                            name: s.name.clone(),
+                            bits,
+                        });
                     }
                 }
                 _ => {}
@@ -342,6 +390,22 @@ impl Cx {
                         self.out.deparser.push(h);
                     }
                 }
+            }
+        }
+        // `seal` and `open` work from their header's place in the packet the deparser makes.
+        for (h, span, what) in std::mem::take(&mut self.tunnel_headers) {
+            if !self.out.deparser.contains(&h) {
+                let name = self.out.headers[h].name.clone();
+                self.err(
+                    Diagnostic::error(
+                        "E0110",
+                        format!("the header `{what}` names is not emitted by the deparser"),
+                    )
+                    .with_label(span, format!("`{name}` is not in `emit(...)`"))
+                    .with_help(format!(
+                        "everything after `{name}` in the packet the deparser makes is sealed or opened"
+                    )),
+                );
             }
         }
     }

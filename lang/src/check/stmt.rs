@@ -103,6 +103,71 @@ impl Cx {
         }
     }
 
+    /// The id of a drop reason, interned (the same text is one reason).
+    pub(super) fn reason(&mut self, text: &str, span: Span) -> usize {
+        if let Some(&i) = self.reason_ids.get(text) {
+            return i;
+        }
+        // Reason 0 is the plain `drop()`.
+        if self.out.drop_reasons.len() > super::MAX_DROP_REASONS {
+            // Said once, at the first reason past the limit.
+            if !std::mem::replace(&mut self.too_many_reasons, true) {
+                self.err(
+                    Diagnostic::error("E0110", "too many drop reasons").with_label(
+                        span,
+                        format!(
+                            "reason number {} of at most {}",
+                            super::MAX_DROP_REASONS + 1,
+                            super::MAX_DROP_REASONS
+                        ),
+                    ),
+                );
+            }
+            return 0;
+        }
+        self.out.drop_reasons.push(text.to_string());
+        self.reason_ids
+            .insert(text.to_string(), self.out.drop_reasons.len() - 1);
+        self.out.drop_reasons.len() - 1
+    }
+
+    /// The tunnel header of `seal` or `open`: a header whose first fields are the 32-bit key
+    /// id and the 64-bit counter (the nonce), with no variable part; fields after them are
+    /// authenticated, not encrypted.
+    fn tunnel_header(&mut self, what: &str, arg: &Arg) -> Option<HeaderId> {
+        let h = match arg {
+            Arg::Expr(Expr {
+                kind: ExprKind::Path(p),
+                ..
+            }) if p.parts.len() == 1 => self.header(&p.parts[0])?,
+            other => {
+                self.err(
+                    Diagnostic::error("E0110", format!("`{what}` takes a header second"))
+                        .with_label(other.span(), "expected a header name"),
+                );
+                return None;
+            }
+        };
+        self.tunnel_headers
+            .push((h, arg.span(), if what == "seal" { "seal" } else { "open" }));
+        let ty = &self.out.header_types[self.out.headers[h].ty];
+        let widths: Vec<u32> = ty.fields.iter().take(2).map(|f| f.width).collect();
+        let too_long = ty.fixed_bits as usize > 8 * sluice_defs::secret::MAX_TUNNEL_HEADER_BYTES;
+        if widths != [32, 64] || ty.varbit().is_some() || too_long {
+            let ty_name = ty.name.clone();
+            self.err(
+                Diagnostic::error(
+                    "E0110",
+                    format!("`{what}` needs a tunnel header that starts with a key id and a counter"),
+                )
+                .with_label(arg.span(), format!("header type `{ty_name}` does not"))
+                .with_help("declare it as `header sec { key_id: bit<32>; counter: bit<64>; }` (fields after these two are authenticated, not encrypted; no varbit; at most 64 bytes)"),
+            );
+            return None;
+        }
+        Some(h)
+    }
+
     pub(super) fn table_id(&mut self, t: &Ident) -> Option<TableId> {
         match self.table_names.get(&t.name) {
             Some(&(id, _)) => Some(id),
@@ -161,33 +226,7 @@ impl Cx {
                                     .with_label(*sp, "empty or too long"),
                             );
                         }
-                        match self.reason_ids.get(s) {
-                            Some(&i) => i,
-                            // Reason 0 is the plain `drop()`.
-                            None if self.out.drop_reasons.len() > super::MAX_DROP_REASONS => {
-                                // Said once, at the first reason past the limit.
-                                if !std::mem::replace(&mut self.too_many_reasons, true) {
-                                    self.err(
-                                        Diagnostic::error("E0110", "too many drop reasons")
-                                            .with_label(
-                                                *sp,
-                                                format!(
-                                                    "reason number {} of at most {}",
-                                                    super::MAX_DROP_REASONS + 1,
-                                                    super::MAX_DROP_REASONS
-                                                ),
-                                            ),
-                                    );
-                                }
-                                0
-                            }
-                            None => {
-                                self.out.drop_reasons.push(s.clone());
-                                self.reason_ids
-                                    .insert(s.clone(), self.out.drop_reasons.len() - 1);
-                                self.out.drop_reasons.len() - 1
-                            }
-                        }
+                        self.reason(s, *sp)
                     }
                     _ => {
                         self.err(
@@ -229,12 +268,60 @@ impl Cx {
                     out.push(TStmt::Recirculate);
                 }
             }
+            "seal" | "open" => {
+                if !arity(self, if name == "seal" { 3 } else { 2 }) {
+                    return;
+                }
+                let secret = match &c.args[0] {
+                    Arg::Expr(Expr {
+                        kind: ExprKind::Path(p),
+                        ..
+                    }) if p.parts.len() == 1 => self.secret(&p.parts[0], 256, name),
+                    other => {
+                        self.err(
+                            Diagnostic::error("E0110", format!("`{name}` takes a secret first"))
+                                .with_label(other.span(), "expected the name of a secret"),
+                        );
+                        None
+                    }
+                };
+                let header = self.tunnel_header(name, &c.args[1]);
+                if name == "seal" {
+                    let peer = self.arg_expr(&c.args[2], Some(32), scope);
+                    if let (Some(secret), Some(header), Some(peer)) = (secret, header, peer) {
+                        let no_key = self.reason("no key", c.span);
+                        out.push(TStmt::Seal {
+                            secret,
+                            header,
+                            peer,
+                            no_key,
+                        });
+                    }
+                } else if let (Some(secret), Some(header)) = (secret, header) {
+                    let bad_tag = self.reason("bad tag", c.span);
+                    let replay = self.reason("replay", c.span);
+                    out.push(TStmt::Open {
+                        secret,
+                        header,
+                        bad_tag,
+                        replay,
+                    });
+                }
+            }
             _ => {
                 let Some(&(aid, _)) = self.action_names.get(name) else {
                     let mut cands: Vec<String> = self.action_names.keys().cloned().collect();
                     cands.extend(
-                        ["forward", "drop", "set_valid", "set_invalid", "recirculate"]
-                            .map(String::from),
+                        [
+                            "forward",
+                            "drop",
+                            "set_valid",
+                            "set_invalid",
+                            "recirculate",
+                            "seal",
+                            "open",
+                        ]
+                        .map(String::from),
                     );
                     self.unknown("action or function", &c.name, cands);
                     return;

@@ -112,6 +112,7 @@ pub enum LValue {
     Meta(usize),
 }
 
+pub use sluice_defs::secret::SecretSpec;
 pub use sluice_defs::{HashAlgo, MatchKind};
 
 /// A typed expression. `width` 0 means boolean.
@@ -161,6 +162,23 @@ pub enum TStmt {
     Drop(usize),
     Call(ActionId, Vec<TExpr>),
     Recirculate,
+    /// `seal(secret, header, peer)`: at the deparser, everything after `header` is encrypted
+    /// under the secret's key for `peer`, the tag appended; `no_key` is the drop reason when
+    /// there is no such key.
+    Seal {
+        secret: usize,
+        header: HeaderId,
+        peer: TExpr,
+        no_key: usize,
+    },
+    /// `open(secret, header)`: at the deparser, everything after `header` is opened with the
+    /// key the header's key id names; the packet is dropped for `bad_tag` or `replay`.
+    Open {
+        secret: usize,
+        header: HeaderId,
+        bad_tag: usize,
+        replay: usize,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -260,7 +278,7 @@ pub struct Checked {
     pub header_types: Vec<HeaderTypeInfo>,
     pub headers: Vec<HeaderInfo>,
     pub metadata: Vec<MetaInfo>,
-    pub secrets: Vec<String>,
+    pub secrets: Vec<SecretSpec>,
     pub checksums: Vec<ChecksumInfo>,
     /// The first state is `start`.
     pub states: Vec<StateInfo>,

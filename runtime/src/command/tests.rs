@@ -2,7 +2,7 @@
 //! and all-or-nothing entries files.
 
 use super::*;
-use crate::table::{ParamSchema, ProgramSchema, TableSchema};
+use crate::table::{ParamSchema, ProgramSchema, SecretSpec, TableSchema};
 
 fn field(name: &str, width: u32, kind: MatchKind) -> KeyField {
     KeyField {
@@ -75,7 +75,10 @@ fn set_with_secrets(secrets: Vec<String>) -> TableSet {
     TableSet::new(ProgramSchema {
         actions,
         tables,
-        secrets,
+        secrets: secrets
+            .into_iter()
+            .map(|name| SecretSpec { name, bits: 128 })
+            .collect(),
     })
 }
 
@@ -214,7 +217,7 @@ fn lookup_errors_name_what_is_wrong() {
         err("table_ad fwd"),
         "unknown command 'table_ad'; valid commands: table_add, table_set_default, \
          table_modify, table_delete, table_reset_default, table_clear, \
-         table_num_entries, table_dump, show_tables, show_actions, secret_set"
+         table_num_entries, table_dump, show_tables, show_actions, secret_set, key_derive"
     );
     assert_eq!(
         err("table_add fwdd set_port 1/8 => 1"),
@@ -447,7 +450,7 @@ fn secret_set_stores_without_showing_the_value() {
         cmd,
         Command::SecretSet {
             name: "key".into(),
-            value: expected
+            value: SecretArg::Sip(expected)
         }
     );
     for shown in [format!("{cmd:?}"), cmd.to_string()] {
@@ -465,7 +468,8 @@ fn secret_set_stores_without_showing_the_value() {
 fn secret_errors_never_echo_any_word_of_the_line() {
     let short = "0x00112233445566778899aabbccddee";
     let bad_value = "secret_set: the value must be 0x followed by exactly 32 hex digits";
-    let usage = "secret_set: wrong number of arguments; usage: secret_set NAME 0x<32 hex digits>";
+    let usage =
+        "secret_set: wrong number of arguments; usage: secret_set NAME 0x<32 or 64 hex digits>";
     let unknown = "secret_set: no secret of that name (declared secrets: key)";
     let case = "secret_set must be written in lower case (the line is not repeated: it may hold \
                 a secret)";
@@ -543,7 +547,7 @@ table_add mac set_port aa:bb:cc:dd:ee:ff => 512
             "bad.txt:2: unknown table 'fwdd' (did you mean 'fwd'?)",
             "bad.txt:3: show_tables is not allowed in an entries file (allowed: table_add, \
              table_set_default, table_modify, table_delete, table_reset_default, table_clear, \
-             secret_set)",
+             secret_set, key_derive)",
             "bad.txt:4: table fwd: an entry with the same key already exists (handle 0)",
             "bad.txt:6: action set_port: argument port: value 512 does not fit in 9 bits",
         ]

@@ -20,6 +20,19 @@ fn at(region: usize, len: usize) -> Sealed {
     }
 }
 
+/// Opens a packet laid out by `packet`, its AAD taken from it.
+fn open_at(
+    keys: &Keyring,
+    p: &mut [u8],
+    region: usize,
+    len: usize,
+    nonce: (u32, u64),
+    now: u64,
+) -> Result<usize, CryptoError> {
+    let aad = p[NONCE_HEADER_LEN..region].to_vec();
+    open(keys, p, region, len, &aad, nonce, now)
+}
+
 fn key32(s: &str) -> [u8; 32] {
     hex(s).try_into().unwrap()
 }
@@ -68,7 +81,7 @@ fn rfc8439_aead_vector_seals_to_its_ciphertext_and_tag() {
     let mut ring = Keyring::default();
     ring.insert(Arc::new(key));
     let now = 0x4041_4243_4445_4647;
-    let m = open(&ring, &mut p, at(region, n), (0x0700_0000, now), now).unwrap();
+    let m = open_at(&ring, &mut p, region, n, (0x0700_0000, now), now).unwrap();
     assert_eq!(&p[region..m], SUNSCREEN);
 }
 
@@ -98,14 +111,7 @@ fn rfc8439_decryption_vector_opens() {
     let len = region + ct.len();
     p[len..len + TAG_LEN].copy_from_slice(&hex("eead9d67890cbb22392336fea1851f38"));
     let counter = 0x0102_0304_0506_0708;
-    let m = open(
-        &ring,
-        &mut p,
-        at(region, len + TAG_LEN),
-        (0, counter),
-        counter,
-    )
-    .unwrap();
+    let m = open_at(&ring, &mut p, region, len + TAG_LEN, (0, counter), counter).unwrap();
     assert!(p[region..m].starts_with(b"Internet-Drafts are draft documents valid for a maximum"));
     assert_eq!(m - region, 265);
 }
@@ -216,7 +222,7 @@ fn rfc7748_keys_derive_the_same_link_key_at_both_ends() {
     let mut ring = Keyring::default();
     ring.insert(Arc::new(b));
     let id = u32::from_be_bytes(p[..4].try_into().unwrap());
-    let m = open(&ring, &mut p, at(region, n), (id, 5), 5).unwrap();
+    let m = open_at(&ring, &mut p, region, n, (id, 5), 5).unwrap();
     assert_eq!(&p[region..m], b"through the tunnel");
 }
 
@@ -268,12 +274,12 @@ fn any_changed_byte_is_a_bad_tag_and_changes_nothing() {
         let mut q = p.clone();
         q[i] ^= 0x01;
         let (qid, qc) = header_of(&q);
-        let r = open(&ring, &mut q, at(region, n), (qid, qc), 1000);
+        let r = open_at(&ring, &mut q, region, n, (qid, qc), 1000);
         assert_eq!(r, Err(CryptoError::BadTag), "byte {i}");
     }
     // None of those took the counter: the real packet still opens.
     let mut q = p.clone();
-    assert!(open(&ring, &mut q, at(region, n), (id, counter), 1000).is_ok());
+    assert!(open_at(&ring, &mut q, region, n, (id, counter), 1000).is_ok());
 }
 
 #[test]
@@ -292,7 +298,7 @@ fn replays_and_packets_older_than_the_window_are_refused() {
     let try_open = |i: usize| {
         let (mut p, region, n) = packets[i].clone();
         let (id, c) = header_of(&p);
-        open(&ring, &mut p, at(region, n), (id, c), 0)
+        open_at(&ring, &mut p, region, n, (id, c), 0)
     };
     // Out of order inside the window: accepted.
     assert!(try_open(1).is_ok());
@@ -310,7 +316,7 @@ fn replays_and_packets_older_than_the_window_are_refused() {
     let open_fresh = |i: usize| {
         let (mut p, region, n) = packets[i].clone();
         let (id, c) = header_of(&p);
-        open(&fresh, &mut p, at(region, n), (id, c), 0)
+        open_at(&fresh, &mut p, region, n, (id, c), 0)
     };
     for i in 50..1100 {
         assert!(open_fresh(i).is_ok(), "{i}");
@@ -336,11 +342,11 @@ fn packets_far_older_than_their_arrival_are_refused() {
     let late = 1_000 + MAX_AGE_NS + 1;
     let mut q = p.clone();
     assert_eq!(
-        open(&ring, &mut q, at(region, n), (id, c), late),
+        open_at(&ring, &mut q, region, n, (id, c), late),
         Err(CryptoError::Replay)
     );
     let mut q = p.clone();
-    assert!(open(&ring, &mut q, at(region, n), (id, c), late - 1).is_ok());
+    assert!(open_at(&ring, &mut q, region, n, (id, c), late - 1).is_ok());
 }
 
 #[test]

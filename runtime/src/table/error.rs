@@ -69,6 +69,8 @@ pub enum TableError {
     NoSuchTable { index: usize },
     #[error("there is no secret #{index}")]
     NoSuchSecret { index: usize },
+    #[error("secret {name} is {bits} bits")]
+    SecretWidth { name: String, bits: u32 },
     #[error("the table's entries are const (declared with `const entries`) and cannot be changed")]
     ConstEntries,
 }

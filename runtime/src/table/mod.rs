@@ -39,7 +39,7 @@ pub use error::TableError;
 pub use index::Layout;
 pub use schema::{
     ActionCall, ActionSchema, EntryHandle, EntryRef, Fingerprint, KeyField, MatchKind, MatchValue,
-    ParamSchema, ProgramSchema, TableSchema,
+    ParamSchema, ProgramSchema, SecretSpec, TableSchema,
 };
 pub use set::{SecretValue, TableSet};
 

@@ -115,14 +115,16 @@ pub struct EntryRef<'a> {
 }
 
 /// Everything a program declares about its tables: its actions (by id), its tables (by id)
-/// and the names of its secrets. A table set is built for one schema, and a datapath
+/// and its secrets. A table set is built for one schema, and a datapath
 /// compiled for a program takes only table sets of that program's schema.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProgramSchema {
     pub actions: Vec<ActionSchema>,
     pub tables: Vec<TableSchema>,
-    pub secrets: Vec<String>,
+    pub secrets: Vec<SecretSpec>,
 }
+
+pub use sluice_defs::secret::SecretSpec;
 
 /// A short, stable name for a [`ProgramSchema`]: SipHash-2-4 of its canonical encoding.
 /// Two programs whose tables, actions and secrets are declared alike have the same one,
@@ -182,7 +184,8 @@ impl ProgramSchema {
         }
         n(&mut out, self.secrets.len() as u64);
         for s in &self.secrets {
-            str(&mut out, s);
+            str(&mut out, &s.name);
+            n(&mut out, u64::from(s.bits));
         }
         out
     }

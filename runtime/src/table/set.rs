@@ -5,14 +5,25 @@
 //! its place): every change goes through a method here, which names the table by index.
 
 use super::{
-    ActionCall, ActionSchema, EntryHandle, Fingerprint, MatchValue, ProgramSchema, Table,
-    TableError,
+    ActionCall, ActionSchema, EntryHandle, Fingerprint, MatchValue, ProgramSchema, SecretSpec,
+    Table, TableError,
 };
+use crate::crypto::{AeadKey, Keyring};
 use std::fmt;
 use std::sync::Arc;
 
-/// A secret's value: 16 key bytes.
+/// A 128-bit secret's value: 16 key bytes.
 pub type SecretValue = [u8; 16];
+
+/// What the control plane set for one secret.
+#[derive(Clone)]
+enum SecretSlot {
+    /// 128 bits, for `siphash`.
+    Sip(Option<SecretValue>),
+    /// 256 bits, for `seal` and `open`: keys with their counters and windows, shared with
+    /// every clone of the set (the two copies of a live switch's tables).
+    Keys(Keyring),
+}
 
 /// All tables of a program, with the program's actions and secrets.
 #[derive(Clone)]
@@ -21,13 +32,20 @@ pub struct TableSet {
     fingerprint: Fingerprint,
     tables: Vec<Table>,
     /// Values set by the control plane, parallel to the schema's secrets.
-    secret_values: Vec<Option<SecretValue>>,
+    secret_values: Vec<SecretSlot>,
 }
 
 impl fmt::Debug for TableSet {
     // Hand-written so that secret values never reach a log.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let set: Vec<bool> = self.secret_values.iter().map(Option::is_some).collect();
+        let set: Vec<String> = self
+            .secret_values
+            .iter()
+            .map(|s| match s {
+                SecretSlot::Sip(v) => format!("set: {}", v.is_some()),
+                SecretSlot::Keys(k) => format!("keys: {}", k.len()),
+            })
+            .collect();
         f.debug_struct("TableSet")
             .field("fingerprint", &self.fingerprint)
             .field("actions", &self.schema.actions)
@@ -49,7 +67,14 @@ impl TableSet {
             .collect();
         TableSet {
             fingerprint: schema.fingerprint(),
-            secret_values: vec![None; schema.secrets.len()],
+            secret_values: schema
+                .secrets
+                .iter()
+                .map(|s| match s.bits {
+                    256 => SecretSlot::Keys(Keyring::default()),
+                    _ => SecretSlot::Sip(None),
+                })
+                .collect(),
             schema,
             tables,
         }
@@ -77,14 +102,42 @@ impl TableSet {
         &self.schema.actions
     }
 
-    /// Names of the secrets the program declares, by id.
-    pub fn secrets(&self) -> &[String] {
+    /// The secrets the program declares, by id.
+    pub fn secrets(&self) -> &[SecretSpec] {
         &self.schema.secrets
     }
 
-    /// A secret's value, if the control plane set it.
+    /// Their names, by id.
+    pub fn secret_names(&self) -> Vec<String> {
+        self.schema.secrets.iter().map(|s| s.name.clone()).collect()
+    }
+
+    /// A 128-bit secret's value, if the control plane set it.
     pub fn secret(&self, i: usize) -> Option<&SecretValue> {
-        self.secret_values.get(i).and_then(Option::as_ref)
+        match self.secret_values.get(i)? {
+            SecretSlot::Sip(v) => v.as_ref(),
+            SecretSlot::Keys(_) => None,
+        }
+    }
+
+    /// A 256-bit secret's keys.
+    pub fn keyring(&self, i: usize) -> Option<&Keyring> {
+        match self.secret_values.get(i)? {
+            SecretSlot::Keys(k) => Some(k),
+            SecretSlot::Sip(_) => None,
+        }
+    }
+
+    /// A copy whose keys keep counters and replay windows of their own (a clone shares
+    /// them): for running two datapaths side by side on the same packets.
+    pub fn detached(&self) -> TableSet {
+        let mut copy = self.clone();
+        for s in &mut copy.secret_values {
+            if let SecretSlot::Keys(k) = s {
+                *k = k.detached();
+            }
+        }
+        copy
     }
 
     /// Index of the table called `name`.
@@ -100,7 +153,7 @@ impl TableSet {
 
     /// Index of the secret called `name`.
     pub fn secret_by_name(&self, name: &str) -> Option<usize> {
-        self.schema.secrets.iter().position(|s| s == name)
+        self.schema.secrets.iter().position(|s| s.name == name)
     }
 
     fn table_mut(&mut self, t: usize) -> Result<&mut Table, TableError> {
@@ -159,14 +212,40 @@ impl TableSet {
         Ok(())
     }
 
-    /// Sets secret `i`'s value.
+    /// Sets 128-bit secret `i`'s value.
     pub fn set_secret(&mut self, i: usize, value: SecretValue) -> Result<(), TableError> {
-        let slot = self
-            .secret_values
+        match self.slot(i)? {
+            SecretSlot::Sip(v) => {
+                *v = Some(value);
+                Ok(())
+            }
+            SecretSlot::Keys(_) => Err(self.width_error(i)),
+        }
+    }
+
+    /// Adds a key to 256-bit secret `i` (replacing the one for the same peer).
+    pub fn add_key(&mut self, i: usize, key: Arc<AeadKey>) -> Result<(), TableError> {
+        match self.slot(i)? {
+            SecretSlot::Keys(k) => {
+                k.insert(key);
+                Ok(())
+            }
+            SecretSlot::Sip(_) => Err(self.width_error(i)),
+        }
+    }
+
+    fn slot(&mut self, i: usize) -> Result<&mut SecretSlot, TableError> {
+        self.secret_values
             .get_mut(i)
-            .ok_or(TableError::NoSuchSecret { index: i })?;
-        *slot = Some(value);
-        Ok(())
+            .ok_or(TableError::NoSuchSecret { index: i })
+    }
+
+    fn width_error(&self, i: usize) -> TableError {
+        let s = &self.schema.secrets[i];
+        TableError::SecretWidth {
+            name: s.name.clone(),
+            bits: s.bits,
+        }
     }
 
     /// Adds the entry counters of another copy of these tables (same schema) into these:

@@ -716,7 +716,10 @@ fn table_set_finds_names_and_hides_secrets() {
     let mut set = TableSet::new(ProgramSchema {
         actions: actions().to_vec(),
         tables: vec![(*schema(&[], 1)).clone()],
-        secrets: vec!["key".into()],
+        secrets: vec![crate::table::SecretSpec {
+            name: "key".into(),
+            bits: 128,
+        }],
     });
     set.set_secret(0, [0xab; 16]).unwrap();
     assert_eq!(set.by_name("t"), Some(0));
@@ -841,7 +844,10 @@ fn fingerprints_follow_every_part_of_the_schema() {
     let base = ProgramSchema {
         actions: actions().to_vec(),
         tables: vec![(*schema(&[("k", 16, Exact), ("r", 16, Range)], 64)).clone()],
-        secrets: vec!["key".into()],
+        secrets: vec![crate::table::SecretSpec {
+            name: "key".into(),
+            bits: 128,
+        }],
     };
     assert_eq!(base.fingerprint(), base.clone().fingerprint());
     assert_eq!(

@@ -86,7 +86,7 @@ impl Translator<'_, '_> {
                 let call = self
                     .b
                     .ins()
-                    .call(self.rt[Rt::Hash as usize], &[a, ptr, len, lo, hi]);
+                    .call(rt_fn(&self.rt, Rt::Hash), &[a, ptr, len, lo, hi]);
                 let r = self.b.inst_results(call)[0];
                 self.resize(r, w)
             }
@@ -97,7 +97,7 @@ impl Translator<'_, '_> {
                 let call = self
                     .b
                     .ins()
-                    .call(self.rt[Rt::SipHash as usize], &[self.ctx, s, ptr, len]);
+                    .call(rt_fn(&self.rt, Rt::SipHash), &[self.ctx, s, ptr, len]);
                 self.b.inst_results(call)[0]
             }
         }

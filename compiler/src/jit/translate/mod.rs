@@ -44,7 +44,7 @@ pub(super) struct Translator<'a, 'b> {
     p: &'a Program,
     layout: &'a Layout,
     /// The runtime functions, declared in this function, by `Rt`.
-    rt: [FuncRef; RT_COUNT],
+    rt: [Option<FuncRef>; RT_COUNT],
     ctx: Value,
     buf: Value,
     data: Value,
@@ -94,6 +94,14 @@ pub(super) struct Translator<'a, 'b> {
     layout_deparsers: usize,
 }
 
+/// A runtime function, declared in the function being built (the crypto ones only in
+/// programs that seal or open, which are the only ones that call them). A function of the
+/// array rather than a method, so that it borrows the array alone while the builder is
+/// borrowed mutably.
+fn rt_fn(rt: &[Option<FuncRef>; RT_COUNT], r: Rt) -> FuncRef {
+    rt[r as usize].expect("runtime function declared for this program")
+}
+
 const FORWARDED: u8 = 1;
 const DROPPED: u8 = 2;
 
@@ -111,7 +119,7 @@ impl<'a, 'b> Translator<'a, 'b> {
         mut b: FunctionBuilder<'b>,
         p: &'a Program,
         layout: &'a Layout,
-        funcs: [FuncRef; RT_COUNT],
+        funcs: [Option<FuncRef>; RT_COUNT],
         frontend: TargetFrontendConfig,
     ) -> Self {
         let trusted = MemFlagsData::trusted();
@@ -275,6 +283,7 @@ impl<'a, 'b> Translator<'a, 'b> {
         self.b.ins().jump(self.exit, &[BlockArg::Value(code)]);
         self.b.switch_to_block(go);
         self.translate_deparse();
+        self.translate_crypto();
         // Recirculate, forward, or nobody forwarded it.
         let rc = self.b.use_var(self.recirc);
         let rc_blk = self.b.create_block();
@@ -298,6 +307,58 @@ impl<'a, 'b> Translator<'a, 'b> {
         self.b.seal_all_blocks();
         self.b.finalize(self.frontend);
         self.layout_deparsers
+    }
+
+    /// After the deparser, the pass's `seal` or `open`, if one ran (`rt_crypto`), for a
+    /// program that has them: the tunnel header's place in the packet the deparser made is
+    /// the lengths of the valid headers before it, in deparser order.
+    fn translate_crypto(&mut self) {
+        let headers: Vec<HeaderId> = self.layout.facts.tunnel_headers.iter().copied().collect();
+        if headers.is_empty() {
+            return;
+        }
+        let op = self.ctx_var(offset_of!(JitCtx, crypto_op));
+        let run = self.b.create_block();
+        let after = self.b.create_block();
+        self.b.ins().brif(op, run, &[], after, &[]);
+        self.b.switch_to_block(run);
+        let which = self.ctx_var(offset_of!(JitCtx, crypto_hdr));
+        let zero = self.b.ins().iconst(types::I64, 0);
+        let (mut header, mut region, mut valid) = (zero, zero, zero);
+        for h in headers {
+            let mut off = zero;
+            for &g in &self.p.deparser {
+                if g == h {
+                    break;
+                }
+                let v = self.is_valid(g);
+                let len = self.header_len(g);
+                let grown = self.b.ins().iadd(off, len);
+                off = self.b.ins().select(v, grown, off);
+            }
+            let v = self.is_valid(h);
+            let len = self.header_len(h);
+            let past = self.b.ins().iadd(off, len);
+            let r = self.b.ins().select(v, past, off);
+            let v = self.b.ins().uextend(types::I64, v);
+            let is = self
+                .b
+                .ins()
+                .icmp_imm_u(IntCC::Equal, which, h.index() as i64);
+            header = self.b.ins().select(is, off, header);
+            region = self.b.ins().select(is, r, region);
+            valid = self.b.ins().select(is, v, valid);
+        }
+        let call = self.b.ins().call(
+            rt_fn(&self.rt, Rt::Crypto),
+            &[self.ctx, self.buf, header, region, valid],
+        );
+        let code = self.b.inst_results(call)[0];
+        let fail = self.b.create_block();
+        self.b.ins().brif(code, fail, &[], after, &[]);
+        self.b.switch_to_block(fail);
+        self.b.ins().jump(self.exit, &[BlockArg::Value(code)]);
+        self.b.switch_to_block(after);
     }
 
     /// The packet comes round again: the next pass starts with the window this pass's

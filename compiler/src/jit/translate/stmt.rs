@@ -109,6 +109,45 @@ impl Translator<'_, '_> {
                 let one = self.b.ins().iconst(types::I8, 1);
                 self.b.def_var(self.recirc, one);
             }
+            Stmt::Seal {
+                secret,
+                header,
+                peer,
+                no_key,
+            } => {
+                let v = self.translate_expr(peer);
+                let c = |t: &mut Self, x: usize| t.b.ins().iconst(types::I64, x as i64);
+                let args = [
+                    self.ctx,
+                    c(self, secret.index()),
+                    c(self, header.index()),
+                    v,
+                    c(self, no_key.index()),
+                ];
+                self.b.ins().call(rt_fn(&self.rt, Rt::SealRequest), &args);
+            }
+            Stmt::Open {
+                secret,
+                header,
+                bad_tag,
+                replay,
+            } => {
+                let valid = self.is_valid(*header);
+                let valid = self.b.ins().uextend(types::I64, valid);
+                let bytes = self.b.use_var(self.base[header.index()]);
+                let c = |t: &mut Self, x: u64| t.b.ins().iconst(types::I64, x as i64);
+                let reasons = (bad_tag.index() as u64) | (replay.index() as u64) << 32;
+                let args = [
+                    self.ctx,
+                    c(self, secret.index() as u64),
+                    c(self, header.index() as u64),
+                    bytes,
+                    c(self, self.p.headers[*header].fixed_bytes as u64),
+                    valid,
+                    c(self, reasons),
+                ];
+                self.b.ins().call(rt_fn(&self.rt, Rt::OpenRequest), &args);
+            }
         }
     }
 

@@ -45,7 +45,7 @@ impl Translator<'_, '_> {
             }
             let tid = self.b.ins().iconst(types::I32, t.index() as i64);
             let call = self.b.ins().call(
-                self.rt[Rt::Apply2 as usize],
+                rt_fn(&self.rt, Rt::Apply2),
                 &[self.ctx, tid, halves[0], halves[1], halves[2], halves[3]],
             );
             self.b.inst_results(call)[0]
@@ -68,7 +68,7 @@ impl Translator<'_, '_> {
             let call = self
                 .b
                 .ins()
-                .call(self.rt[Rt::Apply as usize], &[self.ctx, tid, addr]);
+                .call(rt_fn(&self.rt, Rt::Apply), &[self.ctx, tid, addr]);
             self.b.inst_results(call)[0]
         };
         self.dispatch(t, r, None)
@@ -217,7 +217,7 @@ impl Translator<'_, '_> {
         }
         let tid = self.b.ins().iconst(types::I32, t.index() as i64);
         let call = self.b.ins().call(
-            self.rt[Rt::Apply2 as usize],
+            rt_fn(&self.rt, Rt::Apply2),
             &[self.ctx, tid, halves[0], halves[1], halves[2], halves[3]],
         );
         let r = self.b.inst_results(call)[0];
