@@ -20,7 +20,7 @@ pub struct Shipped {
     pub jit: JitProgram,
 }
 
-const PROGRAMS: [(&str, &str, &str); 6] = [
+const PROGRAMS: [(&str, &str, &str); 8] = [
     (
         "port_dnat",
         include_str!("../programs/port_dnat.sluice"),
@@ -51,7 +51,27 @@ const PROGRAMS: [(&str, &str, &str); 6] = [
         include_str!("../programs/vnet_auth.sluice"),
         include_str!("../programs/vnet_auth.entries"),
     ),
+    (
+        "host_secure",
+        include_str!("../programs/host_secure.sluice"),
+        include_str!("../programs/host_secure.entries"),
+    ),
+    (
+        "gateway_secure",
+        include_str!("../programs/gateway_secure.sluice"),
+        include_str!("../programs/gateway_secure.entries"),
+    ),
 ];
+
+/// programs/, from the crate this file is compiled in (the workspace root, or fuzz/).
+fn programs_dir() -> std::path::PathBuf {
+    let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    [here, here.parent().unwrap_or(here)]
+        .iter()
+        .map(|d| d.join("programs"))
+        .find(|p| p.join("keys").is_dir())
+        .unwrap_or_else(|| here.join("programs"))
+}
 
 pub fn shipped() -> &'static [Shipped] {
     static SHIPPED: OnceLock<Vec<Shipped>> = OnceLock::new();
@@ -61,7 +81,10 @@ pub fn shipped() -> &'static [Shipped] {
             .map(|(name, source, entries)| {
                 let c = sluice_compiler::compile(source).expect("a shipped program compiles");
                 let mut tables = sluice_compiler::table_set(&c.ir).expect("its tables");
-                sluice_runtime::command::load_entries(entries, name, &mut tables)
+                // Entries name key files relative to themselves: name them by their path.
+                let path = programs_dir().join(format!("{name}.entries"));
+                let path = path.to_string_lossy();
+                sluice_runtime::command::load_entries(entries, &path, &mut tables)
                     .expect("its entries load");
                 let jit = JitProgram::compile(&c.ir, false).expect("it JIT-compiles");
                 Shipped {
@@ -241,7 +264,8 @@ pub fn pipeline(data: &[u8]) {
     let mut jit_worker = p.jit.worker();
     let mut interp_worker = interp.worker();
     for w in [&mut jit_worker as &mut dyn Worker, &mut interp_worker] {
-        let tables = p.tables.clone();
+        // Each backend with key counters and replay windows of its own.
+        let tables = p.tables.detached();
         let mut stats = sluice_compiler::stats_for(&p.ir);
         let mut pkt = PacketBuf::with_capacity(p.ir.headroom, packet.len());
         pkt.load(p.ir.headroom, packet, packet.len() as u32);

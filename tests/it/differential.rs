@@ -341,7 +341,7 @@ fn shrink<R: Pipeline, C: Pipeline>(
         let (mut a, mut b) = (pair.reference.worker(), pair.checked.worker());
         let mut sa = sluice_compiler::stats_for(&case.prog);
         let mut sb = sluice_compiler::stats_for(&case.prog);
-        let (ta, tb) = (case.tables.clone(), case.tables.clone());
+        let (ta, tb) = (case.tables.detached(), case.tables.detached());
         compare_one(
             case, pair.names, &ta, &tb, &mut a, &mut b, &mut sa, &mut sb, p, meta,
         )
@@ -375,11 +375,11 @@ pub fn differential<R: Pipeline, C: Pipeline>(
     let mut sb = sluice_compiler::stats_for(&case.prog);
     let mut n = 0u64;
     // Each implementation counts in its own copy of the tables, so that entry counters are
-    // compared.
-    let (ta, tb) = (case.tables.clone(), case.tables.clone());
+    // compared, and seals with its own key counters (`detached`), so that both seal alike.
+    let (ta, tb) = (case.tables.detached(), case.tables.detached());
     let mut batcher = Batcher {
         worker: pair.checked.worker(),
-        tables: case.tables.clone(),
+        tables: case.tables.detached(),
         stats: sluice_compiler::stats_for(&case.prog),
         pending: Vec::new(),
         size: 1,
