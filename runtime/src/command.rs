@@ -859,6 +859,12 @@ fn parse_key_derive(
             |_| CommandError::KeyDerive(format!("--peer-ip '{}' is not an IPv4 address", echo(ip))),
         )?)),
     };
+    // A key pasted where its file belongs would otherwise be repeated in "cannot read".
+    if sluice_defs::secret::parse_key::<32>(file).is_ok() {
+        return Err(CommandError::KeyDerive(
+            "--private takes the name of a file holding the private key, not the key".into(),
+        ));
+    }
     let path = std::path::Path::new(file);
     let path = match base {
         Some(b) if path.is_relative() => b.join(path),
