@@ -186,8 +186,11 @@ pub fn bench(args: &BenchArgs, color: bool) -> anyhow::Result<ExitCode> {
     let meta = PacketMeta::default();
 
     // Check first that the executors agree on every packet, so that the figures compare the
-    // same work.
+    // same work. Each executor works on a copy of the tables with key state of its own
+    // (`detached`): sealing counts its nonces, opening remembers what it opened, and each
+    // must see the capture as new.
     {
+        let (ta, tb) = (tables.detached(), tables.detached());
         let mut a = PacketBuf::with_capacity(head, max_len);
         let mut b = PacketBuf::with_capacity(head, max_len);
         let mut c = PacketBuf::with_capacity(head, max_len);
@@ -197,8 +200,8 @@ pub fn bench(args: &BenchArgs, color: bool) -> anyhow::Result<ExitCode> {
             let data = &packets.bytes[off..off + len];
             a.load(head, data, orig);
             b.load(head, data, orig);
-            let va = jit_w.process(&tables, &mut sa, &mut a, &meta)?;
-            let vb = interp_w.process(&tables, &mut sb, &mut b, &meta)?;
+            let va = jit_w.process(&ta, &mut sa, &mut a, &meta)?;
+            let vb = interp_w.process(&tb, &mut sb, &mut b, &meta)?;
             if va != vb || (matches!(va, Verdict::Forward(_)) && a.data() != b.data()) {
                 anyhow::bail!(
                     "packet {}: the JIT and the interpreter disagree ({va:?}, {vb:?})",
@@ -207,7 +210,7 @@ pub fn bench(args: &BenchArgs, color: bool) -> anyhow::Result<ExitCode> {
             }
             if let Some(n) = &mut native_w {
                 c.load(head, data, orig);
-                let vc = n.process(&tables, &mut sb, &mut c, &meta)?;
+                let vc = n.process(&tb, &mut sb, &mut c, &meta)?;
                 if vc != va || (matches!(va, Verdict::Forward(_)) && c.data() != a.data()) {
                     anyhow::bail!(
                         "packet {}: the native reference and the JIT disagree ({vc:?}, {va:?})",
@@ -242,11 +245,13 @@ pub fn bench(args: &BenchArgs, color: bool) -> anyhow::Result<ExitCode> {
     };
     // The executors agreed on these tables above: a refusal here is a bug.
     let mut refused: Option<DatapathError> = None;
+    let (t_jit_tables, t_interp_tables, t_native_tables) =
+        (tables.detached(), tables.detached(), tables.detached());
     for _ in 0..args.rounds {
         if want(Which::Jit) {
             let (t, p) = timed(&packets, batch, pos[0], budget, |spans| {
                 load(&mut ring, spans);
-                sink += run(&mut jit_w, &mut ring, &tables, &mut stats, &mut refused);
+                sink += run(&mut jit_w, &mut ring, &t_jit_tables, &mut stats, &mut refused);
             });
             add(&mut t_jit, t);
             pos[0] = p;
@@ -254,7 +259,13 @@ pub fn bench(args: &BenchArgs, color: bool) -> anyhow::Result<ExitCode> {
         if want(Which::Interp) {
             let (t, p) = timed(&packets, batch, pos[1], budget, |spans| {
                 load(&mut ring, spans);
-                sink += run(&mut interp_w, &mut ring, &tables, &mut stats, &mut refused);
+                sink += run(
+                    &mut interp_w,
+                    &mut ring,
+                    &t_interp_tables,
+                    &mut stats,
+                    &mut refused,
+                );
             });
             add(&mut t_interp, t);
             pos[1] = p;
@@ -262,7 +273,7 @@ pub fn bench(args: &BenchArgs, color: bool) -> anyhow::Result<ExitCode> {
         if let Some(n) = native_w.as_mut().filter(|_| want(Which::Native)) {
             let (t, p) = timed(&packets, batch, pos[2], budget, |spans| {
                 load(&mut ring, spans);
-                sink += run(n, &mut ring, &tables, &mut stats, &mut refused);
+                sink += run(n, &mut ring, &t_native_tables, &mut stats, &mut refused);
             });
             add(&mut t_native, t);
             pos[2] = p;
@@ -422,7 +433,7 @@ fn live_bench(
         .enumerate()
         .find_map(|(i, t)| t.entries().next().map(|e| (i, e.handle, e.call.clone())))
         .ok_or_else(|| anyhow!("--updates needs at least one table entry to modify"))?;
-    let (live, mut reader) = LiveTables::new(tables.clone());
+    let (live, mut reader) = LiveTables::new(tables.detached());
     let meta = PacketMeta::default();
     // As `sluice serve` runs: a batch loaded into a ring, run in one call.
     let mut ring = Ring::new(BATCH, prog.headroom, max_len);
