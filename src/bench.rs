@@ -251,7 +251,13 @@ pub fn bench(args: &BenchArgs, color: bool) -> anyhow::Result<ExitCode> {
         if want(Which::Jit) {
             let (t, p) = timed(&packets, batch, pos[0], budget, |spans| {
                 load(&mut ring, spans);
-                sink += run(&mut jit_w, &mut ring, &t_jit_tables, &mut stats, &mut refused);
+                sink += run(
+                    &mut jit_w,
+                    &mut ring,
+                    &t_jit_tables,
+                    &mut stats,
+                    &mut refused,
+                );
             });
             add(&mut t_jit, t);
             pos[0] = p;

@@ -682,6 +682,8 @@ impl Pass<'_> {
         let now = crypto::time_ns(self.pkt_meta.ts_sec, self.pkt_meta.ts_nsec);
         let (buf, head, len) = pkt.raw_parts_mut();
         let packet = &mut buf[head..];
+        // The trace says what was done, never with what key.
+        let said;
         let (result, reasons) = match op {
             Crypto::Seal {
                 secret,
@@ -699,10 +701,21 @@ impl Pass<'_> {
                     len,
                 };
                 let keys = self.tables.keyring(secret.index());
-                (
-                    crypto::seal_for(keys, peer, packet, sealed, now),
-                    [no_key, no_key],
-                )
+                let r = crypto::seal_for(keys, peer, packet, sealed, now);
+                let (name, to) = (
+                    &self.prog.secrets[secret].name,
+                    format_value(u128::from(peer), 32),
+                );
+                said = match r {
+                    Ok(_) => format!(
+                        "  seal {name} for {to}: key id {:#010x}, counter {}, {} bytes sealed",
+                        get_bits(&packet[at..], 0, 32).unwrap_or(0),
+                        get_bits(&packet[at..], 32, 64).unwrap_or(0),
+                        len - sealed.region
+                    ),
+                    Err(_) => format!("  seal {name} for {to}: no key"),
+                };
+                (r, [no_key, no_key])
             }
             Crypto::Open {
                 secret,
@@ -725,9 +738,21 @@ impl Pass<'_> {
                     }
                     None => Err(CryptoError::BadTag),
                 };
+                said = format!(
+                    "  open {}: key id {key_id:#010x}, counter {counter}: {}",
+                    self.prog.secrets[secret].name,
+                    match result {
+                        Ok(_) => "opened",
+                        Err(CryptoError::Replay) => "replay",
+                        Err(_) => "bad tag",
+                    }
+                );
                 (result, [bad_tag, replay])
             }
         };
+        self.tr(|t| {
+            let _ = writeln!(t, "{said}");
+        });
         match result {
             Ok(new_len) => {
                 let ok = pkt.set_window(head, new_len);
