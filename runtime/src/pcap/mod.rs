@@ -6,12 +6,15 @@ use std::fs::{self, File};
 use std::io::{self, Seek, Write};
 use std::path::{Path, PathBuf};
 
-use pcap_file::pcap::{PcapParser, RawPcapPacket};
+use pcap_file::pcap::PcapParser;
 use pcap_file::pcapng::blocks::interface_description::{
     InterfaceDescriptionBlock, InterfaceDescriptionOption,
 };
-use pcap_file::pcapng::{Block, PcapNgParser};
+use pcap_file::pcapng::Block;
+
+mod stream;
 use pcap_file::{Endianness, PcapError as LibError, TsResolution};
+pub use stream::{CaptureReader, RecordRef, MAX_RECORD};
 use thiserror::Error;
 
 /// One captured packet.
@@ -129,47 +132,15 @@ const PCAP_MAGICS: [[u8; 4]; 4] = [
     [0x4d, 0x3c, 0xb2, 0xa1],
 ];
 
-/// Reads a whole pcap or pcapng file.
+/// Reads a whole pcap or pcapng file into memory (tests and `sluice bench`; a replay reads
+/// its captures as streams, [`CaptureReader`]).
 pub fn read_capture(path: &Path) -> Result<Capture, PcapError> {
-    use std::io::Read;
-    let io = |error| PcapError::Io {
-        path: path.to_owned(),
-        error,
-    };
-    let mut file = fs::File::open(path).map_err(io)?;
-    // The magic number first: `/dev/zero` or a text file is refused after four bytes, not
-    // after reading it all.
-    let mut bytes = Vec::new();
-    (&mut file).take(4).read_to_end(&mut bytes).map_err(io)?;
-    if bytes.len() == 4 && bytes != PCAPNG_MAGIC && !PCAP_MAGICS.iter().any(|m| *m == bytes[..]) {
-        return parse_capture(&bytes, path);
-    }
-    file.read_to_end(&mut bytes).map_err(io)?;
-    parse_capture(&bytes, path)
+    CaptureReader::open(path)?.read_all()
 }
 
 /// Parses the bytes of a pcap or pcapng file; `path` only names it in errors.
 pub fn parse_capture(bytes: &[u8], path: &Path) -> Result<Capture, PcapError> {
-    let reader = Reader { path, bytes };
-    match bytes.get(..4) {
-        Some(m) if m == PCAPNG_MAGIC => reader.pcapng(),
-        Some(m) if PCAP_MAGICS.iter().any(|p| p == m) => reader.pcap(),
-        Some(m) => Err(PcapError::NotACapture {
-            path: path.to_owned(),
-            magic: m
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<Vec<_>>()
-                .join(" "),
-        }),
-        None => Err(reader.truncated("file header", bytes.len(), 4)),
-    }
-}
-
-/// The whole file in memory, so that errors can give exact byte offsets.
-struct Reader<'a> {
-    path: &'a Path,
-    bytes: &'a [u8],
+    CaptureReader::new(Box::new(io::Cursor::new(bytes.to_vec())), path)?.read_all()
 }
 
 /// Where a pcapng record's timestamps come from.
@@ -182,218 +153,6 @@ struct Interface {
     offset_sec: i64,
     /// A record used this interface.
     used: bool,
-}
-
-impl Reader<'_> {
-    fn offset(&self, rest: &[u8]) -> usize {
-        self.bytes.len() - rest.len()
-    }
-
-    fn truncated(&self, what: impl Into<String>, offset: usize, needed: u64) -> PcapError {
-        PcapError::Truncated {
-            path: self.path.to_owned(),
-            what: what.into(),
-            offset: offset as u64,
-            needed,
-            available: self.bytes.len().saturating_sub(offset) as u64,
-        }
-    }
-
-    fn malformed(
-        &self,
-        what: impl Into<String>,
-        offset: usize,
-        reason: impl Into<String>,
-    ) -> PcapError {
-        PcapError::Malformed {
-            path: self.path.to_owned(),
-            what: what.into(),
-            offset: offset as u64,
-            reason: reason.into(),
-        }
-    }
-
-    /// Turns a pcap-file error into ours; `needed` says how many bytes the
-    /// item at `offset` wanted when the library reports running out.
-    fn lib_error(&self, err: LibError, what: &str, offset: usize, needed: u64) -> PcapError {
-        match err {
-            LibError::IncompleteBuffer => self.truncated(what, offset, needed),
-            other => self.malformed(what, offset, other.to_string()),
-        }
-    }
-
-    /// A `u32` at `at` bytes into `rest`, if present.
-    fn u32_at(rest: &[u8], at: usize, endian: Endianness) -> Option<u32> {
-        let b: [u8; 4] = rest.get(at..at + 4)?.try_into().ok()?;
-        Some(match endian {
-            Endianness::Big => u32::from_be_bytes(b),
-            Endianness::Little => u32::from_le_bytes(b),
-        })
-    }
-
-    fn pcap(&self) -> Result<Capture, PcapError> {
-        let (mut rest, parser) =
-            PcapParser::new(self.bytes).map_err(|e| self.lib_error(e, "file header", 0, 24))?;
-        let header = parser.header();
-        let linktype = u32::from(header.datalink);
-        let nanos = header.ts_resolution == TsResolution::NanoSecond;
-        let frac_limit = if nanos { 1_000_000_000 } else { 1_000_000 };
-        let mut records = Vec::new();
-        let mut over_snaplen = None;
-        while !rest.is_empty() {
-            let offset = self.offset(rest);
-            let what = format!("record {}", records.len() + 1);
-            // Raw packets: the validated ones reject orig_len > snaplen,
-            // which is exactly what a snaplen-cut record has.
-            let (next, raw) = parser.next_raw_packet(rest).map_err(|e| {
-                let incl = Self::u32_at(rest, 8, header.endianness).unwrap_or(0);
-                self.lib_error(e, &what, offset, 16 + u64::from(incl))
-            })?;
-            let RawPcapPacket {
-                ts_sec,
-                ts_frac,
-                orig_len,
-                data,
-                ..
-            } = raw;
-            if ts_frac >= frac_limit {
-                let unit = if nanos { "nanoseconds" } else { "microseconds" };
-                return Err(self.malformed(
-                    what,
-                    offset,
-                    format!("timestamp fraction {ts_frac} is not below one second in {unit}"),
-                ));
-            }
-            let data = data.into_owned();
-            OverSnaplen::note(
-                &mut over_snaplen,
-                records.len() as u64 + 1,
-                data.len(),
-                header.snaplen,
-            );
-            records.push(Record {
-                ts_sec: u64::from(ts_sec),
-                ts_nsec: if nanos { ts_frac } else { ts_frac * 1000 },
-                linktype,
-                orig_len: orig_len.max(len_u32(&data)),
-                data,
-            });
-            rest = next;
-        }
-        Ok(Capture {
-            records,
-            nanos,
-            over_snaplen,
-        })
-    }
-
-    fn pcapng(&self) -> Result<Capture, PcapError> {
-        let (mut rest, mut parser) = PcapNgParser::new(self.bytes).map_err(|e| {
-            self.lib_error(
-                e,
-                "block 1 (section header)",
-                0,
-                self.block_len(self.bytes, None),
-            )
-        })?;
-        let mut endian = parser.section().endianness;
-        let mut interfaces: Vec<Interface> = Vec::new();
-        let mut records = Vec::new();
-        let mut over_snaplen = None;
-        let mut block_no = 1;
-        while !rest.is_empty() {
-            block_no += 1;
-            let offset = self.offset(rest);
-            let label = format!("block {block_no}");
-            let (next, block) = parser.next_block(rest).map_err(|e| {
-                self.lib_error(e, &label, offset, self.block_len(rest, Some(endian)))
-            })?;
-            let what = || format!("record {} (block {block_no})", records.len() + 1);
-            // The obsolete Packet Block and the EPB carry a raw timestamp in
-            // if_tsresol units; pcap-file's EPB wrongly calls them nanoseconds.
-            let (interface_id, raw_ts, orig_len, data) = match block {
-                Block::SectionHeader(shb) => {
-                    endian = shb.endianness;
-                    interfaces.clear();
-                    rest = next;
-                    continue;
-                }
-                Block::InterfaceDescription(idb) => {
-                    interfaces
-                        .push(interface(&idb).map_err(|r| self.malformed(&label, offset, r))?);
-                    rest = next;
-                    continue;
-                }
-                Block::EnhancedPacket(epb) => {
-                    let raw = u64::try_from(epb.timestamp.as_nanos()).unwrap_or(u64::MAX);
-                    (epb.interface_id, raw, epb.original_len, epb.data)
-                }
-                Block::Packet(pb) => (
-                    u32::from(pb.interface_id),
-                    pb.timestamp,
-                    pb.original_len,
-                    pb.data,
-                ),
-                Block::SimplePacket(spb) => {
-                    // No length field: the body is the packet plus padding,
-                    // cut at orig_len and at interface 0's snaplen.
-                    let snaplen = interfaces.first().map_or(0, |i| i.snaplen);
-                    let mut cap = spb.original_len as usize;
-                    if snaplen != 0 {
-                        cap = cap.min(snaplen as usize);
-                    }
-                    let data = spb.data.get(..cap).unwrap_or(&spb.data).to_vec();
-                    // SPBs have no timestamp.
-                    (0, 0, spb.original_len, data.into())
-                }
-                _ => {
-                    rest = next;
-                    continue;
-                }
-            };
-            let count = interfaces.len();
-            let iface = interfaces.get_mut(interface_id as usize).ok_or_else(|| {
-                self.malformed(
-                    what(),
-                    offset,
-                    format!("interface {interface_id} is not described (the section has {count})"),
-                )
-            })?;
-            iface.used = true;
-            let (ts_sec, ts_nsec) = split_timestamp(raw_ts, iface.per_sec, iface.offset_sec)
-                .ok_or_else(|| self.malformed(what(), offset, "timestamp out of range"))?;
-            let data = data.into_owned();
-            OverSnaplen::note(
-                &mut over_snaplen,
-                records.len() as u64 + 1,
-                data.len(),
-                iface.snaplen,
-            );
-            records.push(Record {
-                ts_sec,
-                ts_nsec,
-                linktype: iface.linktype,
-                orig_len: orig_len.max(len_u32(&data)),
-                data,
-            });
-            rest = next;
-        }
-        let nanos = interfaces.iter().any(|i| i.used && i.per_sec > 1_000_000);
-        Ok(Capture {
-            records,
-            nanos,
-            over_snaplen,
-        })
-    }
-
-    /// The total length a pcapng block claims (for truncation messages).
-    fn block_len(&self, rest: &[u8], endian: Option<Endianness>) -> u64 {
-        let endian = endian.unwrap_or_else(|| match rest.get(8..12) {
-            Some([0x1a, 0x2b, 0x3c, 0x4d]) => Endianness::Big,
-            _ => Endianness::Little,
-        });
-        Self::u32_at(rest, 4, endian).map_or(12, u64::from).max(12)
-    }
 }
 
 fn len_u32(data: &[u8]) -> u32 {
