@@ -429,13 +429,7 @@ impl CaptureReader {
             let parsed = parser.next_block(bytes).map(|(_, b)| b);
             let block = match parsed {
                 Ok(b) => b,
-                Err(e) => {
-                    let e = match e {
-                        LibError::IncompleteBuffer => LibError::IncompleteBuffer,
-                        other => other,
-                    };
-                    return Err(self.lib_error(e, &label, len as u64));
-                }
+                Err(e) => return Err(self.lib_error(e, &label, len as u64)),
             };
             let record_no = self.records + 1;
             let what = || format!("record {record_no} (block {block_no})");
