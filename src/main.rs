@@ -6,6 +6,7 @@ mod explain;
 mod input;
 mod native;
 mod out;
+mod progress;
 mod run;
 mod serve;
 

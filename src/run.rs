@@ -6,10 +6,11 @@ use sluice_compiler::interp::Interp;
 use sluice_compiler::ir::{Program, ReasonId};
 use sluice_compiler::jit::JitProgram;
 use sluice_runtime::datapath::{Pipeline, Worker};
-use sluice_runtime::pcap::read_capture;
+use sluice_runtime::pcap::{read_capture, CaptureReader};
 use sluice_runtime::stats::Stats;
 use sluice_runtime::switch::{
-    OnFailure, Pacing, PortOutputs, Publish, Replay, Ring, Switch, Tables, BATCH,
+    OnFailure, Pacing, PortOutputs, Publish, Replay, Ring, Source, Switch, Tables, BATCH,
+    FIRST_BUFFER_LEN,
 };
 use sluice_runtime::table::TableSet;
 use std::fmt::Write as _;
@@ -44,6 +45,9 @@ pub struct RunArgs {
     /// Which executor runs the program.
     #[arg(long, value_enum, default_value_t = Backend::Jit)]
     backend: Backend,
+    /// No progress bar (it is drawn only on a terminal anyway); the summary is printed.
+    #[arg(long, short)]
+    quiet: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -54,7 +58,56 @@ pub enum Backend {
     Interp,
 }
 
-/// Reads a capture, saying once if some records are longer than its snaplen.
+/// Opens a capture to replay as a stream (`-`: standard input); its header is read and
+/// checked here.
+pub fn open_input(path: &std::path::Path) -> anyhow::Result<Source> {
+    let r = CaptureReader::open(path).map_err(|e| anyhow!("cannot read capture {e}"))?;
+    Ok(Source::Stream(Box::new(r)))
+}
+
+/// Says, once per input, what its reader found to warn about (records longer than the
+/// capture's snaplen).
+pub fn say_warnings(replay: &Replay, paths: &[&std::path::Path]) {
+    for (n, w) in replay.warnings() {
+        let name = paths
+            .get(n)
+            .map_or_else(String::new, |p| p.display().to_string());
+        errln!("warning: {name}: {w}");
+    }
+}
+
+/// Says which `port-N.pcap` files in the output directory this run did not write: they are
+/// an earlier run's, and reading them with this run's would mislead.
+fn say_earlier_outputs(dir: &std::path::Path, stats: &Stats) {
+    let written: std::collections::BTreeSet<u16> =
+        stats.forwarded_ports().map(|(p, _)| p).collect();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut earlier: Vec<(u16, PathBuf)> = entries
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let name = e.file_name();
+            let port: u16 = name
+                .to_str()?
+                .strip_prefix("port-")?
+                .strip_suffix(".pcap")?
+                .parse()
+                .ok()?;
+            (!written.contains(&port)).then(|| (port, e.path()))
+        })
+        .collect();
+    earlier.sort();
+    for (port, path) in earlier {
+        errln!(
+            "warning: {} is from an earlier run: no packet left port {port} this time",
+            path.display()
+        );
+    }
+}
+
+/// Reads a whole capture into memory (`bench`), saying once if some records are longer
+/// than its snaplen.
 pub fn read_input(path: &std::path::Path) -> anyhow::Result<sluice_runtime::pcap::Capture> {
     let capture = read_capture(path).map_err(|e| anyhow!("cannot read capture {e}"))?;
     if let Some(over) = &capture.over_snaplen {
@@ -94,7 +147,7 @@ pub fn run(args: &RunArgs, color: bool) -> anyhow::Result<ExitCode> {
     if let Some(e) = &args.entries {
         load_entries(&mut tables, e)?;
     }
-    let capture = read_input(&args.input)?;
+    let input = open_input(&args.input)?;
     crate::make_out_dir(&args.out_dir)?;
     // SIGINT or SIGTERM ends the replay between two batches: the outputs are then put in
     // place with every packet run so far.
@@ -102,13 +155,14 @@ pub fn run(args: &RunArgs, color: bool) -> anyhow::Result<ExitCode> {
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone()).context("cannot install signal handlers")?;
     }
-    let mut replay = Replay::new(vec![(args.ingress_port, capture)], Pacing::Flood);
+    let mut replay = Replay::new(vec![(args.ingress_port, input)], Pacing::Flood)
+        .map_err(|e| anyhow!("cannot read capture {e}"))?;
     // Outputs made under temporary names and put in place at the end; a failure fails the
     // run and replaces nothing.
-    let (max_len, linktype, nanos) = (replay.max_len(), replay.linktype(), replay.nanos());
+    let (linktype, nanos) = (replay.linktype(), replay.nanos());
     let switch = |worker| Switch {
         worker,
-        ring: Ring::new(BATCH, prog.headroom, max_len),
+        ring: Ring::new(BATCH, prog.headroom, FIRST_BUFFER_LEN),
         stats: sluice_compiler::stats_for(&prog),
         outputs: PortOutputs::new(
             &args.out_dir,
@@ -132,7 +186,23 @@ pub fn run(args: &RunArgs, color: bool) -> anyhow::Result<ExitCode> {
             Backend::Interp => Box::new(interp.worker()),
         }
     };
-    let ended = replay_all(switch(worker), &mut replay, &tables, &stop, args.trace)?;
+    // No bar over a trace that goes to the same terminal.
+    let progress = crate::progress::Progress::new(
+        crate::progress::Progress::total_of(&[&args.input]),
+        args.quiet || args.trace,
+    );
+    let ended = replay_all(
+        switch(worker),
+        &mut replay,
+        &tables,
+        &stop,
+        args.trace,
+        progress,
+    )?;
+    say_warnings(&replay, &[&args.input]);
+    if let Ended::Done(stats) | Ended::Interrupted(stats) = &ended {
+        say_earlier_outputs(&args.out_dir, stats);
+    }
     match ended {
         Ended::Done(stats) => print_summary(&summary(&prog, &stats)),
         Ended::Interrupted(stats) => {
@@ -178,6 +248,7 @@ fn replay_all<W: Worker>(
     tables: &TableSet,
     stop: &AtomicBool,
     trace: bool,
+    mut progress: crate::progress::Progress,
 ) -> anyhow::Result<Ended> {
     let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
     let mut text = String::new();
@@ -189,8 +260,9 @@ fn replay_all<W: Worker>(
         stop,
         true,
         |batch| {
+            progress.update(batch.stats.packets_in, batch.read_bytes);
             for n in &batch.notices {
-                errln!("warning: {n}");
+                progress.suspend(|| errln!("warning: {n}"));
             }
             if !trace {
                 return ControlFlow::Continue(());
@@ -213,6 +285,7 @@ fn replay_all<W: Worker>(
             ControlFlow::Continue(())
         },
     );
+    progress.finish();
     if let Err(e) = result {
         sw.outputs.abandon();
         return Err(e.into());

@@ -12,7 +12,7 @@ use sluice_runtime::datapath::Pipeline;
 use sluice_runtime::live::LiveTables;
 use sluice_runtime::stats::Stats;
 use sluice_runtime::switch::{
-    OnFailure, Pacing, PortOutputs, Publish, Replay, Ring, Switch, Tables, BATCH,
+    OnFailure, Pacing, PortOutputs, Publish, Replay, Ring, Switch, Tables, BATCH, FIRST_BUFFER_LEN,
 };
 use std::io::Write;
 use std::ops::ControlFlow;
@@ -52,6 +52,9 @@ pub struct ServeArgs {
     /// the files can be read while the switch runs (whole records only).
     #[arg(long, value_name = "MS", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     flush_ms: u64,
+    /// No progress bar for the replay (it is drawn only on a terminal anyway).
+    #[arg(long, short)]
+    quiet: bool,
 }
 
 fn parse_input(s: &str) -> anyhow::Result<(u16, PathBuf)> {
@@ -155,17 +158,18 @@ pub fn serve(args: &ServeArgs, color: bool) -> anyhow::Result<ExitCode> {
         bail!("--rate must be a positive number of packets per second");
     }
     let mut inputs = Vec::new();
+    let mut paths = Vec::new();
     for s in &args.inputs {
         let (port, path) = parse_input(s)?;
-        let c = crate::run::read_input(&path)?;
-        inputs.push((port, c));
+        inputs.push((port, crate::run::open_input(&path)?));
+        paths.push(path);
     }
     let pacing = match (args.rate, args.realtime) {
         (Some(pps), _) => Pacing::Rate(pps),
         (None, true) => Pacing::Realtime,
         (None, false) => Pacing::Flood,
     };
-    let mut replay = Replay::new(inputs, pacing);
+    let mut replay = Replay::new(inputs, pacing).map_err(|e| anyhow!("cannot read capture {e}"))?;
     crate::make_out_dir(&args.out_dir)?;
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -195,7 +199,7 @@ pub fn serve(args: &ServeArgs, color: bool) -> anyhow::Result<ExitCode> {
     // against the live tables' current copy.
     let mut sw = Switch {
         worker: jit.worker(),
-        ring: Ring::new(BATCH, prog.headroom, replay.max_len()),
+        ring: Ring::new(BATCH, prog.headroom, FIRST_BUFFER_LEN),
         stats: sluice_compiler::stats_for(&prog),
         // Outputs in place from the start, so that they can be read while the switch runs;
         // one that fails is given up, and the switch goes on with the others.
@@ -208,6 +212,12 @@ pub fn serve(args: &ServeArgs, color: bool) -> anyhow::Result<ExitCode> {
         ),
     };
     sw.outputs.flush_every = Some(Duration::from_millis(args.flush_ms));
+    let mut progress = crate::progress::Progress::new(
+        crate::progress::Progress::total_of(
+            &paths.iter().map(PathBuf::as_path).collect::<Vec<_>>(),
+        ),
+        args.quiet,
+    );
     let start = Instant::now();
     let result = sw.replay(
         &mut replay,
@@ -216,8 +226,9 @@ pub fn serve(args: &ServeArgs, color: bool) -> anyhow::Result<ExitCode> {
         &stop,
         args.exit_when_done,
         |batch| {
+            progress.update(batch.stats.packets_in, batch.read_bytes);
             for n in &batch.notices {
-                errln!("sluice: {n}");
+                progress.suspend(|| errln!("sluice: {n}"));
             }
             // Publish the counters for `stats`, without ever waiting for the control plane.
             if let Ok(mut p) = published.try_lock() {
@@ -226,11 +237,14 @@ pub fn serve(args: &ServeArgs, color: bool) -> anyhow::Result<ExitCode> {
             ControlFlow::Continue(())
         },
     );
+    progress.finish();
     reader.end();
     let finished = sw.finish();
     drop(socket);
     result?;
     let (stats, notices) = finished?;
+    let paths: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
+    crate::run::say_warnings(&replay, &paths);
     for n in notices {
         errln!("sluice: {n}");
     }

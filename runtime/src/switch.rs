@@ -11,7 +11,7 @@
 use crate::datapath::{DatapathError, Worker};
 use crate::live;
 use crate::packet::{PacketBuf, PacketMeta, Verdict};
-use crate::pcap::{Capture, PcapError, PcapOut, Record};
+use crate::pcap::{Capture, CaptureReader, PcapError, PcapOut, Record, RecordRef};
 use crate::stats::Stats;
 use crate::table::TableSet;
 use std::collections::BTreeMap;
@@ -22,6 +22,10 @@ use thiserror::Error;
 
 /// Packets per batch in `run` and `serve`: the datapath picks its table copy once per batch.
 pub const BATCH: usize = 64;
+
+/// The room a ring's buffers start with; a longer packet grows its buffer (the captures are
+/// read as they are replayed, so the longest is not known in advance).
+pub const FIRST_BUFFER_LEN: usize = 2048;
 
 /// A receive ring: packet buffers, what each packet arrived with and, once run, its verdict.
 pub struct Ring {
@@ -440,6 +444,8 @@ pub enum SwitchError {
     Write { error: PcapError },
     #[error("cannot finish output: {error}")]
     Finish { error: PcapError },
+    #[error("cannot read capture {0}")]
+    Read(PcapError),
     #[error("{}: exists and is not a regular file; not replacing it", path.display())]
     NotAFile { path: PathBuf },
     #[error("cannot put {} in place: {error}", path.display())]
@@ -460,13 +466,60 @@ pub enum Pacing {
     Realtime,
 }
 
-struct Input {
-    port: u16,
-    records: Vec<Record>,
-    next: usize,
+/// Where an input's records come from: a capture read as a stream, or records in memory.
+pub enum Source {
+    Stream(Box<CaptureReader>),
+    Memory { records: Vec<Record>, next: usize },
 }
 
-/// Captures replayed as the ingress of ports, merged in time order across inputs.
+impl Source {
+    /// The records of a capture already in memory.
+    pub fn memory(c: Capture) -> Source {
+        Source::Memory {
+            records: c.records,
+            next: 0,
+        }
+    }
+
+    fn peek(&mut self) -> Result<Option<RecordRef<'_>>, PcapError> {
+        match self {
+            Source::Stream(r) => r.peek(),
+            Source::Memory { records, next } => Ok(records.get(*next).map(|r| RecordRef {
+                ts_sec: r.ts_sec,
+                ts_nsec: r.ts_nsec,
+                linktype: r.linktype,
+                orig_len: r.orig_len,
+                data: &r.data,
+            })),
+        }
+    }
+
+    fn consume(&mut self) {
+        match self {
+            Source::Stream(r) => r.consume(),
+            Source::Memory { next, .. } => *next += 1,
+        }
+    }
+
+    fn nanos(&self) -> bool {
+        match self {
+            Source::Stream(r) => r.nanos(),
+            Source::Memory { .. } => false,
+        }
+    }
+}
+
+struct Input {
+    port: u16,
+    source: Source,
+    /// The packets taken so far.
+    taken: u64,
+    /// The first packet's time, in seconds (for `Pacing::Realtime`).
+    first: Option<f64>,
+}
+
+/// Captures replayed as the ingress of ports, merged in time order across inputs, each read
+/// as it is replayed.
 pub struct Replay {
     inputs: Vec<Input>,
     pacing: Pacing,
@@ -491,30 +544,50 @@ pub enum Fill {
 }
 
 impl Replay {
-    /// Replays each capture as the ingress of its port.
-    pub fn new(inputs: Vec<(u16, Capture)>, pacing: Pacing) -> Replay {
-        let linktype = inputs
-            .iter()
-            .find_map(|(_, c)| c.records.first())
-            .map_or(1, |r| r.linktype);
-        let nanos = inputs.iter().any(|(_, c)| c.nanos);
-        Replay {
-            inputs: inputs
-                .into_iter()
-                .map(|(port, c)| Input {
-                    port,
-                    records: c.records,
-                    next: 0,
-                })
-                .collect(),
+    /// Replays each source as the ingress of its port. The first record of each is read
+    /// here: the outputs take the first one's link type, and keep nanoseconds if an input
+    /// has them (a nanosecond pcap; a pcapng interface finer than 1 µs described before its
+    /// first packet).
+    pub fn new(inputs: Vec<(u16, Source)>, pacing: Pacing) -> Result<Replay, PcapError> {
+        let mut inputs: Vec<Input> = inputs
+            .into_iter()
+            .map(|(port, source)| Input {
+                port,
+                source,
+                taken: 0,
+                first: None,
+            })
+            .collect();
+        let mut linktype = None;
+        let mut nanos = false;
+        for inp in &mut inputs {
+            if let Some(r) = inp.source.peek()? {
+                linktype.get_or_insert(r.linktype);
+            }
+            nanos |= inp.source.nanos();
+        }
+        Ok(Replay {
+            inputs,
             pacing,
-            linktype,
+            linktype: linktype.unwrap_or(1),
             nanos,
             seq: 0,
             skipped: 0,
             skipped_total: 0,
             notices: Vec::new(),
-        }
+        })
+    }
+
+    /// Replays captures already in memory (tests).
+    pub fn from_captures(inputs: Vec<(u16, Capture)>, pacing: Pacing) -> Replay {
+        let nanos = inputs.iter().any(|(_, c)| c.nanos);
+        let sources = inputs
+            .into_iter()
+            .map(|(p, c)| (p, Source::memory(c)))
+            .collect();
+        let mut r = Replay::new(sources, pacing).unwrap_or_else(|_| unreachable!("in memory"));
+        r.nanos |= nanos;
+        r
     }
 
     /// What the user should hear of (records skipped) since last asked.
@@ -527,51 +600,77 @@ impl Replay {
         self.linktype
     }
 
-    /// Whether the outputs keep nanoseconds: if any input does.
+    /// Whether the outputs keep nanoseconds.
     pub fn nanos(&self) -> bool {
         self.nanos
     }
 
-    /// The longest record of all inputs.
-    pub fn max_len(&self) -> usize {
+    /// Bytes of the stream inputs read so far (for progress).
+    pub fn position(&self) -> u64 {
         self.inputs
             .iter()
-            .flat_map(|i| &i.records)
-            .map(|r| r.data.len())
-            .max()
-            .unwrap_or(0)
+            .map(|i| match &i.source {
+                Source::Stream(r) => r.position(),
+                Source::Memory { .. } => 0,
+            })
+            .sum()
+    }
+
+    /// What each stream input's reader found to warn about, once the replay is over: records
+    /// longer than their capture's snaplen. By input, in the order given.
+    pub fn warnings(&self) -> Vec<(usize, String)> {
+        self.inputs
+            .iter()
+            .enumerate()
+            .filter_map(|(n, i)| match &i.source {
+                Source::Stream(r) => r.over_snaplen.as_ref().map(|o| (n, o.to_string())),
+                Source::Memory { .. } => None,
+            })
+            .collect()
     }
 
     /// When input `i`'s next packet is due, from the start of the replay.
-    fn due(&self, i: usize) -> Option<Duration> {
-        let inp = &self.inputs[i];
-        let r = inp.records.get(inp.next)?;
-        Some(match self.pacing {
+    fn due(&mut self, i: usize) -> Result<Option<Duration>, PcapError> {
+        let pacing = self.pacing;
+        let inp = &mut self.inputs[i];
+        let taken = inp.taken;
+        let Some(r) = inp.source.peek()? else {
+            return Ok(None);
+        };
+        let t = r.ts_sec as f64 + f64::from(r.ts_nsec) * 1e-9;
+        let first = *inp.first.get_or_insert(t);
+        Ok(Some(match pacing {
             Pacing::Flood => Duration::ZERO,
             Pacing::Rate(pps) => {
-                Duration::try_from_secs_f64(inp.next as f64 / pps).unwrap_or(Duration::MAX)
+                Duration::try_from_secs_f64(taken as f64 / pps).unwrap_or(Duration::MAX)
             }
             Pacing::Realtime => {
-                let first = &inp.records[0];
-                let t = |r: &Record| r.ts_sec as f64 + r.ts_nsec as f64 * 1e-9;
-                Duration::try_from_secs_f64((t(r) - t(first)).max(0.0)).unwrap_or(Duration::MAX)
+                Duration::try_from_secs_f64((t - first).max(0.0)).unwrap_or(Duration::MAX)
             }
-        })
+        }))
     }
 
     /// Loads the packets due at `now` into the ring, in time order across inputs, until it
-    /// is full.
-    pub fn fill(&mut self, ring: &mut Ring, now: Duration) -> Fill {
+    /// is full. A capture that turns out malformed partway is an error.
+    pub fn fill(&mut self, ring: &mut Ring, now: Duration) -> Result<Fill, PcapError> {
         let mut loaded = false;
         while !ring.is_full() {
-            let pick = (0..self.inputs.len())
-                .filter_map(|i| self.due(i).map(|d| (d, i)))
-                .min();
+            let mut pick = None;
+            for i in 0..self.inputs.len() {
+                if let Some(d) = self.due(i)? {
+                    if pick.is_none_or(|(pd, _)| d < pd) {
+                        pick = Some((d, i));
+                    }
+                }
+            }
             match pick {
                 Some((d, i)) if d <= now => {
-                    let inp = &self.inputs[i];
-                    let (port, number) = (inp.port, inp.next + 1);
-                    let rec = &inp.records[inp.next];
+                    let seq = self.seq;
+                    let inp = &mut self.inputs[i];
+                    let (port, number) = (inp.port, inp.taken + 1);
+                    let Some(rec) = inp.source.peek()? else {
+                        continue;
+                    };
                     if !PcapOut::can_hold(rec.ts_sec, rec.ts_nsec) {
                         // Its output could not hold it: dropped when read, not run. The first
                         // few are listed, the rest only counted.
@@ -580,7 +679,8 @@ impl Replay {
                              be written to classic pcap (32-bit seconds); skipped",
                             rec.ts_sec, rec.ts_nsec
                         );
-                        self.inputs[i].next += 1;
+                        inp.source.consume();
+                        inp.taken += 1;
                         self.skipped += 1;
                         self.skipped_total += 1;
                         match self.skipped_total {
@@ -594,24 +694,23 @@ impl Replay {
                         }
                         continue;
                     }
-                    let inp = &mut self.inputs[i];
-                    let rec = &inp.records[inp.next];
                     let meta = PacketMeta {
-                        ingress_port: inp.port,
+                        ingress_port: port,
                         ts_sec: rec.ts_sec,
                         ts_nsec: rec.ts_nsec,
                     };
-                    ring.push(&rec.data, rec.orig_len, meta, self.seq);
-                    inp.next += 1;
+                    ring.push(rec.data, rec.orig_len, meta, seq);
+                    inp.source.consume();
+                    inp.taken += 1;
                     self.seq += 1;
                     loaded = true;
                 }
-                Some((d, _)) if !loaded => return Fill::Wait(d),
-                None if !loaded => return Fill::Done,
+                Some((d, _)) if !loaded => return Ok(Fill::Wait(d)),
+                None if !loaded => return Ok(Fill::Done),
                 _ => break,
             }
         }
-        Fill::Loaded
+        Ok(Fill::Loaded)
     }
 }
 
@@ -631,6 +730,8 @@ pub struct Batch<'a, W> {
     /// What the user should hear of since the last batch (a port's output given up, an input
     /// record skipped).
     pub notices: Vec<String>,
+    /// Bytes of the captures read so far (for a progress bar).
+    pub read_bytes: u64,
 }
 
 impl<W: Worker> Switch<W> {
@@ -641,6 +742,7 @@ impl<W: Worker> Switch<W> {
         &mut self,
         tables: &mut Tables,
         notices: Vec<String>,
+        read_bytes: u64,
         after: &mut impl FnMut(Batch<'_, W>) -> ControlFlow<()>,
     ) -> Result<ControlFlow<()>, SwitchError> {
         let Switch {
@@ -662,6 +764,7 @@ impl<W: Worker> Switch<W> {
             worker,
             stats,
             notices,
+            read_bytes,
         });
         ring.clear();
         Ok(flow)
@@ -683,12 +786,16 @@ impl<W: Worker> Switch<W> {
         while !stop.load(Ordering::Relaxed) {
             self.outputs.flush_if_due(&mut self.stats)?;
             let now = clock();
-            let fill = src.fill(&mut self.ring, now);
+            let fill = src.fill(&mut self.ring, now).map_err(SwitchError::Read)?;
             self.stats.skipped += std::mem::take(&mut src.skipped);
             let notices = src.take_notices();
             match fill {
                 Fill::Loaded => {
-                    if self.run_batch(tables, notices, &mut after)?.is_break() {
+                    let read = src.position();
+                    if self
+                        .run_batch(tables, notices, read, &mut after)?
+                        .is_break()
+                    {
                         break;
                     }
                 }
@@ -757,9 +864,9 @@ mod tests {
         // Realtime: each input's packets are due at their offset from its own first packet.
         let a = capture(&[(100, 0), (100, 300_000_000), (101, 0)], 1);
         let b = capture(&[(500, 100_000_000), (500, 200_000_000)], 2);
-        let mut r = Replay::new(vec![(0, a), (7, b)], Pacing::Realtime);
+        let mut r = Replay::from_captures(vec![(0, a), (7, b)], Pacing::Realtime);
         let mut ring = Ring::new(8, 0, 64);
-        assert_eq!(r.fill(&mut ring, Duration::ZERO), Fill::Loaded);
+        assert_eq!(r.fill(&mut ring, Duration::ZERO).unwrap(), Fill::Loaded);
         // Both first packets are due at once; the rest wait.
         let got: Vec<(u16, u64)> = ring
             .packets()
@@ -768,31 +875,42 @@ mod tests {
         assert_eq!(got, [(0, 0), (7, 1)]);
         ring.clear();
         assert_eq!(
-            r.fill(&mut ring, Duration::from_millis(50)),
+            r.fill(&mut ring, Duration::from_millis(50)).unwrap(),
             Fill::Wait(Duration::from_millis(100))
         );
-        assert_eq!(r.fill(&mut ring, Duration::from_millis(350)), Fill::Loaded);
+        assert_eq!(
+            r.fill(&mut ring, Duration::from_millis(350)).unwrap(),
+            Fill::Loaded
+        );
         let got: Vec<u16> = ring.packets().map(|p| p.meta.ingress_port).collect();
         assert_eq!(got, [7, 0]);
         ring.clear();
-        assert_eq!(r.fill(&mut ring, Duration::from_secs(2)), Fill::Loaded);
+        assert_eq!(
+            r.fill(&mut ring, Duration::from_secs(2)).unwrap(),
+            Fill::Loaded
+        );
         assert_eq!(ring.len(), 1);
         ring.clear();
-        assert_eq!(r.fill(&mut ring, Duration::from_secs(2)), Fill::Done);
+        assert_eq!(
+            r.fill(&mut ring, Duration::from_secs(2)).unwrap(),
+            Fill::Done
+        );
     }
 
     #[test]
     fn a_flood_fills_the_ring_and_a_rate_spaces_packets() {
         let a = capture(&[(1, 0); 5], 1);
-        let mut r = Replay::new(vec![(3, a.clone())], Pacing::Flood);
+        let mut r = Replay::from_captures(vec![(3, a.clone())], Pacing::Flood);
         let mut ring = Ring::new(4, 0, 64);
-        assert_eq!(r.fill(&mut ring, Duration::ZERO), Fill::Loaded);
+        assert_eq!(r.fill(&mut ring, Duration::ZERO).unwrap(), Fill::Loaded);
         assert_eq!(ring.len(), 4);
-        let mut r = Replay::new(vec![(3, a)], Pacing::Rate(10.0));
+        let mut r = Replay::from_captures(vec![(3, a)], Pacing::Rate(10.0));
         ring.clear();
-        assert_eq!(r.fill(&mut ring, Duration::from_millis(150)), Fill::Loaded);
+        assert_eq!(
+            r.fill(&mut ring, Duration::from_millis(150)).unwrap(),
+            Fill::Loaded
+        );
         assert_eq!(ring.len(), 2);
         assert_eq!(r.linktype(), 1);
-        assert_eq!(r.max_len(), 20);
     }
 }

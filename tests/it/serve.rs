@@ -493,3 +493,58 @@ fn vms_migrate_between_hosts_without_loss_or_duplication() {
         assert!(changes >= 1, "VM {h} never moved: {hosts:?}");
     }
 }
+
+/// A replay that runs longer than a second shows a progress bar on a terminal: packets,
+/// rate, elapsed and remaining time; `--quiet` hides it, not the summary; standard error that
+/// is not a terminal never gets one.
+#[test]
+fn a_long_replay_shows_its_progress_on_a_terminal_only() {
+    let dir = temp_dir("serve-progress");
+    let input = dir.join("in.pcap");
+    udp_capture(&input, 300);
+    let args = |sock: &str, out: &str, quiet: bool| {
+        let mut a = vec![
+            "serve".to_string(),
+            "programs/port_dnat.sluice".into(),
+            "--entries".into(),
+            "programs/port_dnat.entries".into(),
+            "--control".into(),
+            dir.join(sock).display().to_string(),
+            "--in".into(),
+            format!("0={}", input.display()),
+            "--out-dir".into(),
+            dir.join(out).display().to_string(),
+            "--rate".into(),
+            "150".into(),
+            "--exit-when-done".into(),
+        ];
+        if quiet {
+            a.push("--quiet".into());
+        }
+        a
+    };
+    let a = args("a.sock", "a", false);
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let mut t = Terminal::spawn(&a, &[]);
+    t.expect(" packets, ");
+    t.expect("pps");
+    t.expect("left");
+    let (status, seen) = t.finish();
+    assert_eq!(status, 0, "{seen}");
+    assert!(seen.contains("in = forwarded + dropped: 300 ="), "{seen}");
+    assert!(seen.contains("[") && seen.contains("%"), "{seen}");
+
+    let q = args("q.sock", "q", true);
+    let q: Vec<&str> = q.iter().map(String::as_str).collect();
+    let (status, seen) = Terminal::spawn(&q, &[]).finish();
+    assert_eq!(status, 0, "{seen}");
+    assert!(seen.contains("in = forwarded + dropped: 300 ="), "{seen}");
+    assert!(!seen.contains(" packets, "), "{seen}");
+
+    // Standard error a pipe: no bar, whatever the duration.
+    let p = args("p.sock", "p", false);
+    let p: Vec<&str> = p.iter().map(String::as_str).collect();
+    let o = run(&p);
+    assert_eq!(o.status, 0, "{}", o.stderr);
+    assert!(!o.stderr.contains(" packets, "), "{}", o.stderr);
+}
