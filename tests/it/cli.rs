@@ -239,6 +239,8 @@ fn a_capture_from_standard_input_is_replayed_in_bounded_memory() {
     let dir = temp_dir("stdin-capture");
     let empty = dir.join("empty.entries");
     std::fs::write(&empty, "").unwrap();
+    // Reaped by wait4 below, which also gives its peak memory.
+    #[allow(clippy::zombie_processes)]
     let mut child = sluice()
         .args([
             "run",
