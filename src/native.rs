@@ -40,7 +40,9 @@ pub struct Reference(Box<dyn Native>);
 impl Pipeline for Reference {
     type Worker<'p> = ReferenceWorker<'p>;
 
-    fn worker(&self) -> ReferenceWorker<'_> {
+    /// The references keep their own copy of the tables and count nothing: every lane is
+    /// the same to them.
+    fn worker_in_lane(&self, _lane: usize) -> ReferenceWorker<'_> {
         ReferenceWorker(&*self.0)
     }
 }

@@ -28,6 +28,8 @@ struct Hdr {
 struct Pass<'a> {
     prog: &'a Program,
     tables: &'a TableSet,
+    /// The lane of the entry counters this worker counts in.
+    lane: usize,
     stats: &'a mut Stats,
     hdrs: Vec<Hdr>,
     meta: Vec<u128>,
@@ -96,11 +98,12 @@ impl Pipeline for Interp<'_> {
     where
         Self: 'w;
 
-    fn worker(&self) -> InterpWorker<'_> {
+    fn worker_in_lane(&self, lane: usize) -> InterpWorker<'_> {
         InterpWorker {
             prog: self.prog,
             binding: self.binding.clone(),
             traces: None,
+            lane,
         }
     }
 }
@@ -111,6 +114,8 @@ pub struct InterpWorker<'p> {
     binding: Binding,
     /// With tracing, the trace of each packet of the last batch.
     traces: Option<Vec<String>>,
+    /// The lane of the tables' entry counters it counts in.
+    lane: usize,
 }
 
 impl Worker for InterpWorker<'_> {
@@ -123,6 +128,12 @@ impl Worker for InterpWorker<'_> {
         out: &mut [Verdict],
     ) -> Result<(), DatapathError> {
         self.binding.check(tables, stats)?;
+        if tables.lanes() <= self.lane {
+            return Err(DatapathError::NoLane {
+                lane: self.lane,
+                lanes: tables.lanes(),
+            });
+        }
         let mut traces = self.traces.take();
         if let Some(t) = &mut traces {
             t.resize(pkts.len(), String::new());
@@ -161,6 +172,7 @@ impl InterpWorker<'_> {
                 let mut p = Pass {
                     prog: self.prog,
                     tables,
+                    lane: self.lane,
                     stats,
                     hdrs: vec![Hdr::default(); self.prog.headers.len()],
                     meta: std::mem::take(&mut user_meta),
@@ -603,17 +615,18 @@ impl Pass<'_> {
         let table = &self.prog.tables[t];
         let key: Vec<u128> = table.keys.iter().map(|k| self.eval(&k.expr)).collect();
         let rt = &self.tables.tables()[t.index()];
-        let (hit, action, args) = match rt.lookup_counted(&key, u64::from(self.packet_length)) {
-            Some((h, call)) => (
-                Some(h.0),
-                ActionId(call.action as usize),
-                call.args.to_vec(),
-            ),
-            None => {
-                let d = rt.default_action();
-                (None, ActionId(d.action as usize), d.args.to_vec())
-            }
-        };
+        let (hit, action, args) =
+            match rt.lookup_counted(self.lane, &key, u64::from(self.packet_length)) {
+                Some((h, call)) => (
+                    Some(h.0),
+                    ActionId(call.action as usize),
+                    call.args.to_vec(),
+                ),
+                None => {
+                    let d = rt.default_action();
+                    (None, ActionId(d.action as usize), d.args.to_vec())
+                }
+            };
         if hit.is_some() {
             self.stats.table_hits[t.index()] += 1;
         } else {

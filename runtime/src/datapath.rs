@@ -21,8 +21,16 @@ pub trait Pipeline: Sync {
     where
         Self: 'p;
 
-    /// A new worker, for one thread.
-    fn worker(&self) -> Self::Worker<'_>;
+    /// A new worker, for one thread, counting in lane 0 of the tables' entry counters.
+    fn worker(&self) -> Self::Worker<'_> {
+        self.worker_in_lane(0)
+    }
+
+    /// A new worker that counts in lane `lane` of the tables' entry counters: each of the
+    /// threads that share one table set (`--workers`) has a lane of its own, so that the
+    /// counters stay exact without a read-modify-write per packet. Tables with fewer lanes
+    /// (`TableSet::set_lanes`) are refused.
+    fn worker_in_lane(&self, lane: usize) -> Self::Worker<'_>;
 }
 
 /// Runs packets for one thread. Every implementation has the interpreter's contract: the
@@ -99,6 +107,8 @@ pub enum DatapathError {
     },
     #[error("the counters were made for another program: make them with Stats::for_schema")]
     ForeignStats,
+    #[error("the tables count for {lanes} threads; this worker counts in lane {lane}: give them more lanes (TableSet::set_lanes)")]
+    NoLane { lane: usize, lanes: usize },
 }
 
 /// The check every worker makes before a batch: the tables are the program's, the counters

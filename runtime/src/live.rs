@@ -1,10 +1,11 @@
-//! Tables shared between one datapath thread and the control plane, updated atomically with a
+//! Tables shared between the datapath threads and the control plane, updated atomically with a
 //! left-right scheme: two copies of the table set, one read by the datapath and one written.
 //!
 //! A control-plane operation is applied to the copy the datapath is not reading, the copies
 //! are swapped, and once the datapath has moved to the new copy the operation is applied to
 //! the old one too. The datapath checks which copy to read once per batch of packets, with
-//! plain atomic loads and stores: no lock and no read-modify-write on its path. Every packet
+//! plain atomic loads and stores: no lock and no read-modify-write on its path. Each datapath
+//! thread has a reader slot of its own; a writer waits for every one to leave a copy. Every packet
 //! of a batch sees one copy, so it sees the tables from before an update or from after it,
 //! never a mixture.
 
@@ -21,9 +22,9 @@ struct Shared {
     copies: [UnsafeCell<TableSet>; 2],
     /// Incremented at each publish; the datapath reads copy `epoch & 1`.
     epoch: AtomicU64,
-    /// The datapath's state: `IN_BATCH | epoch` while it reads copy `epoch & 1`, or the last
+    /// Each reader's state: `IN_BATCH | epoch` while it reads copy `epoch & 1`, or the last
     /// epoch it saw when it is between batches.
-    reader: AtomicU64,
+    readers: Box<[Slot]>,
     /// Serializes writers; holds nothing itself.
     writer: Mutex<()>,
 }
@@ -38,32 +39,45 @@ unsafe impl Sync for Shared {}
 // SAFETY: as above; moving the copies between threads is safe because TableSet is Send.
 unsafe impl Send for Shared {}
 
+/// A reader's state on a cache line of its own, so that readers do not slow each other.
+#[repr(align(64))]
+struct Slot(AtomicU64);
+
 /// The control plane's handle.
 #[derive(Clone)]
 pub struct LiveTables {
     shared: Arc<Shared>,
 }
 
-/// The datapath's handle. There is one: it is not Clone.
+/// A datapath thread's handle: one per thread, not Clone.
 pub struct Reader {
     shared: Arc<Shared>,
+    slot: usize,
 }
 
 impl LiveTables {
     /// Shares a table set; returns the control handle and the one datapath reader.
     pub fn new(set: TableSet) -> (LiveTables, Reader) {
+        let (live, mut readers) = LiveTables::with_readers(set, 1);
+        let reader = readers.pop().expect("one reader was made");
+        (live, reader)
+    }
+
+    /// Shares a table set between `n` datapath threads (at least one), each with its reader.
+    pub fn with_readers(set: TableSet, n: usize) -> (LiveTables, Vec<Reader>) {
         let shared = Arc::new(Shared {
             copies: [UnsafeCell::new(set.clone()), UnsafeCell::new(set)],
             epoch: AtomicU64::new(0),
-            reader: AtomicU64::new(0),
+            readers: (0..n.max(1)).map(|_| Slot(AtomicU64::new(0))).collect(),
             writer: Mutex::new(()),
         });
-        (
-            LiveTables {
+        let readers = (0..n.max(1))
+            .map(|slot| Reader {
                 shared: shared.clone(),
-            },
-            Reader { shared },
-        )
+                slot,
+            })
+            .collect();
+        (LiveTables { shared }, readers)
     }
 
     fn lock(&self) -> MutexGuard<'_, ()> {
@@ -72,14 +86,17 @@ impl LiveTables {
         self.shared.writer.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Waits until the datapath does not read copy `c`.
+    /// Waits until no datapath thread reads copy `c`.
     fn wait_off(&self, c: u64) {
         // A batch takes microseconds: spin briefly before sleeping, so that an update does not
         // cost the writer a scheduler round trip (and the datapath a wakeup on its core).
         let start = std::time::Instant::now();
         loop {
-            let r = self.shared.reader.load(Ordering::SeqCst);
-            if r & IN_BATCH == 0 || (r & 1) != c {
+            let busy = self.shared.readers.iter().any(|s| {
+                let r = s.0.load(Ordering::SeqCst);
+                r & IN_BATCH != 0 && (r & 1) == c
+            });
+            if !busy {
                 return;
             }
             if start.elapsed() < Duration::from_micros(200) {
@@ -154,7 +171,9 @@ impl Reader {
     pub fn begin(&mut self) -> &TableSet {
         loop {
             let e = self.shared.epoch.load(Ordering::SeqCst);
-            self.shared.reader.store(IN_BATCH | e, Ordering::SeqCst);
+            self.shared.readers[self.slot]
+                .0
+                .store(IN_BATCH | e, Ordering::SeqCst);
             // A writer may have published between the load and the store; it then waits for
             // this state or sees it, so re-check the epoch.
             if self.shared.epoch.load(Ordering::SeqCst) == e {
@@ -168,7 +187,7 @@ impl Reader {
     /// Ends a batch; the copy must not be used after this.
     pub fn end(&mut self) {
         let e = self.shared.epoch.load(Ordering::SeqCst);
-        self.shared.reader.store(e, Ordering::SeqCst);
+        self.shared.readers[self.slot].0.store(e, Ordering::SeqCst);
     }
 }
 
@@ -264,7 +283,7 @@ mod tests {
             let done = stop.load(Ordering::SeqCst);
             let t = reader.begin();
             for _ in 0..16 {
-                let (hit, row) = t.tables()[0].lookup_row(&[1], 1);
+                let (hit, row) = t.tables()[0].lookup_row(0, &[1], 1);
                 assert!(hit);
                 // Both arguments come from the same update, and updates only move forward.
                 assert_eq!(row[1], row[2]);
@@ -280,7 +299,7 @@ mod tests {
         }
         writer.join().unwrap();
         let t = reader.begin();
-        assert_eq!(t.tables()[0].lookup_row(&[1], 1).1[1], 2000);
+        assert_eq!(t.tables()[0].lookup_row(0, &[1], 1).1[1], 2000);
         reader.end();
         assert!(batches > 1);
     }
@@ -295,12 +314,12 @@ mod tests {
         // The spare copy was cleared before the error and is restored.
         assert!(r.is_err());
         let t = reader.begin();
-        assert!(t.tables()[0].lookup_row(&[1], 1).0);
+        assert!(t.tables()[0].lookup_row(0, &[1], 1).0);
         reader.end();
         // After a successful write the datapath reads the other copy: still equal.
         live.write(|_| Ok::<(), ()>(())).unwrap();
         let t = reader.begin();
-        assert!(t.tables()[0].lookup_row(&[1], 1).0);
+        assert!(t.tables()[0].lookup_row(0, &[1], 1).0);
         reader.end();
         live.read_both(|a, b| assert_eq!(a.tables()[0].num_entries(), b.tables()[0].num_entries()));
     }

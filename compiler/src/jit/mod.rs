@@ -286,9 +286,11 @@ impl JitProgram {
 impl Pipeline for JitProgram {
     type Worker<'p> = JitWorker<'p>;
 
-    fn worker(&self) -> JitWorker<'_> {
+    fn worker_in_lane(&self, lane: usize) -> JitWorker<'_> {
         let mut w = JitWorker {
             program: self,
+            lane,
+            bases: vec![0; self.prog.tables.len().max(1)],
             binding: self.binding.clone(),
             scratch: vec![0; self.scratch_len],
             staging: vec![0; self.staging_len.max(16)],
@@ -320,6 +322,8 @@ impl Pipeline for JitProgram {
                 crypto_bytes: [0; sluice_runtime::crypto::MAX_HEADER_LEN],
                 crypto_len: 0,
                 buf_cap: 0,
+                lane: lane as u64,
+                counter_bases: std::ptr::null(),
             }),
         };
         // The buffers are never resized, so these pointers stay valid as long as the worker
@@ -327,6 +331,7 @@ impl Pipeline for JitProgram {
         w.ctx.scratch = w.scratch.as_mut_ptr();
         w.ctx.staging = w.staging.as_mut_ptr();
         w.ctx.staging_len = w.staging.len() as u64;
+        w.ctx.counter_bases = w.bases.as_ptr();
         w
     }
 }
@@ -335,6 +340,9 @@ impl Pipeline for JitProgram {
 /// the scratch area of headers that actions make valid, the deparser's staging area.
 pub struct JitWorker<'p> {
     program: &'p JitProgram,
+    /// The counter lane this worker counts in, and each table's lane base, set per batch.
+    lane: usize,
+    bases: Vec<u64>,
     binding: Binding,
     scratch: Vec<u8>,
     staging: Vec<u8>,
@@ -359,6 +367,13 @@ impl Worker for JitWorker<'_> {
         // Generated code indexes the tables and counters by the program's ids, and reads each
         // table's view with the key widths this program gives it: refuse any others.
         self.binding.check(tables, stats)?;
+        // Generated code writes this lane's counters: the tables must have it.
+        if tables.lanes() <= self.lane {
+            return Err(DatapathError::NoLane {
+                lane: self.lane,
+                lanes: tables.lanes(),
+            });
+        }
         self.set_tables(tables, stats);
         for ((pkt, meta), v) in pkts.iter_mut().zip(metas).zip(out.iter_mut()) {
             stats.count_in(meta.ingress_port);
@@ -375,6 +390,9 @@ impl JitWorker<'_> {
     /// things (`count_in`, `count_forward`) neither moves nor borrows.
     #[inline(always)]
     fn set_tables(&mut self, tables: &TableSet, stats: &mut Stats) {
+        for (b, t) in self.bases.iter_mut().zip(tables.tables()) {
+            *b = t.counter_base(self.lane);
+        }
         let ctx = &mut *self.ctx;
         ctx.tables = tables;
         ctx.tables_ptr = tables.tables().as_ptr();

@@ -143,6 +143,10 @@ pub struct JitCtx {
     pub crypto_len: u64,
     /// The length of the packet buffer: a tag may be appended after the window.
     pub buf_cap: u64,
+    /// The counter lane this worker counts in, and where each table's lane starts (by table
+    /// index): generated code adds `handle * 16` to count a hit.
+    pub lane: u64,
+    pub counter_bases: *const u64,
 }
 
 pub const CRYPTO_NONE: u64 = 0;
@@ -169,7 +173,7 @@ pub unsafe extern "C" fn rt_apply(ctx: *mut JitCtx, table: u32, key: *const u128
     let n = t.schema().keys.len();
     // SAFETY: generated code built exactly `n` keys in a 16-byte aligned stack slot.
     let key = unsafe { std::slice::from_raw_parts(key, n) };
-    let (hit, row) = t.lookup_row(key, ctx.packet_length);
+    let (hit, row) = t.lookup_row(ctx.lane as usize, key, ctx.packet_length);
     if hit {
         stats.table_hits[table as usize] += 1;
     } else {
@@ -211,7 +215,7 @@ pub unsafe extern "C" fn rt_apply2(
     };
     let k0 = (u128::from(k0_hi) << 64) | u128::from(k0_lo);
     let k1 = (u128::from(k1_hi) << 64) | u128::from(k1_lo);
-    let (hit, row) = t.lookup_row2(k0, k1, ctx.packet_length);
+    let (hit, row) = t.lookup_row2(ctx.lane as usize, k0, k1, ctx.packet_length);
     let counter = if hit {
         &mut stats.table_hits
     } else {

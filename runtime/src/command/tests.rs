@@ -372,7 +372,7 @@ fn management_commands_print_what_they_did() {
     )
     .unwrap();
     run(&mut set, "table_add dnat drop 10.0.0.1 0->65535 => 5").unwrap();
-    set.tables()[1].count(EntryHandle(0), 100);
+    set.tables()[1].count(0, EntryHandle(0), 100);
     assert_eq!(
         run(&mut set, "table_modify dnat set_nat 1 10.0.0.3 8081"),
         Ok("Entry 1 of table dnat now runs set_nat(ip=0x0a000003, port=0x1f91)".into())

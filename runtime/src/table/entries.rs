@@ -3,7 +3,6 @@
 //! nothing.
 
 use super::*;
-use std::sync::atomic::Ordering;
 
 impl Table {
     /// Creates an empty table and picks its lookup layout.
@@ -24,6 +23,7 @@ impl Table {
             stride: 1,
             hot_default: Vec::new(),
             counters: Vec::new(),
+            lanes: Vec::new(),
             sealed: false,
             view: JitView::default(),
             jit_hash: JitHash::default(),
@@ -100,10 +100,7 @@ impl Table {
             seq: self.next_seq,
         };
         self.set_hot(handle, &entry.call);
-        if let Some(c) = self.counters.get(handle as usize) {
-            c.packets.store(0, Ordering::Relaxed);
-            c.bytes.store(0, Ordering::Relaxed);
-        }
+        self.zero_counters(handle);
         self.next_seq += 1;
         self.keys.insert(dup_key, handle);
         let slot = handle as usize;
@@ -199,6 +196,9 @@ impl Table {
         self.index = Index::for_schema(&self.schema);
         self.hot.clear();
         self.counters.clear();
+        for l in &mut self.lanes {
+            l.clear();
+        }
         self.jit_hash = JitHash::default();
         self.refresh_view();
     }
@@ -225,14 +225,14 @@ impl Table {
     }
 
     pub(crate) fn entry_ref<'a>(&'a self, handle: EntryHandle, e: &'a Entry) -> EntryRef<'a> {
-        let c = self.counters.get(handle.0 as usize);
+        let (packets, bytes) = self.counted(handle.0);
         EntryRef {
             handle,
             key: &e.key,
             priority: e.priority,
             call: &e.call,
-            packets: c.map_or(0, |c| c.packets.load(Ordering::Relaxed)),
-            bytes: c.map_or(0, |c| c.bytes.load(Ordering::Relaxed)),
+            packets,
+            bytes,
         }
     }
 

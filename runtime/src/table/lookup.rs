@@ -16,10 +16,15 @@ impl Table {
 
     /// [`Table::lookup`] and [`Table::count`] in one step, for the datapath.
     #[inline]
-    pub fn lookup_counted(&self, key: &[u128], bytes: u64) -> Option<(EntryHandle, &ActionCall)> {
+    pub fn lookup_counted(
+        &self,
+        lane: usize,
+        key: &[u128],
+        bytes: u64,
+    ) -> Option<(EntryHandle, &ActionCall)> {
         let handle = self.index.lookup(key, &self.slots, &self.schema.keys)?;
         let e = self.get(handle)?;
-        self.count(EntryHandle(handle), bytes);
+        self.count(lane, EntryHandle(handle), bytes);
         Some((EntryHandle(handle), &e.call))
     }
 
@@ -28,7 +33,7 @@ impl Table {
     /// exact key and a range) are looked up without building a key slice. Same result as
     /// [`Table::lookup_row`].
     #[inline]
-    pub fn lookup_row2(&self, k0: u128, k1: u128, bytes: u64) -> (bool, &[u128]) {
+    pub fn lookup_row2(&self, lane: usize, k0: u128, k1: u128, bytes: u64) -> (bool, &[u128]) {
         let n = self.schema.keys.len();
         let h = match &self.index {
             Index::Packed { widths, map } if n <= 2 => {
@@ -57,13 +62,13 @@ impl Table {
             }
             _ => {
                 let key = [k0, k1];
-                return self.lookup_row(&key[..n.min(2)], bytes);
+                return self.lookup_row(lane, &key[..n.min(2)], bytes);
             }
         };
         if let Some(h) = h {
             let at = h as usize * self.stride;
             if let Some(row) = self.hot.get(at..at + self.stride) {
-                self.count(EntryHandle(h), bytes);
+                self.count(lane, EntryHandle(h), bytes);
                 return (true, row);
             }
         }
@@ -73,11 +78,11 @@ impl Table {
     /// The datapath's lookup: counts a hit and returns the row of the chosen action (its id,
     /// then its arguments, padded with zeros to the table's widest action), and whether it hit.
     #[inline]
-    pub fn lookup_row(&self, key: &[u128], bytes: u64) -> (bool, &[u128]) {
+    pub fn lookup_row(&self, lane: usize, key: &[u128], bytes: u64) -> (bool, &[u128]) {
         if let Some(h) = self.index.lookup(key, &self.slots, &self.schema.keys) {
             let at = h as usize * self.stride;
             if let Some(row) = self.hot.get(at..at + self.stride) {
-                self.count(EntryHandle(h), bytes);
+                self.count(lane, EntryHandle(h), bytes);
                 return (true, row);
             }
         }

@@ -91,7 +91,10 @@ pub struct Table {
     stride: usize,
     /// The default action as a row.
     hot_default: Vec<u128>,
+    /// Lane 0 of the per-entry counters, by handle; `lanes` are the others (one per
+    /// datapath thread beyond the first, see `set_lanes`).
     counters: Vec<Counter>,
+    lanes: Vec<Vec<Counter>>,
     /// Set once a table with `const entries` has them: no entry may be added, changed or
     /// removed after that.
     sealed: bool,
@@ -129,6 +132,7 @@ impl Clone for Table {
             stride: self.stride,
             hot_default: self.hot_default.clone(),
             counters: self.counters.clone(),
+            lanes: self.lanes.clone(),
             sealed: self.sealed,
             view: self.view,
             jit_hash: JitHash::default(),

@@ -4,7 +4,6 @@
 //! Rule: every method that changes the entries, the default or the index ends with
 //! `refresh_view`, since a change may have moved the arrays the view points at.
 
-use super::counters::Counter;
 use super::index::Index;
 use super::{ActionCall, MatchValue, Table};
 
@@ -102,8 +101,6 @@ impl Table {
         {
             *dst = v;
         }
-        if self.counters.len() <= h as usize {
-            self.counters.resize_with(h as usize + 1, Counter::default);
-        }
+        self.resize_counters(h as usize + 1);
     }
 }

@@ -248,6 +248,20 @@ impl TableSet {
         }
     }
 
+    /// Gives every table `n` counter lanes, one per datapath thread that will count in them
+    /// (`--workers`): each thread writes only its own, and reading an entry sums them.
+    pub fn set_lanes(&mut self, n: usize) {
+        for t in &mut self.tables {
+            t.set_lanes(n);
+            t.refresh_view();
+        }
+    }
+
+    /// How many counter lanes the tables have.
+    pub fn lanes(&self) -> usize {
+        self.tables.first().map_or(usize::MAX, Table::lanes)
+    }
+
     /// Adds the entry counters of another copy of these tables (same schema) into these:
     /// each copy of a live table counts the packets that read it.
     pub fn add_counters(&self, other: &TableSet) {

@@ -555,9 +555,10 @@ fn counters_count_and_reset() {
     let h = t
         .add(vec![MatchValue::Exact(1)], port(1), None, &acts)
         .unwrap();
-    t.count(h, 60);
-    t.count(h, 1500);
-    t.count(EntryHandle(7), 1); // unknown handles are ignored
+    t.count(0, h, 60);
+    t.count(0, h, 1500);
+    t.count(0, EntryHandle(7), 1); // unknown handles are ignored
+    t.count(1, h, 1); // and lanes the table does not have
     let e = t.entry(h).unwrap();
     assert_eq!((e.packets, e.bytes), (2, 1560));
     // Modify keeps counters; a clone copies them.
@@ -568,6 +569,34 @@ fn counters_count_and_reset() {
     let e = t.entry(h).unwrap();
     assert_eq!((e.packets, e.bytes, e.call), (0, 0, &port(2)));
     assert_eq!(copy.entry(h).map(|e| e.bytes), Some(1560));
+}
+
+#[test]
+fn each_lane_counts_apart_and_an_entry_reads_their_sum() {
+    let acts = actions();
+    let mut t = Table::new(schema(&[("a", 8, Exact)], 10));
+    let h = t
+        .add(vec![MatchValue::Exact(1)], port(1), None, &acts)
+        .unwrap();
+    t.count(0, h, 60);
+    t.count(0, h, 1500);
+    // With three lanes, each thread counts in its own; an entry reads their sum.
+    t.set_lanes(3);
+    assert_eq!(t.lanes(), 3);
+    t.count(1, h, 40);
+    t.count(2, h, 400);
+    let e = t.entry(h).unwrap();
+    assert_eq!((e.packets, e.bytes), (4, 2000));
+    assert_ne!(t.counter_base(2), 0);
+    assert_eq!(t.counter_base(3), 0);
+    // A later entry gets counters in every lane.
+    let h2 = t
+        .add(vec![MatchValue::Exact(2)], port(1), None, &acts)
+        .unwrap();
+    t.count(2, h2, 9);
+    assert_eq!(t.entry(h2).unwrap().packets, 1);
+    t.reset_counters();
+    assert_eq!(t.entry(h).unwrap().packets, 0);
 }
 
 #[test]

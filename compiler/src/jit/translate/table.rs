@@ -285,7 +285,14 @@ impl Translator<'_, '_> {
         let off = self.b.ins().imul(h, stride);
         let off = self.b.ins().ishl_imm_u(off, 4);
         let row = self.b.ins().iadd(hot, off);
-        let counters = self.view_field(view, offset_of!(JitView, counters));
+        // This worker's lane of the table's counters.
+        let bases = self.ctx_field(offset_of!(JitCtx, counter_bases));
+        let counters = self.b.ins().load(
+            types::I64,
+            self.trusted.with_readonly(),
+            bases,
+            (t.index() * 8) as i32,
+        );
         let coff = self.b.ins().ishl_imm_u(h, 4);
         let c = self.b.ins().iadd(counters, coff);
         let n = self.b.ins().load(types::I64, self.trusted, c, 0);
