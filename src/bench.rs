@@ -49,6 +49,10 @@ pub struct BenchArgs {
     /// Measure only these executors (for profiling one of them).
     #[arg(long, value_delimiter = ',', value_enum)]
     only: Vec<Which>,
+    /// Also measure the JIT on 1 to N threads, the packets spread over them by a flow hash
+    /// inside the timed loop (each thread hashes every packet and runs its share).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    workers: Option<u16>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -313,6 +317,19 @@ pub fn bench(args: &BenchArgs, color: bool) -> anyhow::Result<ExitCode> {
         )?),
         None => None,
     };
+    let scaling = match args.workers {
+        Some(n) => Some(scaling(
+            &packets,
+            &jit,
+            &tables,
+            &prog,
+            usize::from(n),
+            args.rounds,
+            Duration::from_millis(args.round_ms),
+            batch,
+        )?),
+        None => None,
+    };
     let entries: usize = tables.tables().iter().map(|t| t.num_entries()).sum();
     let avg_len = packets.bytes.len() as f64 / packets.spans.len() as f64;
     if args.json {
@@ -328,6 +345,13 @@ pub fn bench(args: &BenchArgs, color: bool) -> anyhow::Result<ExitCode> {
             "jit_over_interp": t_jit.mpps() / t_interp.mpps(),
             "jit_over_copy": t_jit.mpps() / t_copy.mpps(),
         });
+        if let Some(sc) = &scaling {
+            j["workers"] = serde_json::json!(sc
+                .iter()
+                .enumerate()
+                .map(|(i, m)| serde_json::json!({"workers": i + 1, "mpps": m, "over_one": m / sc[0]}))
+                .collect::<Vec<_>>());
+        }
         if let Some(l) = &live {
             j["live_idle"] = obj(&l.idle);
             j["live_updating"] = obj(&l.updating);
@@ -376,6 +400,12 @@ pub fn bench(args: &BenchArgs, color: bool) -> anyhow::Result<ExitCode> {
             );
         }
         let _ = writeln!(o, "jit/copy   {:.2}", t_jit.mpps() / t_copy.mpps());
+        if let Some(sc) = &scaling {
+            let _ = writeln!(o, "{:<8} {:>10} {:>10}", "workers", "Mpps", "vs 1");
+            for (i, m) in sc.iter().enumerate() {
+                let _ = writeln!(o, "{:<8} {:>10.2} {:>10.2}", i + 1, m, m / sc[0]);
+            }
+        }
         crate::out::stdout(o)?;
     }
     Ok(ExitCode::SUCCESS)
@@ -408,6 +438,89 @@ fn verdict_bits(v: Verdict) -> u64 {
         Verdict::Forward(p) => u64::from(p),
         Verdict::Drop(r) => 1000 + u64::from(r),
     }
+}
+
+/// The JIT's rate on 1 to `max` threads (the median of `rounds`, the thread counts measured
+/// in turn within each round): each thread has its counter lane, hashes every packet's flow
+/// and runs the packets that hash to it, in batches, as a switch's workers would.
+#[allow(clippy::too_many_arguments)]
+fn scaling(
+    packets: &Packets,
+    jit: &JitProgram,
+    tables: &sluice_runtime::table::TableSet,
+    prog: &sluice_compiler::ir::Program,
+    max: usize,
+    rounds: u32,
+    budget: Duration,
+    batch: usize,
+) -> anyhow::Result<Vec<f64>> {
+    use sluice_runtime::workers::flow_hash;
+    let mut figures: Vec<Vec<f64>> = vec![Vec::new(); max];
+    for _ in 0..rounds.max(1) {
+        for n in 1..=max {
+            let mut t = tables.detached();
+            t.set_lanes(n);
+            let barrier = std::sync::Barrier::new(n);
+            let counts: Vec<anyhow::Result<(u64, Duration)>> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..n)
+                    .map(|me| {
+                        let (t, barrier) = (&t, &barrier);
+                        s.spawn(move || -> anyhow::Result<(u64, Duration)> {
+                            let mut worker = jit.worker_in_lane(me);
+                            let mut ring = Ring::new(batch, prog.headroom, 2048);
+                            let mut stats = sluice_compiler::stats_for(prog);
+                            let meta = PacketMeta::default();
+                            let (mut done, mut runs) = (0u64, 0u32);
+                            barrier.wait();
+                            let t0 = Instant::now();
+                            'outer: loop {
+                                for &(off, len, orig) in &packets.spans {
+                                    let data = &packets.bytes[off..off + len];
+                                    if n > 1 && flow_hash(data) % n as u64 != me as u64 {
+                                        continue;
+                                    }
+                                    ring.push(data, orig, meta, 0);
+                                    if ring.is_full() {
+                                        ring.run(&mut worker, t, &mut stats)?;
+                                        done += ring.len() as u64;
+                                        ring.clear();
+                                        // The clock, every 16 batches.
+                                        runs += 1;
+                                        if runs.is_multiple_of(16) && t0.elapsed() >= budget {
+                                            break 'outer;
+                                        }
+                                    }
+                                }
+                                if t0.elapsed() >= budget {
+                                    break;
+                                }
+                            }
+                            Ok((done, t0.elapsed()))
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|_| Err(anyhow!("a worker thread panicked"))))
+                    .collect()
+            });
+            let mut total = 0u64;
+            let mut longest = Duration::ZERO;
+            for c in counts {
+                let (k, d) = c?;
+                total += k;
+                longest = longest.max(d);
+            }
+            figures[n - 1].push(total as f64 / longest.as_secs_f64().max(1e-9) / 1e6);
+        }
+    }
+    Ok(figures
+        .into_iter()
+        .map(|mut v| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        })
+        .collect())
 }
 
 struct LiveFigures {

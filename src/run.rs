@@ -48,6 +48,10 @@ pub struct RunArgs {
     /// No progress bar (it is drawn only on a terminal anyway); the summary is printed.
     #[arg(long, short)]
     quiet: bool,
+    /// Forwarding threads: packets are spread over them by a flow hash, and the outputs are
+    /// byte for byte those of one (with --trace, one).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    workers: u16,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -160,20 +164,42 @@ pub fn run(args: &RunArgs, color: bool) -> anyhow::Result<ExitCode> {
     // Outputs made under temporary names and put in place at the end; a failure fails the
     // run and replaces nothing.
     let (linktype, nanos) = (replay.linktype(), replay.nanos());
-    let switch = |worker| Switch {
-        worker,
-        ring: Ring::new(BATCH, prog.headroom, FIRST_BUFFER_LEN),
-        stats: sluice_compiler::stats_for(&prog),
-        outputs: PortOutputs::new(
+    let new_outputs = || {
+        PortOutputs::new(
             &args.out_dir,
             linktype,
             nanos,
             Publish::AtEnd,
             OnFailure::Stop,
-        ),
+        )
+    };
+    let switch = |worker| Switch {
+        worker,
+        ring: Ring::new(BATCH, prog.headroom, FIRST_BUFFER_LEN),
+        stats: sluice_compiler::stats_for(&prog),
+        outputs: new_outputs(),
     };
     let interp = Interp::new(&prog);
     let jit;
+    if args.workers > 1 && !args.trace {
+        let n = usize::from(args.workers);
+        tables.set_lanes(n);
+        let progress = crate::progress::Progress::new(
+            crate::progress::Progress::total_of(&[&args.input]),
+            args.quiet,
+        );
+        let outputs = new_outputs();
+        let ended = match args.backend {
+            Backend::Jit => {
+                jit = JitProgram::compile(&prog, false)?;
+                replay_workers(&jit, n, &prog, &tables, &mut replay, outputs, &stop, progress)?
+            }
+            Backend::Interp => {
+                replay_workers(&interp, n, &prog, &tables, &mut replay, outputs, &stop, progress)?
+            }
+        };
+        return finish_run(args, &prog, &replay, ended);
+    }
     let worker: Box<dyn Worker> = if args.trace {
         // The trace follows the reference interpreter, whatever --backend says.
         Box::new(interp.tracing_worker())
@@ -199,12 +225,22 @@ pub fn run(args: &RunArgs, color: bool) -> anyhow::Result<ExitCode> {
         args.trace,
         progress,
     )?;
-    say_warnings(&replay, &[&args.input]);
+    finish_run(args, &prog, &replay, ended)
+}
+
+/// Warnings, the summary and the exit status of a run that ended.
+fn finish_run(
+    args: &RunArgs,
+    prog: &Program,
+    replay: &Replay,
+    ended: Ended,
+) -> anyhow::Result<ExitCode> {
+    say_warnings(replay, &[&args.input]);
     if let Ended::Done(stats) | Ended::Interrupted(stats) = &ended {
         say_earlier_outputs(&args.out_dir, stats);
     }
     match ended {
-        Ended::Done(stats) => print_summary(&summary(&prog, &stats)),
+        Ended::Done(stats) => print_summary(&summary(prog, &stats)),
         Ended::Interrupted(stats) => {
             errln!(
                 "sluice: interrupted after {} packets; the outputs in {} hold every packet run \
@@ -212,7 +248,7 @@ pub fn run(args: &RunArgs, color: bool) -> anyhow::Result<ExitCode> {
                 stats.packets_in,
                 args.out_dir.display()
             );
-            print_summary(&summary(&prog, &stats))?;
+            print_summary(&summary(prog, &stats))?;
             Ok(ExitCode::from(130))
         }
         // The reader of the trace went away (`| head`): stop quietly, but the run's output
@@ -238,6 +274,58 @@ enum Ended {
     Interrupted(Stats),
     /// The trace could not be written: standard output was closed.
     OutputClosed,
+}
+
+/// Replays a whole capture through `n` worker threads (`--workers`), writing the outputs in
+/// replay order; puts them in place, or, if the run fails, removes them.
+#[allow(clippy::too_many_arguments)]
+fn replay_workers<P: Pipeline>(
+    pipeline: &P,
+    n: usize,
+    prog: &Program,
+    tables: &TableSet,
+    replay: &mut Replay,
+    mut outputs: PortOutputs,
+    stop: &AtomicBool,
+    mut progress: crate::progress::Progress,
+) -> anyhow::Result<Ended> {
+    use sluice_runtime::workers::{replay_parallel, Parallel, WorkerTables};
+    let new_stats = || sluice_compiler::stats_for(prog);
+    let mut stats = new_stats();
+    let result = replay_parallel(
+        Parallel {
+            pipeline,
+            workers: n,
+            tables: WorkerTables::Fixed(tables),
+            new_stats: &new_stats,
+            published: &[],
+        },
+        replay,
+        &mut outputs,
+        &mut stats,
+        prog.headroom,
+        || Duration::ZERO,
+        stop,
+        true,
+        |_, packets, notices, read| {
+            progress.update(packets, read);
+            for n in &notices {
+                progress.suspend(|| errln!("warning: {n}"));
+            }
+            ControlFlow::Continue(())
+        },
+    );
+    progress.finish();
+    if let Err(e) = result {
+        outputs.abandon();
+        return Err(e.into());
+    }
+    outputs.finish(&mut stats)?;
+    Ok(if stop.load(std::sync::atomic::Ordering::Relaxed) {
+        Ended::Interrupted(stats)
+    } else {
+        Ended::Done(stats)
+    })
 }
 
 /// Replays a whole capture through a switch, printing the trace if the worker makes one;

@@ -55,6 +55,10 @@ pub struct ServeArgs {
     /// No progress bar for the replay (it is drawn only on a terminal anyway).
     #[arg(long, short)]
     quiet: bool,
+    /// Forwarding threads sharing the live tables: packets are spread over them by a flow
+    /// hash, and the outputs are written in replay order, byte for byte those of one.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    workers: u16,
 }
 
 fn parse_input(s: &str) -> anyhow::Result<(u16, PathBuf)> {
@@ -176,8 +180,16 @@ pub fn serve(args: &ServeArgs, color: bool) -> anyhow::Result<ExitCode> {
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone()).context("cannot install signal handlers")?;
     }
-    let (live, mut reader) = LiveTables::new(tables);
-    let published = Arc::new(Mutex::new(sluice_compiler::stats_for(&prog)));
+    let workers = usize::from(args.workers);
+    let mut tables = tables;
+    tables.set_lanes(workers);
+    let (live, readers) = LiveTables::with_readers(tables, workers);
+    // Each worker's counters for `stats`, and the switch's own (outputs, skipped records).
+    let published: Arc<Vec<Mutex<Stats>>> = Arc::new(
+        (0..=workers)
+            .map(|_| Mutex::new(sluice_compiler::stats_for(&prog)))
+            .collect(),
+    );
     let (listener, socket) = bind_control(&args.control)?;
     {
         let live = live.clone();
@@ -195,23 +207,16 @@ pub fn serve(args: &ServeArgs, color: bool) -> anyhow::Result<ExitCode> {
         args.control.display()
     );
 
-    // The datapath: a ring of buffers loaded with the packets that are due, run in batches
-    // against the live tables' current copy.
-    let mut sw = Switch {
-        worker: jit.worker(),
-        ring: Ring::new(BATCH, prog.headroom, FIRST_BUFFER_LEN),
-        stats: sluice_compiler::stats_for(&prog),
-        // Outputs in place from the start, so that they can be read while the switch runs;
-        // one that fails is given up, and the switch goes on with the others.
-        outputs: PortOutputs::new(
-            &args.out_dir,
-            replay.linktype(),
-            replay.nanos(),
-            Publish::AtOnce,
-            OnFailure::GiveUpPort,
-        ),
-    };
-    sw.outputs.flush_every = Some(Duration::from_millis(args.flush_ms));
+    // Outputs in place from the start, so that they can be read while the switch runs; one
+    // that fails is given up, and the switch goes on with the others.
+    let mut outputs = PortOutputs::new(
+        &args.out_dir,
+        replay.linktype(),
+        replay.nanos(),
+        Publish::AtOnce,
+        OnFailure::GiveUpPort,
+    );
+    outputs.flush_every = Some(Duration::from_millis(args.flush_ms));
     let mut progress = crate::progress::Progress::new(
         crate::progress::Progress::total_of(
             &paths.iter().map(PathBuf::as_path).collect::<Vec<_>>(),
@@ -219,30 +224,76 @@ pub fn serve(args: &ServeArgs, color: bool) -> anyhow::Result<ExitCode> {
         args.quiet,
     );
     let start = Instant::now();
-    let result = sw.replay(
-        &mut replay,
-        &mut Tables::Live(&mut reader),
-        || start.elapsed(),
-        &stop,
-        args.exit_when_done,
-        |batch| {
-            progress.update(batch.stats.packets_in, batch.read_bytes);
-            for n in &batch.notices {
-                progress.suspend(|| errln!("sluice: {n}"));
-            }
-            // Publish the counters for `stats`, without ever waiting for the control plane.
-            if let Ok(mut p) = published.try_lock() {
-                p.clone_from(batch.stats);
-            }
-            ControlFlow::Continue(())
-        },
-    );
+    let finished = if workers == 1 {
+        // One thread: a ring of buffers loaded with the packets that are due, run in batches
+        // against the live tables' current copy.
+        let mut readers = readers;
+        let mut reader = readers.pop().context("no reader for the datapath")?;
+        let mut sw = Switch {
+            worker: jit.worker(),
+            ring: Ring::new(BATCH, prog.headroom, FIRST_BUFFER_LEN),
+            stats: sluice_compiler::stats_for(&prog),
+            outputs,
+        };
+        let result = sw.replay(
+            &mut replay,
+            &mut Tables::Live(&mut reader),
+            || start.elapsed(),
+            &stop,
+            args.exit_when_done,
+            |batch| {
+                progress.update(batch.stats.packets_in, batch.read_bytes);
+                for n in &batch.notices {
+                    progress.suspend(|| errln!("sluice: {n}"));
+                }
+                // Publish the counters for `stats`, without ever waiting for the control
+                // plane.
+                if let Ok(mut p) = published[0].try_lock() {
+                    p.clone_from(batch.stats);
+                }
+                ControlFlow::Continue(())
+            },
+        );
+        reader.end();
+        result.map(|()| sw.finish())
+    } else {
+        use sluice_runtime::workers::{replay_parallel, Parallel, WorkerTables};
+        let new_stats = || sluice_compiler::stats_for(&prog);
+        let mut stats = new_stats();
+        let result = replay_parallel(
+            Parallel {
+                pipeline: &jit,
+                workers,
+                tables: WorkerTables::Live(readers),
+                new_stats: &new_stats,
+                published: &published[..workers],
+            },
+            &mut replay,
+            &mut outputs,
+            &mut stats,
+            prog.headroom,
+            || start.elapsed(),
+            &stop,
+            args.exit_when_done,
+            |own, packets, notices, read| {
+                progress.update(packets, read);
+                for n in &notices {
+                    progress.suspend(|| errln!("sluice: {n}"));
+                }
+                if let Ok(mut p) = published[workers].try_lock() {
+                    p.clone_from(own);
+                }
+                ControlFlow::Continue(())
+            },
+        );
+        result.map(|()| {
+            let notices = outputs.finish(&mut stats)?;
+            Ok((stats, notices))
+        })
+    };
     progress.finish();
-    reader.end();
-    let finished = sw.finish();
     drop(socket);
-    result?;
-    let (stats, notices) = finished?;
+    let (stats, notices) = finished??;
     let paths: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
     crate::run::say_warnings(&replay, &paths);
     for n in notices {
@@ -260,7 +311,7 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 fn accept_loop(
     listener: UnixListener,
     live: LiveTables,
-    stats: Arc<Mutex<Stats>>,
+    stats: Arc<Vec<Mutex<Stats>>>,
     prog: Program,
     name: String,
 ) {
@@ -314,7 +365,7 @@ fn error_line(id: u64, text: String) -> String {
 fn serve_client(
     conn: UnixStream,
     live: &LiveTables,
-    stats: &Mutex<Stats>,
+    stats: &[Mutex<Stats>],
     prog: &Program,
     name: &str,
     dump_slot: &Mutex<()>,
@@ -464,7 +515,7 @@ impl Write for Deadline<'_> {
 pub fn handle(
     line: &str,
     live: &LiveTables,
-    stats: &Mutex<Stats>,
+    stats: &[Mutex<Stats>],
     prog: &Program,
 ) -> Result<String, String> {
     let words: Vec<&str> = command::strip_comment(line).split_whitespace().collect();
@@ -475,7 +526,11 @@ pub fn handle(
     match words.as_slice() {
         [] => Ok(String::new()),
         ["stats"] => {
-            let s = stats.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            // Every worker's counters, and the switch's own.
+            let mut s = sluice_compiler::stats_for(prog);
+            for part in stats {
+                s.add(&part.lock().unwrap_or_else(|e| e.into_inner()));
+            }
             Ok(format_stats(prog, &s))
         }
         ["stats", ..] => Err("stats: takes no arguments; usage: stats".into()),

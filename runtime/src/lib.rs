@@ -16,3 +16,4 @@ pub mod stats;
 pub mod switch;
 pub mod table;
 pub mod value;
+pub mod workers;

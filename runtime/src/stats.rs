@@ -41,7 +41,32 @@ fn grow_and_bump(v: &mut Vec<u64>, i: usize) {
     v[i] = 1;
 }
 
+/// `a[i] += b[i]`, growing `a` as needed.
+fn add_all(a: &mut Vec<u64>, b: &[u64]) {
+    if a.len() < b.len() {
+        a.resize(b.len(), 0);
+    }
+    for (x, y) in a.iter_mut().zip(b) {
+        *x += y;
+    }
+}
+
 impl Stats {
+    /// Adds another thread's counters into these (workers count apart; a summary or `stats`
+    /// shows their sum).
+    pub fn add(&mut self, o: &Stats) {
+        self.packets_in += o.packets_in;
+        add_all(&mut self.in_by_port, &o.in_by_port);
+        add_all(&mut self.forwarded, &o.forwarded);
+        add_all(&mut self.dropped, &o.dropped);
+        add_all(&mut self.table_hits, &o.table_hits);
+        add_all(&mut self.table_misses, &o.table_misses);
+        add_all(&mut self.action_runs, &o.action_runs);
+        add_all(&mut self.unwritten, &o.unwritten);
+        add_all(&mut self.cut, &o.cut);
+        self.skipped += o.skipped;
+    }
+
     pub fn new(reasons: usize, tables: usize, actions: usize) -> Stats {
         Stats {
             dropped: vec![0; reasons],

@@ -446,6 +446,10 @@ pub enum SwitchError {
     Finish { error: PcapError },
     #[error("cannot read capture {0}")]
     Read(PcapError),
+    #[error("a worker thread stopped unexpectedly")]
+    WorkerPanicked,
+    #[error("cannot start a worker thread: {0}")]
+    Spawn(std::io::Error),
     #[error("{}: exists and is not a regular file; not replacing it", path.display())]
     NotAFile { path: PathBuf },
     #[error("cannot put {} in place: {error}", path.display())]
@@ -530,6 +534,8 @@ pub struct Replay {
     pub skipped: u64,
     skipped_total: u64,
     notices: Vec<String>,
+    /// The input of the packet `next_due` returned.
+    next: Option<usize>,
 }
 
 /// What a replay did when asked to fill a ring.
@@ -575,6 +581,7 @@ impl Replay {
             skipped: 0,
             skipped_total: 0,
             notices: Vec::new(),
+            next: None,
         })
     }
 
@@ -650,11 +657,38 @@ impl Replay {
         }))
     }
 
-    /// Loads the packets due at `now` into the ring, in time order across inputs, until it
-    /// is full. A capture that turns out malformed partway is an error.
-    pub fn fill(&mut self, ring: &mut Ring, now: Duration) -> Result<Fill, PcapError> {
-        let mut loaded = false;
-        while !ring.is_full() {
+    /// The next packet due at `now`, in time order across inputs, without taking it (call
+    /// [`Replay::advance`] once it is loaded); records that cannot be replayed are skipped
+    /// here. A capture that turns out malformed partway is an error.
+    pub fn next_due(&mut self, now: Duration) -> Result<Due<'_>, PcapError> {
+        let i = match self.pick(now)? {
+            Ok(i) => i,
+            Err(due) => return Ok(due),
+        };
+        self.next = Some(i);
+        let seq = self.seq;
+        let inp = &mut self.inputs[i];
+        let port = inp.port;
+        Ok(match inp.source.peek()? {
+            Some(rec) => Due::Packet {
+                data: rec.data,
+                orig_len: rec.orig_len,
+                meta: PacketMeta {
+                    ingress_port: port,
+                    ts_sec: rec.ts_sec,
+                    ts_nsec: rec.ts_nsec,
+                },
+                seq,
+            },
+            // `pick` found a record there.
+            None => Due::Done,
+        })
+    }
+
+    /// The input whose next record is due first, if it is due at `now` (skipping records
+    /// that cannot be replayed); otherwise what to do instead.
+    fn pick(&mut self, now: Duration) -> Result<Result<usize, Due<'static>>, PcapError> {
+        loop {
             let mut pick = None;
             for i in 0..self.inputs.len() {
                 if let Some(d) = self.due(i)? {
@@ -663,55 +697,89 @@ impl Replay {
                     }
                 }
             }
-            match pick {
-                Some((d, i)) if d <= now => {
-                    let seq = self.seq;
-                    let inp = &mut self.inputs[i];
-                    let (port, number) = (inp.port, inp.taken + 1);
-                    let Some(rec) = inp.source.peek()? else {
-                        continue;
-                    };
-                    if !PcapOut::can_hold(rec.ts_sec, rec.ts_nsec) {
-                        // Its output could not hold it: dropped when read, not run. The first
-                        // few are listed, the rest only counted.
-                        let notice = format!(
-                            "input of port {port}: record {number}: timestamp {}.{:09} s cannot \
-                             be written to classic pcap (32-bit seconds); skipped",
-                            rec.ts_sec, rec.ts_nsec
-                        );
-                        inp.source.consume();
-                        inp.taken += 1;
-                        self.skipped += 1;
-                        self.skipped_total += 1;
-                        match self.skipped_total {
-                            1..=10 => self.notices.push(notice),
-                            11 => self.notices.push(
-                                "more records with such timestamps are skipped; the summary \
-                                 counts them"
-                                    .into(),
-                            ),
-                            _ => {}
-                        }
-                        continue;
-                    }
-                    let meta = PacketMeta {
-                        ingress_port: port,
-                        ts_sec: rec.ts_sec,
-                        ts_nsec: rec.ts_nsec,
-                    };
-                    ring.push(rec.data, rec.orig_len, meta, seq);
-                    inp.source.consume();
-                    inp.taken += 1;
-                    self.seq += 1;
+            let i = match pick {
+                None => return Ok(Err(Due::Done)),
+                Some((d, _)) if d > now => return Ok(Err(Due::Wait(d))),
+                Some((_, i)) => i,
+            };
+            let inp = &mut self.inputs[i];
+            let (port, number) = (inp.port, inp.taken + 1);
+            let Some(rec) = inp.source.peek()? else {
+                continue;
+            };
+            if PcapOut::can_hold(rec.ts_sec, rec.ts_nsec) {
+                return Ok(Ok(i));
+            }
+            // Its output could not hold it: dropped when read, not run. The first few are
+            // listed, the rest only counted.
+            let notice = format!(
+                "input of port {port}: record {number}: timestamp {}.{:09} s cannot be \
+                 written to classic pcap (32-bit seconds); skipped",
+                rec.ts_sec, rec.ts_nsec
+            );
+            inp.source.consume();
+            inp.taken += 1;
+            self.skipped += 1;
+            self.skipped_total += 1;
+            match self.skipped_total {
+                1..=10 => self.notices.push(notice),
+                11 => self.notices.push(
+                    "more records with such timestamps are skipped; the summary counts them"
+                        .into(),
+                ),
+                _ => {}
+            }
+        }
+    }
+
+    /// Takes the packet [`Replay::next_due`] returned.
+    pub fn advance(&mut self) {
+        if let Some(i) = self.next.take() {
+            let inp = &mut self.inputs[i];
+            inp.source.consume();
+            inp.taken += 1;
+            self.seq += 1;
+        }
+    }
+
+    /// Loads the packets due at `now` into the ring, in time order across inputs, until it
+    /// is full.
+    pub fn fill(&mut self, ring: &mut Ring, now: Duration) -> Result<Fill, PcapError> {
+        let mut loaded = false;
+        while !ring.is_full() {
+            match self.next_due(now)? {
+                Due::Packet {
+                    data,
+                    orig_len,
+                    meta,
+                    seq,
+                } => {
+                    ring.push(data, orig_len, meta, seq);
+                    self.advance();
                     loaded = true;
                 }
-                Some((d, _)) if !loaded => return Ok(Fill::Wait(d)),
-                None if !loaded => return Ok(Fill::Done),
+                Due::Wait(d) if !loaded => return Ok(Fill::Wait(d)),
+                Due::Done if !loaded => return Ok(Fill::Done),
                 _ => break,
             }
         }
         Ok(Fill::Loaded)
     }
+}
+
+/// What a replay has for `now` (see [`Replay::next_due`]).
+pub enum Due<'a> {
+    /// A packet: its bytes, its wire length, what it arrives with, its number in the replay.
+    Packet {
+        data: &'a [u8],
+        orig_len: u32,
+        meta: PacketMeta,
+        seq: u64,
+    },
+    /// Nothing before this time from the replay's start.
+    Wait(Duration),
+    /// Every input has been replayed.
+    Done,
 }
 
 /// The loop: a worker, its ring, its counters and the outputs.

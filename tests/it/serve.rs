@@ -106,14 +106,45 @@ impl Switch {
     }
 
     /// Waits for the switch to exit; returns its summary.
-    pub fn wait(self) -> String {
-        let out = self.child.wait_with_output().unwrap();
+    pub fn wait(mut self) -> String {
+        let out = self.output();
         assert!(
             out.status.success(),
             "serve failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Waits for the switch to exit and reads everything it wrote.
+    pub fn output(&mut self) -> std::process::Output {
+        use std::io::Read;
+        let mut stderr = self.child.stderr.take();
+        let reader = std::thread::spawn(move || {
+            let mut e = Vec::new();
+            if let Some(s) = stderr.as_mut() {
+                let _ = s.read_to_end(&mut e);
+            }
+            e
+        });
+        let mut stdout = Vec::new();
+        if let Some(mut s) = self.child.stdout.take() {
+            let _ = s.read_to_end(&mut stdout);
+        }
+        let status = self.child.wait().unwrap();
+        std::process::Output {
+            status,
+            stdout,
+            stderr: reader.join().unwrap_or_default(),
+        }
+    }
+}
+
+/// A test that fails (or forgets to stop its switch) leaves no switch running.
+impl Drop for Switch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

@@ -204,34 +204,42 @@ impl Terminal {
         self.master.write_all(b"\r").unwrap();
     }
 
-    /// Waits for the program to exit, reading what it still shows.
+    /// Waits for the program to exit, reading what it shows meanwhile (so that a full
+    /// terminal never blocks it) and after.
     pub fn finish(mut self) -> (i32, String) {
+        use std::io::Read;
+        use std::os::fd::AsRawFd;
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                // What it wrote before exiting.
-                use std::io::Read;
-                use std::os::fd::AsRawFd;
-                loop {
-                    let mut pfd = libc::pollfd {
-                        fd: self.master.as_raw_fd(),
-                        events: libc::POLLIN,
-                        revents: 0,
-                    };
-                    // SAFETY: as in `expect`.
-                    if unsafe { libc::poll(&mut pfd, 1, 50) } <= 0 {
-                        break;
-                    }
-                    let mut buf = [0u8; 4096];
-                    match self.master.read(&mut buf) {
-                        Ok(k) if k > 0 => self.seen.push_str(&String::from_utf8_lossy(&buf[..k])),
-                        _ => break,
-                    }
+            let exited = self.child.try_wait().unwrap();
+            loop {
+                let mut pfd = libc::pollfd {
+                    fd: self.master.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                // SAFETY: as in `expect`.
+                if unsafe { libc::poll(&mut pfd, 1, 20) } <= 0 {
+                    break;
                 }
-                return (s.code().unwrap_or(-1), self.seen);
+                let mut buf = [0u8; 4096];
+                match self.master.read(&mut buf) {
+                    Ok(k) if k > 0 => self.seen.push_str(&String::from_utf8_lossy(&buf[..k])),
+                    _ => break,
+                }
+            }
+            if let Some(s) = exited {
+                return (s.code().unwrap_or(-1), std::mem::take(&mut self.seen));
             }
             assert!(std::time::Instant::now() < deadline, "sluice did not exit");
-            std::thread::sleep(std::time::Duration::from_millis(20));
         }
+    }
+}
+
+/// A test that fails leaves no program running.
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
