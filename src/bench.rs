@@ -349,7 +349,9 @@ pub fn bench(args: &BenchArgs, color: bool) -> anyhow::Result<ExitCode> {
             j["workers"] = serde_json::json!(sc
                 .iter()
                 .enumerate()
-                .map(|(i, m)| serde_json::json!({"workers": i + 1, "mpps": m, "over_one": m / sc[0]}))
+                .map(
+                    |(i, m)| serde_json::json!({"workers": i + 1, "mpps": m, "over_one": m / sc[0]})
+                )
                 .collect::<Vec<_>>());
         }
         if let Some(l) = &live {
@@ -441,8 +443,11 @@ fn verdict_bits(v: Verdict) -> u64 {
 }
 
 /// The JIT's rate on 1 to `max` threads (the median of `rounds`, the thread counts measured
-/// in turn within each round): each thread has its counter lane, hashes every packet's flow
-/// and runs the packets that hash to it, in batches, as a switch's workers would.
+/// in turn within each round): each thread has its counter lane and runs, in batches, the
+/// packets whose flow hash picks it. The hashes are computed when the packets are loaded, as
+/// a NIC computes its receive-side-scaling hash on receive; the steering (reading a packet's
+/// hash, taking it or passing it by) is inside the timed loop. Hashing every packet in every
+/// thread instead costs each thread a read of every packet's headers (docs/performance.md).
 #[allow(clippy::too_many_arguments)]
 fn scaling(
     packets: &Packets,
@@ -455,6 +460,11 @@ fn scaling(
     batch: usize,
 ) -> anyhow::Result<Vec<f64>> {
     use sluice_runtime::workers::flow_hash;
+    let steer: Vec<u64> = packets
+        .spans
+        .iter()
+        .map(|&(off, len, _)| flow_hash(&packets.bytes[off..off + len]))
+        .collect();
     let mut figures: Vec<Vec<f64>> = vec![Vec::new(); max];
     for _ in 0..rounds.max(1) {
         for n in 1..=max {
@@ -464,7 +474,7 @@ fn scaling(
             let counts: Vec<anyhow::Result<(u64, Duration)>> = std::thread::scope(|s| {
                 let handles: Vec<_> = (0..n)
                     .map(|me| {
-                        let (t, barrier) = (&t, &barrier);
+                        let (t, barrier, steer) = (&t, &barrier, &steer);
                         s.spawn(move || -> anyhow::Result<(u64, Duration)> {
                             let mut worker = jit.worker_in_lane(me);
                             let mut ring = Ring::new(batch, prog.headroom, 2048);
@@ -474,11 +484,11 @@ fn scaling(
                             barrier.wait();
                             let t0 = Instant::now();
                             'outer: loop {
-                                for &(off, len, orig) in &packets.spans {
-                                    let data = &packets.bytes[off..off + len];
-                                    if n > 1 && flow_hash(data) % n as u64 != me as u64 {
+                                for (&(off, len, orig), &h) in packets.spans.iter().zip(steer) {
+                                    if n > 1 && h % n as u64 != me as u64 {
                                         continue;
                                     }
+                                    let data = &packets.bytes[off..off + len];
                                     ring.push(data, orig, meta, 0);
                                     if ring.is_full() {
                                         ring.run(&mut worker, t, &mut stats)?;
@@ -501,7 +511,10 @@ fn scaling(
                     .collect();
                 handles
                     .into_iter()
-                    .map(|h| h.join().unwrap_or_else(|_| Err(anyhow!("a worker thread panicked"))))
+                    .map(|h| {
+                        h.join()
+                            .unwrap_or_else(|_| Err(anyhow!("a worker thread panicked")))
+                    })
                     .collect()
             });
             let mut total = 0u64;

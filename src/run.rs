@@ -192,11 +192,27 @@ pub fn run(args: &RunArgs, color: bool) -> anyhow::Result<ExitCode> {
         let ended = match args.backend {
             Backend::Jit => {
                 jit = JitProgram::compile(&prog, false)?;
-                replay_workers(&jit, n, &prog, &tables, &mut replay, outputs, &stop, progress)?
+                replay_workers(
+                    &jit,
+                    n,
+                    &prog,
+                    &tables,
+                    &mut replay,
+                    outputs,
+                    &stop,
+                    progress,
+                )?
             }
-            Backend::Interp => {
-                replay_workers(&interp, n, &prog, &tables, &mut replay, outputs, &stop, progress)?
-            }
+            Backend::Interp => replay_workers(
+                &interp,
+                n,
+                &prog,
+                &tables,
+                &mut replay,
+                outputs,
+                &stop,
+                progress,
+            )?,
         };
         return finish_run(args, &prog, &replay, ended);
     }

@@ -181,7 +181,6 @@ pub fn serve(args: &ServeArgs, color: bool) -> anyhow::Result<ExitCode> {
         signal_hook::flag::register(sig, stop.clone()).context("cannot install signal handlers")?;
     }
     let workers = usize::from(args.workers);
-    let mut tables = tables;
     tables.set_lanes(workers);
     let (live, readers) = LiveTables::with_readers(tables, workers);
     // Each worker's counters for `stats`, and the switch's own (outputs, skipped records).

@@ -724,8 +724,7 @@ impl Replay {
             match self.skipped_total {
                 1..=10 => self.notices.push(notice),
                 11 => self.notices.push(
-                    "more records with such timestamps are skipped; the summary counts them"
-                        .into(),
+                    "more records with such timestamps are skipped; the summary counts them".into(),
                 ),
                 _ => {}
             }

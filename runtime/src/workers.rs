@@ -50,7 +50,10 @@ pub fn flow_hash(data: &[u8]) -> u64 {
         let ihl = usize::from(data[ip] & 0x0f) * 4;
         let proto = data[ip + 9];
         let addrs = &data[ip + 12..ip + 20];
-        let mut h = mix(u64::from(proto), u64::from_be_bytes(addrs.try_into().unwrap_or([0; 8])));
+        let mut h = mix(
+            u64::from(proto),
+            u64::from_be_bytes(addrs.try_into().unwrap_or([0; 8])),
+        );
         let first_fragment = be16(ip + 6).is_some_and(|f| f & 0x1fff == 0);
         if matches!(proto, 6 | 17) && first_fragment {
             if let (Some(sp), Some(dp)) = (be16(ip + ihl), be16(ip + ihl + 2)) {

@@ -16,3 +16,4 @@ mod serve;
 mod support;
 mod tidy;
 mod vnet;
+mod workers;
