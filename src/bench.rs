@@ -49,8 +49,9 @@ pub struct BenchArgs {
     /// Measure only these executors (for profiling one of them).
     #[arg(long, value_delimiter = ',', value_enum)]
     only: Vec<Which>,
-    /// Also measure the JIT on 1 to N threads, the packets spread over them by a flow hash
-    /// inside the timed loop (each thread hashes every packet and runs its share).
+    /// Also measure the JIT on 1 to N threads, each running the packets whose flow hash picks
+    /// it (hashes computed at load, as a NIC's receive-side scaling does; the steering is
+    /// inside the timed loop).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     workers: Option<u16>,
 }

@@ -110,7 +110,12 @@ impl Ring {
 
     /// The loaded packets (after `run`, as the program left them) with their verdicts.
     pub fn packets(&self) -> impl Iterator<Item = RingPacket<'_>> {
-        (0..self.len).map(move |i| RingPacket {
+        (0..self.len).filter_map(|i| self.packet(i))
+    }
+
+    /// The packet in slot `i`, if one is loaded there.
+    pub fn packet(&self, i: usize) -> Option<RingPacket<'_>> {
+        (i < self.len).then(|| RingPacket {
             index: i,
             seq: self.seqs[i].0,
             in_len: self.seqs[i].1,

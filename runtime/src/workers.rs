@@ -1,14 +1,17 @@
 //! Several datapath threads running one compiled program over a replay (`--workers N`).
 //!
-//! The calling thread reads the captures and spreads the packets over the workers by a flow
-//! hash, so that the packets of a flow stay on one worker and in their order; each worker runs
-//! its rings of packets against the tables (with a counter lane and, for live tables, a
-//! reader slot of its own) and hands them back; the calling thread then writes the packets in
-//! replay order, so that every output is byte for byte what one worker would write.
+//! Three kinds of thread, as a NIC's receive queues, cores and transmit queue: a reader
+//! thread reads the captures and spreads the packets over the workers by a flow hash, so
+//! that the packets of a flow stay on one worker and in their order; each worker runs its
+//! rings of packets against the tables (with a counter lane and, for live tables, a reader
+//! slot of its own) and hands them to the calling thread, which writes the packets in replay
+//! order, so that every output is byte for byte what one worker would write, and gives the
+//! emptied rings back to the reader. Reading and writing (most of a replay's time is in
+//! their system calls) thus run beside each other.
 //!
-//! Rules: a ring belongs to one worker for its life (each worker has a few); the calling
-//! thread never blocks on a worker while it holds a partly filled ring (it sends those first),
-//! so that the packet it waits for is always on its way.
+//! Rules: a ring belongs to one worker for its life (each worker has a few); the reader never
+//! blocks waiting for a ring while it holds a partly filled one (it sends those first), so
+//! that the packet the writer waits for is always on its way.
 
 use crate::datapath::{DatapathError, Pipeline, Worker};
 use crate::live::Reader;
@@ -18,13 +21,19 @@ use crate::switch::{Due, PortOutputs, Replay, Ring, SwitchError, BATCH, FIRST_BU
 use crate::table::TableSet;
 use std::collections::VecDeque;
 use std::ops::ControlFlow;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::Mutex;
 use std::time::Duration;
 
-/// Rings each worker has: enough for one to be filled, one to be run and one to be written.
-const RINGS_PER_WORKER: usize = 4;
+/// Rings each worker has: enough for one to be filled, one to be run and one to be written,
+/// and some slack for the flows' uneven spread.
+const RINGS_PER_WORKER: usize = 6;
+
+/// Packets per ring. Each ring handed over costs a wake-up or two (futex calls, a context
+/// switch when threads outnumber cores), so rings here are larger than a single-threaded
+/// switch's batch. A worker runs a ring in one call, and holds its table copy that long.
+const RING_PACKETS: usize = 4 * BATCH;
 
 /// A hash of the packet's flow: for Ethernet (with up to two VLAN tags) and IPv4, the
 /// addresses and the protocol, and the ports of a TCP or UDP packet that is not a later
@@ -124,47 +133,56 @@ enum WorkerTablesOne<'a> {
     Live(Reader),
 }
 
-/// The calling thread's side: rings being filled, rings handed back and waiting to be
-/// written, the next packet to write.
+/// What comes back to the writer: a ring run by worker `.0`.
+type Back = (usize, Ring);
+
+/// The writer's side: rings back from the workers, in each worker's order, and the next
+/// packet to write.
 struct Merge {
-    filling: Vec<Option<Ring>>,
-    free: Vec<Vec<Ring>>,
     back: Vec<VecDeque<(Ring, usize)>>,
-    /// The replay number of the next packet to write, and of the next to dispatch.
+    /// The replay number of the next packet to write.
     next_out: u64,
-    next_in: u64,
 }
 
 impl Merge {
-    /// Writes, in replay order, every packet that is back from its worker; returns the
-    /// rings it emptied to their workers' pools. Stops at the first packet still away.
+    /// Writes, in replay order, every packet that is back from its worker; returns emptied
+    /// rings to the reader. Stops at the first packet still away.
     fn write_ready(
         &mut self,
         outputs: &mut PortOutputs,
         stats: &mut Stats,
+        free: &mpsc::Sender<Back>,
     ) -> Result<u64, SwitchError> {
         let mut written = 0;
-        'packets: while self.next_out < self.next_in {
+        'packets: loop {
             for w in 0..self.back.len() {
                 let Some((ring, pos)) = self.back[w].front_mut() else {
                     continue;
                 };
-                let Some(p) = ring.packets().nth(*pos) else {
+                let Some(p) = ring.packet(*pos) else {
                     continue;
                 };
                 if p.seq != self.next_out {
                     continue;
                 }
-                if let Verdict::Forward(port) = p.verdict {
-                    outputs.write(port, p.meta, p.pkt, stats)?;
+                // A worker's rings come back in the order they were filled, and each holds
+                // its packets in replay order: so the rest of this ring follows on.
+                while let Some(p) = ring.packet(*pos) {
+                    if p.seq != self.next_out {
+                        break;
+                    }
+                    if let Verdict::Forward(port) = p.verdict {
+                        outputs.write(port, p.meta, p.pkt, stats)?;
+                    }
+                    *pos += 1;
+                    self.next_out += 1;
+                    written += 1;
                 }
-                *pos += 1;
-                self.next_out += 1;
-                written += 1;
                 if *pos == ring.len() {
                     if let Some((mut ring, _)) = self.back[w].pop_front() {
                         ring.clear();
-                        self.free[w].push(ring);
+                        // The reader is gone only once it has stopped dispatching.
+                        let _ = free.send((w, ring));
                     }
                 }
                 continue 'packets;
@@ -175,11 +193,20 @@ impl Merge {
     }
 }
 
+/// What the reader tells the writer besides the rings.
+#[derive(Default)]
+struct ReaderState {
+    /// Bytes of the captures read, and records skipped (see `Replay::skipped`).
+    read_bytes: AtomicU64,
+    skipped: AtomicU64,
+    notices: Mutex<Vec<String>>,
+}
+
 /// Replays `src` through `par.workers` threads (see the module comment) until it is done
 /// (with `exit_when_done`), `stop` is set, or `after` says stop. `stats` ends with the sum of
-/// every thread's counters. `after` is called as packets are written, with this thread's
-/// counters (the outputs' troubles, skipped records), how many packets are written so far,
-/// what the user should hear of, and the bytes of the captures read.
+/// every thread's counters. `after` is called on the calling thread as packets are written,
+/// with its counters (the outputs' troubles, skipped records), how many packets are written
+/// so far, what the user should hear of, and the bytes of the captures read.
 #[allow(clippy::too_many_arguments)]
 pub fn replay_parallel<P: Pipeline>(
     par: Parallel<'_, P>,
@@ -187,44 +214,40 @@ pub fn replay_parallel<P: Pipeline>(
     outputs: &mut PortOutputs,
     stats: &mut Stats,
     headroom: usize,
-    clock: impl Fn() -> Duration,
+    clock: impl Fn() -> Duration + Sync,
     stop: &AtomicBool,
     exit_when_done: bool,
     mut after: impl FnMut(&Stats, u64, Vec<String>, u64) -> ControlFlow<()>,
 ) -> Result<(), SwitchError> {
     let n = par.workers.max(1);
-    let (back_tx, back_rx) = mpsc::channel::<(usize, Ring)>();
+    let (back_tx, back_rx) = mpsc::channel::<Back>();
+    let (free_tx, free_rx) = mpsc::channel::<Back>();
     let mut to_worker = Vec::new();
-    let mut from_main = Vec::new();
+    let mut from_reader = Vec::new();
     for _ in 0..n {
         let (tx, rx) = mpsc::sync_channel::<Ring>(RINGS_PER_WORKER);
         to_worker.push(tx);
-        from_main.push(rx);
+        from_reader.push(rx);
     }
     let tables: Vec<WorkerTablesOne<'_>> = match par.tables {
         WorkerTables::Fixed(t) => (0..n).map(|_| WorkerTablesOne::Fixed(t)).collect(),
         WorkerTables::Live(readers) => readers.into_iter().map(WorkerTablesOne::Live).collect(),
     };
-    let mut merge = Merge {
-        filling: (0..n).map(|_| None).collect(),
-        free: (0..n)
-            .map(|_| {
-                (0..RINGS_PER_WORKER)
-                    .map(|_| Ring::new(BATCH, headroom, FIRST_BUFFER_LEN))
-                    .collect()
-            })
-            .collect(),
-        back: (0..n).map(|_| VecDeque::new()).collect(),
-        next_out: 0,
-        next_in: 0,
-    };
+    for w in 0..n {
+        for _ in 0..RINGS_PER_WORKER {
+            let _ = free_tx.send((w, Ring::new(RING_PACKETS, headroom, FIRST_BUFFER_LEN)));
+        }
+    }
     let pipeline = par.pipeline;
     let new_stats = par.new_stats;
     let published = par.published;
+    // Set by the writer when `after` says stop or an output fails: the reader stops too.
+    let halt = AtomicBool::new(false);
+    let state = ReaderState::default();
     std::thread::scope(|scope| {
-        let handles: Vec<_> = tables
+        let workers: Vec<_> = tables
             .into_iter()
-            .zip(from_main)
+            .zip(from_reader)
             .enumerate()
             .map(|(me, (t, rx))| {
                 let tx = back_tx.clone();
@@ -245,169 +268,265 @@ pub fn replay_parallel<P: Pipeline>(
             })
             .collect();
         drop(back_tx);
-        let result = dispatch(
-            &mut merge,
-            src,
-            outputs,
-            stats,
-            &to_worker,
-            &back_rx,
-            &clock,
-            stop,
-            exit_when_done,
-            &mut after,
+        let (clock, state_ref, halt_ref) = (&clock, &state, &halt);
+        let reader = std::thread::Builder::new()
+            .name("reader".into())
+            .spawn_scoped(scope, move || {
+                let mut r = Dispatcher {
+                    src,
+                    rings: Rings {
+                        to_worker,
+                        free: free_rx,
+                        pools: (0..n).map(|_| Vec::new()).collect(),
+                        filling: (0..n).map(|_| None).collect(),
+                        // Every ring starts in the free channel, counted as away.
+                        away: (0..n)
+                            .map(|_| (0..RINGS_PER_WORKER).map(|_| 0).collect())
+                            .collect(),
+                    },
+                    state: state_ref,
+                };
+                let result = r.run(
+                    clock,
+                    &|| stop.load(Ordering::Relaxed) || halt_ref.load(Ordering::Relaxed),
+                    exit_when_done,
+                );
+                // What was filled goes to the workers, so that the outputs hold every
+                // packet read; then the workers' channels close, and they end.
+                let sent = r.rings.send_all();
+                r.publish();
+                result.and(sent)
+            });
+        let mut merge = Merge {
+            back: (0..n).map(|_| VecDeque::new()).collect(),
+            next_out: 0,
+        };
+        let mut result = write(
+            &mut merge, &back_rx, &free_tx, outputs, stats, &state, &halt, &mut after,
         );
-        // The workers end when their channels close.
-        drop(to_worker);
-        let mut result = result;
-        for h in handles {
+        if result.is_err() {
+            halt.store(true, Ordering::Relaxed);
+            // The reader may wait for a ring: let it see that none will come.
+            drop(free_tx);
+            // Workers blocked on nothing: the back channel is unbounded.
+            drop(back_rx);
+        }
+        let mut keep = |r: Result<(), SwitchError>| {
+            if result.is_ok() {
+                result = r;
+            }
+        };
+        // A worker's failure says more than the reader's failing to send to it.
+        for h in workers {
             match h {
                 Ok(h) => match h.join() {
                     Ok(Ok(s)) => stats.add(&s),
-                    Ok(Err(e)) => {
-                        if result.is_ok() {
-                            result = Err(SwitchError::Datapath(e));
-                        }
-                    }
-                    Err(_) => {
-                        if result.is_ok() {
-                            result = Err(SwitchError::WorkerPanicked);
-                        }
-                    }
+                    Ok(Err(e)) => keep(Err(SwitchError::Datapath(e))),
+                    Err(_) => keep(Err(SwitchError::WorkerPanicked)),
                 },
-                Err(e) => {
-                    if result.is_ok() {
-                        result = Err(SwitchError::Spawn(e));
-                    }
-                }
+                Err(e) => keep(Err(SwitchError::Spawn(e))),
             }
         }
+        match reader {
+            Ok(h) => match h.join() {
+                Ok(r) => keep(r),
+                Err(_) => keep(Err(SwitchError::WorkerPanicked)),
+            },
+            Err(e) => keep(Err(SwitchError::Spawn(e))),
+        }
+        stats.skipped += state.skipped.swap(0, Ordering::Relaxed);
         result
     })
 }
 
-/// The calling thread's loop: read, spread, write back in order.
+/// How long the writer waits for a ring before it looks at its outputs' flush deadline.
+const WRITER_TICK: Duration = Duration::from_millis(10);
+
+/// The calling thread's loop: takes back what the workers ran and writes it in replay order,
+/// until every thread that could send more has ended. When `after` says stop, it sets `halt`
+/// and goes on writing what was read.
 #[allow(clippy::too_many_arguments)]
-fn dispatch(
+fn write(
     merge: &mut Merge,
-    src: &mut Replay,
+    back: &mpsc::Receiver<Back>,
+    free: &mpsc::Sender<Back>,
     outputs: &mut PortOutputs,
     stats: &mut Stats,
-    to_worker: &[mpsc::SyncSender<Ring>],
-    back: &mpsc::Receiver<(usize, Ring)>,
-    clock: &impl Fn() -> Duration,
-    stop: &AtomicBool,
-    exit_when_done: bool,
+    state: &ReaderState,
+    halt: &AtomicBool,
     after: &mut impl FnMut(&Stats, u64, Vec<String>, u64) -> ControlFlow<()>,
 ) -> Result<(), SwitchError> {
-    let n = to_worker.len() as u64;
-    // Sends every partly filled ring, so that what is waited for is on its way.
-    let send_all = |merge: &mut Merge| -> Result<(), SwitchError> {
-        for (w, slot) in merge.filling.iter_mut().enumerate() {
-            if let Some(ring) = slot.take() {
-                to_worker[w]
-                    .send(ring)
-                    .map_err(|_| SwitchError::WorkerPanicked)?;
-            }
-        }
-        Ok(())
-    };
-    // Takes back what the workers finished (waiting for one if `wait`), writes what is in
-    // order.
-    let collect = |merge: &mut Merge,
-                   outputs: &mut PortOutputs,
-                   stats: &mut Stats,
-                   wait: bool|
-     -> Result<u64, SwitchError> {
-        if wait {
-            let (w, ring) = back.recv().map_err(|_| SwitchError::WorkerPanicked)?;
-            merge.back[w].push_back((ring, 0));
+    let mut stopped = false;
+    loop {
+        let mut ended = false;
+        match back.recv_timeout(WRITER_TICK) {
+            Ok((w, ring)) => merge.back[w].push_back((ring, 0)),
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => ended = true,
         }
         while let Ok((w, ring)) = back.try_recv() {
             merge.back[w].push_back((ring, 0));
         }
-        merge.write_ready(outputs, stats)
-    };
-    let mut stopped = false;
-    while !stop.load(Ordering::Relaxed) && !stopped {
+        let written = merge.write_ready(outputs, stats, free)?;
         outputs.flush_if_due(stats)?;
-        let now = clock();
-        let mut wait = None;
-        let mut done = false;
-        // Spread what is due, a few batches' worth at a time.
-        for _ in 0..BATCH * to_worker.len() {
-            match src.next_due(now).map_err(SwitchError::Read)? {
-                Due::Packet {
-                    data,
-                    orig_len,
-                    meta,
-                    seq,
-                } => {
-                    let w = (flow_hash(data) % n) as usize;
-                    if merge.filling[w].is_none() {
-                        while merge.free[w].is_empty() {
-                            send_all(merge)?;
-                            collect(merge, outputs, stats, true)?;
-                        }
-                        merge.filling[w] = merge.free[w].pop();
-                    }
-                    let Some(ring) = merge.filling[w].as_mut() else {
-                        continue;
-                    };
-                    // The one copy: from the reader's buffer into the ring.
-                    ring.push(data, orig_len, meta, seq);
-                    src.advance();
-                    merge.next_in = seq + 1;
-                    if ring.is_full() {
-                        if let Some(ring) = merge.filling[w].take() {
-                            to_worker[w]
-                                .send(ring)
-                                .map_err(|_| SwitchError::WorkerPanicked)?;
-                        }
-                    }
-                }
-                Due::Wait(d) => {
-                    wait = Some(d.saturating_sub(now));
-                    break;
-                }
-                Due::Done => {
-                    done = true;
-                    break;
-                }
-            }
-        }
-        if wait.is_some() || done {
-            send_all(merge)?;
-        }
-        let mut written = collect(merge, outputs, stats, false)?;
-        if (wait.is_some() || done) && merge.next_out < merge.next_in && written == 0 {
-            // Everything is sent: wait for a worker rather than spin.
-            written += collect(merge, outputs, stats, true)?;
-        }
-        stats.skipped += std::mem::take(&mut src.skipped);
-        let mut notices = src.take_notices();
+        // The records the reader skipped are this thread's to count.
+        stats.skipped += state.skipped.swap(0, Ordering::Relaxed);
+        let mut notices =
+            std::mem::take(&mut *state.notices.lock().unwrap_or_else(|e| e.into_inner()));
         notices.extend(outputs.take_notices());
-        if (written > 0 || !notices.is_empty())
-            && after(stats, merge.next_out, notices, src.position()).is_break()
-        {
-            stopped = true;
-        }
-        let all_written = merge.next_out == merge.next_in;
-        if done && all_written {
-            if exit_when_done {
-                break;
+        if !stopped && (written > 0 || !notices.is_empty()) {
+            let read = state.read_bytes.load(Ordering::Relaxed);
+            if after(stats, merge.next_out, notices, read).is_break() {
+                stopped = true;
+                halt.store(true, Ordering::Relaxed);
             }
-            std::thread::sleep(Duration::from_millis(5));
-        } else if let (Some(d), true) = (wait, all_written) {
-            std::thread::sleep(d.min(Duration::from_millis(1)));
+        }
+        if ended {
+            return Ok(());
         }
     }
-    // Stopped: what was dispatched is still written, so that the outputs hold every packet
-    // run.
-    send_all(merge)?;
-    while merge.next_out < merge.next_in {
-        collect(merge, outputs, stats, true)?;
+}
+
+/// The reader's thread: reads what is due, spreads it over the workers.
+struct Dispatcher<'a, 'r> {
+    src: &'r mut Replay,
+    rings: Rings,
+    state: &'a ReaderState,
+}
+
+/// The reader's rings.
+struct Rings {
+    to_worker: Vec<mpsc::SyncSender<Ring>>,
+    free: mpsc::Receiver<Back>,
+    /// Each worker's empty rings, the one being filled for it, and the replay number of the
+    /// last packet of each of its rings that is away (in the order they were sent, which is
+    /// the order they come back in).
+    pools: Vec<Vec<Ring>>,
+    filling: Vec<Option<Ring>>,
+    away: Vec<VecDeque<u64>>,
+}
+
+impl Dispatcher<'_, '_> {
+    fn run(
+        &mut self,
+        clock: &impl Fn() -> Duration,
+        stopped: &impl Fn() -> bool,
+        exit_when_done: bool,
+    ) -> Result<(), SwitchError> {
+        let n = self.rings.to_worker.len() as u64;
+        while !stopped() {
+            let now = clock();
+            let mut idle = None;
+            // Spread what is due, a few batches' worth between looks at the clock.
+            for _ in 0..BATCH * self.rings.to_worker.len() {
+                match self.src.next_due(now).map_err(SwitchError::Read)? {
+                    Due::Packet {
+                        data,
+                        orig_len,
+                        meta,
+                        seq,
+                    } => {
+                        let w = (flow_hash(data) % n) as usize;
+                        if self.rings.filling[w].is_none() {
+                            match self.rings.take_free(w)? {
+                                Some(ring) => self.rings.filling[w] = Some(ring),
+                                // The writer has failed; it says why.
+                                None => return Ok(()),
+                            }
+                        }
+                        let Some(ring) = self.rings.filling[w].as_mut() else {
+                            continue;
+                        };
+                        // The one copy: from the reader's buffer into the ring.
+                        ring.push(data, orig_len, meta, seq);
+                        self.src.advance();
+                        if ring.is_full() {
+                            self.rings.send(w)?;
+                        }
+                    }
+                    Due::Wait(d) => {
+                        idle = Some(d.saturating_sub(now).min(Duration::from_millis(1)));
+                        break;
+                    }
+                    Due::Done => {
+                        if exit_when_done {
+                            return Ok(());
+                        }
+                        idle = Some(Duration::from_millis(5));
+                        break;
+                    }
+                }
+            }
+            self.publish();
+            if let Some(d) = idle {
+                // Nothing more for a while: what is filled goes now.
+                self.rings.send_all()?;
+                std::thread::sleep(d);
+            }
+        }
+        Ok(())
     }
-    stats.skipped += std::mem::take(&mut src.skipped);
-    Ok(())
+
+    /// Tells the writer how far the reading is.
+    fn publish(&mut self) {
+        let st = self.state;
+        st.read_bytes.store(self.src.position(), Ordering::Relaxed);
+        st.skipped
+            .fetch_add(std::mem::take(&mut self.src.skipped), Ordering::Relaxed);
+        let notices = self.src.take_notices();
+        if !notices.is_empty() {
+            st.notices
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend(notices);
+        }
+    }
+}
+
+impl Rings {
+    /// Sends worker `w`'s ring, if it has one being filled.
+    fn send(&mut self, w: usize) -> Result<(), SwitchError> {
+        let Some(ring) = self.filling[w].take() else {
+            return Ok(());
+        };
+        let last = ring.len().checked_sub(1).and_then(|i| ring.packet(i));
+        self.away[w].push_back(last.map_or(0, |p| p.seq));
+        self.to_worker[w]
+            .send(ring)
+            .map_err(|_| SwitchError::WorkerPanicked)
+    }
+
+    fn send_all(&mut self) -> Result<(), SwitchError> {
+        (0..self.filling.len()).try_for_each(|w| self.send(w))
+    }
+
+    /// An empty ring for worker `w`, waiting for one if they are all away; None when the
+    /// writer has hung up (an output failed).
+    ///
+    /// The writer gives a ring back once it has written its last packet, so before waiting,
+    /// every partly filled ring that holds a packet written before that one is sent: the
+    /// writer never waits for a packet held here while this thread waits for it. The others
+    /// stay, so that rings go out full.
+    fn take_free(&mut self, w: usize) -> Result<Option<Ring>, SwitchError> {
+        loop {
+            if let Some(ring) = self.pools[w].pop() {
+                return Ok(Some(ring));
+            }
+            let due = self.away[w].front().copied().unwrap_or(u64::MAX);
+            for v in 0..self.filling.len() {
+                let first = self.filling[v]
+                    .as_ref()
+                    .and_then(|r| r.packet(0))
+                    .map(|p| p.seq);
+                if first.is_some_and(|f| f <= due) {
+                    self.send(v)?;
+                }
+            }
+            let Ok((v, ring)) = self.free.recv() else {
+                return Ok(None);
+            };
+            self.away[v].pop_front();
+            self.pools[v].push(ring);
+        }
+    }
 }

@@ -664,7 +664,16 @@ fn outputs_match_summary(out: &std::path::Path, summary: &str) -> u64 {
 
 #[test]
 fn an_interrupted_run_leaves_every_output_readable() {
-    let dir = temp_dir("robust-sigint-run");
+    interrupted_run(1);
+}
+
+#[test]
+fn an_interrupted_run_with_workers_leaves_every_output_readable() {
+    interrupted_run(2);
+}
+
+fn interrupted_run(workers: u16) {
+    let dir = temp_dir(&format!("robust-sigint-run-{workers}"));
     let input = dir.join("in.pcap");
     let packets: Vec<(u16, usize)> = (0..200_000)
         .map(|i| (if i % 2 == 0 { 8080 } else { 8150 }, 20))
@@ -683,6 +692,8 @@ fn an_interrupted_run_leaves_every_output_readable() {
             out.to_str().unwrap(),
             "--backend",
             "interp",
+            "--workers",
+            &workers.to_string(),
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -714,7 +725,16 @@ fn an_interrupted_run_leaves_every_output_readable() {
 
 #[test]
 fn a_switch_stopped_mid_replay_leaves_every_output_readable() {
-    let dir = temp_dir("robust-sigterm-serve");
+    switch_stopped_mid_replay(1);
+}
+
+#[test]
+fn a_switch_with_workers_stopped_mid_replay_leaves_every_output_readable() {
+    switch_stopped_mid_replay(3);
+}
+
+fn switch_stopped_mid_replay(workers: u16) {
+    let dir = temp_dir(&format!("robust-sigterm-serve-{workers}"));
     let input = dir.join("in.pcap");
     let packets: Vec<(u16, usize)> = (0..4000)
         .map(|i| (if i % 2 == 0 { 8080 } else { 8150 }, 200))
@@ -728,7 +748,7 @@ fn a_switch_stopped_mid_replay_leaves_every_output_readable() {
             &format!("0={}", input.display()),
             out.to_str().unwrap(),
         ))
-        .args(["--rate", "4000"])
+        .args(["--rate", "4000", "--workers", &workers.to_string()])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

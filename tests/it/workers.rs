@@ -216,3 +216,45 @@ fn a_live_switch_with_workers_counts_exactly() {
         "{summary}"
     );
 }
+
+#[test]
+fn a_capture_cut_short_fails_a_run_with_workers_and_replaces_nothing() {
+    let dir = temp_dir("workers-cut");
+    let whole = dir.join("whole.pcap");
+    crate::serve::udp_capture(&whole, 20_000);
+    let bytes = std::fs::read(&whole).unwrap();
+    let cut = dir.join("cut.pcap");
+    // The last record loses its last 7 bytes: the error comes after thousands of packets
+    // have gone to the workers and been written.
+    std::fs::write(&cut, &bytes[..bytes.len() - 7]).unwrap();
+    let out = dir.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("port-1.pcap"), b"an earlier run's").unwrap();
+    let o = run(&[
+        "run",
+        "programs/port_dnat.sluice",
+        "--entries",
+        "programs/port_dnat.entries",
+        "--in",
+        cut.to_str().unwrap(),
+        "--out-dir",
+        out.to_str().unwrap(),
+        "--workers",
+        "2",
+    ]);
+    assert_eq!(o.status, 2, "{}", o.stderr);
+    assert!(
+        o.stderr.contains("cut.pcap") && o.stderr.contains("record 20000"),
+        "{}",
+        o.stderr
+    );
+    let left: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, ["port-1.pcap"], "no new or temporary file");
+    assert_eq!(
+        std::fs::read(out.join("port-1.pcap")).unwrap(),
+        b"an earlier run's"
+    );
+}

@@ -259,11 +259,12 @@ impl CaptureReader {
             },
         };
         let len = self.u32_at(4, endian) as usize;
-        let what = label(self);
         if len > MAX_RECORD {
+            let what = label(self);
             return Err(self.malformed(what, format!("a block of {len} bytes (more than 16 MiB)")));
         }
         if !self.fill(len.max(12))? {
+            let what = label(self);
             return Err(self.truncated(what, len.max(12) as u64));
         }
         Ok(len.max(12))
@@ -358,30 +359,33 @@ impl CaptureReader {
         else {
             return Ok(None);
         };
-        let what = format!("record {}", self.records + 1);
+        // Only an error names the record: no string per record.
+        let record_no = self.records + 1;
+        let what = || format!("record {record_no}");
         if !self.fill(16)? {
             if self.end == self.pos {
                 return Ok(None);
             }
-            return Err(self.truncated(what, 16));
+            return Err(self.truncated(what(), 16));
         }
         let ts_sec = self.u32_at(0, endian);
         let ts_frac = self.u32_at(4, endian);
         let incl = self.u32_at(8, endian) as usize;
         let orig_len = self.u32_at(12, endian);
         if incl > MAX_RECORD {
-            return Err(
-                self.malformed(what, format!("a record of {incl} bytes (more than 16 MiB)"))
-            );
+            return Err(self.malformed(
+                what(),
+                format!("a record of {incl} bytes (more than 16 MiB)"),
+            ));
         }
         if !self.fill(16 + incl)? {
-            return Err(self.truncated(what, 16 + incl as u64));
+            return Err(self.truncated(what(), 16 + incl as u64));
         }
         let frac_limit = if nanos { 1_000_000_000 } else { 1_000_000 };
         if ts_frac >= frac_limit {
             let unit = if nanos { "nanoseconds" } else { "microseconds" };
             return Err(self.malformed(
-                what,
+                what(),
                 format!("timestamp fraction {ts_frac} is not below one second in {unit}"),
             ));
         }
@@ -425,11 +429,10 @@ impl CaptureReader {
             *blocks += 1;
             let block_no = *blocks;
             let bytes = &self.buf[self.pos..self.pos + len];
-            let label = format!("block {block_no}");
             let parsed = parser.next_block(bytes).map(|(_, b)| b);
             let block = match parsed {
                 Ok(b) => b,
-                Err(e) => return Err(self.lib_error(e, &label, len as u64)),
+                Err(e) => return Err(self.lib_error(e, &format!("block {block_no}"), len as u64)),
             };
             let record_no = self.records + 1;
             let what = || format!("record {record_no} (block {block_no})");
@@ -448,7 +451,7 @@ impl CaptureReader {
                         self.pos += len;
                         continue;
                     }
-                    Err(reason) => return Err(self.malformed(label, reason)),
+                    Err(reason) => return Err(self.malformed(format!("block {block_no}"), reason)),
                 },
                 Block::EnhancedPacket(epb) => {
                     let raw = u64::try_from(epb.timestamp.as_nanos()).unwrap_or(u64::MAX);
