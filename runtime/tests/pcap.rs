@@ -290,6 +290,37 @@ fn bad_interface_and_timestamp_fields_are_errors() {
     );
 }
 
+#[test]
+fn a_corrupt_length_is_refused_before_anything_is_allocated() {
+    // Record 2 of a pcap says it holds 2 GiB; the file is a few hundred bytes.
+    let mut pcap = fs::read(fixture("eth-http-le-usec.pcap")).unwrap();
+    let first = 24 + 16 + read("eth-http-le-usec.pcap").records[0].data.len();
+    pcap[first + 8..first + 12].copy_from_slice(&0x8000_0000u32.to_le_bytes());
+    let err = parse_capture(&pcap, Path::new("y.pcap")).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "y.pcap: record 2 at byte offset {first}: a record of 2147483648 bytes (more than \
+             16 MiB)"
+        )
+    );
+    // A pcapng block of 1 GiB (block 4, at 0x15c: the first packet of the 2-interface file).
+    let mut ng = fs::read(fixture("pcapng-2if-nsec-usec.pcapng")).unwrap();
+    let at = 0x15c;
+    assert_eq!(
+        ng[at..at + 8],
+        [6, 0, 0, 0, 128, 0, 0, 0],
+        "an EPB of 128 bytes"
+    );
+    ng[at + 4..at + 8].copy_from_slice(&(1u32 << 30).to_le_bytes());
+    let err = parse_capture(&ng, Path::new("x.pcapng")).unwrap_err();
+    assert!(
+        err.to_string()
+            .ends_with("a block of 1073741824 bytes (more than 16 MiB)"),
+        "{err}"
+    );
+}
+
 /// xorshift64*, to corrupt fixtures deterministically.
 fn next(state: &mut u64) -> u64 {
     *state ^= *state >> 12;
