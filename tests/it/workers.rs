@@ -258,3 +258,63 @@ fn a_capture_cut_short_fails_a_run_with_workers_and_replaces_nothing() {
         b"an earlier run's"
     );
 }
+
+#[test]
+fn bench_reports_the_rate_for_each_number_of_workers() {
+    let o = run(&[
+        "bench",
+        "programs/port_dnat.sluice",
+        "--entries",
+        "programs/port_dnat.entries",
+        "--in",
+        "programs/port_dnat.pcap",
+        "--rounds",
+        "1",
+        "--packets",
+        "2000",
+        "--only",
+        "jit",
+        "--workers",
+        "3",
+        "--json",
+    ]);
+    assert_eq!(o.status, 0, "{}", o.stderr);
+    let j: serde_json::Value = serde_json::from_str(o.stdout.trim()).unwrap();
+    let w = j["workers"].as_array().expect("a workers array");
+    assert_eq!(w.len(), 3, "{w:?}");
+    for (i, row) in w.iter().enumerate() {
+        assert_eq!(row["workers"], i + 1, "{row}");
+        let mpps = row["mpps"].as_f64().unwrap();
+        assert!(mpps.is_finite() && mpps > 0.0, "{row}");
+        let ratio = row["over_one"].as_f64().unwrap();
+        let want = mpps / w[0]["mpps"].as_f64().unwrap();
+        assert!((ratio - want).abs() < 1e-9, "{row}");
+    }
+    // The table form has a line per count.
+    let o = run(&[
+        "bench",
+        "programs/port_dnat.sluice",
+        "--in",
+        "programs/port_dnat.pcap",
+        "--rounds",
+        "1",
+        "--packets",
+        "500",
+        "--only",
+        "jit",
+        "--workers",
+        "2",
+    ]);
+    assert_eq!(o.status, 0, "{}", o.stderr);
+    let lines: Vec<&str> = o.stdout.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with("workers"))
+        .unwrap_or_else(|| panic!("{}", o.stdout));
+    assert!(
+        lines[at + 1].starts_with("1 ") && lines[at + 1].ends_with("1.00"),
+        "{}",
+        o.stdout
+    );
+    assert!(lines[at + 2].starts_with("2 "), "{}", o.stdout);
+}
