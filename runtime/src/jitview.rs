@@ -7,8 +7,10 @@
 //! - `KIND_RANGE`: one exact key of at most 64 bits and one range key of at most 16 bits: a
 //!   `JitHash` from the exact value to the address of that value's array of 2^width handles.
 //!
-//! On a hit, the entry's row (action id, arguments) is at `hot + handle * stride * 16`, and its
-//! counters at `counters + handle * 16` (packets, then bytes).
+//! On a hit, the entry's row is at `hot + (handle << row_shift)`: the action id, then its
+//! arguments packed as [`arg_slots`] lays them out (a row of `port_dnat`'s `dnat` is 8 bytes),
+//! so that a million rows take 8 MB rather than 48 and a hit reads one line; the entry's
+//! counters are at `counters + handle * 16` (packets, then bytes).
 
 use crate::table::{KeyField, MatchKind};
 
@@ -32,13 +34,85 @@ pub struct JitView {
     pub vals: u64,
     pub mask: u64,
     pub shift: u64,
-    /// The rows, their stride in u128s, the default row, the counters.
+    /// The rows, log2 of their size in bytes, the default row, the counters.
     pub hot: u64,
-    pub stride: u64,
+    pub row_shift: u64,
     pub default_row: u64,
     pub counters: u64,
     /// Packed-key widths for KIND_HASH with two keys: key0 << width1 | key1.
     pub width1: u64,
+}
+
+/// Where one argument lies in a row: `bytes` (1, 2, 4, 8 or 16) at `offset`, little-endian.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ArgSlot {
+    pub offset: u32,
+    pub bytes: u32,
+}
+
+/// The bytes an argument of `width` bits takes in a row.
+pub fn arg_bytes(width: u32) -> u32 {
+    match width {
+        0..=8 => 1,
+        9..=16 => 2,
+        17..=32 => 4,
+        33..=64 => 8,
+        _ => 16,
+    }
+}
+
+/// The bytes of the action id that starts every row: 2 for a program of at most 65,536
+/// actions (ids up to 65,535), else 4.
+pub fn action_bytes(actions: usize) -> u32 {
+    if actions <= 1 << 16 {
+        2
+    } else {
+        4
+    }
+}
+
+/// Lays out an action's arguments after the action id: the largest first, each at the lowest
+/// offset aligned to its size (8 at most) that is still free, so that small arguments fill
+/// the gaps. Returns each argument's slot in parameter order, and the bytes used. Generated
+/// code and the table both lay rows out with this, so they agree by construction.
+pub fn arg_slots(action_bytes: u32, widths: &[u32]) -> (Vec<ArgSlot>, u32) {
+    let mut used: Vec<bool> = vec![true; action_bytes as usize];
+    let mut slots = vec![
+        ArgSlot {
+            offset: 0,
+            bytes: 0
+        };
+        widths.len()
+    ];
+    let mut order: Vec<usize> = (0..widths.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(arg_bytes(widths[i])));
+    for i in order {
+        let bytes = arg_bytes(widths[i]);
+        let align = bytes.min(8) as usize;
+        let mut at = 0;
+        loop {
+            let end = at + bytes as usize;
+            if used.len() < end {
+                used.resize(end, false);
+            }
+            if used[at..end].iter().all(|u| !u) {
+                used[at..end].fill(true);
+                break;
+            }
+            at += align;
+        }
+        slots[i] = ArgSlot {
+            offset: at as u32,
+            bytes,
+        };
+    }
+    (slots, used.len() as u32)
+}
+
+/// The row size for actions whose rows take `longest` bytes: a power of two, at least 8, so
+/// that rows never straddle a cache line.
+pub fn row_shift(longest: u32) -> u32 {
+    longest.max(8).next_power_of_two().trailing_zeros()
 }
 
 /// Which shape a table's key has, as generated code sees it.
@@ -191,6 +265,46 @@ impl JitHash {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rows_pack_arguments_largest_first_into_the_gaps() {
+        // port_dnat's to_vm(vm_ip: 32, out: 16) after a 2-byte action id: 8 bytes.
+        let (slots, len) = arg_slots(2, &[32, 16]);
+        assert_eq!(
+            slots,
+            [
+                ArgSlot {
+                    offset: 4,
+                    bytes: 4
+                },
+                ArgSlot {
+                    offset: 2,
+                    bytes: 2
+                }
+            ]
+        );
+        assert_eq!((len, row_shift(len)), (8, 3));
+        // A MAC (48 bits in 8 bytes), a port (9 bits in 2), a flag, an IPv6 address.
+        let (slots, len) = arg_slots(2, &[48, 9, 1, 128]);
+        let offsets: Vec<(u32, u32)> = slots.iter().map(|s| (s.offset, s.bytes)).collect();
+        assert_eq!(offsets, [(24, 8), (2, 2), (4, 1), (8, 16)]);
+        assert_eq!((len, row_shift(len)), (32, 5));
+        // No arguments: the id alone, in an 8-byte row.
+        assert_eq!(arg_slots(4, &[]), (vec![], 4));
+        assert_eq!(row_shift(4), 3);
+        // Slots never overlap each other or the id, and are aligned.
+        let widths = [7, 64, 3, 33, 16, 128, 1, 17];
+        let (slots, len) = arg_slots(2, &widths);
+        let mut bytes = vec![0u8; len as usize];
+        bytes[..2].fill(1);
+        for s in &slots {
+            assert_eq!(s.offset % s.bytes.min(8), 0, "{s:?}");
+            for b in &mut bytes[s.offset as usize..(s.offset + s.bytes) as usize] {
+                assert_eq!(*b, 0, "{slots:?}");
+                *b = 1;
+            }
+        }
+    }
 
     #[test]
     fn jit_hash_matches_a_map_through_inserts_and_removes() {

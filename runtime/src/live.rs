@@ -285,10 +285,11 @@ mod tests {
             for _ in 0..16 {
                 let (hit, row) = t.tables()[0].lookup_row(0, &[1], 1);
                 assert!(hit);
+                let args = t.tables()[0].decode_row(row).args;
                 // Both arguments come from the same update, and updates only move forward.
-                assert_eq!(row[1], row[2]);
-                assert!(row[1] >= last);
-                last = row[1];
+                assert_eq!(args[0], args[1]);
+                assert!(args[0] >= last);
+                last = args[0];
             }
             reader.end();
             batches += 1;
@@ -299,7 +300,8 @@ mod tests {
         }
         writer.join().unwrap();
         let t = reader.begin();
-        assert_eq!(t.tables()[0].lookup_row(0, &[1], 1).1[1], 2000);
+        let t0 = &t.tables()[0];
+        assert_eq!(t0.decode_row(t0.lookup_row(0, &[1], 1).1).args[0], 2000);
         reader.end();
         assert!(batches > 1);
     }

@@ -307,7 +307,6 @@ impl Pipeline for JitProgram {
                 table_hits: std::ptr::null_mut(),
                 table_misses: std::ptr::null_mut(),
                 tables_ptr: std::ptr::null(),
-                args: [0; MAX_ARGS],
                 row: std::ptr::null(),
                 scratch: std::ptr::null_mut(),
                 out_head: 0,

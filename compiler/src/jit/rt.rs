@@ -117,11 +117,10 @@ pub struct JitCtx {
     pub table_misses: *mut u64,
     /// The first `Table` of the table set: generated code reads each table's `view`.
     pub tables_ptr: *const sluice_runtime::table::Table,
-    /// Arguments of the action a table chose, written by `rt_apply`.
-    pub args: [u128; MAX_ARGS],
-    /// The chosen action's row (id, then arguments), set by `rt_apply2`: generated code reads
-    /// the arguments from it without a copy. Valid until the next table apply.
-    pub row: *const u128,
+    /// The chosen action's row (id, then arguments packed, see `jitview::arg_slots`), set by
+    /// `rt_apply` and `rt_apply2`: generated code reads the arguments from it without a copy.
+    /// Valid until the tables change, which they do not during a batch.
+    pub row: *const u64,
     /// Storage of headers that are not in the packet (made valid by an action).
     pub scratch: *mut u8,
     /// The packet window after the deparser: offset in the buffer and length.
@@ -154,8 +153,8 @@ pub const CRYPTO_SEAL: u64 = 1;
 pub const CRYPTO_OPEN: u64 = 2;
 use sluice_runtime::crypto::MAX_HEADER_LEN;
 
-/// Looks a key up and copies the chosen action's arguments into `ctx.args`. Returns the action
-/// id, with bit 32 set on a hit.
+/// Looks a key up and points `ctx.row` at the chosen row. Returns the action id, with bit 32
+/// set on a hit.
 ///
 /// # Safety
 /// `ctx` is the context generated code was called with; `key` points at the table's key values.
@@ -179,12 +178,9 @@ pub unsafe extern "C" fn rt_apply(ctx: *mut JitCtx, table: u32, key: *const u128
     } else {
         stats.table_misses[table as usize] += 1;
     }
-    let action = row.first().copied().unwrap_or(0) as u32;
-    let args = row.get(1..).unwrap_or(&[]);
-    let n = args.len().min(MAX_ARGS);
-    ctx.args[..n].copy_from_slice(&args[..n]);
-    // The same arguments, read through `row` like rt_apply2's.
-    ctx.row = ctx.args.as_ptr().wrapping_sub(1);
+    let action = t.row_action(row);
+    // The row stays put until the table changes, which cannot happen during a batch.
+    ctx.row = row.as_ptr();
     if let Some(r) = stats.action_runs.get_mut(action as usize) {
         *r += 1;
     }
@@ -224,7 +220,7 @@ pub unsafe extern "C" fn rt_apply2(
     if let Some(c) = counter.get_mut(table as usize) {
         *c += 1;
     }
-    let action = row.first().copied().unwrap_or(0) as u32;
+    let action = t.row_action(row);
     if let Some(r) = stats.action_runs.get_mut(action as usize) {
         *r += 1;
     }

@@ -8,8 +8,9 @@ impl Table {
     /// Creates an empty table and picks its lookup layout.
     ///
     /// Field widths above 128 bits are treated as 128 (values are `u128`).
-    pub(crate) fn new(schema: Arc<TableSchema>) -> Self {
+    pub(crate) fn new(schema: Arc<TableSchema>, actions: &[ActionSchema]) -> Self {
         let index = Index::for_schema(&schema);
+        let rows = RowLayout::new(&schema, actions);
         let mut t = Table {
             default: schema.default_action.clone(),
             schema,
@@ -19,8 +20,9 @@ impl Table {
             next_seq: 0,
             keys: FxHashMap::default(),
             index,
+            rows,
             hot: Vec::new(),
-            stride: 1,
+            hot_at: 0,
             hot_default: Vec::new(),
             counters: Vec::new(),
             lanes: Vec::new(),
@@ -194,7 +196,7 @@ impl Table {
         self.keys.clear();
         self.len = 0;
         self.index = Index::for_schema(&self.schema);
-        self.hot.clear();
+        self.clear_rows();
         self.counters.clear();
         for l in &mut self.lanes {
             l.clear();

@@ -33,7 +33,7 @@ impl Table {
     /// exact key and a range) are looked up without building a key slice. Same result as
     /// [`Table::lookup_row`].
     #[inline]
-    pub fn lookup_row2(&self, lane: usize, k0: u128, k1: u128, bytes: u64) -> (bool, &[u128]) {
+    pub fn lookup_row2(&self, lane: usize, k0: u128, k1: u128, bytes: u64) -> (bool, &[u64]) {
         let n = self.schema.keys.len();
         let h = match &self.index {
             Index::Packed { widths, map } if n <= 2 => {
@@ -66,8 +66,7 @@ impl Table {
             }
         };
         if let Some(h) = h {
-            let at = h as usize * self.stride;
-            if let Some(row) = self.hot.get(at..at + self.stride) {
+            if let Some(row) = self.row_of(h) {
                 self.count(lane, EntryHandle(h), bytes);
                 return (true, row);
             }
@@ -76,12 +75,11 @@ impl Table {
     }
 
     /// The datapath's lookup: counts a hit and returns the row of the chosen action (its id,
-    /// then its arguments, padded with zeros to the table's widest action), and whether it hit.
+    /// then its arguments, laid out by `jitview::arg_slots`), and whether it hit.
     #[inline]
-    pub fn lookup_row(&self, lane: usize, key: &[u128], bytes: u64) -> (bool, &[u128]) {
+    pub fn lookup_row(&self, lane: usize, key: &[u128], bytes: u64) -> (bool, &[u64]) {
         if let Some(h) = self.index.lookup(key, &self.slots, &self.schema.keys) {
-            let at = h as usize * self.stride;
-            if let Some(row) = self.hot.get(at..at + self.stride) {
+            if let Some(row) = self.row_of(h) {
                 self.count(lane, EntryHandle(h), bytes);
                 return (true, row);
             }

@@ -50,6 +50,7 @@ use std::sync::Arc;
 use crate::jitview::{JitHash, JitView};
 use counters::Counter;
 use index::Index;
+use rows::RowLayout;
 use rustc_hash::FxHashMap;
 
 use crate::value::{fits, ones};
@@ -85,12 +86,15 @@ pub struct Table {
     /// independent of the lookup layout.
     keys: FxHashMap<(Box<[MatchValue]>, Option<u32>), u32>,
     index: Index,
-    /// The datapath's view of each entry, by handle: `stride` values, the action id then its
-    /// arguments, back to back, so that a hit costs one row read and no pointer chase.
-    hot: Vec<u128>,
-    stride: usize,
+    /// Where each action's arguments lie in a row (see `jitview::arg_slots`).
+    rows: RowLayout,
+    /// The datapath's view of each entry, by handle: a row of `1 << rows.shift` bytes, the
+    /// action id then its arguments packed, so that a hit reads one line and no pointer.
+    /// Row 0 starts at word `hot_at`, on a 64-byte boundary, so no row straddles a line.
+    hot: Vec<u64>,
+    hot_at: usize,
     /// The default action as a row.
-    hot_default: Vec<u128>,
+    hot_default: Vec<u64>,
     /// Lane 0 of the per-entry counters, by handle; `lanes` are the others (one per
     /// datapath thread beyond the first, see `set_lanes`).
     counters: Vec<Counter>,
@@ -128,8 +132,10 @@ impl Clone for Table {
             default: self.default.clone(),
             keys: self.keys.clone(),
             index: self.index.clone(),
-            hot: self.hot.clone(),
-            stride: self.stride,
+            rows: self.rows.clone(),
+            // Re-aligned below: a copy of the vector need not start on a line.
+            hot: Vec::new(),
+            hot_at: 0,
             hot_default: self.hot_default.clone(),
             counters: self.counters.clone(),
             lanes: self.lanes.clone(),
@@ -137,6 +143,7 @@ impl Clone for Table {
             view: self.view,
             jit_hash: JitHash::default(),
         };
+        t.copy_rows_from(self);
         // The range groups' arrays were cloned too: rebuild the hash from the clone's.
         let keys: Vec<Box<[MatchValue]>> =
             t.slots.iter().flatten().map(|e| e.key.clone()).collect();

@@ -5,14 +5,16 @@
 //! `refresh_view`, since a change may have moved the arrays the view points at.
 
 use super::index::Index;
-use super::{ActionCall, MatchValue, Table};
+use super::{ActionCall, ActionSchema, MatchValue, Table, TableSchema};
+use crate::jitview::ArgSlot;
+use rustc_hash::FxHashMap;
 
 impl Table {
     /// Points the view at the current arrays (which a change may have moved).
     pub(crate) fn refresh_view(&mut self) {
         let v = &mut self.view;
-        v.hot = self.hot.as_ptr() as u64;
-        v.stride = self.stride as u64;
+        v.hot = self.hot.as_ptr().wrapping_add(self.hot_at) as u64;
+        v.row_shift = u64::from(self.rows.shift);
         v.default_row = self.hot_default.as_ptr() as u64;
         v.counters = self.counters.as_ptr() as u64;
         if let Index::Direct { slots, .. } = &self.index {
@@ -64,43 +66,182 @@ impl Table {
         }
     }
 
-    pub(crate) fn row(call: &ActionCall, stride: usize) -> impl Iterator<Item = u128> + '_ {
-        std::iter::once(u128::from(call.action))
-            .chain(call.args.iter().copied())
-            .chain(std::iter::repeat(0))
-            .take(stride)
+    /// Words (u64) per row.
+    fn row_words(&self) -> usize {
+        1 << (self.rows.shift - 3)
+    }
+
+    /// The row of handle `h`, if the rows reach it.
+    pub(crate) fn row_of(&self, h: u32) -> Option<&[u64]> {
+        let words = self.row_words();
+        let at = self.hot_at + h as usize * words;
+        self.hot.get(at..at + words)
     }
 
     pub(crate) fn set_hot_default(&mut self) {
-        self.hot_default = std::iter::once(u128::from(self.default.action))
-            .chain(self.default.args.iter().copied())
-            .collect();
+        self.hot_default = self.rows.encode(&self.default);
     }
 
-    /// Writes an entry's row, widening every row first if its arguments need it.
+    /// Writes an entry's row.
     pub(crate) fn set_hot(&mut self, h: u32, call: &ActionCall) {
-        let need = call.args.len() + 1;
-        if need > self.stride {
-            let old = std::mem::take(&mut self.hot);
-            let n = old.len() / self.stride;
-            let mut grown = vec![0u128; n * need];
-            for (i, row) in old.chunks(self.stride).enumerate() {
-                grown[i * need..i * need + row.len()].copy_from_slice(row);
-            }
-            self.hot = grown;
-            self.stride = need;
-        }
-        let at = h as usize * self.stride;
-        if self.hot.len() < at + self.stride {
-            self.hot.resize(at + self.stride, 0);
-        }
-        let stride = self.stride;
-        for (dst, v) in self.hot[at..at + stride]
-            .iter_mut()
-            .zip(Self::row(call, stride))
-        {
-            *dst = v;
+        self.grow_rows(h as usize + 1);
+        let row = self.rows.encode(call);
+        let at = self.hot_at + h as usize * row.len();
+        if let Some(dst) = self.hot.get_mut(at..at + row.len()) {
+            dst.copy_from_slice(&row);
         }
         self.resize_counters(h as usize + 1);
+    }
+
+    /// Makes room for `rows` rows, keeping row 0 on a 64-byte boundary.
+    fn grow_rows(&mut self, rows: usize) {
+        let words = self.row_words();
+        let have = self.hot.len().saturating_sub(self.hot_at);
+        if have >= rows * words {
+            return;
+        }
+        let want = (rows * words).max(have * 2).max(8 * words);
+        let (hot, at) = aligned(&self.hot[self.hot_at..], want);
+        self.hot = hot;
+        self.hot_at = at;
+    }
+
+    /// Takes `other`'s rows, on a line boundary of this table's own vector.
+    pub(crate) fn copy_rows_from(&mut self, other: &Table) {
+        let rows = &other.hot[other.hot_at..];
+        let (hot, at) = aligned(rows, rows.len());
+        self.hot = hot;
+        self.hot_at = at;
+    }
+
+    /// Drops every row.
+    pub(crate) fn clear_rows(&mut self) {
+        self.hot = Vec::new();
+        self.hot_at = 0;
+    }
+}
+
+/// A vector of at least `len` words holding `rows` first, from a 64-byte boundary; and where
+/// that boundary is.
+fn aligned(rows: &[u64], len: usize) -> (Vec<u64>, usize) {
+    let mut v = vec![0u64; len.max(rows.len()) + 8];
+    // In u64s, at most 7 for an 8-byte aligned vector; 0 if it cannot be done.
+    let at = v.as_ptr().align_offset(64).min(8) % 8;
+    v[at..at + rows.len()].copy_from_slice(rows);
+    (v, at)
+}
+
+/// How a table's actions lay out their rows.
+#[derive(Debug, Clone)]
+pub(crate) struct RowLayout {
+    action_bytes: u32,
+    /// log2 of the row's size in bytes.
+    pub(crate) shift: u32,
+    /// By action id: where its arguments lie. Actions the table cannot run have none.
+    by_action: FxHashMap<u32, Box<[ArgSlot]>>,
+}
+
+impl RowLayout {
+    /// The layout of a table's rows: for each action an entry or its default may name.
+    pub(crate) fn new(schema: &TableSchema, actions: &[ActionSchema]) -> RowLayout {
+        let action_bytes = crate::jitview::action_bytes(actions.len());
+        let mut by_action = FxHashMap::default();
+        let mut longest = action_bytes;
+        for &a in schema
+            .actions
+            .iter()
+            .chain(std::iter::once(&schema.default_action.action))
+        {
+            let Some(action) = actions.get(a as usize) else {
+                continue;
+            };
+            let widths: Vec<u32> = action.params.iter().map(|p| p.width).collect();
+            let (slots, len) = crate::jitview::arg_slots(action_bytes, &widths);
+            longest = longest.max(len);
+            by_action.insert(a, slots.into_boxed_slice());
+        }
+        RowLayout {
+            action_bytes,
+            shift: crate::jitview::row_shift(longest),
+            by_action,
+        }
+    }
+
+    /// A call as a row: its action id, then each argument in its slot.
+    pub(crate) fn encode(&self, call: &ActionCall) -> Vec<u64> {
+        let mut bytes = vec![0u8; 1 << self.shift];
+        put(&mut bytes, 0, self.action_bytes, u128::from(call.action));
+        if let Some(slots) = self.by_action.get(&call.action) {
+            for (slot, &v) in slots.iter().zip(call.args.iter()) {
+                put(&mut bytes, slot.offset, slot.bytes, v);
+            }
+        }
+        bytes
+            .chunks_exact(8)
+            .map(|c| u64::from_ne_bytes(c.try_into().unwrap_or_default()))
+            .collect()
+    }
+}
+
+impl RowLayout {
+    /// A row read back as a call (tests, and anything that checks what the datapath sees).
+    pub(crate) fn decode(&self, row: &[u64]) -> ActionCall {
+        let bytes: Vec<u8> = row.iter().flat_map(|w| w.to_ne_bytes()).collect();
+        let action = get(&bytes, 0, self.action_bytes) as u32;
+        let args = self
+            .by_action
+            .get(&action)
+            .map(|slots| {
+                slots
+                    .iter()
+                    .map(|s| get(&bytes, s.offset, s.bytes))
+                    .collect()
+            })
+            .unwrap_or_default();
+        ActionCall { action, args }
+    }
+}
+
+impl Table {
+    /// The action id a row returned by `lookup_row` starts with.
+    #[inline]
+    pub fn row_action(&self, row: &[u64]) -> u32 {
+        let w = row.first().copied().unwrap_or(0).to_ne_bytes();
+        get(&w, 0, self.rows.action_bytes) as u32
+    }
+
+    /// What a row returned by `lookup_row` says: the action and its arguments.
+    pub fn decode_row(&self, row: &[u64]) -> ActionCall {
+        self.rows.decode(row)
+    }
+}
+
+/// The value `put` stored.
+fn get(bytes: &[u8], at: u32, n: u32) -> u128 {
+    let at = at as usize;
+    let Some(b) = bytes.get(at..at + n as usize) else {
+        return 0;
+    };
+    match n {
+        1 => u128::from(b[0]),
+        2 => u128::from(u16::from_ne_bytes([b[0], b[1]])),
+        4 => u128::from(u32::from_ne_bytes(b.try_into().unwrap_or_default())),
+        8 => u128::from(u64::from_ne_bytes(b.try_into().unwrap_or_default())),
+        _ => u128::from_ne_bytes(b.try_into().unwrap_or_default()),
+    }
+}
+
+/// Stores the low `n` bytes' worth of `v` at `at`, as a native load of that size reads it.
+fn put(bytes: &mut [u8], at: u32, n: u32, v: u128) {
+    let at = at as usize;
+    let src: Vec<u8> = match n {
+        1 => (v as u8).to_ne_bytes().to_vec(),
+        2 => (v as u16).to_ne_bytes().to_vec(),
+        4 => (v as u32).to_ne_bytes().to_vec(),
+        8 => (v as u64).to_ne_bytes().to_vec(),
+        _ => v.to_ne_bytes().to_vec(),
+    };
+    if let Some(dst) = bytes.get_mut(at..at + src.len()) {
+        dst.copy_from_slice(&src);
     }
 }

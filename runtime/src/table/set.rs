@@ -63,7 +63,7 @@ impl TableSet {
         let tables = schema
             .tables
             .iter()
-            .map(|t| Table::new(Arc::new(t.clone())))
+            .map(|t| Table::new(Arc::new(t.clone()), &schema.actions))
             .collect();
         TableSet {
             fingerprint: schema.fingerprint(),

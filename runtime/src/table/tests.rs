@@ -54,6 +54,10 @@ fn actions() -> Arc<[ActionSchema]> {
     .into()
 }
 
+fn new_table(schema: Arc<TableSchema>) -> Table {
+    Table::new(schema, &actions())
+}
+
 fn schema(keys: &[(&str, u32, MatchKind)], size: u32) -> Arc<TableSchema> {
     Arc::new(TableSchema {
         name: "t".into(),
@@ -248,14 +252,35 @@ fn check_lookup(table: &Table, model: &[ModelEntry], key: &[u128]) -> usize {
         let entry = model.iter().find(|e| e.handle == h).map(|e| &e.call);
         assert_eq!(Some(call), entry);
     }
+    // The datapath's packed row says the same: the entry's action and arguments, or the
+    // default's.
+    let (hit, row) = table.lookup_row(0, key, 0);
+    assert_eq!(hit, want.is_some(), "key {key:x?}");
+    let expected = match want {
+        Some(h) => model.iter().find(|e| e.handle == h).map(|e| e.call.clone()),
+        None => Some(table.default_action().clone()),
+    };
+    assert_eq!(Some(table.decode_row(row)), expected, "key {key:x?}");
     matching
+}
+
+/// An entry's action: `set_port` or `set_nat`, whose rows are laid out differently.
+fn call_for(rng: &mut Rng) -> ActionCall {
+    if rng.chance(50) {
+        port(u128::from(rng.below(512) as u16))
+    } else {
+        ActionCall {
+            action: 1,
+            args: Box::new([u128::from(rng.next() as u32), u128::from(rng.next() as u16)]),
+        }
+    }
 }
 
 /// Random adds, deletes and modifies interleaved with lookups, each lookup
 /// checked against the brute-force reference.
 fn fuzz(keys: &[(&str, u32, MatchKind)], layout: Layout, seed: u64, ops: usize) {
     let acts = actions();
-    let mut table = Table::new(schema(keys, 100_000));
+    let mut table = new_table(schema(keys, 100_000));
     assert_eq!(table.layout(), layout, "{keys:?}");
     let fields = table.schema().keys.clone();
     let priority = table.needs_priority();
@@ -269,7 +294,7 @@ fn fuzz(keys: &[(&str, u32, MatchKind)], layout: Layout, seed: u64, ops: usize) 
                 .map(|i| gen_match(&mut rng, &fields[i], &model, i))
                 .collect();
             let prio = priority.then(|| rng.below(8) as u32);
-            let call = port(u128::from(rng.below(512) as u16));
+            let call = call_for(&mut rng);
             match table.add(key.clone(), call.clone(), prio, &acts) {
                 Ok(h) => {
                     assert!(model.iter().all(|e| e.handle != h.0));
@@ -295,7 +320,7 @@ fn fuzz(keys: &[(&str, u32, MatchKind)], layout: Layout, seed: u64, ops: usize) 
             table.delete(EntryHandle(e.handle)).unwrap();
         } else {
             let i = rng.below(model.len() as u64) as usize;
-            let call = port(u128::from(rng.below(512) as u16));
+            let call = call_for(&mut rng);
             table
                 .modify(EntryHandle(model[i].handle), call.clone(), &acts)
                 .unwrap();
@@ -431,7 +456,7 @@ fn mixed_kinds_match_reference() {
 #[test]
 fn keyless_table_has_one_entry_at_most() {
     let acts = actions();
-    let mut t = Table::new(schema(&[], 10));
+    let mut t = new_table(schema(&[], 10));
     assert_eq!(t.layout(), Layout::Direct);
     assert_eq!(t.lookup(&[]), None);
     let h = t.add(vec![], port(1), None, &acts).unwrap();
@@ -445,7 +470,7 @@ fn keyless_table_has_one_entry_at_most() {
 #[test]
 fn normalizes_lpm_and_ternary_values() {
     let acts = actions();
-    let mut t = Table::new(schema(&[("dst", 32, Lpm)], 10));
+    let mut t = new_table(schema(&[("dst", 32, Lpm)], 10));
     let h = t
         .add(
             vec![MatchValue::Lpm {
@@ -475,7 +500,7 @@ fn normalizes_lpm_and_ternary_values() {
         Err(TableError::DuplicateKey { existing: h })
     );
 
-    let mut t = Table::new(schema(&[("a", 8, Ternary)], 10));
+    let mut t = new_table(schema(&[("a", 8, Ternary)], 10));
     let h = t
         .add(
             vec![MatchValue::Ternary {
@@ -499,7 +524,7 @@ fn normalizes_lpm_and_ternary_values() {
 #[test]
 fn priority_smaller_wins_and_ties_go_to_older() {
     let acts = actions();
-    let mut t = Table::new(schema(&[("a", 8, Ternary)], 10));
+    let mut t = new_table(schema(&[("a", 8, Ternary)], 10));
     let any = || vec![MatchValue::Ternary { value: 0, mask: 0 }];
     let exact5 = || {
         vec![MatchValue::Ternary {
@@ -523,7 +548,7 @@ fn priority_smaller_wins_and_ties_go_to_older() {
 #[test]
 fn handles_are_reused_only_after_delete() {
     let acts = actions();
-    let mut t = Table::new(schema(&[("a", 8, Exact)], 10));
+    let mut t = new_table(schema(&[("a", 8, Exact)], 10));
     let h: Vec<_> = (0..4)
         .map(|i| {
             t.add(vec![MatchValue::Exact(i)], port(1), None, &acts)
@@ -551,7 +576,7 @@ fn handles_are_reused_only_after_delete() {
 #[test]
 fn counters_count_and_reset() {
     let acts = actions();
-    let mut t = Table::new(schema(&[("a", 8, Exact)], 10));
+    let mut t = new_table(schema(&[("a", 8, Exact)], 10));
     let h = t
         .add(vec![MatchValue::Exact(1)], port(1), None, &acts)
         .unwrap();
@@ -574,7 +599,7 @@ fn counters_count_and_reset() {
 #[test]
 fn each_lane_counts_apart_and_an_entry_reads_their_sum() {
     let acts = actions();
-    let mut t = Table::new(schema(&[("a", 8, Exact)], 10));
+    let mut t = new_table(schema(&[("a", 8, Exact)], 10));
     let h = t
         .add(vec![MatchValue::Exact(1)], port(1), None, &acts)
         .unwrap();
@@ -602,7 +627,7 @@ fn each_lane_counts_apart_and_an_entry_reads_their_sum() {
 #[test]
 fn default_action_set_reset_and_const() {
     let acts = actions();
-    let mut t = Table::new(schema(&[("a", 8, Exact)], 10));
+    let mut t = new_table(schema(&[("a", 8, Exact)], 10));
     assert_eq!(t.default_action(), &drop_call());
     t.set_default(port(3), &acts).unwrap();
     assert_eq!(t.default_action(), &port(3));
@@ -611,7 +636,7 @@ fn default_action_set_reset_and_const() {
 
     let mut s = (*schema(&[("a", 8, Exact)], 10)).clone();
     s.const_default = true;
-    let mut t = Table::new(Arc::new(s));
+    let mut t = new_table(Arc::new(s));
     assert_eq!(t.set_default(port(3), &acts), Err(TableError::ConstDefault));
 }
 
@@ -624,7 +649,7 @@ fn too_wide_lookup_values_never_match() {
         &[("a", 8, Ternary)],
         &[("a", 8, Range)],
     ] {
-        let mut t = Table::new(schema(keys, 10));
+        let mut t = new_table(schema(keys, 10));
         let mv = match keys[0].2 {
             Exact => MatchValue::Exact(5),
             Lpm => MatchValue::Lpm {
@@ -648,7 +673,7 @@ fn too_wide_lookup_values_never_match() {
 #[test]
 fn errors_name_the_problem() {
     let acts = actions();
-    let mut t = Table::new(schema(&[("dst", 32, Lpm), ("port", 16, Range)], 2));
+    let mut t = new_table(schema(&[("dst", 32, Lpm), ("port", 16, Range)], 2));
     let lpm = |value, prefix_len| MatchValue::Lpm { value, prefix_len };
     let range = |lo, hi| MatchValue::Range { lo, hi };
     let mut err = |key: Vec<MatchValue>, call: ActionCall, prio| {
@@ -730,7 +755,7 @@ fn errors_name_the_problem() {
         })
     );
 
-    let mut exact = Table::new(schema(&[("a", 8, Exact)], 2));
+    let mut exact = new_table(schema(&[("a", 8, Exact)], 2));
     assert_eq!(
         exact
             .add(vec![MatchValue::Exact(1)], port(1), Some(1), &acts)
@@ -765,7 +790,7 @@ fn table_set_finds_names_and_hides_secrets() {
 fn lpm_trie_matches_brute_force_at_every_width() {
     let acts = actions();
     for (w, seed) in [(32u32, 11u64), (24, 12), (17, 13), (8, 14), (3, 15)] {
-        let mut table = Table::new(schema(&[("dst", w, Lpm)], 100_000));
+        let mut table = new_table(schema(&[("dst", w, Lpm)], 100_000));
         let mut rng = Rng(seed);
         let mut live: Vec<(u128, u32, u32)> = Vec::new(); // (value, len, handle)
         let full = if w == 128 {
@@ -834,7 +859,7 @@ fn lpm_trie_matches_brute_force_at_every_width() {
 fn range_arrays_are_bounded_in_memory() {
     // 4,096 arrays of 256 KiB fill the 1 GiB budget of a 16-bit range key.
     let acts = actions();
-    let mut t = Table::new(schema(&[("dst", 32, Exact), ("port", 16, Range)], 10_000));
+    let mut t = new_table(schema(&[("dst", 32, Exact), ("port", 16, Range)], 10_000));
     assert_eq!(t.layout(), Layout::RangeArray);
     let key = |dst: u128, p: u128| vec![MatchValue::Exact(dst), MatchValue::Range { lo: p, hi: p }];
     let mut first = None;

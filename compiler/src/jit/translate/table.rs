@@ -7,7 +7,7 @@
 //! the view's `kind` at run time (a mismatch takes the general call).
 
 use super::*;
-use sluice_runtime::jitview::{JitView, HASH_MUL, KIND_DIRECT, KIND_HASH};
+use sluice_runtime::jitview::{action_bytes, arg_slots, JitView, HASH_MUL, KIND_DIRECT, KIND_HASH};
 use sluice_runtime::table::Table;
 
 impl Translator<'_, '_> {
@@ -146,17 +146,40 @@ impl Translator<'_, '_> {
                             offset_of!(JitCtx, row) as i32,
                         ))
                     };
-                    let vals: Vec<Value> = params
+                    // Each argument in its slot of the row, as the table laid it out.
+                    let widths: Vec<u32> = params.iter().map(|(_, w)| *w).collect();
+                    let (slots, _) = arg_slots(action_bytes(self.p.actions.len()), &widths);
+                    let vals: Vec<Value> = slots
                         .iter()
-                        .enumerate()
-                        .map(|(i, (_, w))| {
-                            // Arguments follow the action id in the row; a value of up to
-                            // 64 bits is the low half of its u128.
+                        .zip(&widths)
+                        .map(|(slot, &w)| {
                             let row = row.unwrap_or(self.ctx);
-                            let off = ((i + 1) * 16) as i32;
-                            let t = if *w <= 64 { types::I64 } else { types::I128 };
-                            let v = self.b.ins().load(t, self.trusted, row, off);
-                            self.resize(v, *w)
+                            let t = match slot.bytes {
+                                1 => types::I8,
+                                2 => types::I16,
+                                4 => types::I32,
+                                8 => types::I64,
+                                _ => types::I128,
+                            };
+                            // Rows are 8-byte aligned at least: a 16-byte argument is
+                            // not naturally aligned, so its load does not claim to be.
+                            let flags = if slot.bytes > 8 {
+                                MemFlagsData::new().with_notrap()
+                            } else {
+                                self.trusted
+                            };
+                            let v = self.b.ins().load(t, flags, row, slot.offset as i32);
+                            let v = if slot.bytes < 8 {
+                                self.b.ins().uextend(types::I64, v)
+                            } else {
+                                v
+                            };
+                            // A slot of exactly the argument's width needs no mask.
+                            if slot.bytes * 8 == w && w <= 64 {
+                                v
+                            } else {
+                                self.resize(v, w)
+                            }
                         })
                         .collect();
                     self.translate_action_body(a, vals);
@@ -281,9 +304,8 @@ impl Translator<'_, '_> {
         self.b.switch_to_block(hit_blk);
         let h = self.b.block_params(hit_blk)[0];
         let hot = self.view_field(view, offset_of!(JitView, hot));
-        let stride = self.view_field(view, offset_of!(JitView, stride));
-        let off = self.b.ins().imul(h, stride);
-        let off = self.b.ins().ishl_imm_u(off, 4);
+        let shift = self.view_field(view, offset_of!(JitView, row_shift));
+        let off = self.b.ins().ishl(h, shift);
         let row = self.b.ins().iadd(hot, off);
         // This worker's lane of the table's counters.
         let bases = self.ctx_field(offset_of!(JitCtx, counter_bases));
@@ -304,8 +326,7 @@ impl Translator<'_, '_> {
         self.b.ins().store(self.trusted, bytes, c, 8);
         self.count(offset_of!(JitCtx, table_hits), t.index());
         // The action's run counter is bumped in its arm of the dispatch, at a constant index.
-        let action = self.b.ins().load(types::I32, self.trusted, row, 0);
-        let action = self.b.ins().uextend(types::I64, action);
+        let action = self.load_action(row);
         let r = self.b.ins().bor_imm_u(action, 1i64 << 32);
         self.b
             .ins()
@@ -315,8 +336,7 @@ impl Translator<'_, '_> {
         self.b.switch_to_block(miss_blk);
         let row = self.view_field(view, offset_of!(JitView, default_row));
         self.count(offset_of!(JitCtx, table_misses), t.index());
-        let action = self.b.ins().load(types::I32, self.trusted, row, 0);
-        let action = self.b.ins().uextend(types::I64, action);
+        let action = self.load_action(row);
         self.b
             .ins()
             .jump(done, &[BlockArg::Value(action), BlockArg::Value(row)]);
@@ -324,6 +344,16 @@ impl Translator<'_, '_> {
         self.b.switch_to_block(done);
         let p = self.b.block_params(done);
         (p[0], p[1])
+    }
+
+    /// The action id a row starts with, as an i64.
+    fn load_action(&mut self, row: Value) -> Value {
+        let t = match action_bytes(self.p.actions.len()) {
+            2 => types::I16,
+            _ => types::I32,
+        };
+        let action = self.b.ins().load(t, self.trusted, row, 0);
+        self.b.ins().uextend(types::I64, action)
     }
 
     /// Loads the `u32` handle at `base[idx]` of a direct or range array: `u32::MAX` (an
