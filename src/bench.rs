@@ -10,6 +10,7 @@ use sluice_runtime::datapath::{DatapathError, Pipeline, Worker};
 use sluice_runtime::packet::{PacketBuf, PacketMeta, Verdict};
 use sluice_runtime::stats::Stats;
 use sluice_runtime::switch::{Ring, Tables, BATCH};
+use sluice_runtime::table::TableSet;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -158,9 +159,14 @@ pub fn bench(args: &BenchArgs, color: bool) -> anyhow::Result<ExitCode> {
     let compile_ms = t0.elapsed().as_secs_f64() * 1e3;
     let prog = compiled.ir;
     let mut tables = sluice_compiler::table_set(&prog)?;
+    // Installing the entries, timed as a control plane waits for them, and what they take.
+    let rss_before = rss_bytes();
+    let t_install = Instant::now();
     if let Some(e) = &args.entries {
         crate::run::load_entries(&mut tables, e)?;
     }
+    let install_ms = t_install.elapsed().as_secs_f64() * 1e3;
+    let rss_growth = rss_bytes().saturating_sub(rss_before);
     let capture = crate::run::read_input(&args.input)?;
     if capture.records.is_empty() {
         anyhow::bail!("{} has no packets", args.input.display());
@@ -343,6 +349,9 @@ pub fn bench(args: &BenchArgs, color: bool) -> anyhow::Result<ExitCode> {
             "packets": packets.spans.len(),
             "avg_packet_bytes": avg_len,
             "entries": entries,
+            "install_ms": install_ms,
+            "rss_growth_bytes": rss_growth,
+            "tables": tables_json(&tables),
             "jit_over_interp": t_jit.mpps() / t_interp.mpps(),
             "jit_over_copy": t_jit.mpps() / t_copy.mpps(),
         });
@@ -376,6 +385,28 @@ pub fn bench(args: &BenchArgs, color: bool) -> anyhow::Result<ExitCode> {
             args.program.display(),
             packets.spans.len()
         );
+        let _ = writeln!(
+            o,
+            "entries installed in {install_ms:.0} ms; the process grew by {:.1} MiB",
+            rss_growth as f64 / MIB
+        );
+        for t in tables.tables().iter().filter(|t| t.num_entries() > 0) {
+            let f = t.footprint();
+            let detail = if f.detail.is_empty() {
+                String::new()
+            } else {
+                format!(", {}", f.detail)
+            };
+            let _ = writeln!(
+                o,
+                "table {}: {} entries, {:?}{detail}, {:.1} MiB ({:.1} MiB of it the lookup structure)",
+                t.name(),
+                t.num_entries(),
+                f.layout,
+                f.bytes as f64 / MIB,
+                f.index_bytes as f64 / MIB
+            );
+        }
         let _ = writeln!(o, "{:<8} {:>10} {:>10}", "", "Mpps", "ns/packet");
         let row = |o: &mut String, n: &str, t: &Tally| {
             let _ = writeln!(o, "{n:<8} {:>10.2} {:>10.1}", t.mpps(), t.ns());
@@ -391,7 +422,9 @@ pub fn bench(args: &BenchArgs, color: bool) -> anyhow::Result<ExitCode> {
         if native.is_some() {
             let _ = writeln!(o, "jit/native {:.2}", t_jit.mpps() / t_native.mpps());
         }
-        let _ = writeln!(o, "jit/interp {:.1}", t_jit.mpps() / t_interp.mpps());
+        if want(Which::Interp) {
+            let _ = writeln!(o, "jit/interp {:.1}", t_jit.mpps() / t_interp.mpps());
+        }
         if let Some(l) = &live {
             let _ = writeln!(
                 o,
@@ -412,6 +445,36 @@ pub fn bench(args: &BenchArgs, color: bool) -> anyhow::Result<ExitCode> {
         crate::out::stdout(o)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// The process's resident memory (Linux; 0 elsewhere).
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4096)
+}
+
+/// Each table with entries: its layout and footprint, for `--json`.
+fn tables_json(tables: &TableSet) -> serde_json::Value {
+    tables
+        .tables()
+        .iter()
+        .filter(|t| t.num_entries() > 0)
+        .map(|t| {
+            let f = t.footprint();
+            serde_json::json!({
+                "name": t.name(),
+                "entries": t.num_entries(),
+                "layout": format!("{:?}", f.layout),
+                "detail": f.detail,
+                "bytes": f.bytes,
+                "index_bytes": f.index_bytes,
+            })
+        })
+        .collect()
 }
 
 /// Runs a loaded ring through a worker (monomorphized, so that the JIT's batch call is

@@ -29,7 +29,8 @@ pub struct JitView {
     pub kind: u64,
     /// KIND_DIRECT: the handle array.
     pub direct: u64,
-    /// KIND_HASH / KIND_RANGE: the hash table's keys and values, its mask and shift.
+    /// KIND_HASH / KIND_RANGE: the hash table's buckets (`keys`; 16 bytes each, the key then
+    /// the value, which `vals` points at), its mask and shift.
     pub keys: u64,
     pub vals: u64,
     pub mask: u64,
@@ -146,13 +147,21 @@ pub fn kind_for(keys: &[KeyField]) -> u64 {
 
 /// Open addressing with linear probing from `u64` keys to non-zero `u64` values; a zero value
 /// marks an empty slot. Deletion shifts later entries back, so there are no tombstones and a
-/// probe stops at the first empty slot.
+/// probe stops at the first empty slot. A key and its value share a 16-byte bucket, so that
+/// a probe reads one line.
 #[derive(Clone, Debug)]
 pub struct JitHash {
-    keys: Vec<u64>,
-    vals: Vec<u64>,
+    buckets: Vec<Bucket>,
     len: usize,
     bits: u32,
+}
+
+/// Aligned to its size, so that no bucket straddles a cache line.
+#[repr(C, align(16))]
+#[derive(Clone, Copy, Debug, Default)]
+struct Bucket {
+    key: u64,
+    val: u64,
 }
 
 impl Default for JitHash {
@@ -164,8 +173,7 @@ impl Default for JitHash {
 impl JitHash {
     fn with_bits(bits: u32) -> JitHash {
         JitHash {
-            keys: vec![0; 1 << bits],
-            vals: vec![0; 1 << bits],
+            buckets: vec![Bucket::default(); 1 << bits],
             len: 0,
             bits,
         }
@@ -182,12 +190,12 @@ impl JitHash {
     pub fn get(&self, key: u64) -> Option<u64> {
         let mut i = self.home(key);
         loop {
-            let v = self.vals[i];
-            if v == 0 {
+            let b = self.buckets[i];
+            if b.val == 0 {
                 return None;
             }
-            if self.keys[i] == key {
-                return Some(v);
+            if b.key == key {
+                return Some(b.val);
             }
             i = (i + 1) & self.mask();
         }
@@ -196,25 +204,25 @@ impl JitHash {
     /// Inserts or replaces; `val` must not be 0.
     pub fn insert(&mut self, key: u64, val: u64) {
         debug_assert!(val != 0);
-        if (self.len + 1) * 2 > self.keys.len() {
+        if (self.len + 1) * 2 > self.buckets.len() {
             let mut bigger = JitHash::with_bits(self.bits + 1);
-            for (k, v) in self.keys.iter().zip(&self.vals) {
-                if *v != 0 {
-                    bigger.insert(*k, *v);
+            for b in &self.buckets {
+                if b.val != 0 {
+                    bigger.insert(b.key, b.val);
                 }
             }
             *self = bigger;
         }
         let mut i = self.home(key);
         loop {
-            if self.vals[i] == 0 {
-                self.keys[i] = key;
-                self.vals[i] = val;
+            let b = &mut self.buckets[i];
+            if b.val == 0 {
+                *b = Bucket { key, val };
                 self.len += 1;
                 return;
             }
-            if self.keys[i] == key {
-                self.vals[i] = val;
+            if b.key == key {
+                b.val = val;
                 return;
             }
             i = (i + 1) & self.mask();
@@ -225,40 +233,44 @@ impl JitHash {
         let mask = self.mask();
         let mut i = self.home(key);
         loop {
-            if self.vals[i] == 0 {
+            if self.buckets[i].val == 0 {
                 return;
             }
-            if self.keys[i] == key {
+            if self.buckets[i].key == key {
                 break;
             }
             i = (i + 1) & mask;
         }
-        self.vals[i] = 0;
+        self.buckets[i].val = 0;
         self.len -= 1;
         // Shift back the entries of the run that follows, so probes stay unbroken.
         let mut hole = i;
         let mut j = (i + 1) & mask;
-        while self.vals[j] != 0 {
-            let home = self.home(self.keys[j]);
+        while self.buckets[j].val != 0 {
+            let home = self.home(self.buckets[j].key);
             // j may move to the hole if its home is not cyclically in (hole, j].
             let dist_home = j.wrapping_sub(home) & mask;
             let dist_hole = j.wrapping_sub(hole) & mask;
             if dist_home >= dist_hole {
-                self.keys[hole] = self.keys[j];
-                self.vals[hole] = self.vals[j];
-                self.vals[j] = 0;
+                self.buckets[hole] = self.buckets[j];
+                self.buckets[j].val = 0;
                 hole = j;
             }
             j = (j + 1) & mask;
         }
     }
 
-    /// Fills the hash part of a view.
+    /// Fills the hash part of a view: bucket `i` is at `keys + 16 * i`, its value 8 bytes on.
     pub fn fill(&self, v: &mut JitView) {
-        v.keys = self.keys.as_ptr() as u64;
-        v.vals = self.vals.as_ptr() as u64;
+        v.keys = self.buckets.as_ptr() as u64;
+        v.vals = v.keys + 8;
         v.mask = self.mask() as u64;
         v.shift = u64::from(64 - self.bits);
+    }
+
+    /// The bytes the buckets take.
+    pub fn bytes(&self) -> usize {
+        self.buckets.len() * std::mem::size_of::<Bucket>()
     }
 }
 

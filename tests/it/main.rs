@@ -11,6 +11,7 @@ mod features;
 mod fuzz;
 mod golden;
 mod robust;
+mod scale;
 mod secure;
 mod serve;
 mod support;

@@ -341,7 +341,7 @@ fn table_errors_name_the_table() {
         run(&mut set, "table_add dnat drop 2 1->2 => 1")
             .unwrap_err()
             .to_string(),
-        "table dnat: the table is full (2 entries)"
+        "table dnat: the table is full (2 entries, its `size`): declare a larger one in the program's table, for example `size 1024;` (1,024 when absent, at most 16,777,216)"
     );
     assert_eq!(
         run(&mut set, "table_delete dnat 7")

@@ -53,6 +53,25 @@ impl Table {
         self.index.layout()
     }
 
+    /// The table's layout, what its lookup structure holds, and roughly the bytes the table
+    /// takes: the structure, the entries as the control plane sees them, the rows and the
+    /// counters (for `sluice bench` and the docs' scaling figures).
+    pub fn footprint(&self) -> Footprint {
+        let (detail, index_bytes) = self.index.describe();
+        let entries = self.slots.capacity() * std::mem::size_of::<Option<Entry>>()
+            + self.len * self.schema.keys.len() * std::mem::size_of::<MatchValue>() * 2
+            + self.keys.capacity()
+                * (std::mem::size_of::<(Box<[MatchValue]>, Option<u32>, u32)>() + 1);
+        let rows = self.hot.capacity() * 8;
+        let counters = self.lanes() * self.counters.capacity() * std::mem::size_of::<Counter>();
+        Footprint {
+            layout: self.layout(),
+            detail,
+            index_bytes,
+            bytes: index_bytes + entries + rows + counters + self.jit_hash.bytes(),
+        }
+    }
+
     /// Adds an entry and returns its handle.
     ///
     /// The key is normalized the way BMv2 does it: bits of an lpm value
@@ -84,9 +103,6 @@ impl Table {
             return Err(TableError::Full {
                 size: self.schema.size,
             });
-        }
-        if let Index::RangeArray(ra) = &self.index {
-            ra.check_room(&dup_key.0)?;
         }
         let handle = match self.free.pop_first() {
             Some(h) => h,

@@ -52,13 +52,12 @@ pub enum TableError {
     },
     #[error("an entry with the same key already exists (handle {existing})")]
     DuplicateKey { existing: EntryHandle },
-    #[error("the table is full ({size} entries)")]
-    Full { size: u32 },
     #[error(
-        "the table's range key gives each distinct value of its exact keys an array of \
-         {array_bytes} bytes, and all {limit} the table may have (1 GiB) are in use"
+        "the table is full ({size} entries, its `size`): declare a larger one in the program's \
+         table, for example `size {};` (1,024 when absent, at most 16,777,216)",
+        (u64::from(*size) * 2).clamp(1024, 1 << 24)
     )]
-    RangeArrays { limit: usize, array_bytes: usize },
+    Full { size: u32 },
     #[error("no entry with handle {handle}")]
     UnknownHandle { handle: EntryHandle },
     #[error("the default action is const and cannot be changed")]

@@ -2,7 +2,7 @@
 //! value.
 
 use super::index::Index;
-use super::{fits, ActionCall, EntryHandle, Table, EMPTY};
+use super::{fits, ActionCall, EntryHandle, Table};
 
 impl Table {
     /// Finds the winning entry for a packet; `key[i]` is the packet's value
@@ -50,12 +50,8 @@ impl Table {
             Index::RangeArray(ra) if n == 2 => {
                 let (e, r) = if ra.pos == 1 { (k0, k1) } else { (k1, k0) };
                 let ew = ra.widths[1 - ra.pos];
-                if fits(e, ew) {
-                    ra.groups
-                        .get(&e)
-                        .and_then(|g| g.slots.get(usize::try_from(r).ok()?))
-                        .copied()
-                        .filter(|&h| h != EMPTY)
+                if fits(e, ew) && fits(r, ra.range_width()) {
+                    ra.groups.get(&e).and_then(|g| g.slots.get(r))
                 } else {
                     None
                 }

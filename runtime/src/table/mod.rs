@@ -12,7 +12,7 @@
 //! | [`Layout::ExactHash`] | all exact, wider | one hash probe (fields packed into a `u128` when they fit in 128 bits, else the key slice itself is the hash key) |
 //! | [`Layout::Lpm`] | a single lpm field of at most 32 bits | a multibit trie with 8-bit strides: at most four node reads (DIR-8-8-8-8) |
 //! | [`Layout::Lpm`] | one lpm field plus exact fields, or wider | one hash probe per prefix length in use, longest first, stopping at the first hit |
-//! | [`Layout::RangeArray`] | exact fields plus one range field of <= 16 bits | one hash probe on the exact fields, then one array load (2^width `u32` slots, i.e. 256 KiB for 16 bits, per distinct exact key, pre-resolved by priority; at most [`RANGE_ARRAY_BYTES`] of arrays, so 4,096 distinct exact keys for a 16-bit range) |
+//! | [`Layout::Range`] | exact fields plus one range field of <= 16 bits | one hash probe on the exact fields, then one array load (2^width `u32` slots, i.e. 256 KiB for 16 bits, per distinct exact key, pre-resolved by priority; at most [`RANGE_ARRAY_BYTES`] of arrays, so 4,096 distinct exact keys for a 16-bit range) |
 //! | [`Layout::Scan`] | anything else with ternary, range or optional fields (or several lpm fields) | linear scan over `n * k` packed conditions in priority order, first match wins |
 //!
 //! Entries of priority tables (those with a ternary, range or optional key)
@@ -36,7 +36,7 @@ mod schema;
 mod set;
 
 pub use error::TableError;
-pub use index::Layout;
+pub use index::{Layout, BUCKET_LIMIT, SEGMENTS_MAX};
 pub use schema::{
     ActionCall, ActionSchema, EntryHandle, EntryRef, Fingerprint, KeyField, MatchKind, MatchValue,
     ParamSchema, ProgramSchema, SecretSpec, TableSchema,
@@ -68,10 +68,21 @@ pub(crate) struct Entry {
 /// because handles stay below the table size, a `u32`.
 const EMPTY: u32 = u32::MAX;
 
-/// The most memory the arrays of one [`Layout::RangeArray`] table may take
+/// The most memory the arrays of one [`Layout::Range`] table may take
 /// (4,096 arrays of 256 KiB for a 16-bit range key; twice that under `serve`,
 /// whose live tables keep two copies).
 pub const RANGE_ARRAY_BYTES: usize = 1 << 30;
+
+/// What [`Table::footprint`] reports.
+#[derive(Debug, Clone)]
+pub struct Footprint {
+    pub layout: Layout,
+    /// What the lookup structure holds: "212 tuples", "1000 range arrays"; may be empty.
+    pub detail: String,
+    /// Bytes of the lookup structure alone, and of the whole table.
+    pub index_bytes: usize,
+    pub bytes: usize,
+}
 
 /// A match-action table: its entries, default action and lookup index.
 pub struct Table {

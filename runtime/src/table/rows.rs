@@ -58,7 +58,7 @@ impl Table {
                 };
                 // The group's array exists while the group has members.
                 match ra.groups.get(&u128::from(e)) {
-                    Some(g) => self.jit_hash.insert(e, g.slots.as_ptr() as u64),
+                    Some(g) => self.jit_hash.insert(e, g.slots.tagged()),
                     None => self.jit_hash.remove(e),
                 }
             }

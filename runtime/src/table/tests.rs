@@ -393,7 +393,7 @@ fn lpm_hashed_matches_reference() {
 fn ternary_matches_reference() {
     fuzz(
         &[("a", 16, Ternary), ("b", 8, Exact)],
-        Layout::Scan,
+        Layout::Classifier,
         7,
         3000,
     );
@@ -403,13 +403,13 @@ fn ternary_matches_reference() {
 fn range_array_matches_reference() {
     fuzz(
         &[("dst", 32, Exact), ("port", 16, Range)],
-        Layout::RangeArray,
+        Layout::Range,
         8,
         3000,
     );
     fuzz(
         &[("port", 8, Range), ("proto", 8, Exact)],
-        Layout::RangeArray,
+        Layout::Range,
         9,
         3000,
     );
@@ -417,10 +417,15 @@ fn range_array_matches_reference() {
 
 #[test]
 fn range_scan_matches_reference() {
-    fuzz(&[("a", 24, Range), ("b", 8, Exact)], Layout::Scan, 10, 3000);
+    fuzz(
+        &[("a", 24, Range), ("b", 8, Exact)],
+        Layout::Classifier,
+        10,
+        3000,
+    );
     fuzz(
         &[("a", 16, Range), ("b", 16, Range)],
-        Layout::Scan,
+        Layout::Classifier,
         11,
         1500,
     );
@@ -430,7 +435,7 @@ fn range_scan_matches_reference() {
 fn optional_matches_reference() {
     fuzz(
         &[("a", 12, Optional), ("b", 8, Exact)],
-        Layout::Scan,
+        Layout::Classifier,
         12,
         3000,
     );
@@ -440,14 +445,14 @@ fn optional_matches_reference() {
 fn mixed_kinds_match_reference() {
     fuzz(
         &[("dst", 32, Lpm), ("proto", 8, Ternary), ("port", 16, Range)],
-        Layout::Scan,
+        Layout::Classifier,
         13,
         3000,
     );
     // Two lpm fields and no priority: the longer total prefix wins.
     fuzz(
         &[("src", 16, Lpm), ("dst", 16, Lpm)],
-        Layout::Scan,
+        Layout::Classifier,
         14,
         2000,
     );
@@ -742,7 +747,7 @@ fn errors_name_the_problem() {
         t.add(vec![lpm(0, 0), range(0, 1)], port(1), Some(3), &acts)
             .unwrap_err()
             .to_string(),
-        "the table is full (2 entries)"
+        "the table is full (2 entries, its `size`): declare a larger one in the program's table, for example `size 1024;` (1,024 when absent, at most 16,777,216)"
     );
     assert_eq!(
         t.delete(EntryHandle(5)).unwrap_err().to_string(),
@@ -856,41 +861,76 @@ fn lpm_trie_matches_brute_force_at_every_width() {
 }
 
 #[test]
-fn range_arrays_are_bounded_in_memory() {
-    // 4,096 arrays of 256 KiB fill the 1 GiB budget of a 16-bit range key.
+fn range_groups_take_arrays_by_their_contents_and_within_a_budget() {
     let acts = actions();
-    let mut t = new_table(schema(&[("dst", 32, Exact), ("port", 16, Range)], 10_000));
-    assert_eq!(t.layout(), Layout::RangeArray);
-    let key = |dst: u128, p: u128| vec![MatchValue::Exact(dst), MatchValue::Range { lo: p, hi: p }];
-    let mut first = None;
-    for dst in 0..4096 {
-        let h = t.add(key(dst, 80), port(1), Some(1), &acts).unwrap();
-        first.get_or_insert(h);
-    }
-    let err = t.add(key(4096, 80), port(1), Some(1), &acts).unwrap_err();
-    assert!(matches!(
-        err,
-        TableError::RangeArrays {
-            limit: 4096,
-            array_bytes: 262_144
+    let mut t = new_table(schema(&[("dst", 32, Exact), ("port", 16, Range)], 1 << 20));
+    assert_eq!(t.layout(), Layout::Range);
+    let key =
+        |dst: u128, lo: u128, hi: u128| vec![MatchValue::Exact(dst), MatchValue::Range { lo, hi }];
+    let groups = |t: &Table| t.footprint().detail;
+    // 10,000 addresses of 32 ranges each: segments, a few hundred bytes an address, not an
+    // array of 256 KiB (2.5 GB in all).
+    for dst in 0..10_000u128 {
+        for r in 0..32u128 {
+            t.add(
+                key(dst, 1024 + 64 * r, 1087 + 64 * r),
+                port(r),
+                Some(1),
+                &acts,
+            )
+            .unwrap();
         }
-    ));
+    }
+    assert_eq!(groups(&t), "10000 groups, 0 of them arrays");
+    let index_bytes = t.footprint().index_bytes;
+    assert!(index_bytes < 10_000 * 1024, "{index_bytes} bytes");
+    // An address with more ranges than SEGMENTS_MAX segments hold takes an array...
+    let many = (SEGMENTS_MAX / 2 + 1) as u128;
+    let mut handles = Vec::new();
+    for r in 0..many {
+        let p = 2 * r;
+        handles.push(t.add(key(77_777, p, p), port(1), Some(1), &acts).unwrap());
+    }
+    assert_eq!(groups(&t), "10001 groups, 1 of them arrays");
     assert_eq!(
-        err.to_string(),
-        "the table's range key gives each distinct value of its exact keys an array of \
-         262144 bytes, and all 4096 the table may have (1 GiB) are in use"
+        t.lookup(&[77_777, 2 * (many - 1)]).map(|(h, _)| h),
+        handles.last().copied()
     );
-    // The refusal changed nothing: the address still misses, others still hit.
-    assert_eq!(t.num_entries(), 4096);
-    assert!(t.lookup(&[4096, 80]).is_none());
-    assert!(t.lookup(&[4095, 80]).is_some());
-    // An address that already has an array takes more entries.
-    t.add(key(7, 443), port(2), Some(1), &acts).unwrap();
-    // Deleting an address's last entry frees its array for another address.
-    t.delete(first.unwrap()).unwrap();
-    t.add(key(4096, 80), port(3), Some(1), &acts).unwrap();
-    assert!(t.lookup(&[4096, 80]).is_some());
-    assert!(t.lookup(&[0, 80]).is_none());
+    assert!(t.lookup(&[77_777, 1]).is_none());
+    // ...and gives it back once it has at most a quarter of that many ranges.
+    for h in handles.drain(SEGMENTS_MAX / 4..) {
+        t.delete(h).unwrap();
+    }
+    assert_eq!(groups(&t), "10001 groups, 0 of them arrays");
+    assert!(t.lookup(&[77_777, 0]).is_some());
+    assert!(t
+        .lookup(&[77_777, 2 * (SEGMENTS_MAX as u128 / 4)])
+        .is_none());
+    // The arrays' budget is RANGE_ARRAY_BYTES (4,096 arrays of 256 KiB); past it, dense
+    // groups keep segments, and every entry is still taken and found. (Lowered to two arrays
+    // here, rather than allocating a gigabyte.)
+    let Index::RangeArray(ra) = &t.index else {
+        panic!("not a range index")
+    };
+    assert_eq!(ra.array_budget, RANGE_ARRAY_BYTES / (4 << 16));
+    let mut small = new_table(schema(&[("dst", 8, Exact), ("port", 16, Range)], 1 << 20));
+    if let Index::RangeArray(ra) = &mut small.index {
+        ra.array_budget = 2;
+    }
+    for dst in 0..3u128 {
+        for r in 0..many {
+            small
+                .add(key(dst, 3 * r, 3 * r + 1), port(r), Some(1), &acts)
+                .unwrap();
+        }
+    }
+    assert_eq!(groups(&small), "3 groups, 2 of them arrays");
+    for dst in 0..3u128 {
+        for r in [0, many / 2, many - 1] {
+            let got = small.lookup(&[dst, 3 * r + 1]).map(|(_, c)| c.clone());
+            assert_eq!(got, Some(port(r)), "address {dst}, range {r}");
+        }
+    }
 }
 
 #[test]
@@ -949,4 +989,70 @@ fn fingerprints_follow_every_part_of_the_schema() {
         assert_ne!(c.encode(), base.encode(), "change {i}");
     }
     assert_eq!(base.fingerprint().to_string().len(), 16);
+}
+
+#[test]
+fn classifier_matches_reference_on_acl_shaped_keys() {
+    // Source and destination prefixes, two port ranges and a protocol, as an ACL has them:
+    // entries share masks, overlap, and fill buckets past their limit.
+    fuzz(
+        &[
+            ("src", 32, Ternary),
+            ("dst", 32, Lpm),
+            ("sport", 12, Range),
+            ("dport", 16, Range),
+            ("proto", 2, Ternary),
+        ],
+        Layout::Classifier,
+        15,
+        6000,
+    );
+    // Wider than 128 bits in all: buckets are keyed by a hash of the masked fields.
+    fuzz(
+        &[("src6", 128, Ternary), ("port", 16, Range)],
+        Layout::Classifier,
+        16,
+        3000,
+    );
+}
+
+#[test]
+fn classifier_keeps_entries_that_differ_only_in_their_ranges() {
+    // Forty entries of one prefix and protocol, each a different port range: more than a
+    // bucket's limit share one masked value, and every one must still be found.
+    let acts = actions();
+    let mut t = new_table(schema(&[("dst", 32, Lpm), ("port", 16, Range)], 1000));
+    assert_eq!(t.layout(), Layout::Classifier);
+    let mut handles = Vec::new();
+    for i in 0..40u128 {
+        let key = vec![
+            MatchValue::Lpm {
+                value: 0x0a00_0000,
+                prefix_len: 8,
+            },
+            MatchValue::Range {
+                lo: 1000 + 10 * i,
+                hi: 1009 + 10 * i,
+            },
+        ];
+        handles.push(t.add(key, port(i), Some(40 - i as u32), &acts).unwrap());
+    }
+    const { assert!(40 > super::index::BUCKET_LIMIT) };
+    for (i, h) in handles.iter().enumerate() {
+        let got = t.lookup(&[0x0a01_0203, 1005 + 10 * i as u128]);
+        assert_eq!(got.map(|(g, _)| g), Some(*h), "range {i}");
+    }
+    assert!(t.lookup(&[0x0b01_0203, 1005]).is_none());
+    assert!(t.lookup(&[0x0a01_0203, 999]).is_none());
+    // Deleting the middle ones leaves the others found and theirs missed.
+    for h in &handles[10..30] {
+        t.delete(*h).unwrap();
+    }
+    for (i, h) in handles.iter().enumerate() {
+        let got = t
+            .lookup(&[0x0a01_0203, 1005 + 10 * i as u128])
+            .map(|(g, _)| g);
+        let want = (!(10..30).contains(&i)).then_some(*h);
+        assert_eq!(got, want, "range {i}");
+    }
 }

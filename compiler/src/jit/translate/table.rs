@@ -295,8 +295,17 @@ impl Translator<'_, '_> {
                 self.b.append_block_param(found, types::I64);
                 self.translate_probe(view, e, found, miss_blk);
                 self.b.switch_to_block(found);
-                let arr = self.b.block_params(found)[0];
-                self.translate_slot(arr, r, miss_blk, hit_blk);
+                let group = self.b.block_params(found)[0];
+                // Bit 0 set: the group's segments; clear: its array.
+                let array_blk = self.b.create_block();
+                let seg_blk = self.b.create_block();
+                let tag = self.b.ins().band_imm_u(group, 1);
+                self.b.ins().brif(tag, seg_blk, &[], array_blk, &[]);
+                self.b.switch_to_block(array_blk);
+                self.translate_slot(group, r, miss_blk, hit_blk);
+                self.b.switch_to_block(seg_blk);
+                let segs = self.b.ins().band_imm_s(group, !1);
+                self.translate_segments(segs, r, miss_blk, hit_blk);
             }
         }
 
@@ -375,6 +384,59 @@ impl Translator<'_, '_> {
             .brif(empty, miss, &[], hit, &[BlockArg::Value(h)]);
     }
 
+    /// Bisection in a range group's segments (`[n, start << 32 | handle, ...]`, sorted, the
+    /// first starting at 0): the last segment starting at or below `v` holds the handle.
+    /// Branch-free steps: the loop runs log2(n) times whatever the value.
+    fn translate_segments(
+        &mut self,
+        segs: Value,
+        v: Value,
+        miss: cranelift_codegen::ir::Block,
+        hit: cranelift_codegen::ir::Block,
+    ) {
+        let n = self.b.ins().load(types::I64, self.trusted, segs, 0);
+        let zero = self.b.ins().iconst(types::I64, 0);
+        let step = self.b.create_block();
+        self.b.append_block_param(step, types::I64); // base
+        self.b.append_block_param(step, types::I64); // len
+        let body = self.b.create_block();
+        let done = self.b.create_block();
+        self.b
+            .ins()
+            .jump(step, &[BlockArg::Value(zero), BlockArg::Value(n)]);
+
+        self.b.switch_to_block(step);
+        let (base, len) = (self.b.block_params(step)[0], self.b.block_params(step)[1]);
+        let more = self.b.ins().icmp_imm_u(IntCC::UnsignedGreaterThan, len, 1);
+        self.b.ins().brif(more, body, &[], done, &[]);
+
+        self.b.switch_to_block(body);
+        let half = self.b.ins().ushr_imm_u(len, 1);
+        let mid = self.b.ins().iadd(base, half);
+        let off = self.b.ins().ishl_imm_u(mid, 3);
+        let at = self.b.ins().iadd(segs, off);
+        let w = self.b.ins().load(types::I64, self.trusted, at, 8);
+        let start = self.b.ins().ushr_imm_u(w, 32);
+        let below = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, start, v);
+        let base = self.b.ins().select(below, mid, base);
+        let len = self.b.ins().isub(len, half);
+        self.b
+            .ins()
+            .jump(step, &[BlockArg::Value(base), BlockArg::Value(len)]);
+
+        // The last base the loop tested, which dominates this block.
+        self.b.switch_to_block(done);
+        let base = self.b.block_params(step)[0];
+        let off = self.b.ins().ishl_imm_u(base, 3);
+        let at = self.b.ins().iadd(segs, off);
+        let h = self.b.ins().load(types::I32, self.trusted, at, 8);
+        let h = self.b.ins().uextend(types::I64, h);
+        let empty = self.b.ins().icmp_imm_u(IntCC::Equal, h, u32::MAX as i64);
+        self.b
+            .ins()
+            .brif(empty, miss, &[], hit, &[BlockArg::Value(h)]);
+    }
+
     /// Linear probing in a view's hash table: jumps to `found(value)` or `miss`.
     pub(super) fn translate_probe(
         &mut self,
@@ -394,7 +456,8 @@ impl Translator<'_, '_> {
         self.b.ins().jump(probe, &[BlockArg::Value(i0)]);
         self.b.switch_to_block(probe);
         let i = self.b.block_params(probe)[0];
-        let off = self.b.ins().ishl_imm_u(i, 3);
+        // 16-byte buckets: the key, then its value.
+        let off = self.b.ins().ishl_imm_u(i, 4);
         let va = self.b.ins().iadd(vals, off);
         let v = self.b.ins().load(types::I64, self.trusted, va, 0);
         let empty = self.b.ins().icmp_imm_u(IntCC::Equal, v, 0);

@@ -1,21 +1,23 @@
 //! The lookup structures, chosen per key shape (see the table in the parent module's docs):
 //! a direct array, a hash map, an lpm trie or hash maps per prefix length, a range array,
-//! a priority-ordered scan. Each indexes entries by handle; `Table` owns the entries.
+//! a tuple-space classifier. Each indexes entries by handle; `Table` owns the entries.
 
+mod cond;
 mod lpm;
 mod range;
-mod scan;
+mod tuples;
 
 pub(super) use lpm::{LpmIndex, LpmTrie};
 pub(super) use range::RangeIndex;
-pub(super) use scan::ScanIndex;
+pub use range::SEGMENTS_MAX;
+pub(crate) use tuples::TupleIndex;
+pub use tuples::BUCKET_LIMIT;
 
 use super::{
     entry_at, entry_value, pack, width_of, widths, Entry, KeyField, MatchKind, MatchValue,
     TableSchema, EMPTY,
 };
 use rustc_hash::FxHashMap;
-use std::num::NonZeroUsize;
 
 /// The lookup data structure a table uses; see the module docs for costs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,8 +25,8 @@ pub enum Layout {
     Direct,
     ExactHash,
     Lpm,
-    RangeArray,
-    Scan,
+    Range,
+    Classifier,
 }
 
 #[derive(Debug, Clone)]
@@ -45,7 +47,7 @@ pub(crate) enum Index {
     /// A single lpm key of at most 32 bits: a multibit trie.
     Trie(LpmTrie),
     RangeArray(RangeIndex),
-    Scan(ScanIndex),
+    Classifier(TupleIndex),
 }
 
 impl Index {
@@ -92,22 +94,44 @@ impl Index {
             if let Some(pos) = keys.iter().position(|k| k.kind == MatchKind::Range) {
                 let range_width = keys.get(pos).map_or(u32::MAX, width_of);
                 if range_width <= 16 && total - range_width <= 128 {
-                    return Index::RangeArray(RangeIndex {
-                        pos,
-                        widths: widths(keys),
-                        groups: FxHashMap::default(),
-                    });
+                    return Index::RangeArray(RangeIndex::new(pos, widths(keys)));
                 }
             }
         }
-        let stride = NonZeroUsize::new(keys.len()).unwrap_or(NonZeroUsize::MIN);
-        Index::Scan(ScanIndex {
-            stride,
-            widths: widths(keys),
-            by_priority: keys.iter().any(|k| k.kind.needs_priority()),
-            order: Vec::new(),
-            conds: Vec::new(),
-        })
+        Index::Classifier(TupleIndex::new(keys))
+    }
+
+    /// What the structure holds beyond its entries (tuples, groups, nodes) and roughly how
+    /// many bytes it takes (hash maps counted at their capacity).
+    pub(crate) fn describe(&self) -> (String, usize) {
+        fn map<K, V>(m: &FxHashMap<K, V>) -> usize {
+            m.capacity() * (std::mem::size_of::<(K, V)>() + 1)
+        }
+        match self {
+            Index::Direct { slots, .. } => (format!("{} slots", slots.len()), slots.len() * 4),
+            Index::Packed { map: m, .. } => (String::new(), map(m)),
+            Index::Wide { map: m } => (String::new(), map(m) + m.len() * 16 * 2),
+            Index::Lpm(l) => (
+                format!("{} prefix lengths", l.levels.len()),
+                l.levels
+                    .iter()
+                    .map(|v| map(&v.packed) + map(&v.hashed))
+                    .sum(),
+            ),
+            Index::Trie(t) => (
+                format!("{} trie nodes", t.nodes.len()),
+                t.nodes.len() * (256 * 9) + t.nodes.iter().map(|n| n.own.len() * 8).sum::<usize>(),
+            ),
+            Index::RangeArray(ra) => (
+                format!("{} groups, {} of them arrays", ra.groups.len(), ra.arrays),
+                map(&ra.groups)
+                    + ra.groups
+                        .values()
+                        .map(|g| g.slots.bytes() + g.members.capacity() * 4)
+                        .sum::<usize>(),
+            ),
+            Index::Classifier(c) => (format!("{} tuples", c.tuples()), c.bytes()),
+        }
     }
 
     pub(crate) fn layout(&self) -> Layout {
@@ -115,8 +139,8 @@ impl Index {
             Index::Direct { .. } => Layout::Direct,
             Index::Packed { .. } | Index::Wide { .. } => Layout::ExactHash,
             Index::Lpm(_) | Index::Trie(_) => Layout::Lpm,
-            Index::RangeArray(_) => Layout::RangeArray,
-            Index::Scan(_) => Layout::Scan,
+            Index::RangeArray(_) => Layout::Range,
+            Index::Classifier(_) => Layout::Classifier,
         }
     }
 
@@ -149,7 +173,7 @@ impl Index {
                 }
             }
             Index::RangeArray(ra) => ra.update(h, entry, slots, true),
-            Index::Scan(scan) => scan.insert(h, entry, fields),
+            Index::Classifier(c) => c.insert(h, entry, fields),
         }
     }
 
@@ -183,7 +207,7 @@ impl Index {
                 }
             }
             Index::RangeArray(ra) => ra.update(h, entry, slots, false),
-            Index::Scan(scan) => scan.remove(entry),
+            Index::Classifier(c) => c.remove(h, entry),
         }
     }
 
@@ -216,7 +240,7 @@ impl Index {
                 _ => None,
             },
             Index::RangeArray(ra) => ra.lookup(key),
-            Index::Scan(scan) => scan.lookup(key),
+            Index::Classifier(c) => c.lookup(key),
         }
     }
 }
