@@ -384,9 +384,10 @@ impl Translator<'_, '_> {
             .brif(empty, miss, &[], hit, &[BlockArg::Value(h)]);
     }
 
-    /// Bisection in a range group's segments (`[n, start << 32 | handle, ...]`, sorted, the
-    /// first starting at 0): the last segment starting at or below `v` holds the handle.
-    /// Branch-free steps: the loop runs log2(n) times whatever the value.
+    /// Bisection in a range group's segments (see `Slots::Segments` in the runtime: `n` at byte
+    /// 0, the u16 starts from byte 8, the u32 handles after them): the last segment starting
+    /// at or below `v` holds the handle. Branch-free steps: the loop runs log2(n) times
+    /// whatever the value.
     fn translate_segments(
         &mut self,
         segs: Value,
@@ -394,7 +395,8 @@ impl Translator<'_, '_> {
         miss: cranelift_codegen::ir::Block,
         hit: cranelift_codegen::ir::Block,
     ) {
-        let n = self.b.ins().load(types::I64, self.trusted, segs, 0);
+        let n = self.b.ins().load(types::I32, self.trusted, segs, 0);
+        let n = self.b.ins().uextend(types::I64, n);
         let zero = self.b.ins().iconst(types::I64, 0);
         let step = self.b.create_block();
         self.b.append_block_param(step, types::I64); // base
@@ -413,10 +415,10 @@ impl Translator<'_, '_> {
         self.b.switch_to_block(body);
         let half = self.b.ins().ushr_imm_u(len, 1);
         let mid = self.b.ins().iadd(base, half);
-        let off = self.b.ins().ishl_imm_u(mid, 3);
+        let off = self.b.ins().ishl_imm_u(mid, 1);
         let at = self.b.ins().iadd(segs, off);
-        let w = self.b.ins().load(types::I64, self.trusted, at, 8);
-        let start = self.b.ins().ushr_imm_u(w, 32);
+        let start = self.b.ins().load(types::I16, self.trusted, at, 8);
+        let start = self.b.ins().uextend(types::I64, start);
         let below = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, start, v);
         let base = self.b.ins().select(below, mid, base);
         let len = self.b.ins().isub(len, half);
@@ -427,9 +429,14 @@ impl Translator<'_, '_> {
         // The last base the loop tested, which dominates this block.
         self.b.switch_to_block(done);
         let base = self.b.block_params(step)[0];
-        let off = self.b.ins().ishl_imm_u(base, 3);
+        // The handles start at (8 + 2n + 3) & !3.
+        let starts_end = self.b.ins().ishl_imm_u(n, 1);
+        let hoff = self.b.ins().iadd_imm_u(starts_end, 11);
+        let hoff = self.b.ins().band_imm_s(hoff, !3);
+        let off = self.b.ins().ishl_imm_u(base, 2);
+        let off = self.b.ins().iadd(hoff, off);
         let at = self.b.ins().iadd(segs, off);
-        let h = self.b.ins().load(types::I32, self.trusted, at, 8);
+        let h = self.b.ins().load(types::I32, self.trusted, at, 0);
         let h = self.b.ins().uextend(types::I64, h);
         let empty = self.b.ins().icmp_imm_u(IntCC::Equal, h, u32::MAX as i64);
         self.b

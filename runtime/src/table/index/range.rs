@@ -47,10 +47,50 @@ pub(crate) struct RangeGroup {
 pub(crate) enum Slots {
     /// The winning handle of every value, or [`EMPTY`].
     Array(Box<[u32]>),
-    /// Word 0 is the number of segments n >= 1; words 1..=n are `start << 32 | handle`, sorted
-    /// by start, the first starting at 0: a value's winner is that of the last segment that
-    /// starts at or below it.
+    /// The segments' starts apart from their handles, so that a bisection reads few lines
+    /// (34 starts, a gateway address's 32 ranges, are 68 bytes): byte 0 holds the number of
+    /// segments n >= 1 (a u32); from byte 8, the n starts (u16, sorted, the first 0); from
+    /// byte [`Segments::handles_at`]`(n)`, the n handles (u32). A value's winner is the
+    /// handle of the last segment that starts at or below it. (Range keys of this layout
+    /// are at most 16 bits wide.)
     Segments(Box<[u64]>),
+}
+
+/// Where a segments block of `n` segments keeps its handles, in bytes.
+pub const fn handles_at(n: usize) -> usize {
+    (8 + 2 * n + 3) & !3
+}
+
+/// Segments, `(start, handle)` in order of start, the first at 0, as a block.
+fn encode_segments(segs: &[(u16, u32)]) -> Box<[u64]> {
+    let n = segs.len();
+    let mut bytes = vec![0u8; (handles_at(n) + 4 * n).next_multiple_of(8)];
+    bytes[..4].copy_from_slice(&(n as u32).to_ne_bytes());
+    for (i, &(start, h)) in segs.iter().enumerate() {
+        bytes[8 + 2 * i..10 + 2 * i].copy_from_slice(&start.to_ne_bytes());
+        let at = handles_at(n) + 4 * i;
+        bytes[at..at + 4].copy_from_slice(&h.to_ne_bytes());
+    }
+    bytes
+        .chunks_exact(8)
+        .map(|c| u64::from_ne_bytes(c.try_into().unwrap_or_default()))
+        .collect()
+}
+
+/// A segments block read back: `(start, handle)` in order.
+#[cfg(test)]
+fn decode_segments(words: &[u64]) -> Vec<(u16, u32)> {
+    let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
+    let word = |at: usize, len: usize| bytes.get(at..at + len);
+    let n = word(0, 4).map_or(0, |b| u32::from_ne_bytes(b.try_into().unwrap_or_default()));
+    let n = n as usize;
+    (0..n)
+        .filter_map(|i| {
+            let s = u16::from_ne_bytes(word(8 + 2 * i, 2)?.try_into().ok()?);
+            let h = u32::from_ne_bytes(word(handles_at(n) + 4 * i, 4)?.try_into().ok()?);
+            Some((s, h))
+        })
+        .collect()
 }
 
 impl Slots {
@@ -59,9 +99,23 @@ impl Slots {
         let h = match self {
             Slots::Array(a) => *a.get(usize::try_from(v).ok()?)?,
             Slots::Segments(s) => {
-                let segs = s.get(1..)?;
-                let at = segs.partition_point(|&w| u128::from(w >> 32) <= v);
-                *segs.get(at.checked_sub(1)?)? as u32
+                // The bisection generated code does, over the block's bytes.
+                let n = (*s.first()? & 0xffff_ffff) as usize;
+                let bytes = |at: usize, len: usize| -> Option<u64> {
+                    let word = s.get(at / 8)?.to_ne_bytes();
+                    let mut b = [0u8; 8];
+                    b[..len].copy_from_slice(word.get(at % 8..at % 8 + len)?);
+                    Some(u64::from_ne_bytes(b))
+                };
+                let (mut base, mut len) = (0usize, n);
+                while len > 1 {
+                    let half = len / 2;
+                    if u128::from(bytes(8 + 2 * (base + half), 2)?) <= v {
+                        base += half;
+                    }
+                    len -= half;
+                }
+                bytes(handles_at(n) + 4 * base, 4)? as u32
             }
         };
         (h != EMPTY).then_some(h)
@@ -131,7 +185,7 @@ impl RangeIndex {
         let room = self.arrays < self.array_budget;
         let group = self.groups.entry(gk).or_insert_with(|| RangeGroup {
             members: Vec::new(),
-            slots: Slots::Segments(vec![1, u64::from(EMPTY)].into_boxed_slice()),
+            slots: Slots::Segments(encode_segments(&[(0, EMPTY)])),
         });
         if insert {
             group.members.push(h);
@@ -160,9 +214,8 @@ impl RangeIndex {
         }
         let was_array = matches!(group.slots, Slots::Array(_));
         let segments = Self::segments(group, pos, slots, max);
-        let n = segments.len() - 1;
-        if n <= SEGMENTS_MAX || (!was_array && !room) {
-            group.slots = Slots::Segments(segments);
+        if segments.len() <= SEGMENTS_MAX || (!was_array && !room) {
+            group.slots = Slots::Segments(encode_segments(&segments));
             if was_array {
                 self.arrays -= 1;
             }
@@ -203,7 +256,12 @@ impl RangeIndex {
     /// A group's segments: a sweep over the points where a range starts or ends, with a heap
     /// of the ranges covering the current point (the best on top); adjacent segments with
     /// the same winner are merged.
-    fn segments(group: &RangeGroup, pos: usize, slots: &[Option<Entry>], max: u128) -> Box<[u64]> {
+    fn segments(
+        group: &RangeGroup,
+        pos: usize,
+        slots: &[Option<Entry>],
+        max: u128,
+    ) -> Vec<(u16, u32)> {
         let ranges = Self::ranges(&group.members, pos, slots, 0, max);
         let mut points: Vec<u128> = ranges
             .iter()
@@ -213,7 +271,7 @@ impl RangeIndex {
         points.push(0);
         points.sort_unstable();
         points.dedup();
-        let mut out = vec![0u64];
+        let mut out: Vec<(u16, u32)> = Vec::new();
         let mut starts = ranges.into_iter().peekable();
         let mut active: BinaryHeap<Reverse<(u32, u64, u128, u32)>> = BinaryHeap::new();
         for p in points {
@@ -224,13 +282,12 @@ impl RangeIndex {
                 active.pop();
             }
             let winner = active.peek().map_or(EMPTY, |Reverse(top)| top.3);
-            if out.len() > 1 && out.last().map(|&w| w as u32) == Some(winner) {
+            if out.last().map(|&(_, w)| w) == Some(winner) {
                 continue;
             }
-            out.push(((p as u64) << 32) | u64::from(winner));
+            out.push((p as u16, winner));
         }
-        out[0] = (out.len() - 1) as u64;
-        out.into_boxed_slice()
+        out
     }
 
     /// Refills values `lo..=hi` of an array with a sweep over the range starts: a heap of
@@ -283,5 +340,27 @@ impl RangeIndex {
             return None;
         }
         self.groups.get(&gk)?.slots.get(k)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_blocks_round_trip_and_bisect_like_a_search() {
+        for n in [1usize, 2, 3, 7, 34, 65, 512] {
+            let segs: Vec<(u16, u32)> = (0..n)
+                .map(|i| ((i * 100) as u16, if i % 5 == 4 { EMPTY } else { i as u32 }))
+                .collect();
+            let block = encode_segments(&segs);
+            assert_eq!(decode_segments(&block), segs, "{n} segments");
+            let slots = Slots::Segments(block);
+            for v in 0..=(n as u128 * 100 + 50) {
+                let i = segs.partition_point(|&(s, _)| u128::from(s) <= v) - 1;
+                let want = (segs[i].1 != EMPTY).then_some(segs[i].1);
+                assert_eq!(slots.get(v), want, "{n} segments, value {v}");
+            }
+        }
     }
 }
