@@ -27,13 +27,6 @@ impl Cond {
             MatchValue::Range { lo, hi } => Cond::Range { lo, hi },
         }
     }
-
-    pub(crate) fn matches(self, k: u128) -> bool {
-        match self {
-            Cond::Masked { value, mask } => k & mask == value,
-            Cond::Range { lo, hi } => lo <= k && k <= hi,
-        }
-    }
 }
 
 /// Where an entry stands in match order, with `seq` breaking ties (older first): by priority

@@ -22,7 +22,7 @@
 //! Every change updates the structure in place (one bucket, and the tuples' order), so a
 //! table_add costs a hash insert and a sort of the tuples, not a rebuild.
 
-use super::super::{fits, ones, prefix_mask, width_of, Entry, KeyField, MatchValue};
+use super::super::{fits, ones, prefix_mask, width_of, Entry, KeyField, MatchKind, MatchValue};
 use super::cond::{rank_of, Cond};
 use rustc_hash::{FxHashMap, FxHasher};
 use std::collections::BTreeSet;
@@ -38,6 +38,10 @@ pub(crate) struct TupleIndex {
     /// Whether the masked fields fit in 128 bits: a bucket's key is then the fields packed,
     /// otherwise a 128-bit hash of them (the candidates' conditions are checked anyway).
     packed: bool,
+    /// Whether every field fits in 64 bits (conditions take a word per value), and which
+    /// fields are ranges.
+    narrow: bool,
+    ranges: Box<[bool]>,
     /// By tuple id; `None` for a freed id.
     tuples: Vec<Option<Tuple>>,
     free: Vec<u32>,
@@ -56,11 +60,13 @@ struct Tuple {
     ranks: BTreeSet<(u32, u64, u32)>,
 }
 
-/// The entries of one masked value, best first, with their conditions packed row by row.
+/// The entries of one masked value, best first, with their conditions packed row by row:
+/// per field, two words (value and mask, or lo and hi for a range field), each one `u64`
+/// when every field is at most 64 bits wide (an ACL's five fields in 80 bytes), else two.
 #[derive(Debug, Clone, Default)]
 struct Bucket {
     rules: Vec<(u32, u64, u32)>,
-    conds: Vec<Cond>,
+    conds: Vec<u64>,
 }
 
 impl TupleIndex {
@@ -68,6 +74,8 @@ impl TupleIndex {
         let widths: Box<[u32]> = fields.iter().map(width_of).collect();
         TupleIndex {
             packed: widths.iter().sum::<u32>() <= 128,
+            narrow: widths.iter().all(|&w| w <= 64),
+            ranges: fields.iter().map(|f| f.kind == MatchKind::Range).collect(),
             widths,
             by_priority: fields.iter().any(|k| k.kind.needs_priority()),
             tuples: Vec::new(),
@@ -85,9 +93,7 @@ impl TupleIndex {
 
     /// The bytes the structure takes, roughly: buckets, conditions and bookkeeping.
     pub(crate) fn bytes(&self) -> usize {
-        let per_entry = std::mem::size_of::<(u32, u64, u32)>() * 2
-            + std::mem::size_of::<Cond>() * self.widths.len()
-            + 48;
+        let per_entry = std::mem::size_of::<(u32, u64, u32)>() * 2 + self.stride() * 8 + 48;
         let buckets: usize = self
             .tuples
             .iter()
@@ -155,6 +161,42 @@ impl TupleIndex {
         }
     }
 
+    /// Words of conditions per entry.
+    fn stride(&self) -> usize {
+        self.widths.len() * if self.narrow { 2 } else { 4 }
+    }
+
+    /// Whether a key meets one entry's conditions.
+    #[inline]
+    fn row_matches(&self, row: &[u64], key: &[u128]) -> bool {
+        if self.narrow {
+            row.chunks_exact(2)
+                .zip(key)
+                .zip(self.ranges.iter())
+                .all(|((c, &k), &range)| {
+                    let k = k as u64;
+                    if range {
+                        c[0] <= k && k <= c[1]
+                    } else {
+                        k & c[1] == c[0]
+                    }
+                })
+        } else {
+            row.chunks_exact(4)
+                .zip(key)
+                .zip(self.ranges.iter())
+                .all(|((c, &k), &range)| {
+                    let a = u128::from(c[0]) | u128::from(c[1]) << 64;
+                    let b = u128::from(c[2]) | u128::from(c[3]) << 64;
+                    if range {
+                        a <= k && k <= b
+                    } else {
+                        k & b == a
+                    }
+                })
+        }
+    }
+
     fn tuple(&self, id: u32) -> Option<&Tuple> {
         self.tuples.get(id as usize).and_then(Option::as_ref)
     }
@@ -204,13 +246,19 @@ impl TupleIndex {
                 (id, key)
             }
         };
-        let row: Vec<Cond> = entry
-            .key
-            .iter()
-            .zip(fields)
-            .map(|(mv, f)| Cond::new(mv, width_of(f)))
-            .collect();
-        let stride = self.widths.len();
+        let mut row: Vec<u64> = Vec::with_capacity(self.stride());
+        for (mv, f) in entry.key.iter().zip(fields) {
+            let (a, b) = match Cond::new(mv, width_of(f)) {
+                Cond::Masked { value, mask } => (value, mask),
+                Cond::Range { lo, hi } => (lo, hi),
+            };
+            if self.narrow {
+                row.extend([a as u64, b as u64]);
+            } else {
+                row.extend([a as u64, (a >> 64) as u64, b as u64, (b >> 64) as u64]);
+            }
+        }
+        let stride = self.stride();
         let Some(t) = self.tuples.get_mut(id as usize).and_then(Option::as_mut) else {
             return;
         };
@@ -255,7 +303,7 @@ impl TupleIndex {
             return;
         };
         let (rank, seq) = rank_of(entry, self.by_priority);
-        let stride = self.widths.len();
+        let stride = self.stride();
         let Some(t) = self.tuples.get_mut(id as usize).and_then(Option::as_mut) else {
             return;
         };
@@ -305,7 +353,7 @@ impl TupleIndex {
         {
             return None;
         }
-        let stride = self.widths.len();
+        let stride = self.stride();
         let mut found: Option<(u32, u64, u32)> = None;
         for &id in &self.order {
             let Some(t) = self.tuple(id) else { continue };
@@ -324,7 +372,7 @@ impl TupleIndex {
                 .rules
                 .iter()
                 .zip(b.conds.chunks_exact(stride))
-                .find(|(_, row)| row.iter().zip(key).all(|(c, &k)| c.matches(k)));
+                .find(|(_, row)| self.row_matches(row, key));
             if let Some((&r, _)) = hit {
                 if found.is_none_or(|f| (r.0, r.1) < (f.0, f.1)) {
                     found = Some(r);
