@@ -387,8 +387,8 @@ pub fn bench(args: &BenchArgs, color: bool) -> anyhow::Result<ExitCode> {
         );
         let _ = writeln!(
             o,
-            "entries installed in {install_ms:.0} ms; the process grew by {:.1} MiB",
-            rss_growth as f64 / MIB
+            "entries installed in {install_ms:.0} ms; the process grew by {}",
+            human(rss_growth as usize)
         );
         for t in tables.tables().iter().filter(|t| t.num_entries() > 0) {
             let f = t.footprint();
@@ -399,12 +399,12 @@ pub fn bench(args: &BenchArgs, color: bool) -> anyhow::Result<ExitCode> {
             };
             let _ = writeln!(
                 o,
-                "table {}: {} entries, {:?}{detail}, {:.1} MiB ({:.1} MiB of it the lookup structure)",
+                "table {}: {} entries, {:?}{detail}, {} ({} of it the lookup structure)",
                 t.name(),
                 t.num_entries(),
                 f.layout,
-                f.bytes as f64 / MIB,
-                f.index_bytes as f64 / MIB
+                human(f.bytes),
+                human(f.index_bytes)
             );
         }
         let _ = writeln!(o, "{:<8} {:>10} {:>10}", "", "Mpps", "ns/packet");
@@ -447,7 +447,21 @@ pub fn bench(args: &BenchArgs, color: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-const MIB: f64 = 1024.0 * 1024.0;
+/// Bytes in the largest binary unit that keeps a number of at least 1.
+fn human(bytes: usize) -> String {
+    let mut v = bytes as f64;
+    for unit in ["B", "KiB", "MiB"] {
+        if v < 1024.0 {
+            return if unit == "B" {
+                format!("{bytes} B")
+            } else {
+                format!("{v:.1} {unit}")
+            };
+        }
+        v /= 1024.0;
+    }
+    format!("{v:.1} GiB")
+}
 
 /// The process's resident memory (Linux; 0 elsewhere).
 fn rss_bytes() -> u64 {

@@ -5,7 +5,8 @@
 //! - `KIND_HASH`: exact keys of at most 64 bits in all, packed: an open-addressing table
 //!   (`JitHash`) from the packed key to handle + 1.
 //! - `KIND_RANGE`: one exact key of at most 64 bits and one range key of at most 16 bits: a
-//!   `JitHash` from the exact value to the address of that value's array of 2^width handles.
+//!   `JitHash` from the exact value to the address of that value's resolved ranges: an array
+//!   of 2^width handles, or, with bit 0 set, its segments (`table::index::range::Slots`).
 //!
 //! On a hit, the entry's row is at `hot + (handle << row_shift)`: the action id, then its
 //! arguments packed as [`arg_slots`] lays them out (a row of `port_dnat`'s `dnat` is 8 bytes),

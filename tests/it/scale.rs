@@ -119,7 +119,7 @@ fn range_groups_as_segments_and_as_arrays_agree_with_the_ranges() {
     let case = case("programs/port_dnat.sluice", entries);
     let t = &case.tables.tables()[case.tables.by_name("dnat").unwrap()];
     assert_eq!(t.layout(), Layout::Range);
-    assert_eq!(t.footprint().detail, "2 groups, 1 of them arrays");
+    assert_eq!(t.footprint().detail, "2 groups, 1 as arrays");
 
     let interp = Interp::new(&case.prog);
     let jit = JitProgram::compile(&case.prog, false).unwrap();

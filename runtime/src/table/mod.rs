@@ -12,8 +12,8 @@
 //! | [`Layout::ExactHash`] | all exact, wider | one hash probe (fields packed into a `u128` when they fit in 128 bits, else the key slice itself is the hash key) |
 //! | [`Layout::Lpm`] | a single lpm field of at most 32 bits | a multibit trie with 8-bit strides: at most four node reads (DIR-8-8-8-8) |
 //! | [`Layout::Lpm`] | one lpm field plus exact fields, or wider | one hash probe per prefix length in use, longest first, stopping at the first hit |
-//! | [`Layout::Range`] | exact fields plus one range field of <= 16 bits | one hash probe on the exact fields, then one array load (2^width `u32` slots, i.e. 256 KiB for 16 bits, per distinct exact key, pre-resolved by priority; at most [`RANGE_ARRAY_BYTES`] of arrays, so 4,096 distinct exact keys for a 16-bit range) |
-//! | [`Layout::Scan`] | anything else with ternary, range or optional fields (or several lpm fields) | linear scan over `n * k` packed conditions in priority order, first match wins |
+//! | [`Layout::Range`] | exact fields plus one range field of <= 16 bits | one hash probe on the exact fields, then, for that value's ranges pre-resolved by priority, a bisection over at most [`SEGMENTS_MAX`] segments or, for a value with more, one load from an array of 2^width `u32` slots (256 KiB for 16 bits) while the table's arrays stay within [`RANGE_ARRAY_BYTES`] |
+//! | [`Layout::Classifier`] | anything else with ternary, range or optional fields (or several lpm fields) | tuple space search: one hash probe per tuple of masks, in order of the best priority each holds, with an early exit; each candidate's conditions checked in its bucket (see `index/tuples.rs`) |
 //!
 //! Entries of priority tables (those with a ternary, range or optional key)
 //! follow BMv2: the *smaller* priority value wins, ties go to the older entry.
@@ -68,9 +68,9 @@ pub(crate) struct Entry {
 /// because handles stay below the table size, a `u32`.
 const EMPTY: u32 = u32::MAX;
 
-/// The most memory the arrays of one [`Layout::Range`] table may take
-/// (4,096 arrays of 256 KiB for a 16-bit range key; twice that under `serve`,
-/// whose live tables keep two copies).
+/// The most memory the arrays of one [`Layout::Range`] table may take (4,096 arrays of
+/// 256 KiB for a 16-bit range key; twice that under `serve`, whose live tables keep two
+/// copies). Past it, values with many ranges keep their segments.
 pub const RANGE_ARRAY_BYTES: usize = 1 << 30;
 
 /// What [`Table::footprint`] reports.

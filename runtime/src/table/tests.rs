@@ -881,7 +881,7 @@ fn range_groups_take_arrays_by_their_contents_and_within_a_budget() {
             .unwrap();
         }
     }
-    assert_eq!(groups(&t), "10000 groups, 0 of them arrays");
+    assert_eq!(groups(&t), "10000 groups, 0 as arrays");
     let index_bytes = t.footprint().index_bytes;
     assert!(index_bytes < 10_000 * 1024, "{index_bytes} bytes");
     // An address with more ranges than SEGMENTS_MAX segments hold takes an array...
@@ -891,7 +891,7 @@ fn range_groups_take_arrays_by_their_contents_and_within_a_budget() {
         let p = 2 * r;
         handles.push(t.add(key(77_777, p, p), port(1), Some(1), &acts).unwrap());
     }
-    assert_eq!(groups(&t), "10001 groups, 1 of them arrays");
+    assert_eq!(groups(&t), "10001 groups, 1 as arrays");
     assert_eq!(
         t.lookup(&[77_777, 2 * (many - 1)]).map(|(h, _)| h),
         handles.last().copied()
@@ -901,7 +901,7 @@ fn range_groups_take_arrays_by_their_contents_and_within_a_budget() {
     for h in handles.drain(SEGMENTS_MAX / 4..) {
         t.delete(h).unwrap();
     }
-    assert_eq!(groups(&t), "10001 groups, 0 of them arrays");
+    assert_eq!(groups(&t), "10001 groups, 0 as arrays");
     assert!(t.lookup(&[77_777, 0]).is_some());
     assert!(t
         .lookup(&[77_777, 2 * (SEGMENTS_MAX as u128 / 4)])
@@ -924,7 +924,7 @@ fn range_groups_take_arrays_by_their_contents_and_within_a_budget() {
                 .unwrap();
         }
     }
-    assert_eq!(groups(&small), "3 groups, 2 of them arrays");
+    assert_eq!(groups(&small), "3 groups, 2 as arrays");
     for dst in 0..3u128 {
         for r in [0, many / 2, many - 1] {
             let got = small.lookup(&[dst, 3 * r + 1]).map(|(_, c)| c.clone());

@@ -112,25 +112,33 @@ impl Index {
             Index::Packed { map: m, .. } => (String::new(), map(m)),
             Index::Wide { map: m } => (String::new(), map(m) + m.len() * 16 * 2),
             Index::Lpm(l) => (
-                format!("{} prefix lengths", l.levels.len()),
+                format!("{} prefix length{}", l.levels.len(), plural(l.levels.len())),
                 l.levels
                     .iter()
                     .map(|v| map(&v.packed) + map(&v.hashed))
                     .sum(),
             ),
             Index::Trie(t) => (
-                format!("{} trie nodes", t.nodes.len()),
+                format!("{} trie node{}", t.nodes.len(), plural(t.nodes.len())),
                 t.nodes.len() * (256 * 9) + t.nodes.iter().map(|n| n.own.len() * 8).sum::<usize>(),
             ),
             Index::RangeArray(ra) => (
-                format!("{} groups, {} of them arrays", ra.groups.len(), ra.arrays),
+                format!(
+                    "{} group{}, {} as arrays",
+                    ra.groups.len(),
+                    plural(ra.groups.len()),
+                    ra.arrays
+                ),
                 map(&ra.groups)
                     + ra.groups
                         .values()
                         .map(|g| g.slots.bytes() + g.members.capacity() * 4)
                         .sum::<usize>(),
             ),
-            Index::Classifier(c) => (format!("{} tuples", c.tuples()), c.bytes()),
+            Index::Classifier(c) => (
+                format!("{} tuple{}", c.tuples(), plural(c.tuples())),
+                c.bytes(),
+            ),
         }
     }
 
@@ -242,5 +250,13 @@ impl Index {
             Index::RangeArray(ra) => ra.lookup(key),
             Index::Classifier(c) => c.lookup(key),
         }
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
     }
 }
