@@ -20,7 +20,7 @@ pub struct Shipped {
     pub jit: JitProgram,
 }
 
-const PROGRAMS: [(&str, &str, &str); 8] = [
+const PROGRAMS: [(&str, &str, &str); 9] = [
     (
         "port_dnat",
         include_str!("../programs/port_dnat.sluice"),
@@ -60,6 +60,11 @@ const PROGRAMS: [(&str, &str, &str); 8] = [
         "gateway_secure",
         include_str!("../programs/gateway_secure.sluice"),
         include_str!("../programs/gateway_secure.entries"),
+    ),
+    (
+        "acl",
+        include_str!("../programs/acl.sluice"),
+        include_str!("../programs/acl.entries"),
     ),
 ];
 
