@@ -2,7 +2,7 @@
 //! arrays) and the classifier, each checked against the interpreter packet by packet and
 //! against a brute-force reading of the entries that this file makes itself.
 
-use crate::differential::{differential, Case, Pair, Rng};
+use crate::differential::{differential, gen_packet, Case, Pair, Rng};
 use sluice_compiler::interp::Interp;
 use sluice_compiler::jit::JitProgram;
 use sluice_runtime::datapath::{Pipeline, Worker};
@@ -367,4 +367,91 @@ fn the_classifier_agrees_with_a_scan_of_the_rules_through_both_backends() {
         kept.push(x);
     }
     check(&case, &kept, &packets);
+}
+
+/// Batches of 32 through the JIT against the interpreter one packet at a time: the addresses
+/// are `base..base + addresses`; a third of the packets are of every other kind (cut,
+/// malformed, not IPv4), whose prefetch answers are whatever the parser left.
+fn batched_like_the_interpreter(case: &Case, base: u32, addresses: u64) {
+    let jit = JitProgram::compile(&case.prog, false).unwrap();
+    let dnat = case.tables.by_name("dnat").unwrap();
+    assert_eq!(jit.prefetch_table().map(|t| t.index()), Some(dnat));
+    assert!(case.tables.tables()[dnat].num_entries() >= sluice_compiler::jit::PREFETCH_ENTRIES);
+    let interp = Interp::new(&case.prog);
+    let mut r = Rng::new(5);
+    let mut packets = Vec::new();
+    for i in 0..4000 {
+        packets.push(if i % 3 == 2 {
+            gen_packet(&mut r)
+        } else {
+            let dst = base + r.below(addresses + 10) as u32;
+            let proto = if r.below(2) == 0 { 6 } else { 17 };
+            packet(0xc633_6401, dst, proto, 40000, r.below(65536) as u16)
+        });
+    }
+    let head = case.prog.headroom;
+    let mut w = jit.worker();
+    let mut stats = sluice_compiler::stats_for(&case.prog);
+    let tables = case.tables.detached();
+    let mut forwarded = 0;
+    for chunk in packets.chunks(32) {
+        let mut bufs: Vec<PacketBuf> = chunk
+            .iter()
+            .map(|p| {
+                let mut b = PacketBuf::with_capacity(head, p.len().max(1));
+                b.load(head, p, p.len() as u32);
+                b
+            })
+            .collect();
+        let metas = vec![meta(); chunk.len()];
+        let mut out = vec![Verdict::Drop(0); chunk.len()];
+        w.process_batch(&tables, &mut stats, &mut bufs, &metas, &mut out)
+            .unwrap();
+        for ((p, b), v) in chunk.iter().zip(&bufs).zip(&out) {
+            let (want, bytes) = run(&interp, case, p);
+            assert_eq!(*v, want, "packet {}", crate::differential::hex(p));
+            if let Verdict::Forward(_) = v {
+                assert_eq!(b.data(), &bytes[..]);
+                forwarded += 1;
+            }
+        }
+    }
+    assert!(forwarded > 1000, "{forwarded} forwarded");
+    assert!(stats.balanced());
+}
+
+#[test]
+fn the_prefetch_pass_changes_nothing() {
+    // 70 addresses x 1,000 ranges (arrays), past PREFETCH_ENTRIES: every batch of the JIT
+    // runs the slot's prefetch function first.
+    let mut entries = String::new();
+    for a in 0..70u32 {
+        for r in 0..1000u32 {
+            let lo = 1024 + 64 * r;
+            entries += &format!(
+                "table_add dnat to_vm {} {lo}->{} => {} {} 10\n",
+                ip(0xcb00_0100 + a),
+                lo + 63,
+                ip(0x0a00_0000 + a * 1000 + r + 1),
+                1 + r % 4
+            );
+        }
+    }
+    batched_like_the_interpreter(&case("programs/port_dnat.sluice", entries), 0xcb00_0100, 70);
+    // 40,000 addresses x 2 ranges (segments), whose hash of addresses passes
+    // PREFETCH_HASH_BYTES: the bucket's prefetch function runs first too.
+    let mut entries = String::new();
+    for a in 0..40_000u32 {
+        for (lo, hi) in [(1024, 30000), (30001, 65535)] {
+            entries += &format!(
+                "table_add dnat to_vm {} {lo}->{hi} => {} 1 10\n",
+                ip(0x6440_0000 + a),
+                ip(0x0a00_0000 + 2 * a + u32::from(lo > 1024)),
+            );
+        }
+    }
+    let case = case("programs/port_dnat.sluice", entries);
+    let dnat = &case.tables.tables()[case.tables.by_name("dnat").unwrap()];
+    assert!((dnat.view().mask + 1) * 16 >= sluice_compiler::jit::PREFETCH_HASH_BYTES);
+    batched_like_the_interpreter(&case, 0x6440_0000, 40_000);
 }

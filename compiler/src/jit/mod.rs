@@ -165,6 +165,8 @@ unsafe impl Sync for CodeMemory {}
 /// which runs it with a [`JitWorker`] of its own.
 pub struct JitProgram {
     entry: EntryFn,
+    /// The prefetch functions and the table they prefetch for (see `translate/prefetch.rs`).
+    prefetch: Option<Prefetch>,
     prog: Program,
     binding: Binding,
     scratch_len: usize,
@@ -256,8 +258,47 @@ impl JitProgram {
             .define_function(func, &mut ctx)
             .map_err(|e| JitError::Cranelift(format!("{e:?}")))?;
         let asm = ctx.compiled_code().and_then(|c| c.vcode.clone());
-
         module.clear_context(&mut ctx);
+
+        // The prefetch functions (translate/prefetch.rs), for a program with an inline lookup:
+        // the slot's, and for a range table also the hash bucket's.
+        let mut prefetch_fn = |name: &str, t: TableId, kind: u64, bucket: bool| {
+            let mut sig = module.make_signature();
+            for _ in 0..4 {
+                sig.params.push(AbiParam::new(ptr));
+            }
+            sig.returns.push(AbiParam::new(types::I64));
+            let pf = module
+                .declare_function(name, Linkage::Local, &sig)
+                .map_err(|e| JitError::Cranelift(e.to_string()))?;
+            ctx.func.signature = sig;
+            ctx.func.name = UserFuncName::user(0, pf.as_u32());
+            {
+                let b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
+                let funcs: [Option<FuncRef>; rt::RT_COUNT] = std::array::from_fn(|i| {
+                    ids[i].map(|id| module.declare_func_in_func(id, b.func))
+                });
+                let tr = translate::Translator::new(b, p, &lay, funcs, module.target_config());
+                tr.translate_prefetch(t, kind, bucket);
+            }
+            module
+                .define_function(pf, &mut ctx)
+                .map_err(|e| JitError::Cranelift(format!("{e:?}")))?;
+            module.clear_context(&mut ctx);
+            Ok::<_, JitError>(pf)
+        };
+        let prefetch = match translate::prefetch_table(p, &lay) {
+            Some((t, kind)) => {
+                let slot = prefetch_fn("sluice_prefetch", t, kind, false)?;
+                let bucket = if kind == sluice_runtime::jitview::KIND_RANGE {
+                    Some(prefetch_fn("sluice_prefetch_bucket", t, kind, true)?)
+                } else {
+                    None
+                };
+                Some((slot, bucket, t))
+            }
+            None => None,
+        };
         module
             .finalize_definitions()
             .map_err(|e| JitError::Cranelift(e.to_string()))?;
@@ -265,9 +306,20 @@ impl JitProgram {
         // SAFETY: the function was declared with this signature (four pointer-sized integers
         // in, one out) and uses the platform's C calling convention.
         let entry = unsafe { std::mem::transmute::<*const u8, EntryFn>(code) };
+        let finalized = |f| {
+            let code = module.get_finalized_function(f);
+            // SAFETY: as for the entry point: declared with the same signature.
+            unsafe { std::mem::transmute::<*const u8, EntryFn>(code) }
+        };
+        let prefetch = prefetch.map(|(slot, bucket, table)| Prefetch {
+            slot: finalized(slot),
+            bucket: bucket.map(finalized),
+            table,
+        });
         Ok(JitProgram {
             _code: CodeMemory { _module: module },
             entry,
+            prefetch,
             scratch_len: lay.scratch_len.max(16),
             staging_len: lay.staging_len,
             binding: Binding::new(Arc::new(crate::schema(p)), p.drop_reasons.len()),
@@ -276,6 +328,12 @@ impl JitProgram {
             asm,
             layout_deparsers,
         })
+    }
+
+    /// The table whose lookups the batch loop prefetches (when it has at least
+    /// [`PREFETCH_ENTRIES`] entries), if the program has one.
+    pub fn prefetch_table(&self) -> Option<TableId> {
+        self.prefetch.map(|p| p.table)
     }
 
     pub fn program(&self) -> &Program {
@@ -374,6 +432,21 @@ impl Worker for JitWorker<'_> {
             });
         }
         self.set_tables(tables, stats);
+        if let Some(pf) = self.program.prefetch {
+            if let Some(t) = tables
+                .tables()
+                .get(pf.table.index())
+                .filter(|t| t.num_entries() >= PREFETCH_ENTRIES)
+            {
+                // The hash's buckets first, when the hash is large enough to miss.
+                if let Some(bucket) = pf.bucket {
+                    if (t.view().mask + 1) * 16 >= PREFETCH_HASH_BYTES {
+                        self.prefetch(bucket, pkts);
+                    }
+                }
+                self.prefetch(pf.slot, pkts);
+            }
+        }
         for ((pkt, meta), v) in pkts.iter_mut().zip(metas).zip(out.iter_mut()) {
             stats.count_in(meta.ingress_port);
             *v = verdict_of(self.run_pass(stats, pkt, meta));
@@ -383,7 +456,62 @@ impl Worker for JitWorker<'_> {
     }
 }
 
+/// A program's prefetch functions: the slot's, and for a range table the hash bucket's.
+#[derive(Clone, Copy)]
+struct Prefetch {
+    slot: EntryFn,
+    bucket: Option<EntryFn>,
+    table: TableId,
+}
+
+/// Hash tables (of a range table's exact values) from this many bytes get their buckets
+/// prefetched first: smaller ones stay in cache.
+pub const PREFETCH_HASH_BYTES: u64 = 1 << 20;
+
+/// Tables from this many entries get their lines prefetched across each batch; smaller
+/// ones stay in cache, where the prefetch pass's second parse of every packet would cost
+/// more than it saves.
+pub const PREFETCH_ENTRIES: usize = 65_536;
+
+/// Asks for the line at `addr` to be brought into the cache.
+#[inline(always)]
+fn prefetch_line(addr: u64) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint: it never faults, whatever the address, and changes
+    // nothing the program can observe.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>(addr as *const i8);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = addr;
+}
+
 impl JitWorker<'_> {
+    /// The prefetch pass: every packet of the batch through the prefetch function, each
+    /// answer prefetched, before the pipeline runs on any.
+    fn prefetch(&mut self, pf: EntryFn, pkts: &mut [PacketBuf]) {
+        let headroom = self.program.prog.headroom;
+        for pkt in pkts.iter_mut() {
+            let (buf, head, len) = pkt.raw_parts_mut();
+            if head < headroom || buf.len() < head + len + sluice_runtime::packet::TAILROOM {
+                continue;
+            }
+            // SAFETY: as for the entry point in `run_pass`: compiled for this program, with
+            // the context and the tables set for this batch, and a buffer with the headroom
+            // and tailroom generated code relies on. The function only reads.
+            let addr = unsafe { pf(&mut *self.ctx, buf.as_mut_ptr(), head as u64, len as u64) };
+            if addr & 1 == 0 {
+                prefetch_line(addr);
+            } else {
+                // A range group's segments: their starts, then their handles.
+                for line in 0..4 {
+                    prefetch_line((addr & !1) + 64 * line);
+                }
+            }
+        }
+    }
+
     /// Points the context at the tables and at the counter arrays that generated code
     /// updates in place. The arrays are the vectors' own buffers, which counting other
     /// things (`count_in`, `count_forward`) neither moves nor borrows.

@@ -18,6 +18,8 @@ mod deparse;
 mod expr;
 mod header;
 mod parser;
+mod prefetch;
+pub(super) use prefetch::prefetch_table;
 mod stmt;
 mod table;
 mod value;
@@ -247,30 +249,10 @@ impl<'a, 'b> Translator<'a, 'b> {
     /// Translates the whole pipeline and finishes the function. Returns how many header
     /// layouts got a deparser of their own.
     pub fn translate_program(mut self) -> usize {
-        let p = self.p;
-        let accept = self.b.create_block();
-        let states: Vec<Block> = p.states.iter().map(|_| self.b.create_block()).collect();
-        let visits: Vec<Option<Variable>> = p
-            .states
-            .iter()
-            .map(|s| {
-                s.limit.map(|_| {
-                    let v = self.b.declare_var(types::I64);
-                    let z = self.b.ins().iconst(types::I64, 0);
-                    self.b.def_var(v, z);
-                    v
-                })
-            })
-            .collect();
-        self.b.ins().jump(states[0], &[]);
-        let must = &self.layout.facts.must_extracted;
-        for (i, s) in p.states.iter().enumerate() {
-            self.b.switch_to_block(states[i]);
-            self.known = must.into[i];
-            self.translate_state(s, visits[i], &states, accept);
-        }
+        let accept = self.translate_parser();
         self.b.switch_to_block(accept);
-        self.known = must.accept;
+        self.known = self.layout.facts.must_extracted.accept;
+        let p = self.p;
         self.translate_stmts(&p.control);
         // Dropped: no deparse.
         let is_drop = self.verdict_is(DROPPED);
@@ -307,6 +289,34 @@ impl<'a, 'b> Translator<'a, 'b> {
         self.b.seal_all_blocks();
         self.b.finalize(self.frontend);
         self.layout_deparsers
+    }
+
+    /// The parser's states, from the entry block; returns the block that `accept` reaches,
+    /// not yet switched to. (Parser states read the packet and set metadata: no stores.)
+    fn translate_parser(&mut self) -> Block {
+        let p = self.p;
+        let accept = self.b.create_block();
+        let states: Vec<Block> = p.states.iter().map(|_| self.b.create_block()).collect();
+        let visits: Vec<Option<Variable>> = p
+            .states
+            .iter()
+            .map(|s| {
+                s.limit.map(|_| {
+                    let v = self.b.declare_var(types::I64);
+                    let z = self.b.ins().iconst(types::I64, 0);
+                    self.b.def_var(v, z);
+                    v
+                })
+            })
+            .collect();
+        self.b.ins().jump(states[0], &[]);
+        let must = &self.layout.facts.must_extracted;
+        for (i, s) in p.states.iter().enumerate() {
+            self.b.switch_to_block(states[i]);
+            self.known = must.into[i];
+            self.translate_state(s, visits[i], &states, accept);
+        }
+        accept
     }
 
     /// After the deparser, the pass's `seal` or `open`, if one ran (`rt_crypto`), for a
