@@ -52,11 +52,7 @@ pub enum TableError {
     },
     #[error("an entry with the same key already exists (handle {existing})")]
     DuplicateKey { existing: EntryHandle },
-    #[error(
-        "the table is full ({size} entries, its `size`): declare a larger one in the program's \
-         table, for example `size {};` (1,024 when absent, at most 16,777,216)",
-        (u64::from(*size) * 2).clamp(1024, 1 << 24)
-    )]
+    #[error("{}", full(*size))]
     Full { size: u32 },
     #[error("no entry with handle {handle}")]
     UnknownHandle { handle: EntryHandle },
@@ -72,4 +68,18 @@ pub enum TableError {
     SecretWidth { name: String, bits: u32 },
     #[error("the table's entries are const (declared with `const entries`) and cannot be changed")]
     ConstEntries,
+}
+
+/// What a full table says: how to raise its `size`, unless it is at the most a table holds.
+fn full(size: u32) -> String {
+    const MAX: u64 = 1 << 24;
+    if u64::from(size) >= MAX {
+        format!("the table is full ({size} entries, the most a table holds)")
+    } else {
+        format!(
+            "the table is full ({size} entries, its `size`): declare a larger one in the \
+             program's table, for example `size {};` (1,024 when absent, at most 16,777,216)",
+            (u64::from(size) * 2).clamp(1024, MAX)
+        )
+    }
 }

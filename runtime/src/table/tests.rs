@@ -749,6 +749,14 @@ fn errors_name_the_problem() {
             .to_string(),
         "the table is full (2 entries, its `size`): declare a larger one in the program's table, for example `size 1024;` (1,024 when absent, at most 16,777,216)"
     );
+    // At the most a table holds, there is nothing to raise.
+    assert_eq!(
+        TableError::Full { size: 1 << 24 }.to_string(),
+        "the table is full (16777216 entries, the most a table holds)"
+    );
+    assert!(TableError::Full { size: 600_000 }
+        .to_string()
+        .contains("for example `size 1200000;`"));
     assert_eq!(
         t.delete(EntryHandle(5)).unwrap_err().to_string(),
         "no entry with handle 5"
