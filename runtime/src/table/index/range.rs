@@ -3,8 +3,9 @@
 //! group's contents:
 //!
 //! - *segments*: the boundaries where the winner changes, sorted, searched by bisection. Its
-//!   size follows the group's ranges (8 bytes a segment, at most two segments a range plus
-//!   one), so a gateway of 100,000 addresses with 32 port ranges each takes about 50 MB.
+//!   size follows the group's ranges (6 bytes a segment, a u16 start and a u32 handle, at
+//!   most two segments a range plus one), so a gateway of 100,000 addresses with 32 port
+//!   ranges each takes about 40 MB.
 //! - an *array* of 2^width handles (256 KiB for a 16-bit range): one load, whatever the
 //!   number of ranges. A group takes one when its segments would pass [`SEGMENTS_MAX`] (a
 //!   bisection of more steps than a miss costs) and the table's arrays stay within
