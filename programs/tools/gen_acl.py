@@ -16,9 +16,8 @@ library only.
 import argparse
 import os
 import random
-import struct
 
-from netbytes import csum
+from netbytes import dotted as ip, l4_packet, pcap_header, pcap_record
 
 WELL_KNOWN = [20, 21, 22, 23, 25, 53, 67, 68, 80, 110, 123, 135, 137, 139, 143, 161, 179,
               389, 443, 445, 465, 514, 587, 636, 993, 995, 1433, 1521, 3306, 3389, 5432,
@@ -102,9 +101,8 @@ def main():
                 f.write("table_add acl permit %s => %d %d\n" % (match, 1 + prio % 4, prio))
             else:
                 f.write("table_add acl deny %s => %d\n" % (match, prio))
-    eth = bytes.fromhex("020000000002020000000001") + b"\x08\x00"
     with open(os.path.join(a.out_dir, "acl.pcap"), "wb") as f:
-        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1))
+        pcap_header(f)
         for i in range(a.packets):
             if i % 2 == 0:
                 (s, d, sp, dp, proto), _ = rnd.choice(rules)
@@ -117,23 +115,9 @@ def main():
                 sport_, dport_ = rnd.randint(0, 65535), rnd.randint(0, 65535)
                 p = rnd.choice([6, 17])
             size = rnd.randint(64, 256)
-            l4len = size - 14 - 20
-            if p == 6:
-                l4 = struct.pack("!HHIIBBHHH", sport_, dport_, i, 0, 0x50, 0x18, 65535, 0, 0)
-            else:
-                l4 = struct.pack("!HHHH", sport_, dport_, l4len, 0)
-            l4 += bytes(l4len - len(l4))
-            iph = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(l4), i & 0xFFFF, 0x4000, 64, p, 0,
-                              src.to_bytes(4, "big"), dst.to_bytes(4, "big"))
-            iph = iph[:10] + struct.pack("!H", csum(iph)) + iph[12:]
-            pkt = eth + iph + l4
-            f.write(struct.pack("<IIII", 1_700_000_000 + i // 1_000_000, i % 1_000_000, len(pkt), len(pkt)))
-            f.write(pkt)
+            pcap_record(f, i, l4_packet(src, dst, p, sport_, dport_, size, i))
     print("%d rules, %d packets in %s" % (len(rules), a.packets, a.out_dir))
 
-
-def ip(v):
-    return "%d.%d.%d.%d" % (v >> 24, (v >> 16) & 255, (v >> 8) & 255, v & 255)
 
 
 if __name__ == "__main__":

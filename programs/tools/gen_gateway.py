@@ -11,9 +11,8 @@ N x R entries, as a user raises it. Standard library only.
 import argparse
 import os
 import random
-import struct
 
-from netbytes import csum
+from netbytes import dotted as ip, l4_packet, pcap_header, pcap_record
 
 
 def main():
@@ -42,33 +41,18 @@ def main():
                 lo = 1024 + r * width
                 f.write("table_add dnat to_vm %s %d->%d => %s %d 10\n" % (ip(pub), lo, lo + width - 1, ip(vm), 1 + r % 8))
                 vm += 1
-    eth = bytes.fromhex("020000000002020000000001") + b"\x08\x00"
     with open(os.path.join(a.out_dir, "gateway.pcap"), "wb") as f:
-        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1))
+        pcap_header(f)
         for i in range(a.packets):
             dst = rnd.choice(publics)
             dport = rnd.randint(1024, 1024 + a.ranges * width - 1) if rnd.random() < 0.9 else rnd.randint(1, 1023)
             src, sport = 0xC6336400 | rnd.randint(1, 254), rnd.randint(1024, 65535)
             proto = 6 if rnd.random() < 0.7 else 17
             size = rnd.randint(64, 256)
-            l4len = size - 14 - 20
-            if proto == 6:
-                l4 = struct.pack("!HHIIBBHHH", sport, dport, i, 0, 0x50, 0x18, 65535, 0, 0)
-            else:
-                l4 = struct.pack("!HHHH", sport, dport, l4len, 0)
-            l4 += bytes(l4len - len(l4))
-            iph = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(l4), i & 0xFFFF, 0x4000, 64, proto, 0,
-                              src.to_bytes(4, "big"), dst.to_bytes(4, "big"))
-            iph = iph[:10] + struct.pack("!H", csum(iph)) + iph[12:]
-            pkt = eth + iph + l4
-            f.write(struct.pack("<IIII", 1_700_000_000 + i // 1_000_000, i % 1_000_000, len(pkt), len(pkt)))
-            f.write(pkt)
+            pcap_record(f, i, l4_packet(src, dst, proto, sport, dport, size, i))
     print("%d addresses x %d ranges = %d entries, %d packets in %s"
           % (a.addresses, a.ranges, a.addresses * a.ranges, a.packets, a.out_dir))
 
-
-def ip(v):
-    return "%d.%d.%d.%d" % (v >> 24, (v >> 16) & 255, (v >> 8) & 255, v & 255)
 
 
 if __name__ == "__main__":

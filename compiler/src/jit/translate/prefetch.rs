@@ -13,8 +13,7 @@
 //! parser's values, and may be 0 or any address (a prefetch never faults).
 
 use super::*;
-use sluice_runtime::jitview::{JitView, HASH_MUL, KIND_DIRECT, KIND_HASH, KIND_RANGE};
-use sluice_runtime::table::Table;
+use sluice_runtime::jitview::{JitView, KIND_DIRECT, KIND_HASH, KIND_RANGE};
 
 /// The first table the control block applies whose lookup is inline, with its kind: the one
 /// worth prefetching for. `None` for a program that recirculates (its passes start from a
@@ -63,14 +62,7 @@ impl Translator<'_, '_> {
             .iter()
             .map(|k| self.translate_expr(&k.expr))
             .collect();
-        let tables_ptr = self.b.ins().load(
-            types::I64,
-            self.trusted,
-            self.ctx,
-            offset_of!(JitCtx, tables_ptr) as i32,
-        );
-        let view_off = t.index() * std::mem::size_of::<Table>() + Table::VIEW_OFFSET;
-        let view = self.b.ins().iadd_imm_u(tables_ptr, view_off as i64);
+        let view = self.table_view(t);
         let zero = self.b.ins().iconst(types::I64, 0);
         let known = self.b.create_block();
         let k = self.view_field(view, offset_of!(JitView, kind));
@@ -79,53 +71,24 @@ impl Translator<'_, '_> {
             .ins()
             .brif(same, known, &[], self.exit, &[BlockArg::Value(zero)]);
         self.b.switch_to_block(known);
-        let k0 = keys[0];
-        match kind {
-            KIND_DIRECT | KIND_HASH => {
-                let packed = match keys.as_slice() {
-                    [_, k1] => {
-                        let w1 = self.view_field(view, offset_of!(JitView, width1));
-                        let hi = self.b.ins().ishl(k0, w1);
-                        self.b.ins().bor(hi, *k1)
-                    }
-                    _ => k0,
-                };
-                let addr = if kind == KIND_DIRECT {
-                    let direct = self.view_field(view, offset_of!(JitView, direct));
-                    let off = self.b.ins().ishl_imm_u(packed, 2);
-                    self.b.ins().iadd(direct, off)
-                } else {
-                    // The key's home bucket.
-                    let buckets = self.view_field(view, offset_of!(JitView, keys));
-                    let shift = self.view_field(view, offset_of!(JitView, shift));
-                    let mul = self.b.ins().iconst(types::I64, HASH_MUL as i64);
-                    let h = self.b.ins().imul(packed, mul);
-                    let i = self.b.ins().ushr(h, shift);
-                    let off = self.b.ins().ishl_imm_u(i, 4);
-                    self.b.ins().iadd(buckets, off)
-                };
-                self.b.ins().jump(self.exit, &[BlockArg::Value(addr)]);
+        let addr = match kind {
+            KIND_DIRECT => {
+                let packed = self.packed_key(view, &keys);
+                let direct = self.view_field(view, offset_of!(JitView, direct));
+                let off = self.b.ins().ishl_imm_u(packed, 2);
+                self.b.ins().iadd(direct, off)
+            }
+            // The key's home bucket: a hash table's, or the range table's hash of exact values.
+            KIND_HASH => {
+                let packed = self.packed_key(view, &keys);
+                self.bucket_address(view, packed)
             }
             KIND_RANGE if bucket => {
-                let range_pos = self.layout.table_keys[t.index()]
-                    .iter()
-                    .position(|k| k.kind == sluice_runtime::table::MatchKind::Range)
-                    .unwrap_or(1);
-                let e = keys[1 - range_pos];
-                let buckets = self.view_field(view, offset_of!(JitView, keys));
-                let shift = self.view_field(view, offset_of!(JitView, shift));
-                let mul = self.b.ins().iconst(types::I64, HASH_MUL as i64);
-                let h = self.b.ins().imul(e, mul);
-                let i = self.b.ins().ushr(h, shift);
-                let off = self.b.ins().ishl_imm_u(i, 4);
-                let addr = self.b.ins().iadd(buckets, off);
-                self.b.ins().jump(self.exit, &[BlockArg::Value(addr)]);
+                let e = keys[1 - self.range_pos(t)];
+                self.bucket_address(view, e)
             }
             KIND_RANGE => {
-                let range_pos = self.layout.table_keys[t.index()]
-                    .iter()
-                    .position(|k| k.kind == sluice_runtime::table::MatchKind::Range)
-                    .unwrap_or(1);
+                let range_pos = self.range_pos(t);
                 let (e, r) = (keys[1 - range_pos], keys[range_pos]);
                 let found = self.b.create_block();
                 self.b.append_block_param(found, types::I64);
@@ -140,17 +103,24 @@ impl Translator<'_, '_> {
                 let tag = self.b.ins().band_imm_u(group, 1);
                 let off = self.b.ins().ishl_imm_u(r, 2);
                 let slot = self.b.ins().iadd(group, off);
-                let addr = self.b.ins().select(tag, group, slot);
-                self.b.ins().jump(self.exit, &[BlockArg::Value(addr)]);
+                self.b.ins().select(tag, group, slot)
             }
-            _ => {
-                self.b.ins().jump(self.exit, &[BlockArg::Value(zero)]);
-            }
-        }
+            _ => zero,
+        };
+        self.b.ins().jump(self.exit, &[BlockArg::Value(addr)]);
         self.b.switch_to_block(self.exit);
         let addr = self.b.block_params(self.exit)[0];
         self.b.ins().return_(&[addr]);
         self.b.seal_all_blocks();
         self.b.finalize(self.frontend);
+    }
+
+    /// The address of `key`'s home bucket in a view's hash (16-byte buckets).
+    fn bucket_address(&mut self, view: Value, key: Value) -> Value {
+        let buckets = self.view_field(view, offset_of!(JitView, keys));
+        let shift = self.view_field(view, offset_of!(JitView, shift));
+        let i = self.hash_home(key, shift);
+        let off = self.b.ins().ishl_imm_u(i, 4);
+        self.b.ins().iadd(buckets, off)
     }
 }

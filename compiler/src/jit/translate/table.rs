@@ -193,6 +193,46 @@ impl Translator<'_, '_> {
         hit
     }
 
+    /// Where table `t`'s view lies: in the table set's array of `Table`s.
+    pub(super) fn table_view(&mut self, t: TableId) -> Value {
+        let tables_ptr = self.b.ins().load(
+            types::I64,
+            self.trusted,
+            self.ctx,
+            offset_of!(JitCtx, tables_ptr) as i32,
+        );
+        let view_off = t.index() * std::mem::size_of::<Table>() + Table::VIEW_OFFSET;
+        self.b.ins().iadd_imm_u(tables_ptr, view_off as i64)
+    }
+
+    /// Exact keys packed as the view's hash and direct array take them: one key as it is,
+    /// two as `key0 << width1 | key1`.
+    pub(super) fn packed_key(&mut self, view: Value, keys: &[Value]) -> Value {
+        match keys {
+            [k0, k1] => {
+                let w1 = self.view_field(view, offset_of!(JitView, width1));
+                let hi = self.b.ins().ishl(*k0, w1);
+                self.b.ins().bor(hi, *k1)
+            }
+            _ => keys[0],
+        }
+    }
+
+    /// The position of table `t`'s range key (KIND_RANGE: the other one is the exact key).
+    pub(super) fn range_pos(&self, t: TableId) -> usize {
+        self.layout.table_keys[t.index()]
+            .iter()
+            .position(|k| k.kind == sluice_runtime::table::MatchKind::Range)
+            .unwrap_or(1)
+    }
+
+    /// A key's home bucket in a view's hash: `(key * HASH_MUL) >> shift`.
+    pub(super) fn hash_home(&mut self, key: Value, shift: Value) -> Value {
+        let mul = self.b.ins().iconst(types::I64, HASH_MUL as i64);
+        let h = self.b.ins().imul(key, mul);
+        self.b.ins().ushr(h, shift)
+    }
+
     /// A load of one field of table `t`'s view.
     pub(super) fn view_field(&mut self, view: Value, off: usize) -> Value {
         self.b
@@ -210,14 +250,7 @@ impl Translator<'_, '_> {
             .iter()
             .map(|k| (self.translate_expr(&k.expr), k.expr.width))
             .collect();
-        let tables_ptr = self.b.ins().load(
-            types::I64,
-            self.trusted,
-            self.ctx,
-            offset_of!(JitCtx, tables_ptr) as i32,
-        );
-        let view_off = t.index() * std::mem::size_of::<Table>() + Table::VIEW_OFFSET;
-        let view = self.b.ins().iadd_imm_u(tables_ptr, view_off as i64);
+        let view = self.table_view(t);
         let done = self.b.create_block();
         self.b.append_block_param(done, types::I64); // action | hit << 32
         self.b.append_block_param(done, types::I64); // row
@@ -259,18 +292,10 @@ impl Translator<'_, '_> {
         let hit_blk = self.b.create_block();
         self.b.append_block_param(hit_blk, types::I64); // handle
         let miss_blk = self.b.create_block();
-        let k0 = keys[0].0;
         match kind {
             KIND_DIRECT | KIND_HASH => {
-                let packed = match keys.as_slice() {
-                    [_] => k0,
-                    [_, (k1, _)] => {
-                        let w1 = self.view_field(view, offset_of!(JitView, width1));
-                        let hi = self.b.ins().ishl(k0, w1);
-                        self.b.ins().bor(hi, *k1)
-                    }
-                    _ => k0,
-                };
+                let values: Vec<Value> = keys.iter().map(|k| k.0).collect();
+                let packed = self.packed_key(view, &values);
                 if kind == KIND_DIRECT {
                     let direct = self.view_field(view, offset_of!(JitView, direct));
                     self.translate_slot(direct, packed, miss_blk, hit_blk);
@@ -286,10 +311,7 @@ impl Translator<'_, '_> {
             }
             _ => {
                 // KIND_RANGE: the exact key finds the array, the range key indexes it.
-                let range_pos = self.layout.table_keys[t.index()]
-                    .iter()
-                    .position(|k| k.kind == sluice_runtime::table::MatchKind::Range)
-                    .unwrap_or(1);
+                let range_pos = self.range_pos(t);
                 let (e, r) = (keys[1 - range_pos].0, keys[range_pos].0);
                 let found = self.b.create_block();
                 self.b.append_block_param(found, types::I64);
@@ -455,9 +477,7 @@ impl Translator<'_, '_> {
         let keys = self.view_field(view, offset_of!(JitView, keys));
         let vals = self.view_field(view, offset_of!(JitView, vals));
         let shift = self.view_field(view, offset_of!(JitView, shift));
-        let mul = self.b.ins().iconst(types::I64, HASH_MUL as i64);
-        let h = self.b.ins().imul(key, mul);
-        let i0 = self.b.ins().ushr(h, shift);
+        let i0 = self.hash_home(key, shift);
         let probe = self.b.create_block();
         self.b.append_block_param(probe, types::I64);
         self.b.ins().jump(probe, &[BlockArg::Value(i0)]);

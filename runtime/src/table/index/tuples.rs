@@ -58,6 +58,8 @@ struct Tuple {
     buckets: FxHashMap<u128, Bucket>,
     /// Every entry's (rank, seq, handle): the first is the best the tuple holds.
     ranks: BTreeSet<(u32, u64, u32)>,
+    /// The first of `ranks`, kept beside it: lookups compare it for every tuple they probe.
+    best: (u32, u64),
 }
 
 /// The entries of one masked value, best first, with their conditions packed row by row:
@@ -267,6 +269,7 @@ impl TupleIndex {
         b.rules.insert(at, (rank, seq, h));
         b.conds.splice(at * stride..at * stride, row);
         t.ranks.insert((rank, seq, h));
+        t.best = t.best.min((rank, seq));
         self.placed.insert(h, (id, key));
         self.sort();
     }
@@ -280,6 +283,7 @@ impl TupleIndex {
             masks: masks.clone(),
             buckets: FxHashMap::default(),
             ranks: BTreeSet::new(),
+            best: (u32::MAX, u64::MAX),
         };
         let id = match self.free.pop() {
             Some(id) => {
@@ -308,6 +312,10 @@ impl TupleIndex {
             return;
         };
         t.ranks.remove(&(rank, seq, h));
+        t.best = t
+            .ranks
+            .first()
+            .map_or((u32::MAX, u64::MAX), |&(r, s, _)| (r, s));
         if let Some(b) = t.buckets.get_mut(&key) {
             if let Some(at) = b.rules.iter().position(|r| r.2 == h) {
                 b.rules.remove(at);
@@ -336,8 +344,8 @@ impl TupleIndex {
             tuples
                 .get(*id as usize)
                 .and_then(Option::as_ref)
-                .and_then(|t| t.ranks.first().copied())
-                .unwrap_or((u32::MAX, u64::MAX, u32::MAX))
+                .map(|t| t.best)
+                .unwrap_or((u32::MAX, u64::MAX))
         };
         self.order.sort_by_key(best);
     }
@@ -358,8 +366,8 @@ impl TupleIndex {
         for &id in &self.order {
             let Some(t) = self.tuple(id) else { continue };
             // The tuples after this one hold nothing better than what was found.
-            if let (Some(f), Some(best)) = (found, t.ranks.first()) {
-                if (best.0, best.1) >= (f.0, f.1) {
+            if let Some(f) = found {
+                if t.best >= (f.0, f.1) {
                     break;
                 }
             }
