@@ -444,6 +444,12 @@ pub fn summary(prog: &Program, s: &Stats) -> String {
             let _ = writeln!(o, "  {:<28} {n}", prog.drop_reasons[ReasonId(r)]);
         }
     }
+    for why in sluice_runtime::stats::SwitchDrop::ALL {
+        let n = s.switch_dropped[why as usize];
+        if n > 0 {
+            let _ = writeln!(o, "  {:<28} {n}", why.name());
+        }
+    }
     if !prog.tables.is_empty() {
         let _ = writeln!(o, "tables:");
         for (i, t) in prog.tables.iter().enumerate() {

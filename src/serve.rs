@@ -10,7 +10,8 @@ use sluice_runtime::command;
 use sluice_runtime::control::{self, Reply, Request};
 use sluice_runtime::datapath::Pipeline;
 use sluice_runtime::live::LiveTables;
-use sluice_runtime::stats::Stats;
+use sluice_runtime::ports::{LinkSpec, LiveFiles, LiveRun};
+use sluice_runtime::stats::{Stats, SwitchDrop};
 use sluice_runtime::switch::{
     OnFailure, Pacing, PortOutputs, Publish, Replay, Ring, Switch, Tables, BATCH, FIRST_BUFFER_LEN,
 };
@@ -34,11 +35,24 @@ pub struct ServeArgs {
     #[arg(long)]
     entries: Option<PathBuf>,
     /// Replay a capture as the ingress of port N (repeatable).
-    #[arg(long = "in", value_name = "N=IN.pcap", required = true)]
+    #[arg(
+        long = "in",
+        value_name = "N=IN.pcap",
+        required_unless_present = "ports"
+    )]
     inputs: Vec<String>,
-    /// Where to write port-N.pcap for each egress port.
+    /// Port N is the Linux interface IFACE (repeatable): packets arriving there go into the
+    /// switch, packets forwarded to N leave through it. Needs root or CAP_NET_RAW.
+    #[arg(long = "port", value_name = "N=IFACE")]
+    ports: Vec<String>,
+    /// Where to write port-N.pcap for each egress port without an interface (without it,
+    /// packets forwarded to such a port are dropped as "no such port").
+    #[arg(long, value_name = "DIR", required_unless_present = "ports")]
+    out_dir: Option<PathBuf>,
+    /// Also write what each port on an interface receives and sends, as
+    /// DIR/port-N-in.pcap and DIR/port-N-out.pcap (readable while the switch runs).
     #[arg(long, value_name = "DIR")]
-    out_dir: PathBuf,
+    capture: Option<PathBuf>,
     /// Replay each input at this many packets per second.
     #[arg(long, value_name = "PPS", conflicts_with = "realtime")]
     rate: Option<f64>,
@@ -59,6 +73,31 @@ pub struct ServeArgs {
     /// hash, and the outputs are written in replay order, byte for byte those of one.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
     workers: u16,
+}
+
+/// `--port N=IFACE`.
+fn parse_port(s: &str) -> anyhow::Result<LinkSpec> {
+    let echo = sluice_defs::names::echo;
+    let (n, iface) = s.split_once('=').ok_or_else(|| {
+        anyhow!(
+            "--port {}: expected N=IFACE, for example --port 0=eth1",
+            echo(s)
+        )
+    })?;
+    let port: u16 = n.parse().map_err(|_| {
+        anyhow!(
+            "--port {}: '{}' is not a port number (0 to 65535)",
+            echo(s),
+            echo(n)
+        )
+    })?;
+    if iface.is_empty() {
+        bail!("--port {}: no interface name after '='", echo(s));
+    }
+    Ok(LinkSpec {
+        port,
+        iface: iface.to_string(),
+    })
 }
 
 fn parse_input(s: &str) -> anyhow::Result<(u16, PathBuf)> {
@@ -173,8 +212,32 @@ pub fn serve(args: &ServeArgs, color: bool) -> anyhow::Result<ExitCode> {
         (None, true) => Pacing::Realtime,
         (None, false) => Pacing::Flood,
     };
+    let mut links: Vec<LinkSpec> = Vec::new();
+    for s in &args.ports {
+        let l = parse_port(s)?;
+        if let Some(other) = links.iter().find(|o| o.port == l.port) {
+            bail!(
+                "--port {s}: port {} is already interface {}",
+                l.port,
+                sluice_defs::names::echo(&other.iface)
+            );
+        }
+        links.push(l);
+    }
+    // Interfaces are opened before anything else is made, so that a missing one, one that
+    // is down, or no permission is an error before any packet flows.
+    let sockets = if links.is_empty() {
+        Vec::new()
+    } else {
+        sluice_runtime::ports::open_links(&links, usize::from(args.workers))?
+    };
     let mut replay = Replay::new(inputs, pacing).map_err(|e| anyhow!("cannot read capture {e}"))?;
-    crate::make_out_dir(&args.out_dir)?;
+    if let Some(d) = &args.out_dir {
+        crate::make_out_dir(d)?;
+    }
+    if let Some(d) = &args.capture {
+        crate::make_out_dir(d)?;
+    }
 
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -195,9 +258,10 @@ pub fn serve(args: &ServeArgs, color: bool) -> anyhow::Result<ExitCode> {
         let published = published.clone();
         let prog = prog.clone();
         let name = args.program.display().to_string();
+        let links = links.clone();
         std::thread::Builder::new()
             .name("control".into())
-            .spawn(move || accept_loop(listener, live, published, prog, name))
+            .spawn(move || accept_loop(listener, live, published, prog, name, links))
             .context("cannot start the control thread")?;
     }
     errln!(
@@ -206,10 +270,25 @@ pub fn serve(args: &ServeArgs, color: bool) -> anyhow::Result<ExitCode> {
         args.control.display()
     );
 
+    if !links.is_empty() {
+        let r = serve_live(
+            args, &prog, &jit, &links, sockets, replay, readers, &published, &stop,
+        );
+        drop(socket);
+        let (stats, notices) = r?;
+        for n in notices {
+            errln!("sluice: {n}");
+        }
+        return crate::run::print_summary(&crate::run::summary(&prog, &stats));
+    }
+    let out_dir = args
+        .out_dir
+        .as_deref()
+        .context("--out-dir is needed without --port")?;
     // Outputs in place from the start, so that they can be read while the switch runs; one
     // that fails is given up, and the switch goes on with the others.
     let mut outputs = PortOutputs::new(
-        &args.out_dir,
+        out_dir,
         replay.linktype(),
         replay.nanos(),
         Publish::AtOnce,
@@ -301,6 +380,87 @@ pub fn serve(args: &ServeArgs, color: bool) -> anyhow::Result<ExitCode> {
     crate::run::print_summary(&crate::run::summary(&prog, &stats))
 }
 
+/// The live switch: ports on interfaces (opened here, before any packet flows), captures
+/// replayed into ports, files for ports without an interface. Runs until SIGINT or SIGTERM
+/// (or, with `--exit-when-done`, until the replays are done).
+#[allow(clippy::too_many_arguments)]
+fn serve_live(
+    args: &ServeArgs,
+    prog: &Program,
+    jit: &JitProgram,
+    links: &[LinkSpec],
+    sockets: Vec<sluice_runtime::ports::WorkerLinks>,
+    replay: Replay,
+    readers: Vec<sluice_runtime::live::Reader>,
+    published: &[Mutex<Stats>],
+    stop: &AtomicBool,
+) -> anyhow::Result<(Stats, Vec<String>)> {
+    let workers = readers.len();
+    let with_replay = !args.inputs.is_empty();
+    // Live packets carry the kernel's nanosecond timestamps.
+    let (linktype, nanos) = if with_replay {
+        (replay.linktype(), true)
+    } else {
+        (1, true)
+    };
+    let flush_every = Duration::from_millis(args.flush_ms);
+    let files_in = |dir: &Path, suffix: &'static str| {
+        let mut o = PortOutputs::new(dir, linktype, nanos, Publish::AtOnce, OnFailure::GiveUpPort)
+            .with_suffix(suffix);
+        o.flush_every = Some(flush_every);
+        Mutex::new(o)
+    };
+    let files = LiveFiles {
+        outputs: args.out_dir.as_deref().map(|d| files_in(d, "")),
+        capture_in: args.capture.as_deref().map(|d| files_in(d, "-in")),
+        capture_out: args.capture.as_deref().map(|d| files_in(d, "-out")),
+    };
+    let names: Vec<String> = links
+        .iter()
+        .map(|l| format!("{}={}", l.port, l.iface))
+        .collect();
+    errln!(
+        "sluice: ports {} up ({} worker{})",
+        names.join(", "),
+        workers,
+        if workers == 1 { "" } else { "s" }
+    );
+    let new_stats = || sluice_compiler::stats_for(prog);
+    let notice = |n: String| errln!("sluice: {n}");
+    let result = sluice_runtime::ports::run_live(LiveRun {
+        pipeline: jit,
+        links: sockets,
+        readers,
+        replay: with_replay.then_some(replay),
+        files: &files,
+        headroom: prog.headroom,
+        new_stats: &new_stats,
+        published: &published[..workers],
+        stop,
+        exit_when_done: args.exit_when_done,
+        flush_every,
+        notice: &notice,
+    });
+    let mut stats = result?;
+    let mut notices = Vec::new();
+    if let Some(o) = files.outputs {
+        notices.extend(
+            o.into_inner()
+                .unwrap_or_else(|e| e.into_inner())
+                .finish(&mut stats)?,
+        );
+    }
+    for c in [files.capture_in, files.capture_out].into_iter().flatten() {
+        let mut scratch = Stats::default();
+        notices.extend(
+            c.into_inner()
+                .unwrap_or_else(|e| e.into_inner())
+                .finish(&mut scratch)?,
+        );
+    }
+    Ok((stats, notices))
+}
+
 /// How many control connections are served at once: each is a thread and two descriptors, so
 /// that idle connections by the thousand could otherwise lock every client out.
 pub const MAX_CLIENTS: usize = 64;
@@ -313,7 +473,9 @@ fn accept_loop(
     stats: Arc<Vec<Mutex<Stats>>>,
     prog: Program,
     name: String,
+    links: Vec<LinkSpec>,
 ) {
+    let links = Arc::new(links);
     let clients = Arc::new(AtomicUsize::new(0));
     // One `table_dump` reply is built at a time, so that clients that do not read cannot
     // make the switch hold many copies of a large table's text.
@@ -337,13 +499,14 @@ fn accept_loop(
             continue;
         }
         let (live, stats, prog, name) = (live.clone(), stats.clone(), prog.clone(), name.clone());
+        let links = links.clone();
         let (clients, slot) = (clients.clone(), dump_slot.clone());
         let client = clients.clone();
         let started = std::thread::Builder::new()
             .name("control-client".into())
             .spawn(move || {
                 // A client that misbehaves only ends its own connection.
-                let _ = serve_client(conn, &live, &stats, &prog, &name, &slot);
+                let _ = serve_client(conn, &live, &stats, &prog, &name, &slot, &links);
                 client.fetch_sub(1, Ordering::SeqCst);
             });
         if started.is_err() {
@@ -368,6 +531,7 @@ fn serve_client(
     prog: &Program,
     name: &str,
     dump_slot: &Mutex<()>,
+    links: &[LinkSpec],
 ) -> std::io::Result<()> {
     conn.set_read_timeout(Some(Duration::from_secs(3600)))?;
     conn.set_write_timeout(Some(WRITE_TIMEOUT))?;
@@ -427,7 +591,7 @@ fn serve_client(
                     text: dump,
                 }
             }
-            Request::Command { id, command } => match handle(&command, live, stats, prog) {
+            Request::Command { id, command } => match handle(&command, live, stats, prog, links) {
                 Ok(text) => Reply { id, ok: true, text },
                 Err(text) => Reply {
                     id,
@@ -516,6 +680,7 @@ pub fn handle(
     live: &LiveTables,
     stats: &[Mutex<Stats>],
     prog: &Program,
+    links: &[LinkSpec],
 ) -> Result<String, String> {
     let words: Vec<&str> = command::strip_comment(line).split_whitespace().collect();
     let table_of = |live: &LiveTables, name: &str| {
@@ -527,12 +692,28 @@ pub fn handle(
         ["stats"] => {
             // Every worker's counters, and the switch's own.
             let mut s = sluice_compiler::stats_for(prog);
+            let mut per_worker = Vec::new();
             for part in stats {
-                s.add(&part.lock().unwrap_or_else(|e| e.into_inner()));
+                let part = part.lock().unwrap_or_else(|e| e.into_inner());
+                per_worker.push(part.packets_in);
+                s.add(&part);
             }
-            Ok(format_stats(prog, &s))
+            let mut text = format_stats(prog, &s, links);
+            // The last part is the switch's own (outputs), not a worker's.
+            if per_worker.len() > 2 {
+                per_worker.pop();
+                let each: Vec<String> = per_worker.iter().map(u64::to_string).collect();
+                text.push_str(&format!(
+                    "\nworkers: {} (packets in: {})",
+                    per_worker.len(),
+                    each.join(", ")
+                ));
+            }
+            Ok(text)
         }
         ["stats", ..] => Err("stats: takes no arguments; usage: stats".into()),
+        ["show_ports"] => Ok(show_ports(links)),
+        ["show_ports", ..] => Err("show_ports: takes no arguments; usage: show_ports".into()),
         ["counter_read", t, h] => {
             let ti = table_of(live, t)?;
             let h: u32 = h.parse().map_err(|_| {
@@ -591,7 +772,7 @@ pub fn handle(
 
 /// The `stats` command's output: per port in and out, drops per reason, per table hits and
 /// misses.
-pub fn format_stats(prog: &Program, s: &Stats) -> String {
+pub fn format_stats(prog: &Program, s: &Stats, links: &[LinkSpec]) -> String {
     use std::fmt::Write as _;
     let mut o = String::new();
     let _ = writeln!(o, "packets in: {}", s.packets_in);
@@ -613,12 +794,65 @@ pub fn format_stats(prog: &Program, s: &Stats) -> String {
     for (r, n) in s.dropped.iter().enumerate().filter(|(_, n)| **n > 0) {
         let _ = writeln!(o, "  {:<28} {n}", prog.drop_reasons[ReasonId(r)]);
     }
+    for why in SwitchDrop::ALL {
+        let n = s.switch_dropped[why as usize];
+        if n > 0 {
+            let _ = writeln!(o, "  {:<28} {n}", why.name());
+        }
+    }
     for (i, t) in prog.tables.iter().enumerate() {
         let _ = writeln!(
             o,
             "table {:<16} hits {:<8} misses {}",
             t.name, s.table_hits[i], s.table_misses[i]
         );
+    }
+    // Ports on interfaces: what their rings saw, and what arrived there and was dropped.
+    let none = Default::default();
+    for l in links {
+        let c = s.links.get(usize::from(l.port)).unwrap_or(&none);
+        let _ = writeln!(
+            o,
+            "port {:<6} {:<16} received {} ({} bytes) sent {} ({} bytes) overruns {} dropped {}",
+            l.port,
+            l.iface,
+            c.received,
+            c.received_bytes,
+            c.sent,
+            c.sent_bytes,
+            c.overruns,
+            c.dropped_total()
+        );
+        for (r, n) in c.dropped.iter().enumerate().filter(|(_, n)| **n > 0) {
+            let _ = writeln!(o, "  {:<28} {n}", prog.drop_reasons[ReasonId(r)]);
+        }
+        for why in SwitchDrop::ALL {
+            let n = c.switch_dropped[why as usize];
+            if n > 0 {
+                let _ = writeln!(o, "  {:<28} {n}", why.name());
+            }
+        }
+    }
+    o.trim_end().to_string()
+}
+
+/// `show_ports`, as BMv2's simple_switch_CLI prints it: each port on an interface, the
+/// interface's state and its Ethernet address.
+pub fn show_ports(links: &[LinkSpec]) -> String {
+    use std::fmt::Write as _;
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "{:<6} | {:<16} | {:<6} | extra info",
+        "port #", "iface name", "status"
+    );
+    let _ = writeln!(o, "{}", "=".repeat(56));
+    for l in links {
+        let state = std::fs::read_to_string(format!("/sys/class/net/{}/operstate", l.iface))
+            .map(|s| s.trim().to_ascii_uppercase())
+            .unwrap_or_else(|_| "GONE".into());
+        let mac = sluice_runtime::afpacket::hardware_address(&l.iface).unwrap_or_default();
+        let _ = writeln!(o, "{:<6} | {:<16} | {:<6} | {mac}", l.port, l.iface, state);
     }
     o.trim_end().to_string()
 }

@@ -58,7 +58,7 @@ const fn secret_spec(name: &'static str, usage: &'static str) -> CommandSpec {
 /// Every control command, in the order they are listed to users. A new command is a line
 /// here, then a `Command` variant with its parsing and `apply` (or, for a switch command,
 /// a case in `sluice serve`'s handler).
-pub const SPECS: [CommandSpec; 15] = [
+pub const SPECS: [CommandSpec; 16] = [
     spec(
         "table_add",
         "table_add TABLE ACTION KEY... => ARG... [PRIORITY]",
@@ -114,6 +114,7 @@ pub const SPECS: [CommandSpec; 15] = [
         Scope::Switch,
     ),
     spec("counter_reset", "counter_reset TABLE", false, Scope::Switch),
+    spec("show_ports", "show_ports", false, Scope::Switch),
 ];
 
 /// The names of the commands of `SPECS` that `keep` selects, in order; `N` must be their
@@ -142,7 +143,7 @@ const fn names<const N: usize>(scope: Option<Scope>, entries_only: bool) -> [&'s
 pub const COMMANDS: [&str; 12] = names(Some(Scope::Tables), false);
 
 /// The commands only a running switch answers.
-pub const SWITCH_COMMANDS: [&str; 3] = names(Some(Scope::Switch), false);
+pub const SWITCH_COMMANDS: [&str; 4] = names(Some(Scope::Switch), false);
 
 /// The commands an entries file may contain.
 pub const ENTRIES_COMMANDS: [&str; 8] = names(None, true);

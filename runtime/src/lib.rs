@@ -1,6 +1,7 @@
 //! Sluice runtime: packets, match-action tables, control-plane commands,
 //! capture I/O and the helpers the datapath shares with the compiler.
 
+pub mod afpacket;
 pub mod bits;
 pub mod checksum;
 pub mod command;
@@ -12,6 +13,7 @@ pub mod jitview;
 pub mod live;
 pub mod packet;
 pub mod pcap;
+pub mod ports;
 pub mod stats;
 pub mod switch;
 pub mod table;

@@ -23,6 +23,75 @@ pub struct Stats {
     /// Input records not run at all (a timestamp an output could not hold); not in
     /// `packets_in`.
     pub skipped: u64,
+    /// Packets the program forwarded that the switch then dropped, by [`SwitchDrop`]: they
+    /// count as dropped, not forwarded.
+    pub switch_dropped: [u64; SwitchDrop::COUNT],
+    /// Per port on a Linux interface (`serve --port`), indexed by port number (grown on
+    /// demand; empty for ports without an interface).
+    pub links: Vec<LinkCounters>,
+}
+
+/// Why the switch dropped a packet the program forwarded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SwitchDrop {
+    /// Its port has neither an interface nor an output file.
+    NoSuchPort = 0,
+    /// Longer than its port's interface takes (MTU and Ethernet header).
+    TooLong = 1,
+    /// The interface refused it (it went down, or its ring stayed full).
+    SendFailed = 2,
+}
+
+impl SwitchDrop {
+    pub const COUNT: usize = 3;
+    pub const ALL: [SwitchDrop; SwitchDrop::COUNT] = [
+        SwitchDrop::NoSuchPort,
+        SwitchDrop::TooLong,
+        SwitchDrop::SendFailed,
+    ];
+
+    /// As `stats` and the summary list it among the drop reasons.
+    pub fn name(self) -> &'static str {
+        match self {
+            SwitchDrop::NoSuchPort => "no such port",
+            SwitchDrop::TooLong => "too long for port",
+            SwitchDrop::SendFailed => "send failed",
+        }
+    }
+}
+
+/// What a port on an interface saw: BMv2's per-port view, with the ring's overruns.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LinkCounters {
+    pub received: u64,
+    pub received_bytes: u64,
+    pub sent: u64,
+    pub sent_bytes: u64,
+    /// Packets the kernel dropped because the receive ring was full.
+    pub overruns: u64,
+    /// Packets that arrived here and were dropped, by the program's reason (indexed like
+    /// `Stats::dropped`).
+    pub dropped: Vec<u64>,
+    /// Packets that arrived here that the switch dropped after the program forwarded them.
+    pub switch_dropped: [u64; SwitchDrop::COUNT],
+}
+
+impl LinkCounters {
+    fn add(&mut self, o: &LinkCounters) {
+        self.received += o.received;
+        self.received_bytes += o.received_bytes;
+        self.sent += o.sent;
+        self.sent_bytes += o.sent_bytes;
+        self.overruns += o.overruns;
+        add_all(&mut self.dropped, &o.dropped);
+        for (a, b) in self.switch_dropped.iter_mut().zip(o.switch_dropped) {
+            *a += b;
+        }
+    }
+
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped.iter().sum::<u64>() + self.switch_dropped.iter().sum::<u64>()
+    }
 }
 
 // The datapath bumps a counter per packet: the common case inline, growing out of line.
@@ -65,6 +134,37 @@ impl Stats {
         add_all(&mut self.unwritten, &o.unwritten);
         add_all(&mut self.cut, &o.cut);
         self.skipped += o.skipped;
+        self.add_switch_parts(o);
+    }
+
+    fn add_switch_parts(&mut self, o: &Stats) {
+        for (a, b) in self.switch_dropped.iter_mut().zip(o.switch_dropped) {
+            *a += b;
+        }
+        if self.links.len() < o.links.len() {
+            self.links.resize(o.links.len(), LinkCounters::default());
+        }
+        for (a, b) in self.links.iter_mut().zip(&o.links) {
+            a.add(b);
+        }
+    }
+
+    /// A port's interface counters, made on first use.
+    pub fn link(&mut self, port: u16) -> &mut LinkCounters {
+        let i = usize::from(port);
+        if self.links.len() <= i {
+            self.links.resize(i + 1, LinkCounters::default());
+        }
+        &mut self.links[i]
+    }
+
+    /// A packet the program forwarded to `port` that the switch dropped instead: it moves
+    /// from forwarded to dropped, so that in = forwarded + dropped still holds.
+    pub fn unforward(&mut self, port: u16, why: SwitchDrop) {
+        if let Some(n) = self.forwarded.get_mut(usize::from(port)) {
+            *n = n.saturating_sub(1);
+        }
+        self.switch_dropped[why as usize] += 1;
     }
 
     pub fn new(reasons: usize, tables: usize, actions: usize) -> Stats {
@@ -127,7 +227,7 @@ impl Stats {
     }
 
     pub fn dropped_total(&self) -> u64 {
-        self.dropped.iter().sum()
+        self.dropped.iter().sum::<u64>() + self.switch_dropped.iter().sum::<u64>()
     }
 
     /// in = forwarded + dropped: the invariant every summary states.
@@ -139,6 +239,7 @@ impl Stats {
     pub fn merge(&mut self, other: &Stats) {
         self.packets_in += other.packets_in;
         self.skipped += other.skipped;
+        self.add_switch_parts(other);
         for (dst, src) in [
             (&mut self.unwritten, &other.unwritten),
             (&mut self.cut, &other.cut),
@@ -168,6 +269,7 @@ impl Stats {
             && trim(&self.in_by_port) == trim(&other.in_by_port)
             && trim(&self.forwarded) == trim(&other.forwarded)
             && self.dropped == other.dropped
+            && self.switch_dropped == other.switch_dropped
             && self.table_hits == other.table_hits
             && self.table_misses == other.table_misses
             && self.action_runs == other.action_runs

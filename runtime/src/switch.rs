@@ -210,6 +210,8 @@ pub struct PortOutputs {
     /// end).
     pub flush_every: Option<Duration>,
     last_flush: Instant,
+    /// After the port number in file names: `port-N{suffix}.pcap`.
+    suffix: &'static str,
 }
 
 impl PortOutputs {
@@ -232,12 +234,20 @@ impl PortOutputs {
             serial: 0,
             flush_every: None,
             last_flush: Instant::now(),
+            suffix: "",
         }
+    }
+
+    /// Files named `port-N{suffix}.pcap` (`serve --capture` writes `port-N-in.pcap` and
+    /// `port-N-out.pcap`).
+    pub fn with_suffix(mut self, suffix: &'static str) -> PortOutputs {
+        self.suffix = suffix;
+        self
     }
 
     /// `DIR/port-N.pcap`.
     pub fn path(&self, port: u16) -> PathBuf {
-        self.dir.join(format!("port-{port}.pcap"))
+        self.dir.join(format!("port-{port}{}.pcap", self.suffix))
     }
 
     /// What happened that the user should hear of (a port's output given up), since last
@@ -256,7 +266,8 @@ impl PortOutputs {
         let out = loop {
             self.serial += 1;
             let temp = self.dir.join(format!(
-                ".port-{port}.pcap.{}-{}.tmp",
+                ".port-{port}{}.pcap.{}-{}.tmp",
+                self.suffix,
                 std::process::id(),
                 self.serial
             ));

@@ -10,6 +10,7 @@ mod errors;
 mod features;
 mod fuzz;
 mod golden;
+mod live;
 mod robust;
 mod scale;
 mod secure;

@@ -1,0 +1,399 @@
+//! The live switch on Linux interfaces (`sluice serve --port N=IFACE`): each worker thread
+//! has a packet socket on every interface (one fanout group per port spreads arriving
+//! packets over the workers by flow hash, so that a flow stays on one worker and in order),
+//! fills its ring from them, runs it as one batch against the live tables, and sends what
+//! the program forwarded through the egress port's transmit ring, one `send` per port and
+//! batch. Captures replayed into ports (`--in N=FILE`) mix in on the first worker.
+//!
+//! Where a forwarded packet goes: its port's interface; else, with `--out-dir`, its port's
+//! file; else nowhere: dropped and counted as "no such port".
+
+use crate::afpacket::{wait_readable, PacketSocket, PortError, PortOptions};
+use crate::datapath::Pipeline;
+use crate::live;
+use crate::packet::{PacketMeta, Verdict};
+use crate::stats::{Stats, SwitchDrop};
+use crate::switch::{
+    Fill, PortOutputs, Replay, Ring, SwitchError, Tables, BATCH, FIRST_BUFFER_LEN,
+};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// A port on an interface.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkSpec {
+    pub port: u16,
+    pub iface: String,
+}
+
+/// One worker's sockets, one per port on an interface.
+pub type WorkerLinks = Vec<(u16, PacketSocket)>;
+
+/// Opens every port's sockets, one per worker, before any packet flows: a missing
+/// interface, one that is down, or no permission is an error here. With several workers,
+/// each port's sockets join a fanout group of their own.
+pub fn open_links(specs: &[LinkSpec], workers: usize) -> Result<Vec<WorkerLinks>, PortError> {
+    let mut out: Vec<WorkerLinks> = (0..workers).map(|_| Vec::new()).collect();
+    for spec in specs {
+        // A group id of this process's own for each port (ids are per network namespace).
+        let fanout = (workers > 1).then(|| {
+            (std::process::id() as u16)
+                .wrapping_mul(31)
+                .wrapping_add(spec.port)
+        });
+        for links in &mut out {
+            let sock = PacketSocket::open(&spec.iface, PortOptions { fanout })?;
+            links.push((spec.port, sock));
+        }
+    }
+    Ok(out)
+}
+
+/// Files the live switch writes: forwarded packets whose port has no interface, and what
+/// each port on an interface receives and sends (`--capture`). Shared by the workers.
+pub struct LiveFiles {
+    pub outputs: Option<Mutex<PortOutputs>>,
+    pub capture_in: Option<Mutex<PortOutputs>>,
+    pub capture_out: Option<Mutex<PortOutputs>>,
+}
+
+/// How the live loop runs.
+pub struct LiveRun<'a, P: Pipeline> {
+    pub pipeline: &'a P,
+    /// Per worker: its sockets and its reader of the live tables.
+    pub links: Vec<WorkerLinks>,
+    pub readers: Vec<live::Reader>,
+    /// Captures replayed as the ingress of ports, on the first worker.
+    pub replay: Option<Replay>,
+    pub files: &'a LiveFiles,
+    pub headroom: usize,
+    pub new_stats: &'a (dyn Fn() -> Stats + Sync),
+    /// Each worker's counters, published after each batch (for `stats`).
+    pub published: &'a [Mutex<Stats>],
+    pub stop: &'a AtomicBool,
+    /// Stop once the replayed captures are done (only with some).
+    pub exit_when_done: bool,
+    /// How often files are flushed and the rings' overrun counters read.
+    pub flush_every: Duration,
+    /// What the user should hear of (an output given up, an interface that failed).
+    pub notice: &'a (dyn Fn(String) + Sync),
+}
+
+/// Runs the live switch until `stop` is set (or the replays are done, with
+/// `exit_when_done`); returns every worker's counters summed.
+pub fn run_live<P: Pipeline>(run: LiveRun<'_, P>) -> Result<Stats, SwitchError> {
+    let LiveRun {
+        pipeline,
+        links,
+        readers,
+        replay,
+        files,
+        headroom,
+        new_stats,
+        published,
+        stop,
+        exit_when_done,
+        flush_every,
+        notice,
+    } = run;
+    let start = Instant::now();
+    let mut replay = replay;
+    let results: Vec<Result<Stats, SwitchError>> = std::thread::scope(|scope| {
+        let mut handles = Vec::new();
+        for (me, (links, reader)) in links.into_iter().zip(readers).enumerate() {
+            let replay = if me == 0 { replay.take() } else { None };
+            let handle = std::thread::Builder::new()
+                .name(format!("worker-{me}"))
+                .spawn_scoped(scope, move || {
+                    let mut w = LiveWorker {
+                        ring: Ring::new(BATCH, headroom, FIRST_BUFFER_LEN),
+                        stats: new_stats(),
+                        links,
+                        replay,
+                        seq: 0,
+                        failed: Vec::new(),
+                    };
+                    let worker = pipeline.worker_in_lane(me);
+                    let r = w.run(
+                        worker,
+                        reader,
+                        files,
+                        published.get(me),
+                        stop,
+                        exit_when_done,
+                        flush_every,
+                        &|| start.elapsed(),
+                        notice,
+                    );
+                    // One worker that stops stops the others.
+                    stop.store(true, Ordering::Relaxed);
+                    r
+                });
+            match handle {
+                Ok(h) => handles.push(h),
+                Err(e) => {
+                    stop.store(true, Ordering::Relaxed);
+                    return vec![Err(SwitchError::Spawn(e))];
+                }
+            }
+        }
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or(Err(SwitchError::WorkerPanicked)))
+            .collect()
+    });
+    let mut total = new_stats();
+    for r in results {
+        total.add(&r?);
+    }
+    Ok(total)
+}
+
+struct LiveWorker {
+    ring: Ring,
+    stats: Stats,
+    links: WorkerLinks,
+    replay: Option<Replay>,
+    seq: u64,
+    /// Ports whose interface failed, said once each.
+    failed: Vec<u16>,
+}
+
+impl LiveWorker {
+    fn link_index(&self, port: u16) -> Option<usize> {
+        self.links.iter().position(|(p, _)| *p == port)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn run<W: crate::datapath::Worker>(
+        &mut self,
+        mut worker: W,
+        mut reader: live::Reader,
+        files: &LiveFiles,
+        published: Option<&Mutex<Stats>>,
+        stop: &AtomicBool,
+        exit_when_done: bool,
+        flush_every: Duration,
+        clock: &dyn Fn() -> Duration,
+        notice: &(dyn Fn(String) + Sync),
+    ) -> Result<Stats, SwitchError> {
+        let fds: Vec<i32> = self.links.iter().map(|(_, s)| s.fd()).collect();
+        let mut replay_done = self.replay.is_none();
+        let mut last_flush = Instant::now();
+        let mut first_link = 0;
+        while !stop.load(Ordering::Relaxed) {
+            if last_flush.elapsed() >= flush_every {
+                last_flush = Instant::now();
+                self.housekeeping(files, notice)?;
+                publish(published, &self.stats);
+            }
+            // Take from each interface in turn, starting one further each batch, so that a
+            // busy port cannot keep the others waiting.
+            let n = self.links.len();
+            for k in 0..n {
+                if self.ring.is_full() {
+                    break;
+                }
+                let (port, sock) = &mut self.links[(first_link + k) % n];
+                let port = *port;
+                let (ring, seq) = (&mut self.ring, &mut self.seq);
+                sock.receive(|data, wire, sec, nsec| {
+                    let meta = PacketMeta {
+                        ingress_port: port,
+                        ts_sec: u64::from(sec),
+                        ts_nsec: nsec,
+                    };
+                    let ok = ring.push(data, wire, meta, *seq);
+                    *seq += u64::from(ok);
+                    ok
+                });
+            }
+            first_link = (first_link + 1) % n.max(1);
+            let mut wait = Duration::from_millis(20);
+            if let Some(replay) = self.replay.as_mut().filter(|_| !replay_done) {
+                let now = clock();
+                match replay
+                    .fill(&mut self.ring, now)
+                    .map_err(SwitchError::Read)?
+                {
+                    Fill::Done => replay_done = true,
+                    Fill::Wait(d) => wait = wait.min(d.saturating_sub(now)),
+                    Fill::Loaded => {}
+                }
+                self.stats.skipped += std::mem::take(&mut replay.skipped);
+                for n in replay.take_notices() {
+                    notice(n);
+                }
+            }
+            if self.ring.is_empty() {
+                if exit_when_done && replay_done && self.replay.is_some() {
+                    break;
+                }
+                let ms = wait.as_millis().clamp(1, 20) as i32;
+                if fds.is_empty() {
+                    std::thread::sleep(Duration::from_millis(ms as u64));
+                } else {
+                    wait_readable(&fds, ms);
+                }
+                continue;
+            }
+            self.run_batch(&mut worker, &mut reader, files, notice)?;
+            publish(published, &self.stats);
+        }
+        self.housekeeping(files, notice)?;
+        for (_, s) in &mut self.links {
+            let _ = s.flush();
+        }
+        publish(published, &self.stats);
+        Ok(std::mem::take(&mut self.stats))
+    }
+
+    /// Reads the rings' overrun counters and flushes the files, so that they can be read
+    /// while the switch runs.
+    fn housekeeping(
+        &mut self,
+        files: &LiveFiles,
+        notice: &(dyn Fn(String) + Sync),
+    ) -> Result<(), SwitchError> {
+        for i in 0..self.links.len() {
+            let port = self.links[i].0;
+            let overruns = self.links[i].1.counts().overruns;
+            self.stats.link(port).overruns += overruns;
+        }
+        let mut scratch = Stats::default();
+        for (f, stats) in [
+            (&files.outputs, &mut self.stats),
+            (&files.capture_in, &mut scratch),
+            (&files.capture_out, &mut Stats::default()),
+        ] {
+            if let Some(f) = f {
+                let mut f = lock(f);
+                f.flush_if_due(stats)?;
+                for n in f.take_notices() {
+                    notice(n);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn run_batch<W: crate::datapath::Worker>(
+        &mut self,
+        worker: &mut W,
+        reader: &mut live::Reader,
+        files: &LiveFiles,
+        notice: &(dyn Fn(String) + Sync),
+    ) -> Result<(), SwitchError> {
+        // What arrived on an interface, as it arrived: counted, and captured before the
+        // program changes it in place.
+        let mut cap_in = files.capture_in.as_ref().map(lock);
+        let mut scratch = Stats::default();
+        for i in 0..self.ring.len() {
+            let Some(p) = self.ring.packet(i) else { break };
+            let port = p.meta.ingress_port;
+            if self.link_index(port).is_none() {
+                continue;
+            }
+            let l = self.stats.link(port);
+            l.received += 1;
+            l.received_bytes += p.in_len as u64;
+            if let Some(c) = cap_in.as_mut() {
+                c.write(port, p.meta, p.pkt, &mut scratch)?;
+            }
+        }
+        drop(cap_in);
+        Tables::Live(reader).with(|t| self.ring.run(worker, t, &mut self.stats))?;
+        // Locks in one order (files, then the capture of what is sent), whatever the order
+        // of the packets, so that workers never wait on each other in a cycle.
+        let needs_files = self.ring.packets().any(
+            |p| matches!(p.verdict, Verdict::Forward(port) if self.link_index(port).is_none()),
+        );
+        let mut outputs = files.outputs.as_ref().filter(|_| needs_files).map(lock);
+        let mut cap_out = files.capture_out.as_ref().map(lock);
+        let ring = &self.ring;
+        let stats = &mut self.stats;
+        for p in ring.packets() {
+            let in_link = self.links.iter().any(|(l, _)| *l == p.meta.ingress_port);
+            match p.verdict {
+                Verdict::Drop(r) => {
+                    if in_link {
+                        let l = stats.link(p.meta.ingress_port);
+                        let r = usize::from(r);
+                        if l.dropped.len() <= r {
+                            l.dropped.resize(r + 1, 0);
+                        }
+                        l.dropped[r] += 1;
+                    }
+                }
+                Verdict::Forward(port) => {
+                    let lost =
+                        if let Some((_, sock)) = self.links.iter_mut().find(|(l, _)| *l == port) {
+                            match sock.queue(p.pkt.data()) {
+                                Ok(true) => {
+                                    let l = stats.link(port);
+                                    l.sent += 1;
+                                    l.sent_bytes += p.pkt.len() as u64;
+                                    if let Some(c) = cap_out.as_mut() {
+                                        c.write(port, p.meta, p.pkt, &mut scratch)?;
+                                    }
+                                    None
+                                }
+                                Ok(false) => Some(SwitchDrop::TooLong),
+                                Err(e) => {
+                                    if !self.failed.contains(&port) {
+                                        self.failed.push(port);
+                                        notice(format!(
+                                        "port {port} ({}): cannot send: {e}; packets it cannot \
+                                         take are counted as \"send failed\"",
+                                        sock.name()
+                                    ));
+                                    }
+                                    Some(SwitchDrop::SendFailed)
+                                }
+                            }
+                        } else if let Some(out) = outputs.as_mut() {
+                            out.write(port, p.meta, p.pkt, stats)?;
+                            None
+                        } else {
+                            Some(SwitchDrop::NoSuchPort)
+                        };
+                    if let Some(why) = lost {
+                        stats.unforward(port, why);
+                        if in_link {
+                            stats.link(p.meta.ingress_port).switch_dropped[why as usize] += 1;
+                        }
+                    }
+                }
+            }
+        }
+        drop(cap_out);
+        if let Some(o) = outputs.as_mut() {
+            for n in o.take_notices() {
+                notice(n);
+            }
+        }
+        drop(outputs);
+        for (port, sock) in &mut self.links {
+            if let Err(e) = sock.flush() {
+                if !self.failed.contains(port) {
+                    self.failed.push(*port);
+                    notice(format!("port {port} ({}): cannot send: {e}", sock.name()));
+                }
+            }
+        }
+        self.ring.clear();
+        Ok(())
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Publishes a worker's counters for `stats`, without ever waiting for the control plane.
+fn publish(to: Option<&Mutex<Stats>>, stats: &Stats) {
+    if let Some(Ok(mut p)) = to.map(Mutex::try_lock) {
+        p.clone_from(stats);
+    }
+}
