@@ -174,7 +174,7 @@ impl Bytes {
     }
 }
 
-/// A small HTTP/1.1 server in the server namespace, on every address, ports 8080 and 8150:
+/// A small HTTP/1.1 server in the server namespace, on every address and the ports given:
 /// `/page` is [`page`], `/big?N` N pseudo-random bytes (their SHA-256 recorded), `/slow` a
 /// kilobyte every 20 ms for 20 s. Each answer says which VM address it was sent to (`X-VM`).
 struct Server {
@@ -185,7 +185,8 @@ struct Server {
 }
 
 impl Server {
-    fn start(net: &Net, ns: usize) -> Server {
+    fn start(net: &Net, ns: usize, ports: &[u16]) -> Server {
+        let ports = ports.to_vec();
         let s = Server {
             stop: Arc::new(AtomicBool::new(false)),
             hashes: Arc::new(Mutex::new(Vec::new())),
@@ -193,7 +194,7 @@ impl Server {
         };
         let (stop, hashes, slow) = (s.stop.clone(), s.hashes.clone(), s.slow_sent.clone());
         let ready = in_netns(net.ns(ns), move || {
-            let ls: Vec<TcpListener> = [8080, 8150]
+            let ls: Vec<TcpListener> = ports
                 .iter()
                 .map(|p| {
                     let l = TcpListener::bind(("0.0.0.0", *p)).unwrap();
@@ -496,7 +497,7 @@ fn a_real_connection_through_the_gateway() {
         return;
     }
     let net = gateway_topology("http");
-    let server = Server::start(&net, 2);
+    let server = Server::start(&net, 2, &[8080, 8150]);
     let dir = temp_dir("live-http");
     let cap = dir.join("cap");
     // The example entries, and a range whose port has no interface (and no --out-dir).
@@ -633,6 +634,251 @@ fn a_real_connection_through_the_gateway() {
         assert!(recs.len() > 100, "{f}: {} records", recs.len());
         for (_, _, _, d) in recs.iter().take(2000) {
             check_checksums(d).unwrap_or_else(|e| panic!("{f}: {e}"));
+        }
+    }
+    drop(server);
+}
+
+/// Runs tshark (a dissector independent of Sluice) over a capture with checksum checks on:
+/// per packet, its protocol stack and every IPv4, TCP and UDP checksum status it found.
+fn tshark(path: &Path) -> Vec<(String, String)> {
+    let o = Command::new("tshark")
+        .args(["-n", "-r"])
+        .arg(path)
+        .args([
+            "-o",
+            "ip.check_checksum:TRUE",
+            "-o",
+            "tcp.check_checksum:TRUE",
+            "-o",
+            "udp.check_checksum:TRUE",
+            "-T",
+            "fields",
+            "-E",
+            "separator=/t",
+            "-e",
+            "frame.protocols",
+            "-e",
+            "ip.checksum.status",
+            "-e",
+            "tcp.checksum.status",
+            "-e",
+            "_ws.expert.severity",
+        ])
+        .output()
+        .expect("tshark runs (.ci/run installs it)");
+    assert!(
+        o.status.success(),
+        "tshark: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| {
+            let mut f = l.splitn(2, '\t');
+            (
+                f.next().unwrap_or("").to_string(),
+                f.next().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_tunnel_through_real_interfaces() {
+    if !can_make_namespaces() {
+        return;
+    }
+    // client -- gateway (gateway.sluice) == tunnel link == host (host.sluice) -- VMs.
+    // Neither switch rewrites Ethernet addresses, so the VMs' interface has the address the
+    // client sends to, and the VMs' next hop is the client's.
+    let net = Net::new("tun", &["client", "gw", "host", "vms"]);
+    net.veth(
+        (0, "c0", "02:00:00:00:01:01"),
+        (1, "g0", "02:00:00:00:01:02"),
+    );
+    net.veth(
+        (1, "g1", "02:00:00:00:03:01"),
+        (2, "h0", "02:00:00:00:03:02"),
+    );
+    net.veth(
+        (2, "h1", "02:00:00:00:04:01"),
+        (3, "v0", "02:00:00:00:01:02"),
+    );
+    // Room for the outer header (20 bytes, 24 with GRE) on the tunnel link.
+    for (ns, i) in [(1, "g1"), (2, "h0")] {
+        sh(&["ip", "-n", net.ns(ns), "link", "set", i, "mtu", "1600"]);
+    }
+    let (c, v) = (net.ns(0).to_string(), net.ns(3).to_string());
+    sh(&[
+        "ip",
+        "-n",
+        &c,
+        "addr",
+        "add",
+        "198.51.100.2/24",
+        "dev",
+        "c0",
+    ]);
+    sh(&[
+        "ip",
+        "-n",
+        &c,
+        "route",
+        "add",
+        "203.0.113.0/24",
+        "via",
+        "198.51.100.1",
+    ]);
+    sh(&[
+        "ip",
+        "-n",
+        &c,
+        "neigh",
+        "add",
+        "198.51.100.1",
+        "lladdr",
+        "02:00:00:00:01:02",
+        "dev",
+        "c0",
+        "nud",
+        "permanent",
+    ]);
+    for a in ["10.0.0.1/24", "10.0.0.2/24"] {
+        sh(&["ip", "-n", &v, "addr", "add", a, "dev", "v0"]);
+    }
+    sh(&[
+        "ip",
+        "-n",
+        &v,
+        "route",
+        "add",
+        "198.51.100.0/24",
+        "via",
+        "10.0.0.254",
+    ]);
+    sh(&[
+        "ip",
+        "-n",
+        &v,
+        "neigh",
+        "add",
+        "10.0.0.254",
+        "lladdr",
+        "02:00:00:00:01:01",
+        "dev",
+        "v0",
+        "nud",
+        "permanent",
+    ]);
+    // The host translates 8000-8099 into the first VM's 80-179, 8100-8199 into the second's.
+    let server = Server::start(&net, 3, &[160, 130]);
+    let dir = temp_dir("live-tunnel");
+    let gw_entries = dir.join("gw.entries");
+    std::fs::write(
+        &gw_entries,
+        "table_add tunnel_term decap 192.0.2.1 =>\n\
+         table_add dnat to_vm 203.0.113.10 8000->8099 => 10.0.0.1 10\n\
+         table_add dnat to_vm 203.0.113.10 8100->8199 => 10.0.0.2 10\n\
+         table_add vm_location tunnel_ipip 10.0.0.1 => 192.0.2.1 192.0.2.11 1\n\
+         table_add vm_location tunnel_gre 10.0.0.2 => 192.0.2.1 192.0.2.11 1\n\
+         table_add snat from_vm 10.0.0.1 8000->8099 => 203.0.113.10 0 10\n\
+         table_add snat from_vm 10.0.0.2 8100->8199 => 203.0.113.10 0 10\n",
+    )
+    .unwrap();
+    let host_entries = dir.join("host.entries");
+    std::fs::write(
+        &host_entries,
+        "table_add tunnel_term decap 192.0.2.11 =>\n\
+         table_add port_in to_local 10.0.0.1 8000->8099 => 57616 1 10\n\
+         table_add port_in to_local 10.0.0.2 8100->8199 => 57516 1 10\n\
+         table_add port_out to_gateway 10.0.0.1 80->179 => 7920 192.0.2.11 192.0.2.1 0 10\n\
+         table_add port_out to_gateway 10.0.0.2 80->179 => 8020 192.0.2.11 192.0.2.1 0 10\n",
+    )
+    .unwrap();
+    let (gdir, hdir) = (dir.join("gw"), dir.join("host"));
+    std::fs::create_dir_all(&gdir).unwrap();
+    std::fs::create_dir_all(&hdir).unwrap();
+    let cap = dir.join("cap");
+    let gw = LiveSwitch::start(
+        &net,
+        1,
+        &gdir,
+        &[
+            "programs/gateway.sluice",
+            "--entries",
+            gw_entries.to_str().unwrap(),
+            "--port",
+            "0=g0",
+            "--port",
+            "1=g1",
+            "--capture",
+            cap.to_str().unwrap(),
+        ],
+    );
+    let host = LiveSwitch::start(
+        &net,
+        2,
+        &hdir,
+        &[
+            "programs/host.sluice",
+            "--entries",
+            host_entries.to_str().unwrap(),
+            "--port",
+            "0=h0",
+            "--port",
+            "1=h1",
+        ],
+    );
+    let body = dir.join("page");
+    // The first VM through IP-in-IP, the second through GRE.
+    for (port, vm) in [(8080, "10.0.0.1"), (8150, "10.0.0.2")] {
+        let (rc, h) = curl(&net, &format!("http://203.0.113.10:{port}/page"), &body, 20);
+        assert_eq!(rc, 0, "{h}");
+        assert_eq!(vm_of(&h), vm);
+        assert_eq!(std::fs::read(&body).unwrap(), page());
+    }
+    let big = dir.join("big");
+    let (rc, h) = curl(&net, "http://203.0.113.10:8150/big?20000000", &big, 60);
+    assert_eq!(rc, 0, "{h}");
+    assert_eq!(server.hashes.lock().unwrap().clone(), [sha256_file(&big)]);
+    let (ok, _, err) = host.stop();
+    assert!(ok, "{err}");
+    let (ok, summary, err) = gw.stop();
+    assert!(ok, "{err}");
+    assert!(!summary.contains("MISMATCH"), "{summary}");
+
+    // What the gateway sent into the tunnel, and what came back, through tshark.
+    for (f, min) in [("port-1-out", 1000), ("port-1-in", 300)] {
+        let packets = tshark(&cap.join(format!("{f}.pcap")));
+        assert!(packets.len() > min, "{f}: {} packets", packets.len());
+        let (mut ipip, mut gre) = (0, 0);
+        for (protocols, rest) in &packets {
+            // Outer and inner IPv4 both there, over IP-in-IP or GRE, nothing malformed.
+            if protocols.starts_with("eth:ethertype:ip:ip:tcp") {
+                ipip += 1;
+            } else if protocols.starts_with("eth:ethertype:ip:gre:ip:tcp") {
+                gre += 1;
+            } else {
+                panic!("{f}: not a tunnelled TCP packet: {protocols}");
+            }
+            let mut fields = rest.split('\t');
+            let ip = fields.next().unwrap_or("");
+            let tcp = fields.next().unwrap_or("");
+            // 1 is "good" (tshark's checksum status); each IPv4 header has its own.
+            assert_eq!(ip, "1,1", "{f}: IPv4 checksums {ip} in {protocols}");
+            assert_eq!(tcp, "1", "{f}: TCP checksum {tcp} in {protocols}");
+            let expert = fields.next().unwrap_or("");
+            assert!(
+                !expert.contains("error"),
+                "{f}: tshark found an error: {protocols} {expert}"
+            );
+        }
+        if f == "port-1-out" {
+            assert!(ipip > 10 && gre > 1000, "{f}: {ipip} IP-in-IP, {gre} GRE");
+        } else {
+            // Replies come back in IP-in-IP from the host.
+            assert!(ipip > 300 && gre == 0, "{f}: {ipip} IP-in-IP, {gre} GRE");
         }
     }
     drop(server);
