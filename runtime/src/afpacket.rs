@@ -340,8 +340,7 @@ impl PacketSocket {
             setsockopt(raw, libc::SOL_PACKET, libc::PACKET_ADD_MEMBERSHIP, &mreq),
         )?;
         if let Some(group) = opts.fanout {
-            let arg: u32 = u32::from(group)
-                | ((libc::PACKET_FANOUT_HASH | libc::PACKET_FANOUT_FLAG_DEFRAG) << 16);
+            let arg: u32 = u32::from(group) | (libc::PACKET_FANOUT_HASH << 16);
             opt(
                 "cannot join the workers' fanout group",
                 setsockopt(raw, libc::SOL_PACKET, libc::PACKET_FANOUT, &arg),

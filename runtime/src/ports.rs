@@ -99,6 +99,7 @@ pub fn run_live<P: Pipeline>(run: LiveRun<'_, P>) -> Result<Stats, SwitchError> 
     } = run;
     let start = Instant::now();
     let mut replay = replay;
+    let workers = links.len();
     let results: Vec<Result<Stats, SwitchError>> = std::thread::scope(|scope| {
         let mut handles = Vec::new();
         for (me, (links, reader)) in links.into_iter().zip(readers).enumerate() {
@@ -106,6 +107,9 @@ pub fn run_live<P: Pipeline>(run: LiveRun<'_, P>) -> Result<Stats, SwitchError> 
             let handle = std::thread::Builder::new()
                 .name(format!("worker-{me}"))
                 .spawn_scoped(scope, move || {
+                    if workers > 1 {
+                        pin_to_cpu(me);
+                    }
                     let mut w = LiveWorker {
                         ring: Ring::new(BATCH, headroom, FIRST_BUFFER_LEN),
                         stats: new_stats(),
@@ -395,5 +399,29 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 fn publish(to: Option<&Mutex<Stats>>, stats: &Stats) {
     if let Some(Ok(mut p)) = to.map(Mutex::try_lock) {
         p.clone_from(stats);
+    }
+}
+
+/// Keeps worker `me` on one CPU (`me` modulo the CPUs this process may use). A thread that
+/// moved between CPUs would reorder its own flows: a veth hands what is sent to the CPU
+/// that sent it, and packets queued on the old CPU could leave after those sent from the
+/// new one. Best effort: where it cannot be set, the worker runs unpinned.
+fn pin_to_cpu(me: usize) {
+    // SAFETY: cpu_set_t is plain old data; the calls read and write the set given, for the
+    // calling thread (pid 0).
+    unsafe {
+        let mut allowed: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut allowed) != 0 {
+            return;
+        }
+        let cpus: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
+            .filter(|c| libc::CPU_ISSET(*c, &allowed))
+            .collect();
+        if cpus.is_empty() {
+            return;
+        }
+        let mut one: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpus[me % cpus.len()], &mut one);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &one);
     }
 }

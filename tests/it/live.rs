@@ -883,3 +883,267 @@ fn a_tunnel_through_real_interfaces() {
     }
     drop(server);
 }
+
+#[test]
+fn workers_share_live_ports_by_flow() {
+    if !can_make_namespaces() {
+        return;
+    }
+    let net = gateway_topology("workers");
+    let server = Server::start(&net, 2, &[8080, 8150]);
+    let dir = temp_dir("live-workers");
+    let sw = LiveSwitch::start(
+        &net,
+        1,
+        &dir,
+        &[
+            "programs/router_dnat.sluice",
+            "--entries",
+            "programs/router_dnat.entries",
+            "--port",
+            "0=g0",
+            "--port",
+            "1=g1",
+            "--workers",
+            "2",
+        ],
+    );
+    // Sixteen connections at once, each of a different length (so a different stream).
+    let mut args: Vec<String> = vec!["curl".into(), "-sS".into(), "--parallel".into()];
+    args.extend(["--parallel-max".into(), "16".into()]);
+    args.extend(["--max-time".into(), "120".into()]);
+    let mut files = Vec::new();
+    for i in 0..16u64 {
+        let f = dir.join(format!("t{i}"));
+        args.push("-o".into());
+        args.push(f.display().to_string());
+        args.push(format!("http://203.0.113.10:8080/big?{}", 5_000_000 + i));
+        files.push(f);
+    }
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = net.exec(0, &a).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut got: Vec<String> = files.iter().map(|f| sha256_file(f)).collect();
+    let mut sent = server.hashes.lock().unwrap().clone();
+    got.sort();
+    sent.sort();
+    assert_eq!(got, sent);
+    assert_eq!(sent.len(), 16);
+    // Both workers had flows.
+    let stats = sw.ctl(&["stats"]);
+    let per_worker: Vec<u64> = stats
+        .lines()
+        .find_map(|l| l.strip_prefix("workers: 2 (packets in: "))
+        .unwrap_or_else(|| panic!("no workers line in\n{stats}"))
+        .trim_end_matches(')')
+        .split(", ")
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert!(per_worker.iter().all(|n| *n > 1000), "{stats}");
+    let (ok, summary, err) = sw.stop();
+    assert!(ok, "{err}");
+    assert!(!summary.contains("MISMATCH"), "{summary}");
+    drop(server);
+}
+
+#[test]
+fn interfaces_that_cannot_be_used_are_errors_before_any_packet_flows() {
+    if !can_make_namespaces() {
+        return;
+    }
+    let net = Net::new("errors", &["a"]);
+    sh(&[
+        "ip",
+        "-n",
+        net.ns(0),
+        "link",
+        "add",
+        "down0",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "down1",
+    ]);
+    let dir = temp_dir("live-errors");
+    let sock = dir.join("ctl.sock");
+    let serve = |iface: &str| {
+        let o = net
+            .exec(
+                0,
+                &[
+                    env!("CARGO_BIN_EXE_sluice"),
+                    "serve",
+                    "programs/router_dnat.sluice",
+                    "--port",
+                    &format!("0={iface}"),
+                    "--control",
+                    sock.to_str().unwrap(),
+                ],
+            )
+            .current_dir(root())
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (code, err) = serve("nosuch0");
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("interface nosuch0: no such interface"),
+        "{err}"
+    );
+    let (code, err) = serve("down0");
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("interface down0: the interface is down"),
+        "{err}"
+    );
+    // Nothing was made: no control socket.
+    assert!(!sock.exists());
+    // Without CAP_NET_RAW (as an unprivileged user), where setpriv can drop to one.
+    if Command::new("setpriv").arg("--version").output().is_ok() {
+        sh(&["ip", "-n", net.ns(0), "link", "set", "down0", "up"]);
+        let o = net
+            .exec(
+                0,
+                &[
+                    "setpriv",
+                    "--reuid=65534",
+                    "--regid=65534",
+                    "--clear-groups",
+                    env!("CARGO_BIN_EXE_sluice"),
+                    "serve",
+                    "programs/router_dnat.sluice",
+                    "--port",
+                    "0=down0",
+                    "--control",
+                    "/tmp/sluice-live-errors.sock",
+                ],
+            )
+            .current_dir(root())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains("interface down0: no permission to open a packet socket"),
+            "{err}"
+        );
+    }
+}
+
+/// Pins the calling thread to one CPU, so that what it sends is not reordered by the kernel
+/// (a veth queues what is sent on the sending CPU).
+fn pin_here(cpu: usize) {
+    // SAFETY: cpu_set_t is plain old data; this thread's affinity only.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+#[test]
+fn with_workers_each_flow_stays_in_order() {
+    if !can_make_namespaces() {
+        return;
+    }
+    // Thirteen UDP flows (an odd number, so that a round-robin spread would split each),
+    // numbered datagrams sent round robin from one pinned thread; the
+    // receivers check that no flow's numbers ever go back (losses are allowed: UDP).
+    const FLOWS: u16 = 13;
+    const EACH: u32 = 20_000;
+    let net = gateway_topology("order");
+    let dir = temp_dir("live-order");
+    let sw = LiveSwitch::start(
+        &net,
+        1,
+        &dir,
+        &[
+            "programs/router_dnat.sluice",
+            "--entries",
+            "programs/router_dnat.entries",
+            "--port",
+            "0=g0",
+            "--port",
+            "1=g1",
+            "--workers",
+            "2",
+        ],
+    );
+    let receivers = in_netns(net.ns(2), move || {
+        (0..FLOWS)
+            .map(|f| {
+                let s = std::net::UdpSocket::bind(("10.0.0.1", 8000 + f)).unwrap();
+                s.set_read_timeout(Some(Duration::from_millis(1500)))
+                    .unwrap();
+                std::thread::spawn(move || {
+                    let (mut last, mut got, mut back) = (None::<u32>, 0u32, 0u32);
+                    let mut b = [0u8; 64];
+                    while let Ok(n) = s.recv(&mut b) {
+                        let seq = u32::from_be_bytes(b[..4].try_into().unwrap());
+                        assert_eq!(n, 32);
+                        if last.is_some_and(|l| seq <= l) {
+                            back += 1;
+                        }
+                        last = Some(seq);
+                        got += 1;
+                    }
+                    (got, back)
+                })
+            })
+            .collect::<Vec<_>>()
+    })
+    .join()
+    .unwrap();
+    in_netns(net.ns(0), move || {
+        pin_here(0);
+        let socks: Vec<std::net::UdpSocket> = (0..FLOWS)
+            .map(|f| {
+                let s = std::net::UdpSocket::bind(("198.51.100.2", 0)).unwrap();
+                s.connect(("203.0.113.10", 8000 + f)).unwrap();
+                s
+            })
+            .collect();
+        let mut b = [0u8; 32];
+        for seq in 0..EACH {
+            b[..4].copy_from_slice(&seq.to_be_bytes());
+            for s in &socks {
+                let _ = s.send(&b);
+            }
+            if seq % 64 == 63 {
+                // Some room for the switch: losses are allowed, but a test of order needs
+                // most datagrams through.
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        }
+    })
+    .join()
+    .unwrap();
+    let mut total = 0;
+    for (f, r) in receivers.into_iter().enumerate() {
+        let (got, back) = r.join().unwrap();
+        assert_eq!(
+            back, 0,
+            "flow {f}: {back} datagrams arrived after a later one"
+        );
+        total += got;
+    }
+    assert!(
+        total > u32::from(FLOWS) * EACH / 2,
+        "only {total} datagrams arrived"
+    );
+    let stats = sw.ctl(&["stats"]);
+    let per_worker: Vec<u64> = stats
+        .lines()
+        .find_map(|l| l.strip_prefix("workers: 2 (packets in: "))
+        .unwrap_or_else(|| panic!("no workers line in\n{stats}"))
+        .trim_end_matches(')')
+        .split(", ")
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert!(per_worker.iter().all(|n| *n > 1000), "{stats}");
+}
