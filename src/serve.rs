@@ -53,6 +53,11 @@ pub struct ServeArgs {
     /// DIR/port-N-in.pcap and DIR/port-N-out.pcap (readable while the switch runs).
     #[arg(long, value_name = "DIR")]
     capture: Option<PathBuf>,
+    /// Take the ports' packets with AF_XDP (an XDP program and a socket per receive queue)
+    /// where the kernel and driver allow it, falling back to AF_PACKET, with the reason, where
+    /// they do not.
+    #[arg(long)]
+    af_xdp: bool,
     /// Replay each input at this many packets per second.
     #[arg(long, value_name = "PPS", conflicts_with = "realtime")]
     rate: Option<f64>,
@@ -229,7 +234,9 @@ pub fn serve(args: &ServeArgs, color: bool) -> anyhow::Result<ExitCode> {
     let sockets = if links.is_empty() {
         Vec::new()
     } else {
-        sluice_runtime::ports::open_links(&links, usize::from(args.workers))?
+        sluice_runtime::ports::open_links(&links, usize::from(args.workers), args.af_xdp, &|n| {
+            errln!("sluice: {n}")
+        })?
     };
     let mut replay = Replay::new(inputs, pacing).map_err(|e| anyhow!("cannot read capture {e}"))?;
     if let Some(d) = &args.out_dir {
@@ -272,7 +279,7 @@ pub fn serve(args: &ServeArgs, color: bool) -> anyhow::Result<ExitCode> {
 
     if !links.is_empty() {
         let r = serve_live(
-            args, &prog, &jit, &links, sockets, replay, readers, &published, &stop,
+            args, &prog, &jit, sockets, replay, readers, &published, &stop,
         );
         drop(socket);
         let (stats, notices) = r?;
@@ -388,7 +395,6 @@ fn serve_live(
     args: &ServeArgs,
     prog: &Program,
     jit: &JitProgram,
-    links: &[LinkSpec],
     sockets: Vec<sluice_runtime::ports::WorkerLinks>,
     replay: Replay,
     readers: Vec<sluice_runtime::live::Reader>,
@@ -415,10 +421,15 @@ fn serve_live(
         capture_in: args.capture.as_deref().map(|d| files_in(d, "-in")),
         capture_out: args.capture.as_deref().map(|d| files_in(d, "-out")),
     };
-    let names: Vec<String> = links
-        .iter()
-        .map(|l| format!("{}={}", l.port, l.iface))
-        .collect();
+    let names: Vec<String> = sockets
+        .first()
+        .map(|first| {
+            first
+                .iter()
+                .map(|(port, link)| format!("{port}={} ({})", link.name(), link.kind()))
+                .collect()
+        })
+        .unwrap_or_default();
     errln!(
         "sluice: ports {} up ({} worker{})",
         names.join(", "),

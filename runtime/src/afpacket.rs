@@ -153,44 +153,9 @@ impl PacketSocket {
     /// process ends), and ignores what leaves the interface, so that the switch never reads
     /// back what it sent.
     pub fn open(name: &str, opts: PortOptions) -> Result<PacketSocket, PortError> {
-        let bad = || PortError::BadName {
-            name: name.to_string(),
-        };
-        if name.is_empty() || name.len() >= libc::IFNAMSIZ {
-            return Err(bad());
-        }
-        let cname = CString::new(name).map_err(|_| bad())?;
-        // SAFETY: a NUL-terminated string.
-        let ifindex = unsafe { libc::if_nametoindex(cname.as_ptr()) } as i32;
-        if ifindex == 0 {
-            return Err(PortError::NoSuchInterface {
-                name: name.to_string(),
-            });
-        }
         let proto = (libc::ETH_P_ALL as u16).to_be();
-        // SAFETY: plain socket creation; the descriptor is owned below.
-        let raw = unsafe {
-            libc::socket(
-                libc::AF_PACKET,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                i32::from(proto),
-            )
-        };
-        if raw < 0 {
-            let e = io::Error::last_os_error();
-            return Err(match e.raw_os_error() {
-                Some(libc::EPERM) | Some(libc::EACCES) => PortError::Permission {
-                    name: name.to_string(),
-                },
-                _ => PortError::Os {
-                    name: name.to_string(),
-                    what: "cannot open a packet socket",
-                    error: e,
-                },
-            });
-        }
-        // SAFETY: `raw` is a new descriptor that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let (fd, ifindex) = raw_socket(name, proto)?;
+        let raw = fd.as_raw_fd();
         // A send that waits for the ring (a full ring, or closing) waits 200 ms at most.
         let timeout = libc::timeval {
             tv_sec: 0,
@@ -550,6 +515,85 @@ impl Drop for PacketSocket {
         // SAFETY: the mapping made in `open`, unmapped once; the descriptor closes after.
         unsafe { libc::munmap(self.map.cast(), self.map_len) };
     }
+}
+
+/// Checks interface `name` as `PacketSocket::open` does (exists, is up, a packet socket can be
+/// opened on it), for ports that use another kind of socket: its index and MTU.
+pub fn check_interface(name: &str) -> Result<(i32, usize), PortError> {
+    let (fd, ifindex) = raw_socket(name, 0)?;
+    let (flags, mtu) = interface_info(fd.as_raw_fd(), name)?;
+    if flags & libc::IFF_UP as i16 == 0 {
+        return Err(PortError::Down {
+            name: name.to_string(),
+        });
+    }
+    Ok((ifindex, mtu))
+}
+
+/// Keeps interface `name` promiscuous while the descriptor returned is open (a packet socket
+/// that receives nothing, holding a promiscuous membership).
+pub fn promiscuous(name: &str, ifindex: i32) -> Result<OwnedFd, PortError> {
+    let (fd, _) = raw_socket(name, 0)?;
+    let mreq = libc::packet_mreq {
+        mr_ifindex: ifindex,
+        mr_type: libc::PACKET_MR_PROMISC as u16,
+        mr_alen: 0,
+        mr_address: [0; 8],
+    };
+    setsockopt(
+        fd.as_raw_fd(),
+        libc::SOL_PACKET,
+        libc::PACKET_ADD_MEMBERSHIP,
+        &mreq,
+    )
+    .map_err(|error| PortError::Os {
+        name: name.to_string(),
+        what: "cannot put it in promiscuous mode",
+        error,
+    })?;
+    Ok(fd)
+}
+
+/// A packet socket for `protocol` (network order; 0 receives nothing) and the interface's
+/// index, with the errors a user can act on.
+fn raw_socket(name: &str, protocol: u16) -> Result<(OwnedFd, i32), PortError> {
+    let bad = || PortError::BadName {
+        name: name.to_string(),
+    };
+    if name.is_empty() || name.len() >= libc::IFNAMSIZ {
+        return Err(bad());
+    }
+    let cname = CString::new(name).map_err(|_| bad())?;
+    // SAFETY: a NUL-terminated string.
+    let ifindex = unsafe { libc::if_nametoindex(cname.as_ptr()) } as i32;
+    if ifindex == 0 {
+        return Err(PortError::NoSuchInterface {
+            name: name.to_string(),
+        });
+    }
+    // SAFETY: plain socket creation; the descriptor is owned below.
+    let raw = unsafe {
+        libc::socket(
+            libc::AF_PACKET,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            i32::from(protocol),
+        )
+    };
+    if raw < 0 {
+        let e = io::Error::last_os_error();
+        return Err(match e.raw_os_error() {
+            Some(libc::EPERM) | Some(libc::EACCES) => PortError::Permission {
+                name: name.to_string(),
+            },
+            _ => PortError::Os {
+                name: name.to_string(),
+                what: "cannot open a packet socket",
+                error: e,
+            },
+        });
+    }
+    // SAFETY: `raw` is a new descriptor that nothing else owns.
+    Ok((unsafe { OwnedFd::from_raw_fd(raw) }, ifindex))
 }
 
 /// Waits until one of `fds` has something to read, or `timeout_ms` passes.

@@ -2,6 +2,7 @@
 //! capture I/O and the helpers the datapath shares with the compiler.
 
 pub mod afpacket;
+pub mod afxdp;
 pub mod bits;
 pub mod checksum;
 pub mod command;

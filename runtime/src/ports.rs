@@ -9,6 +9,7 @@
 //! file; else nowhere: dropped and counted as "no such port".
 
 use crate::afpacket::{wait_readable, PacketSocket, PortError, PortOptions};
+use crate::afxdp::{XdpProgram, XdpSocket};
 use crate::datapath::Pipeline;
 use crate::live;
 use crate::packet::{PacketMeta, Verdict};
@@ -16,6 +17,7 @@ use crate::stats::{Stats, SwitchDrop};
 use crate::switch::{
     Fill, PortOutputs, Replay, Ring, SwitchError, Tables, BATCH, FIRST_BUFFER_LEN,
 };
+use std::os::fd::{OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -27,15 +29,123 @@ pub struct LinkSpec {
     pub iface: String,
 }
 
+/// A port's socket in one worker: AF_PACKET rings, or AF_XDP sockets (one per receive
+/// queue; sending through the first).
+pub enum Link {
+    Packet(PacketSocket),
+    Xdp {
+        name: String,
+        max_frame: usize,
+        sockets: Vec<XdpSocket>,
+        /// Dropped by the kernel so far (cumulative), to count overruns as they grow.
+        dropped: u64,
+        /// Declared after the sockets: the program is detached once they are closed.
+        program: XdpProgram,
+        _promiscuous: OwnedFd,
+    },
+}
+
+impl Link {
+    pub fn name(&self) -> &str {
+        match self {
+            Link::Packet(s) => s.name(),
+            Link::Xdp { name, .. } => name,
+        }
+    }
+
+    /// What takes the port's packets, as the switch says when it starts.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Link::Packet(_) => "AF_PACKET",
+            Link::Xdp { program, .. } if program.native => "AF_XDP, driver mode",
+            Link::Xdp { .. } => "AF_XDP, generic mode",
+        }
+    }
+
+    fn fds(&self) -> Vec<RawFd> {
+        match self {
+            Link::Packet(s) => vec![s.fd()],
+            Link::Xdp { sockets, .. } => sockets.iter().map(XdpSocket::fd).collect(),
+        }
+    }
+
+    fn receive(&mut self, mut take: impl FnMut(&[u8], u32, u32, u32) -> bool) -> usize {
+        match self {
+            Link::Packet(s) => s.receive(take),
+            Link::Xdp { sockets, .. } => sockets.iter_mut().map(|s| s.receive(&mut take)).sum(),
+        }
+    }
+
+    fn queue(&mut self, data: &[u8]) -> std::io::Result<bool> {
+        match self {
+            Link::Packet(s) => s.queue(data),
+            Link::Xdp {
+                sockets, max_frame, ..
+            } => {
+                if data.len() > *max_frame + 4 {
+                    return Ok(false);
+                }
+                sockets[0].queue(data)
+            }
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Link::Packet(s) => s.flush(),
+            Link::Xdp { sockets, .. } => sockets[0].flush(),
+        }
+    }
+
+    /// Packets the kernel dropped for want of room since last asked.
+    fn overruns(&mut self) -> u64 {
+        match self {
+            Link::Packet(s) => s.counts().overruns,
+            Link::Xdp {
+                sockets, dropped, ..
+            } => {
+                let now: u64 = sockets.iter().map(XdpSocket::dropped).sum();
+                let new = now.saturating_sub(*dropped);
+                *dropped = now;
+                new
+            }
+        }
+    }
+}
+
 /// One worker's sockets, one per port on an interface.
-pub type WorkerLinks = Vec<(u16, PacketSocket)>;
+pub type WorkerLinks = Vec<(u16, Link)>;
 
 /// Opens every port's sockets, one per worker, before any packet flows: a missing
 /// interface, one that is down, or no permission is an error here. With several workers,
-/// each port's sockets join a fanout group of their own.
-pub fn open_links(specs: &[LinkSpec], workers: usize) -> Result<Vec<WorkerLinks>, PortError> {
+/// each port's sockets join a fanout group of their own. With `xdp`, each port tries AF_XDP
+/// first (one worker only) and falls back to AF_PACKET, saying why through `notice`.
+pub fn open_links(
+    specs: &[LinkSpec],
+    workers: usize,
+    xdp: bool,
+    notice: &dyn Fn(String),
+) -> Result<Vec<WorkerLinks>, PortError> {
     let mut out: Vec<WorkerLinks> = (0..workers).map(|_| Vec::new()).collect();
+    let xdp = if xdp && workers > 1 {
+        notice(format!(
+            "--af-xdp: AF_XDP ports run on one worker here (the switch binds one socket per \
+             receive queue); with --workers {workers} every port uses AF_PACKET"
+        ));
+        false
+    } else {
+        xdp
+    };
     for spec in specs {
+        if xdp {
+            match open_xdp(&spec.iface)? {
+                Ok(link) => {
+                    out[0].push((spec.port, link));
+                    continue;
+                }
+                Err(e) => notice(format!("{e}; port {} uses AF_PACKET", spec.port)),
+            }
+        }
         // A group id of this process's own for each port (ids are per network namespace).
         let fanout = (workers > 1).then(|| {
             (std::process::id() as u16)
@@ -44,10 +154,37 @@ pub fn open_links(specs: &[LinkSpec], workers: usize) -> Result<Vec<WorkerLinks>
         });
         for links in &mut out {
             let sock = PacketSocket::open(&spec.iface, PortOptions { fanout })?;
-            links.push((spec.port, sock));
+            links.push((spec.port, Link::Packet(sock)));
         }
     }
     Ok(out)
+}
+
+/// An AF_XDP port: the interface checked as for AF_PACKET (an error), then the program and a
+/// socket per receive queue (where that fails, the reason to fall back).
+fn open_xdp(name: &str) -> Result<Result<Link, crate::afxdp::XdpError>, PortError> {
+    let (ifindex, mtu) = crate::afpacket::check_interface(name)?;
+    let promiscuous = crate::afpacket::promiscuous(name, ifindex)?;
+    let queues = crate::afxdp::rx_queues(name);
+    let program = match XdpProgram::attach(name, ifindex as u32, queues) {
+        Ok(p) => p,
+        Err(e) => return Ok(Err(e)),
+    };
+    let mut sockets = Vec::new();
+    for q in 0..queues {
+        match XdpSocket::open(name, ifindex as u32, q, &program) {
+            Ok(s) => sockets.push(s),
+            Err(e) => return Ok(Err(e)),
+        }
+    }
+    Ok(Ok(Link::Xdp {
+        name: name.to_string(),
+        max_frame: mtu + 14,
+        sockets,
+        dropped: 0,
+        program,
+        _promiscuous: promiscuous,
+    }))
 }
 
 /// Files the live switch writes: forwarded packets whose port has no interface, and what
@@ -182,7 +319,7 @@ impl LiveWorker {
         clock: &dyn Fn() -> Duration,
         notice: &(dyn Fn(String) + Sync),
     ) -> Result<Stats, SwitchError> {
-        let fds: Vec<i32> = self.links.iter().map(|(_, s)| s.fd()).collect();
+        let fds: Vec<RawFd> = self.links.iter().flat_map(|(_, s)| s.fds()).collect();
         let mut replay_done = self.replay.is_none();
         let mut last_flush = Instant::now();
         let mut first_link = 0;
@@ -262,7 +399,7 @@ impl LiveWorker {
     ) -> Result<(), SwitchError> {
         for i in 0..self.links.len() {
             let port = self.links[i].0;
-            let overruns = self.links[i].1.counts().overruns;
+            let overruns = self.links[i].1.overruns();
             self.stats.link(port).overruns += overruns;
         }
         let mut scratch = Stats::default();

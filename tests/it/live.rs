@@ -1147,3 +1147,69 @@ fn with_workers_each_flow_stays_in_order() {
         .collect();
     assert!(per_worker.iter().all(|n| *n > 1000), "{stats}");
 }
+
+fn xdp_attached(net: &Net, ns: usize, iface: &str) -> bool {
+    let o = Command::new("ip")
+        .args(["-n", net.ns(ns), "link", "show", iface])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout).contains("prog/xdp")
+}
+
+#[test]
+fn af_xdp_ports_carry_a_real_connection_and_fall_back_with_a_reason() {
+    if !can_make_namespaces() {
+        return;
+    }
+    let net = gateway_topology("xdp");
+    let server = Server::start(&net, 2, &[8080, 8150]);
+    let dir = temp_dir("live-xdp");
+    let args = [
+        "programs/router_dnat.sluice",
+        "--entries",
+        "programs/router_dnat.entries",
+        "--port",
+        "0=g0",
+        "--port",
+        "1=g1",
+        "--af-xdp",
+    ];
+    let sw = LiveSwitch::start(&net, 1, &dir, &args);
+    assert!(xdp_attached(&net, 1, "g0") && xdp_attached(&net, 1, "g1"));
+    let body = dir.join("page");
+    let (rc, h) = curl(&net, "http://203.0.113.10:8150/page", &body, 20);
+    assert_eq!(rc, 0, "{h}");
+    assert_eq!(vm_of(&h), "10.0.0.2");
+    assert_eq!(std::fs::read(&body).unwrap(), page());
+    let big = dir.join("big");
+    let (rc, h) = curl(&net, "http://203.0.113.10:8080/big?30000000", &big, 60);
+    assert_eq!(rc, 0, "{h}");
+    assert_eq!(server.hashes.lock().unwrap().clone(), [sha256_file(&big)]);
+    let stats = sw.ctl(&["stats"]);
+    assert_eq!(
+        port_counter(&stats, 0, "received"),
+        port_counter(&stats, 1, "sent"),
+        "{stats}"
+    );
+    let (ok, summary, err) = sw.stop();
+    assert!(ok, "{err}");
+    assert!(!summary.contains("MISMATCH"), "{summary}");
+    assert!(
+        err.contains("0=g0 (AF_XDP, ") && err.contains("1=g1 (AF_XDP, "),
+        "{err}"
+    );
+    // The program goes with the switch.
+    assert!(!xdp_attached(&net, 1, "g0") && !xdp_attached(&net, 1, "g1"));
+
+    // Where AF_XDP cannot serve (here: several workers), AF_PACKET, and the reason.
+    let mut two = args.to_vec();
+    two.extend(["--workers", "2"]);
+    let sw = LiveSwitch::start(&net, 1, &dir, &two);
+    let (rc, h) = curl(&net, "http://203.0.113.10:8080/page", &body, 20);
+    assert_eq!(rc, 0, "{h}");
+    let (ok, _, err) = sw.stop();
+    assert!(ok, "{err}");
+    assert!(err.contains("every port uses AF_PACKET"), "{err}");
+    assert!(err.contains("0=g0 (AF_PACKET)"), "{err}");
+    drop(server);
+}
