@@ -35,11 +35,7 @@ pub struct ServeArgs {
     #[arg(long)]
     entries: Option<PathBuf>,
     /// Replay a capture as the ingress of port N (repeatable).
-    #[arg(
-        long = "in",
-        value_name = "N=IN.pcap",
-        required_unless_present = "ports"
-    )]
+    #[arg(long = "in", value_name = "N=IN.pcap")]
     inputs: Vec<String>,
     /// Port N is the Linux interface IFACE (repeatable): packets arriving there go into the
     /// switch, packets forwarded to N leave through it. Needs root or CAP_NET_RAW.
@@ -47,7 +43,7 @@ pub struct ServeArgs {
     ports: Vec<String>,
     /// Where to write port-N.pcap for each egress port without an interface (without it,
     /// packets forwarded to such a port are dropped as "no such port").
-    #[arg(long, value_name = "DIR", required_unless_present = "ports")]
+    #[arg(long, value_name = "DIR")]
     out_dir: Option<PathBuf>,
     /// Also write what each port on an interface receives and sends, as
     /// DIR/port-N-in.pcap and DIR/port-N-out.pcap (readable while the switch runs).
@@ -193,6 +189,18 @@ fn bind_control(path: &Path) -> anyhow::Result<(UnixListener, ControlSocket)> {
 }
 
 pub fn serve(args: &ServeArgs, color: bool) -> anyhow::Result<ExitCode> {
+    if args.ports.is_empty() && args.inputs.is_empty() {
+        bail!(
+            "nothing to serve: give ports on interfaces (--port N=IFACE) or captures to replay \
+             (--in N=FILE)"
+        );
+    }
+    if args.ports.is_empty() && args.out_dir.is_none() {
+        bail!(
+            "--out-dir DIR is needed to write what leaves the ports (or give ports on \
+             interfaces with --port N=IFACE)"
+        );
+    }
     let Some(compiled) = crate::load_program(&args.program, color)? else {
         return Ok(ExitCode::FAILURE);
     };

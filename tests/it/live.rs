@@ -534,6 +534,13 @@ fn a_real_connection_through_the_gateway() {
     assert_eq!(std::fs::read(&body).unwrap(), page());
     assert_eq!(vm_of(&h), "10.0.0.1");
 
+    // The captures can be read while the switch runs: whole records, the page's packets in
+    // them a flush interval (100 ms) later.
+    std::thread::sleep(Duration::from_millis(300));
+    let so_far = read_pcap(&cap.join("port-0-in.pcap"));
+    assert!(so_far.len() >= 5, "{} records so far", so_far.len());
+    assert!(so_far.iter().all(|(_, _, len, d)| *len as usize == d.len()));
+
     // 100 MB, the same SHA-256 at both ends.
     let big = dir.join("big");
     let (rc, h) = curl(&net, "http://203.0.113.10:8080/big?100000000", &big, 120);
@@ -1212,4 +1219,42 @@ fn af_xdp_ports_carry_a_real_connection_and_fall_back_with_a_reason() {
     assert!(err.contains("every port uses AF_PACKET"), "{err}");
     assert!(err.contains("0=g0 (AF_PACKET)"), "{err}");
     drop(server);
+}
+
+#[test]
+fn bad_port_arguments_are_refused_with_what_is_wrong() {
+    // Checked before any interface is touched: no root needed.
+    for (args, want) in [
+        (
+            &["--port", "0"][..],
+            "--port 0: expected N=IFACE, for example --port 0=eth1",
+        ),
+        (
+            &["--port", "70000=eth0"][..],
+            "'70000' is not a port number (0 to 65535)",
+        ),
+        (
+            &["--port", "1="][..],
+            "--port 1=: no interface name after '='",
+        ),
+        (
+            &["--port", "0=eth0", "--port", "0=eth1"][..],
+            "--port 0=eth1: port 0 is already interface eth0",
+        ),
+    ] {
+        let mut a = vec!["serve", "programs/router_dnat.sluice"];
+        a.extend_from_slice(args);
+        a.extend(["--control", "/nonexistent/dir/ctl.sock"]);
+        let o = run(&a);
+        assert_eq!(o.status, 2, "{args:?}: {}", o.stderr);
+        assert!(o.stderr.contains(want), "{args:?}: {}", o.stderr);
+    }
+    // Neither a port nor a capture: nothing to serve.
+    let o = run(&["serve", "programs/router_dnat.sluice"]);
+    assert_eq!(o.status, 2, "{}", o.stderr);
+    assert!(
+        o.stderr.contains("--in") && o.stderr.contains("--port"),
+        "{}",
+        o.stderr
+    );
 }
