@@ -46,9 +46,94 @@ pub struct CtlArgs {
     /// that fails.
     #[arg(short = 'f', long = "file")]
     file: Option<PathBuf>,
+    /// Write a fleet's etcd store instead of one switch: its endpoints, comma-separated
+    /// (docs/fleet.md). The commands (one, or a file's, as one transaction) are checked
+    /// against --program and the store before anything is written.
+    #[arg(long, value_name = "ENDPOINTS", requires_all = ["prefix", "program"])]
+    etcd: Option<String>,
+    /// The fleet's prefix in the store, for example /sluice/prod.
+    #[arg(long, value_name = "PATH", requires = "etcd")]
+    prefix: Option<String>,
+    /// The program the fleet's entries are for (checked against the group's fingerprint).
+    #[arg(long, value_name = "PATH", requires = "etcd")]
+    program: Option<PathBuf>,
+    /// Write the entries of this group (until a `[group NAME]` or `[switch ID]` line).
+    #[arg(
+        long,
+        value_name = "NAME",
+        requires = "etcd",
+        conflicts_with = "switch"
+    )]
+    group: Option<String>,
+    /// Write the entries of this switch alone.
+    #[arg(long, value_name = "ID", requires = "etcd")]
+    switch: Option<String>,
     /// A command and its arguments, in simple_switch_CLI syntax.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     command: Vec<String>,
+}
+
+/// `ctl --etcd`: one transaction on the fleet's store.
+fn fleet_write(args: &CtlArgs, color: bool) -> anyhow::Result<ExitCode> {
+    use crate::fleet::{check_name, Layout, Scope, Writer};
+    let (Some(endpoints), Some(prefix), Some(program)) = (&args.etcd, &args.prefix, &args.program)
+    else {
+        anyhow::bail!("--etcd needs --prefix and --program");
+    };
+    let scope = match (&args.group, &args.switch) {
+        (Some(g), _) => {
+            check_name("--group", g)?;
+            Some(Scope::Group(g.clone()))
+        }
+        (None, Some(s)) => {
+            check_name("--switch", s)?;
+            Some(Scope::Switch(s.clone()))
+        }
+        (None, None) => None,
+    };
+    let (lines, source): (Vec<(usize, String)>, String) = match &args.file {
+        Some(f) => {
+            let text = if f.as_os_str() == "-" {
+                let mut t = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut t)
+                    .context("cannot read standard input")?;
+                t
+            } else {
+                crate::input::read_text(f, "script")?
+            };
+            (
+                text.lines()
+                    .enumerate()
+                    .map(|(i, l)| (i + 1, l.to_string()))
+                    .collect(),
+                f.display().to_string(),
+            )
+        }
+        None if !args.command.is_empty() => {
+            (vec![(1, args.command.join(" "))], "command".to_string())
+        }
+        None => anyhow::bail!("--etcd takes a command or -f FILE"),
+    };
+    let Some(compiled) = crate::load_program(program, color)? else {
+        return Ok(ExitCode::FAILURE);
+    };
+    let tables = sluice_compiler::table_set(&compiled.ir)?;
+    let writer = Writer {
+        endpoints: endpoints.split(',').map(str::to_string).collect(),
+        layout: Layout::new(prefix)?,
+        fingerprint: tables.fingerprint().to_string(),
+        tables,
+    };
+    match writer.run(&lines, scope, &source)? {
+        Ok(text) => {
+            let _ = outln!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(refused) => {
+            errln!("error: {refused}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
 }
 
 const PROMPT: &str = "sluice> ";
@@ -59,9 +144,12 @@ const LOCAL_COMMANDS: [&str; 3] = ["help", "quit", "exit"];
 /// Commands whose third word is an action name.
 const ACTION_COMMANDS: [&str; 3] = ["table_add", "table_set_default", "table_modify"];
 
-pub fn ctl(args: &CtlArgs) -> anyhow::Result<ExitCode> {
+pub fn ctl(args: &CtlArgs, color: bool) -> anyhow::Result<ExitCode> {
     if args.file.is_some() && !args.command.is_empty() {
         anyhow::bail!("give either -f FILE or a command, not both");
+    }
+    if args.etcd.is_some() {
+        return fleet_write(args, color);
     }
     let mut session = Session::new(&args.control);
     if let Some(file) = &args.file {

@@ -3,6 +3,7 @@
 mod bench;
 mod ctl;
 mod explain;
+mod fleet;
 mod input;
 mod native;
 mod out;
@@ -204,7 +205,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(&args, color),
         Command::Bench(args) => bench::bench(&args, color),
         Command::Serve(args) => serve::serve(&args, color),
-        Command::Ctl(args) => ctl::ctl(&args),
+        Command::Ctl(args) => ctl::ctl(&args, color),
         Command::Token(args) => token(&args),
         Command::Keygen(args) => keygen(&args),
         Command::Explain { code } => explain::explain(&code),

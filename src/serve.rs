@@ -49,6 +49,23 @@ pub struct ServeArgs {
     /// DIR/port-N-in.pcap and DIR/port-N-out.pcap (readable while the switch runs).
     #[arg(long, value_name = "DIR")]
     capture: Option<PathBuf>,
+    /// Follow a fleet's etcd store (docs/fleet.md): its endpoints, comma-separated. The
+    /// tables are loaded from the store before packets flow, then kept as it changes.
+    #[arg(long, value_name = "ENDPOINTS", requires_all = ["prefix", "group", "switch_id"], conflicts_with = "entries")]
+    etcd: Option<String>,
+    /// The fleet's prefix in the store, for example /sluice/prod.
+    #[arg(long, value_name = "PATH", requires = "etcd")]
+    prefix: Option<String>,
+    /// The group this switch belongs to: it holds the group's entries (and its own).
+    #[arg(long, value_name = "NAME", requires = "etcd")]
+    group: Option<String>,
+    /// This switch's name in the fleet.
+    #[arg(long, value_name = "ID", requires = "etcd")]
+    switch_id: Option<String>,
+    /// Append `revision R first-packet last-packet` for each batch the switch runs, R being
+    /// the store's revision its tables held (with --etcd; for audits and tests).
+    #[arg(long, value_name = "FILE", requires = "etcd")]
+    revision_log: Option<PathBuf>,
     /// Take the ports' packets with AF_XDP (an XDP program and a socket per receive queue)
     /// where the kernel and driver allow it, falling back to AF_PACKET, with the reason, where
     /// they do not.
@@ -74,6 +91,13 @@ pub struct ServeArgs {
     /// hash, and the outputs are written in replay order, byte for byte those of one.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
     workers: u16,
+}
+
+/// What the control thread knows of the switch beyond its tables.
+#[derive(Default)]
+pub struct SwitchInfo {
+    pub links: Vec<LinkSpec>,
+    pub fleet: Option<Arc<crate::fleet::FleetStatus>>,
 }
 
 /// `--port N=IFACE`.
@@ -267,6 +291,32 @@ pub fn serve(args: &ServeArgs, color: bool) -> anyhow::Result<ExitCode> {
             .map(|_| Mutex::new(sluice_compiler::stats_for(&prog)))
             .collect(),
     );
+    let fleet = match &args.etcd {
+        Some(endpoints) => {
+            let status = Arc::new(crate::fleet::FleetStatus::default());
+            let (Some(prefix), Some(group), Some(id)) =
+                (&args.prefix, &args.group, &args.switch_id)
+            else {
+                bail!("--etcd needs --prefix, --group and --switch-id");
+            };
+            crate::fleet::check_name("--group", group)?;
+            crate::fleet::check_name("--switch-id", id)?;
+            crate::fleet::start(
+                crate::fleet::Follow {
+                    endpoints: endpoints.split(',').map(str::to_string).collect(),
+                    layout: crate::fleet::Layout::new(prefix)?,
+                    group: group.clone(),
+                    switch_id: id.clone(),
+                    live: live.clone(),
+                    status: status.clone(),
+                },
+                live.read(|s| s.fingerprint().to_string()),
+                Duration::from_secs(30),
+            )?;
+            Some(status)
+        }
+        None => None,
+    };
     let (listener, socket) = bind_control(&args.control)?;
     {
         let live = live.clone();
@@ -276,7 +326,16 @@ pub fn serve(args: &ServeArgs, color: bool) -> anyhow::Result<ExitCode> {
         let links = links.clone();
         std::thread::Builder::new()
             .name("control".into())
-            .spawn(move || accept_loop(listener, live, published, prog, name, links))
+            .spawn(move || {
+                accept_loop(
+                    listener,
+                    live,
+                    published,
+                    prog,
+                    name,
+                    SwitchInfo { links, fleet },
+                )
+            })
             .context("cannot start the control thread")?;
     }
     errln!(
@@ -316,6 +375,19 @@ pub fn serve(args: &ServeArgs, color: bool) -> anyhow::Result<ExitCode> {
         ),
         args.quiet,
     );
+    let mut revision_log = match &args.revision_log {
+        Some(p) => Some(std::io::LineWriter::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .with_context(|| format!("cannot open {}", p.display()))?,
+        )),
+        None => None,
+    };
+    if revision_log.is_some() && workers > 1 {
+        bail!("--revision-log runs with one worker");
+    }
     let start = Instant::now();
     let finished = if workers == 1 {
         // One thread: a ring of buffers loaded with the packets that are due, run in batches
@@ -335,6 +407,13 @@ pub fn serve(args: &ServeArgs, color: bool) -> anyhow::Result<ExitCode> {
             &stop,
             args.exit_when_done,
             |batch| {
+                if let Some(log) = revision_log.as_mut() {
+                    let first = batch.ring.packets().map(|p| p.seq).min();
+                    let last = batch.ring.packets().map(|p| p.seq).max();
+                    if let (Some(a), Some(b)) = (first, last) {
+                        let _ = writeln!(log, "revision {} {a} {b}", batch.revision);
+                    }
+                }
                 progress.update(batch.stats.packets_in, batch.read_bytes);
                 for n in &batch.notices {
                     progress.suspend(|| errln!("sluice: {n}"));
@@ -492,9 +571,9 @@ fn accept_loop(
     stats: Arc<Vec<Mutex<Stats>>>,
     prog: Program,
     name: String,
-    links: Vec<LinkSpec>,
+    info: SwitchInfo,
 ) {
-    let links = Arc::new(links);
+    let info = Arc::new(info);
     let clients = Arc::new(AtomicUsize::new(0));
     // One `table_dump` reply is built at a time, so that clients that do not read cannot
     // make the switch hold many copies of a large table's text.
@@ -518,14 +597,14 @@ fn accept_loop(
             continue;
         }
         let (live, stats, prog, name) = (live.clone(), stats.clone(), prog.clone(), name.clone());
-        let links = links.clone();
+        let info = info.clone();
         let (clients, slot) = (clients.clone(), dump_slot.clone());
         let client = clients.clone();
         let started = std::thread::Builder::new()
             .name("control-client".into())
             .spawn(move || {
                 // A client that misbehaves only ends its own connection.
-                let _ = serve_client(conn, &live, &stats, &prog, &name, &slot, &links);
+                let _ = serve_client(conn, &live, &stats, &prog, &name, &slot, &info);
                 client.fetch_sub(1, Ordering::SeqCst);
             });
         if started.is_err() {
@@ -550,7 +629,7 @@ fn serve_client(
     prog: &Program,
     name: &str,
     dump_slot: &Mutex<()>,
-    links: &[LinkSpec],
+    info: &SwitchInfo,
 ) -> std::io::Result<()> {
     conn.set_read_timeout(Some(Duration::from_secs(3600)))?;
     conn.set_write_timeout(Some(WRITE_TIMEOUT))?;
@@ -610,7 +689,7 @@ fn serve_client(
                     text: dump,
                 }
             }
-            Request::Command { id, command } => match handle(&command, live, stats, prog, links) {
+            Request::Command { id, command } => match handle(&command, live, stats, prog, info) {
                 Ok(text) => Reply { id, ok: true, text },
                 Err(text) => Reply {
                     id,
@@ -699,8 +778,9 @@ pub fn handle(
     live: &LiveTables,
     stats: &[Mutex<Stats>],
     prog: &Program,
-    links: &[LinkSpec],
+    info: &SwitchInfo,
 ) -> Result<String, String> {
+    let links = &info.links[..];
     let words: Vec<&str> = command::strip_comment(line).split_whitespace().collect();
     let table_of = |live: &LiveTables, name: &str| {
         live.read(|s| s.by_name(name))
@@ -726,6 +806,20 @@ pub fn handle(
                     "\nworkers: {} (packets in: {})",
                     per_worker.len(),
                     each.join(", ")
+                ));
+            }
+            if let Some(f) = &info.fleet {
+                use std::sync::atomic::Ordering::Relaxed;
+                text.push_str(&format!(
+                    "\netcd revision: {} ({}, {} values skipped, {} reloads)",
+                    f.revision.load(Relaxed),
+                    if f.connected.load(Relaxed) {
+                        "following"
+                    } else {
+                        "store unreachable: forwarding with these tables"
+                    },
+                    f.skipped.load(Relaxed),
+                    f.reloads.load(Relaxed)
                 ));
             }
             Ok(text)

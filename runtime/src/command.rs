@@ -1100,6 +1100,39 @@ fn format_match(mv: &MatchValue, width: u32) -> String {
     }
 }
 
+/// An entry's match key as `table_add` takes it, values in hex zero-padded to their widths,
+/// followed by `@PRIORITY` when the table has priorities: one name per entry however it was
+/// written (the fleet store names entries by it, `docs/fleet.md`).
+pub fn key_text(set: &TableSet, table: usize, key: &[MatchValue], priority: Option<u32>) -> String {
+    let Some(t) = set.table(table) else {
+        return String::new();
+    };
+    let mut words: Vec<String> = key
+        .iter()
+        .zip(&t.schema().keys)
+        .map(|(mv, field)| format_match(mv, field.width))
+        .collect();
+    if let Some(p) = priority {
+        words.push(format!("@{p}"));
+    }
+    words.join(" ")
+}
+
+/// An action call as its name and its arguments in hex, zero-padded to their widths.
+pub fn call_words(set: &TableSet, call: &ActionCall) -> (String, Vec<String>) {
+    match set.actions().get(call.action as usize) {
+        Some(a) => (
+            a.name.clone(),
+            a.params
+                .iter()
+                .zip(call.args.iter())
+                .map(|(p, &v)| format_value(v, p.width))
+                .collect(),
+        ),
+        None => (format!("#{}", call.action), Vec::new()),
+    }
+}
+
 /// `table_dump`'s text for table `i` of `set`, with the counters of `also` added (a live
 /// switch keeps two copies of its tables, each counting the packets that read it).
 pub fn table_dump_text(

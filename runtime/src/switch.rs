@@ -815,6 +815,8 @@ pub struct Batch<'a, W> {
     pub notices: Vec<String>,
     /// Bytes of the captures read so far (for a progress bar).
     pub read_bytes: u64,
+    /// The control plane's revision the batch's tables held (`TableSet::revision`).
+    pub revision: u64,
 }
 
 impl<W: Worker> Switch<W> {
@@ -834,7 +836,7 @@ impl<W: Worker> Switch<W> {
             stats,
             outputs,
         } = self;
-        tables.with(|t| ring.run(worker, t, stats))?;
+        let revision = tables.with(|t| ring.run(worker, t, stats).map(|()| t.revision()))?;
         for p in ring.packets() {
             if let Verdict::Forward(port) = p.verdict {
                 outputs.write(port, p.meta, p.pkt, stats)?;
@@ -848,6 +850,7 @@ impl<W: Worker> Switch<W> {
             stats,
             notices,
             read_bytes,
+            revision,
         });
         ring.clear();
         Ok(flow)

@@ -33,6 +33,9 @@ pub struct TableSet {
     tables: Vec<Table>,
     /// Values set by the control plane, parallel to the schema's secrets.
     secret_values: Vec<SecretSlot>,
+    /// The revision of the control plane's source these tables hold (the etcd revision a
+    /// fleet switch applied; 0 otherwise), so that a batch can say which it ran under.
+    revision: u64,
 }
 
 impl fmt::Debug for TableSet {
@@ -77,7 +80,18 @@ impl TableSet {
                 .collect(),
             schema,
             tables,
+            revision: 0,
         }
+    }
+
+    /// See [`TableSet::set_revision`].
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    /// Marks the tables as holding the control plane's revision `r`.
+    pub fn set_revision(&mut self, r: u64) {
+        self.revision = r;
     }
 
     /// What the set was built for; a datapath compiled for another schema refuses it.
