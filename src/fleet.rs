@@ -969,7 +969,8 @@ impl Writer {
                     Scope::Switch(id) => view.members.get(id).cloned().ok_or_else(|| {
                         anyhow!(
                             "{}: switch {id} has not joined the fleet (start it with sluice \
-                             serve --etcd ... --switch-id {id} --group NAME)",
+                             serve --etcd ... --switch-id {id} --group NAME); nothing was \
+                             written",
                             at(*n)
                         )
                     })?,

@@ -8,6 +8,7 @@ mod differential;
 mod emit;
 mod errors;
 mod features;
+mod fleet;
 mod fuzz;
 mod golden;
 mod live;

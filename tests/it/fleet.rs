@@ -1,0 +1,517 @@
+//! A fleet of switches following real etcd processes (Debian's etcd-server, installed by
+//! .ci/run), on loopback addresses only: `serve --etcd`, `ctl --etcd`, and the faults of
+//! docs/fleet.md.
+
+use crate::serve::udp_capture;
+use crate::support::*;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A port nothing listens on now.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// An etcd cluster of processes on loopback, killed (and its data removed) when dropped.
+struct Etcd {
+    members: Vec<Option<Child>>,
+    clients: Vec<String>,
+    dir: PathBuf,
+}
+
+impl Etcd {
+    fn start(name: &str, n: usize) -> Etcd {
+        let found = Command::new("etcd").arg("--version").output().is_ok();
+        assert!(
+            found,
+            "the fleet tests need etcd (Debian's etcd-server; .ci/run installs it)"
+        );
+        let dir = temp_dir(&format!("etcd-{name}"));
+        let peers: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let clients: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let cluster: Vec<String> = (0..n)
+            .map(|i| format!("m{i}=http://127.0.0.1:{}", peers[i]))
+            .collect();
+        let members = (0..n)
+            .map(|i| {
+                let c = format!("http://127.0.0.1:{}", clients[i]);
+                let p = format!("http://127.0.0.1:{}", peers[i]);
+                Some(
+                    Command::new("etcd")
+                        .args(["--name", &format!("m{i}")])
+                        .arg("--data-dir")
+                        .arg(dir.join(format!("m{i}")))
+                        .args(["--listen-client-urls", &c, "--advertise-client-urls", &c])
+                        .args([
+                            "--listen-peer-urls",
+                            &p,
+                            "--initial-advertise-peer-urls",
+                            &p,
+                        ])
+                        .args(["--initial-cluster", &cluster.join(",")])
+                        .args(["--initial-cluster-state", "new"])
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .spawn()
+                        .unwrap(),
+                )
+            })
+            .collect();
+        let e = Etcd {
+            members,
+            clients: clients.iter().map(|p| format!("127.0.0.1:{p}")).collect(),
+            dir,
+        };
+        let t0 = Instant::now();
+        while !e.healthy() {
+            assert!(t0.elapsed() < Duration::from_secs(30), "etcd did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        e
+    }
+
+    fn endpoints(&self) -> String {
+        self.clients.join(",")
+    }
+
+    fn etcdctl(&self, args: &[&str]) -> String {
+        let live: Vec<&str> = self
+            .clients
+            .iter()
+            .zip(&self.members)
+            .filter(|(_, m)| m.is_some())
+            .map(|(c, _)| c.as_str())
+            .collect();
+        let o = Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .args(["--endpoints", &live.join(",")])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "etcdctl {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    fn healthy(&self) -> bool {
+        Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .args(["--endpoints", &self.endpoints(), "endpoint", "health"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }
+
+    fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.members[i].take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        for i in 0..self.members.len() {
+            self.kill(i);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A TCP proxy in front of an etcd member, so that a test can cut a switch off from the
+/// store and reconnect it.
+struct Proxy {
+    port: u16,
+    open: Arc<AtomicBool>,
+    conns: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl Proxy {
+    fn start(to: &str) -> Proxy {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let open = Arc::new(AtomicBool::new(true));
+        let conns: Arc<Mutex<Vec<TcpStream>>> = Arc::new(Mutex::new(Vec::new()));
+        let (o, cs, to) = (open.clone(), conns.clone(), to.to_string());
+        std::thread::spawn(move || {
+            for c in l.incoming() {
+                let Ok(c) = c else { continue };
+                if !o.load(Ordering::SeqCst) {
+                    drop(c);
+                    continue;
+                }
+                let Ok(u) = TcpStream::connect(&to) else {
+                    continue;
+                };
+                let mut list = cs.lock().unwrap();
+                list.push(c.try_clone().unwrap());
+                list.push(u.try_clone().unwrap());
+                for (mut a, mut b) in [(c.try_clone().unwrap(), u.try_clone().unwrap()), (u, c)] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut a, &mut b);
+                        let _ = b.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        Proxy { port, open, conns }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn cut(&self) {
+        self.open.store(false, Ordering::SeqCst);
+        for c in self.conns.lock().unwrap().drain(..) {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    fn restore(&self) {
+        self.open.store(true, Ordering::SeqCst);
+    }
+}
+
+/// A switch following the store, killed when dropped.
+struct Member {
+    child: Child,
+    sock: PathBuf,
+    out: PathBuf,
+    args: Vec<String>,
+}
+
+impl Member {
+    fn start(
+        dir: &Path,
+        program: &str,
+        etcd: &str,
+        group: &str,
+        id: &str,
+        input: &Path,
+        rate: u32,
+    ) -> Member {
+        let sock = dir.join(format!("{id}.sock"));
+        let out = dir.join(format!("{id}-out"));
+        let args: Vec<String> = [
+            "serve",
+            program,
+            "--etcd",
+            etcd,
+            "--prefix",
+            "/sluice/test",
+            "--group",
+            group,
+            "--switch-id",
+            id,
+            "--in",
+            &format!("0={}", input.display()),
+            "--out-dir",
+            out.to_str().unwrap(),
+            "--control",
+            sock.to_str().unwrap(),
+            "--rate",
+            &rate.to_string(),
+            "--exit-when-done",
+            "--revision-log",
+            dir.join(format!("{id}.revisions")).to_str().unwrap(),
+            "--quiet",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        Member::spawn(sock, out, args)
+    }
+
+    fn spawn(sock: PathBuf, out: PathBuf, args: Vec<String>) -> Member {
+        let child = sluice()
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut m = Member {
+            child,
+            sock,
+            out,
+            args,
+        };
+        let t0 = Instant::now();
+        while std::os::unix::net::UnixStream::connect(&m.sock).is_err() {
+            if let Ok(Some(_)) = m.child.try_wait() {
+                let (_, err) = m.wait();
+                panic!("the switch exited: {err}");
+            }
+            assert!(t0.elapsed() < Duration::from_secs(30), "no control socket");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        m
+    }
+
+    fn ctl(&self, args: &[&str]) -> String {
+        let mut a = vec!["ctl", "--control", self.sock.to_str().unwrap()];
+        a.extend_from_slice(args);
+        let o = run(&a);
+        assert_eq!(o.status, 0, "ctl {args:?}: {}", o.stderr);
+        o.stdout
+    }
+
+    /// The revision `stats` reports.
+    fn revision(&self) -> u64 {
+        let s = self.ctl(&["stats"]);
+        s.lines()
+            .find_map(|l| l.strip_prefix("etcd revision: "))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no etcd revision in\n{s}"))
+    }
+
+    /// Every table's entries, without their counters.
+    fn tables(&self, names: &[&str]) -> String {
+        names
+            .iter()
+            .map(|t| {
+                self.ctl(&["table_dump", t])
+                    .lines()
+                    .map(|l| l.split("  packets").next().unwrap_or(l).to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn wait(&mut self) -> (bool, String) {
+        let mut err = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            let _ = e.read_to_string(&mut err);
+        }
+        let mut out = String::new();
+        if let Some(mut o) = self.child.stdout.take() {
+            let _ = o.read_to_string(&mut out);
+        }
+        let ok = self.child.wait().map(|s| s.success()).unwrap_or(false);
+        (ok, err + &out)
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `sluice ctl --etcd` with a script: (exit status, stdout + stderr).
+fn fleet_ctl(etcd: &str, program: &str, group: Option<&str>, script: &str) -> (i32, String) {
+    let mut c = sluice();
+    c.args([
+        "ctl",
+        "--etcd",
+        etcd,
+        "--prefix",
+        "/sluice/test",
+        "--program",
+        program,
+    ]);
+    if let Some(g) = group {
+        c.args(["--group", g]);
+    }
+    c.args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr),
+    )
+}
+
+/// The router's entries for one VM behind port `port`, the neighbour's address ending in
+/// `port` too: a packet's egress port and destination MAC depend on two entries.
+fn flip(port: u8) -> String {
+    format!(
+        "table_modify dnat to_vm 203.0.113.10 8000->8099 => 10.0.0.1 {port} 10\n\
+         table_modify neighbour set_dmac 10.0.0.1 => 02:00:00:00:00:0{port}\n"
+    )
+}
+
+const ROUTER: &str = "programs/router_dnat.sluice";
+const ROUTER_START: &str = "table_add dnat to_vm 203.0.113.10 8000->8099 => 10.0.0.1 1 10\n\
+     table_add neighbour set_dmac 10.0.0.1 => 02:00:00:00:00:01\n\
+     table_add port_mac set_smac 1 => 02:00:00:00:01:01\n\
+     table_add port_mac set_smac 2 => 02:00:00:00:01:02\n";
+
+/// Every packet a switch wrote left on port P with destination MAC ...:0P: no packet saw
+/// half of a flip. Returns how many packets each port had.
+fn no_half_transactions(out: &Path) -> [usize; 2] {
+    let mut n = [0; 2];
+    for port in [1u8, 2] {
+        let f = out.join(format!("port-{port}.pcap"));
+        if !f.exists() {
+            continue;
+        }
+        for (_, _, _, d) in read_pcap(&f) {
+            assert_eq!(
+                &d[..6],
+                &[2, 0, 0, 0, 0, port],
+                "a packet on port {port} with the other port's neighbour: half a transaction"
+            );
+            n[usize::from(port - 1)] += 1;
+        }
+    }
+    n
+}
+
+#[test]
+fn a_fleet_follows_one_store_and_refuses_what_does_not_fit() {
+    let etcd = Etcd::start("follow", 1);
+    let e = etcd.endpoints();
+    let dir = temp_dir("fleet-follow");
+    let input = dir.join("in.pcap");
+    udp_capture(&input, 2000);
+    let (code, out) = fleet_ctl(&e, ROUTER, Some("gw"), ROUTER_START);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("committed 4 changes at revision"), "{out}");
+    let a = Member::start(&dir, ROUTER, &e, "gw", "a", &input, 100);
+    let b = Member::start(&dir, ROUTER, &e, "gw", "b", &input, 100);
+    // A switch's own entry beside the group's, in one transaction with a group change.
+    let (code, out) = fleet_ctl(
+        &e,
+        ROUTER,
+        Some("gw"),
+        "table_add snat from_vm 10.0.0.1 => 203.0.113.10 0\n\
+         [switch b]\n\
+         table_add neighbour set_dmac 10.0.0.2 => 02:00:00:00:00:09\n",
+    );
+    assert_eq!(code, 0, "{out}");
+    let t0 = Instant::now();
+    while a.revision() != b.revision() || a.ctl(&["table_dump", "snat"]).contains("0 entries") {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the switches did not converge"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        a.tables(&["dnat", "snat", "port_mac"]),
+        b.tables(&["dnat", "snat", "port_mac"])
+    );
+    assert!(b.ctl(&["table_dump", "neighbour"]).contains("0x0a000002"));
+    assert!(!a.ctl(&["table_dump", "neighbour"]).contains("0x0a000002"));
+
+    // Refused before anything is written: a bad entry, a duplicate, a secret, another
+    // program, a switch that has not joined.
+    let before = etcd.etcdctl(&["get", "--prefix", "/sluice/test", "--keys-only"]);
+    for (script, program, want) in [
+        ("table_add snat from_vm 10.0.0.5 => 203.0.113.10 0\ntable_add dnat to_vm 1.2.3.4 => 1 2 3\n", ROUTER, "-:2:"),
+        ("table_add snat from_vm 10.0.0.1 => 203.0.113.10 0\n", ROUTER, "already has an entry"),
+        ("secret_set k 0x000102030405060708090a0b0c0d0e0f\n", ROUTER, "secrets never go into the store"),
+        ("table_add dnat to_vm 203.0.113.10 7000->7099 => 10.0.0.1 10\n", "programs/gateway.sluice", "runs another program"),
+        ("[switch nobody]\ntable_add snat from_vm 10.0.0.5 => 203.0.113.10 0\n", ROUTER, "switch nobody has not joined"),
+    ] {
+        let (code, out) = fleet_ctl(&e, program, Some("gw"), script);
+        assert_eq!(code, 1, "{script}: {out}");
+        assert!(out.contains(want) && out.contains("nothing was written"), "{script}: {out}");
+        assert!(!out.contains(&"0x000102030405060708090a0b0c0d0e0f"[2..]), "{out}");
+    }
+    assert_eq!(
+        etcd.etcdctl(&["get", "--prefix", "/sluice/test", "--keys-only"]),
+        before
+    );
+
+    // A value written around Sluice that a switch cannot apply: logged, counted, skipped.
+    etcd.etcdctl(&[
+        "put",
+        "/sluice/test/group/gw/entry/snat/0x0a000063",
+        "{\"action\":\"from_vm\",\"args\":[\"nonsense\"]}",
+    ]);
+    let t0 = Instant::now();
+    while !a.ctl(&["stats"]).contains("1 values skipped") {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "{}",
+            a.ctl(&["stats"])
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A switch running another program refuses to follow the group.
+    let o = run(&[
+        "serve",
+        "programs/gateway.sluice",
+        "--etcd",
+        &e,
+        "--prefix",
+        "/sluice/test",
+        "--group",
+        "gw",
+        "--switch-id",
+        "c",
+        "--in",
+        "0=programs/port_dnat.pcap",
+        "--out-dir",
+        dir.join("c-out").to_str().unwrap(),
+        "--control",
+        dir.join("c.sock").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status, 2, "{}", o.stderr);
+    assert!(
+        o.stderr.contains("group gw runs another program"),
+        "{}",
+        o.stderr
+    );
+}
+
+#[test]
+fn no_packet_sees_half_of_a_transaction() {
+    let etcd = Etcd::start("atomic", 1);
+    let e = etcd.endpoints();
+    let dir = temp_dir("fleet-atomic");
+    let input = dir.join("in.pcap");
+    udp_capture(&input, 30_000);
+    let (code, out) = fleet_ctl(&e, ROUTER, Some("gw"), ROUTER_START);
+    assert_eq!(code, 0, "{out}");
+    let mut sw = Member::start(&dir, ROUTER, &e, "gw", "a", &input, 15_000);
+    // Flip the VM's port and its neighbour's address together, again and again.
+    let mut flips = 0;
+    while sw.child.try_wait().unwrap().is_none() && flips < 200 {
+        let (code, out) = fleet_ctl(&e, ROUTER, Some("gw"), &flip(2 - (flips % 2) as u8));
+        assert_eq!(code, 0, "{out}");
+        flips += 1;
+    }
+    let (ok, err) = sw.wait();
+    assert!(ok, "{err}");
+    let n = no_half_transactions(&sw.out);
+    assert!(
+        n[0] > 1000 && n[1] > 1000,
+        "{n:?} packets on ports 1 and 2 after {flips} flips"
+    );
+    // The batches ran under revisions that only grew.
+    let log = std::fs::read_to_string(dir.join("a.revisions")).unwrap();
+    let revs: Vec<u64> = log
+        .lines()
+        .map(|l| l.split_whitespace().nth(1).unwrap().parse().unwrap())
+        .collect();
+    assert!(revs.windows(2).all(|w| w[0] <= w[1]));
+    assert!(revs.iter().collect::<std::collections::BTreeSet<_>>().len() > 10);
+}
