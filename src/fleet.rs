@@ -275,17 +275,24 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the etcd client's runtime")
 }
 
+/// A client of the first member of `endpoints` that answers (members are tried in turn, so a
+/// dead one is passed over; etcd-client's balanced channel would send requests to it).
 async fn connect(endpoints: &[String]) -> Result<Client, etcd_client::Error> {
-    Client::connect(
-        endpoints,
-        Some(
-            ConnectOptions::new()
-                .with_connect_timeout(Duration::from_secs(2))
-                .with_timeout(Duration::from_secs(5))
-                .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2)),
-        ),
-    )
-    .await
+    let mut last = None;
+    for ep in endpoints {
+        let opts = ConnectOptions::new()
+            .with_connect_timeout(Duration::from_secs(2))
+            .with_timeout(Duration::from_secs(5))
+            .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2));
+        match Client::connect([ep], Some(opts)).await {
+            Ok(mut c) => match c.status().await {
+                Ok(_) => return Ok(c),
+                Err(e) => last = Some(e),
+            },
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or(etcd_client::Error::InvalidArgs("no endpoint".into())))
 }
 
 /// Joins the fleet and loads the store into the live tables (before any packet flows), then
@@ -758,7 +765,8 @@ struct View {
     defaults: BTreeMap<Scope, BTreeMap<String, Value>>,
     schemas: BTreeMap<String, String>,
     members: BTreeMap<String, String>,
-    epoch: Option<(i64, u64)>,
+    /// The epoch key's revision, its count and the transaction that wrote it.
+    epoch: Option<(i64, u64, String)>,
 }
 
 /// A scope's tables as a transaction goes: the program's tables with the scope's entries
@@ -810,8 +818,41 @@ impl Writer {
         let mut client = rt
             .block_on(connect(&self.endpoints))
             .map_err(|e| anyhow!("etcd {}: cannot connect: {e}", self.endpoints.join(",")))?;
-        for _attempt in 0..5 {
-            let view = rt.block_on(self.read(&mut client))?;
+        // Names this transaction in the epoch's value, so that after an error that leaves its
+        // fate unknown (a leader change), a read tells whether it was committed.
+        let nonce = format!(
+            "{:x}{:x}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        );
+        let mut unknown = false;
+        let mut last_error = None;
+        for attempt in 0..20 {
+            if attempt > 0 {
+                std::thread::sleep(Duration::from_millis(250));
+                if last_error.is_some() {
+                    if let Ok(c) = rt.block_on(connect(&self.endpoints)) {
+                        client = c;
+                    }
+                }
+            }
+            let view = match rt.block_on(self.read(&mut client)) {
+                Ok(v) => v,
+                Err(e) => {
+                    last_error = Some(e);
+                    continue;
+                }
+            };
+            if unknown {
+                if let Some((rev, _, n)) = &view.epoch {
+                    if *n == nonce {
+                        return Ok(Ok(format!("committed at revision {rev}")));
+                    }
+                }
+                unknown = false;
+            }
             let (changes, compares, count) = match self.check(&view, lines, scope.clone(), source) {
                 Ok(c) => c,
                 Err(e) => return Ok(Err(format!("{e:#}"))),
@@ -826,24 +867,42 @@ impl Writer {
                     Change::Delete(k) => TxnOp::delete(k, None),
                 })
                 .collect();
-            let next = view.epoch.map_or(1, |(_, n)| n + 1);
-            ops.push(TxnOp::put(self.layout.epoch(), next.to_string(), None));
+            let next = view.epoch.as_ref().map_or(1, |(_, n, _)| n + 1);
+            ops.push(TxnOp::put(
+                self.layout.epoch(),
+                format!("{next} {nonce}"),
+                None,
+            ));
             let mut when = compares;
-            when.push(match view.epoch {
-                Some((rev, _)) => Compare::mod_revision(self.layout.epoch(), CompareOp::Equal, rev),
+            when.push(match &view.epoch {
+                Some((rev, _, _)) => {
+                    Compare::mod_revision(self.layout.epoch(), CompareOp::Equal, *rev)
+                }
                 None => Compare::create_revision(self.layout.epoch(), CompareOp::Equal, 0),
             });
-            let resp = rt
-                .block_on(client.txn(Txn::new().when(when).and_then(ops)))
-                .context("etcd: the transaction failed")?;
-            if resp.succeeded() {
-                let rev = resp.header().map_or(0, |h| h.revision());
-                return Ok(Ok(format!(
-                    "committed {count} change{} at revision {rev}",
-                    if count == 1 { "" } else { "s" }
-                )));
+            match rt.block_on(client.txn(Txn::new().when(when).and_then(ops))) {
+                Ok(resp) if resp.succeeded() => {
+                    let rev = resp.header().map_or(0, |h| h.revision());
+                    return Ok(Ok(format!(
+                        "committed {count} change{} at revision {rev}",
+                        if count == 1 { "" } else { "s" }
+                    )));
+                }
+                // Another writer committed since the read: read and check again.
+                Ok(_) => last_error = None,
+                Err(e) => {
+                    unknown = true;
+                    last_error = Some(anyhow!(e));
+                }
             }
-            // Another writer committed since the read: read and check again.
+        }
+        if let Some(e) = last_error {
+            return Err(e.context(if unknown {
+                "etcd: the store did not say whether the transaction was committed (read the \
+                 fleet's epoch key to know)"
+            } else {
+                "etcd: the transaction failed; nothing was written"
+            }));
         }
         bail!("the store kept changing while the transaction was checked; nothing was written")
     }
@@ -859,7 +918,9 @@ impl Writer {
                 continue;
             };
             if key == self.layout.epoch() {
-                v.epoch = Some((kv.mod_revision(), value.parse().unwrap_or(0)));
+                let mut words = value.split_whitespace();
+                let n = words.next().and_then(|n| n.parse().ok()).unwrap_or(0);
+                v.epoch = Some((kv.mod_revision(), n, words.next().unwrap_or("").to_string()));
                 continue;
             }
             let Some((scope, item)) = self.layout.parse(key) else {

@@ -203,6 +203,20 @@ impl Member {
         input: &Path,
         rate: u32,
     ) -> Member {
+        Member::start_with(dir, program, etcd, group, id, input, rate, true)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn start_with(
+        dir: &Path,
+        program: &str,
+        etcd: &str,
+        group: &str,
+        id: &str,
+        input: &Path,
+        rate: u32,
+        exit_when_done: bool,
+    ) -> Member {
         let sock = dir.join(format!("{id}.sock"));
         let out = dir.join(format!("{id}-out"));
         let args: Vec<String> = [
@@ -224,7 +238,6 @@ impl Member {
             sock.to_str().unwrap(),
             "--rate",
             &rate.to_string(),
-            "--exit-when-done",
             "--revision-log",
             dir.join(format!("{id}.revisions")).to_str().unwrap(),
             "--quiet",
@@ -232,6 +245,10 @@ impl Member {
         .iter()
         .map(|s| s.to_string())
         .collect();
+        let mut args = args;
+        if exit_when_done {
+            args.push("--exit-when-done".into());
+        }
         Member::spawn(sock, out, args)
     }
 
@@ -258,6 +275,15 @@ impl Member {
             std::thread::sleep(Duration::from_millis(20));
         }
         m
+    }
+
+    /// Kills it (SIGKILL, mid-replay) and starts it again with the same arguments.
+    fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.sock);
+        let fresh = Member::spawn(self.sock.clone(), self.out.clone(), self.args.clone());
+        *self = fresh;
     }
 
     fn ctl(&self, args: &[&str]) -> String {
@@ -514,4 +540,117 @@ fn no_packet_sees_half_of_a_transaction() {
         .collect();
     assert!(revs.windows(2).all(|w| w[0] <= w[1]));
     assert!(revs.iter().collect::<std::collections::BTreeSet<_>>().len() > 10);
+}
+
+/// The revision a `ctl --etcd` commit reports.
+fn committed_at(out: &str) -> u64 {
+    out.rsplit("at revision ")
+        .next()
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|r| r.parse().ok())
+        .unwrap_or_else(|| panic!("no revision in {out}"))
+}
+
+#[test]
+fn a_fleet_converges_through_faults() {
+    // Three etcd members and four switches; switch d reaches the store through a proxy the
+    // test can cut.
+    let mut etcd = Etcd::start("faults", 3);
+    let e = etcd.endpoints();
+    let proxy = Proxy::start(&etcd.clients[0]);
+    let dir = temp_dir("fleet-faults");
+    let input = dir.join("in.pcap");
+    udp_capture(&input, 20_000);
+    let (code, out) = fleet_ctl(&e, ROUTER, Some("gw"), ROUTER_START);
+    assert_eq!(code, 0, "{out}");
+    let mut switches: Vec<Member> = ["a", "b", "c", "d"]
+        .iter()
+        .map(|id| {
+            let ep = if *id == "d" {
+                proxy.endpoint()
+            } else {
+                e.clone()
+            };
+            Member::start_with(&dir, ROUTER, &ep, "gw", id, &input, 2000, false)
+        })
+        .collect();
+    let mut last = 0;
+    let mut flips = 0u32;
+    let mut flip_some = |n: u32, last: &mut u64| {
+        for _ in 0..n {
+            let (code, out) = fleet_ctl(&e, ROUTER, Some("gw"), &flip(2 - (flips % 2) as u8));
+            assert_eq!(code, 0, "{out}");
+            *last = committed_at(&out);
+            flips += 1;
+        }
+    };
+    flip_some(5, &mut last);
+    // An etcd member dies: the other two keep a quorum.
+    etcd.kill(2);
+    flip_some(5, &mut last);
+    // A switch is killed mid-replay and started again: it loads the store as it is.
+    switches[2].restart();
+    flip_some(5, &mut last);
+    // Switch d is cut off; meanwhile the store changes and its history is compacted.
+    proxy.cut();
+    let t0 = Instant::now();
+    while !switches[3].ctl(&["stats"]).contains("store unreachable") {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "d did not notice the cut"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let stale = switches[3].revision();
+    flip_some(5, &mut last);
+    etcd.etcdctl(&["compact", &last.to_string(), "--physical"]);
+    // It kept forwarding with what it had.
+    let packets_in = |m: &Member| -> u64 {
+        let s = m.ctl(&["stats"]);
+        s.lines()
+            .find_map(|l| l.strip_prefix("packets in: "))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no packets in\n{s}"))
+    };
+    let before = packets_in(&switches[3]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(packets_in(&switches[3]) > before);
+    assert_eq!(switches[3].revision(), stale);
+    proxy.restore();
+    flip_some(3, &mut last);
+    // Every switch ends with the same tables at the last transaction's revision.
+    let tables = ["dnat", "snat", "neighbour", "port_mac"];
+    let t0 = Instant::now();
+    loop {
+        let revs: Vec<u64> = switches.iter().map(Member::revision).collect();
+        if revs.iter().all(|r| *r == last) {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "revisions {revs:?}, last {last}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let want = switches[0].tables(&tables);
+    for s in &switches[1..] {
+        assert_eq!(s.tables(&tables), want);
+    }
+    // d came back by reloading the store (its history was compacted meanwhile).
+    let stats = switches[3].ctl(&["stats"]);
+    let reloads: u64 = stats
+        .rsplit("values skipped, ")
+        .next()
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no reloads in\n{stats}"));
+    assert!(reloads >= 1, "{stats}");
+    // No packet of any switch saw half of a flip.
+    for s in &mut switches {
+        let _ = s.child.kill();
+        let _ = s.child.wait();
+    }
+    for s in &switches {
+        no_half_transactions(&s.out);
+    }
 }
