@@ -59,6 +59,8 @@ impl Etcd {
                         ])
                         .args(["--initial-cluster", &cluster.join(",")])
                         .args(["--initial-cluster-state", "new"])
+                        // A migration updates every host in one transaction.
+                        .args(["--max-txn-ops", "4096"])
                         .stdout(Stdio::null())
                         .stderr(Stdio::null())
                         .spawn()
@@ -653,4 +655,232 @@ fn a_fleet_converges_through_faults() {
     for s in &switches {
         no_half_transactions(&s.out);
     }
+}
+
+/// A capture of `n` UDP packets from 10.9.0.1 to the VMs `dsts[i]`, packet i carrying i in its
+/// IPv4 identification, with correct checksums.
+fn vm_capture(path: &Path, dsts: &[[u8; 4]]) {
+    let mut out = sluice_runtime::pcap::PcapOut::create(path, 1, false).unwrap();
+    for (i, dst) in dsts.iter().enumerate() {
+        let payload = [0u8; 18];
+        let udp_len = 8 + payload.len() as u16;
+        let total = 20 + udp_len;
+        let mut p = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 8, 0];
+        let mut ip = vec![0x45, 0];
+        ip.extend_from_slice(&total.to_be_bytes());
+        ip.extend_from_slice(&(i as u16).to_be_bytes());
+        ip.extend_from_slice(&[0x40, 0, 64, 17, 0, 0, 10, 9, 0, 1]);
+        ip.extend_from_slice(dst);
+        let c = sluice_runtime::checksum::of_bytes(&ip);
+        ip[10..12].copy_from_slice(&c.to_be_bytes());
+        p.extend(ip);
+        p.extend_from_slice(&5000u16.to_be_bytes());
+        p.extend_from_slice(&80u16.to_be_bytes());
+        p.extend_from_slice(&udp_len.to_be_bytes());
+        p.extend_from_slice(&[0, 0]);
+        p.extend_from_slice(&payload);
+        out.write(1_700_000_000, 0, p.len() as u32, &p).unwrap();
+    }
+    out.finish().unwrap();
+}
+
+/// Where VM `vm` runs, as host `host` sees it: `vm_location`'s command in a fleet.
+fn location_line(verb: &str, vm: [u8; 4], at: usize, host: usize) -> String {
+    let ip = |v: [u8; 4]| format!("{}.{}.{}.{}", v[0], v[1], v[2], v[3]);
+    if at == host {
+        format!("{verb} vm_location deliver {} => 3\n", ip(vm))
+    } else {
+        format!(
+            "{verb} vm_location tunnel_ipip {} => 192.0.2.{} 192.0.2.{} 1\n",
+            ip(vm),
+            11 + host,
+            11 + at
+        )
+    }
+}
+
+/// Moves (VM, new host) in one transaction on every host.
+fn migrate_script(vm: [u8; 4], to: usize, hosts: usize) -> String {
+    (0..hosts)
+        .map(|h| {
+            format!(
+                "[switch h{h}]\n{}",
+                location_line("table_modify", vm, to, h)
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn migrations_at_fleet_scale_deliver_every_packet_once_where_its_revision_says() {
+    const HOSTS: usize = 3;
+    const VMS: usize = 300;
+    const PACKETS: usize = 20_000;
+    let etcd = Etcd::start("migrate", 1);
+    let e = etcd.endpoints();
+    let dir = temp_dir("fleet-migrate");
+    let vm = |i: usize| [10, 1, (i / 256) as u8, (i % 256) as u8];
+    let mut at: Vec<usize> = (0..VMS).map(|i| i % HOSTS).collect();
+    // The hosts join first (a switch's part needs its switch), with empty tables.
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move |n: usize| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        (rng % n as u64) as usize
+    };
+    let mut switches = Vec::new();
+    for h in 0..HOSTS {
+        let dsts: Vec<[u8; 4]> = (0..PACKETS).map(|_| vm(next(VMS))).collect();
+        let input = dir.join(format!("h{h}.pcap"));
+        vm_capture(&input, &dsts);
+        switches.push((
+            Member::start_with(
+                &dir,
+                "programs/vnet.sluice",
+                &e,
+                "hosts",
+                &format!("h{h}"),
+                &input,
+                1,
+                false,
+            ),
+            dsts,
+        ));
+    }
+    // Every host's tunnel address and where every VM runs, in one transaction.
+    let mut setup = String::new();
+    for h in 0..HOSTS {
+        setup.push_str(&format!(
+            "[switch h{h}]\ntable_add tunnel_term decap 192.0.2.{} =>\n",
+            11 + h
+        ));
+        for (i, a) in at.iter().enumerate() {
+            setup.push_str(&location_line("table_add", vm(i), *a, h));
+        }
+    }
+    let (code, out) = fleet_ctl(&e, "programs/vnet.sluice", None, &setup);
+    assert_eq!(code, 0, "{out}");
+    let start_rev = committed_at(&out);
+    let t0 = Instant::now();
+    while switches.iter().any(|(m, _)| m.revision() < start_rev) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "the hosts did not load"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Now the traffic: the same switches, restarted to replay at 4,000 packets a second from
+    // the loaded state (a restart loads the store before any packet flows).
+    let mut members: Vec<(Member, Vec<[u8; 4]>)> = Vec::new();
+    for (h, (m, dsts)) in switches.into_iter().enumerate() {
+        drop(m);
+        let _ = std::fs::remove_file(dir.join(format!("h{h}.revisions")));
+        let input = dir.join(format!("h{h}.pcap"));
+        members.push((
+            Member::start(
+                &dir,
+                "programs/vnet.sluice",
+                &e,
+                "hosts",
+                &format!("h{h}"),
+                &input,
+                4000,
+            ),
+            dsts,
+        ));
+    }
+    // Migrations while the packets flow: each one transaction on every host.
+    let mut moves: Vec<(u64, usize, usize)> = Vec::new();
+    while members
+        .iter_mut()
+        .any(|(m, _)| m.child.try_wait().unwrap().is_none())
+    {
+        let v = next(VMS);
+        let to = (at[v] + 1 + next(HOSTS - 1)) % HOSTS;
+        let (code, out) = fleet_ctl(
+            &e,
+            "programs/vnet.sluice",
+            None,
+            &migrate_script(vm(v), to, HOSTS),
+        );
+        assert_eq!(code, 0, "{out}");
+        moves.push((committed_at(&out), v, to));
+        at[v] = to;
+    }
+    assert!(moves.len() >= 10, "only {} migrations", moves.len());
+    // Where VM v ran at revision r.
+    let initial: Vec<usize> = (0..VMS).map(|i| i % HOSTS).collect();
+    let location = |v: usize, r: u64| {
+        moves
+            .iter()
+            .filter(|(rev, m, _)| *m == v && *rev <= r)
+            .last()
+            .map_or(initial[v], |(_, _, to)| *to)
+    };
+    let mut crossed = 0;
+    for (h, (m, dsts)) in members.iter_mut().enumerate() {
+        let (ok, err) = m.wait();
+        assert!(ok, "{err}");
+        // The revision each packet ran under.
+        let mut rev_of = vec![None; PACKETS];
+        let log = std::fs::read_to_string(dir.join(format!("h{h}.revisions"))).unwrap();
+        for l in log.lines() {
+            let w: Vec<u64> = l
+                .split_whitespace()
+                .skip(1)
+                .map(|x| x.parse().unwrap())
+                .collect();
+            for s in w[1]..=w[2] {
+                rev_of[s as usize] = Some(w[0]);
+            }
+        }
+        let mut seen = vec![0u32; PACKETS];
+        let ip = |v: [u8; 4]| v;
+        for (port, tunnelled) in [(3u16, false), (1, true)] {
+            let f = m.out.join(format!("port-{port}.pcap"));
+            if !f.exists() {
+                continue;
+            }
+            for (_, _, _, d) in read_pcap(&f) {
+                let (outer_dst, inner) = if tunnelled {
+                    (Some([d[30], d[31], d[32], d[33]]), &d[34..])
+                } else {
+                    (None, &d[14..])
+                };
+                let id = u16::from_be_bytes([inner[4], inner[5]]) as usize;
+                let dst = [inner[16], inner[17], inner[18], inner[19]];
+                assert_eq!(
+                    dst,
+                    ip(dsts[id]),
+                    "host {h}: packet {id} is not the one sent"
+                );
+                seen[id] += 1;
+                let r = rev_of[id].unwrap_or_else(|| panic!("host {h}: packet {id} not logged"));
+                let v = usize::from(dst[2]) * 256 + usize::from(dst[3]);
+                let want = location(v, r);
+                match outer_dst {
+                    None => assert_eq!(
+                        want, h,
+                        "host {h}: packet {id} delivered here at revision {r}"
+                    ),
+                    Some(o) => assert_eq!(
+                        usize::from(o[3]) - 11,
+                        want,
+                        "host {h}: packet {id} tunnelled to the wrong host at revision {r}"
+                    ),
+                }
+                if location(v, start_rev) != want {
+                    crossed += 1;
+                }
+            }
+        }
+        // Every packet exactly once (no drops, no duplicates).
+        assert!(
+            seen.iter().all(|n| *n == 1),
+            "host {h}: a packet lost or doubled"
+        );
+    }
+    // Some packets went to a VM's new host.
+    assert!(crossed > 0);
 }
