@@ -815,7 +815,7 @@ fn migrations_at_fleet_scale_deliver_every_packet_once_where_its_revision_says()
         moves
             .iter()
             .filter(|(rev, m, _)| *m == v && *rev <= r)
-            .last()
+            .next_back()
             .map_or(initial[v], |(_, _, to)| *to)
     };
     let mut crossed = 0;
