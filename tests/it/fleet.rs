@@ -814,8 +814,7 @@ fn migrations_at_fleet_scale_deliver_every_packet_once_where_its_revision_says()
     let location = |v: usize, r: u64| {
         moves
             .iter()
-            .filter(|(rev, m, _)| *m == v && *rev <= r)
-            .next_back()
+            .rfind(|(rev, m, _)| *m == v && *rev <= r)
             .map_or(initial[v], |(_, _, to)| *to)
     };
     let mut crossed = 0;
