@@ -265,6 +265,9 @@ pub struct Follow {
     pub switch_id: String,
     pub live: LiveTables,
     pub status: Arc<FleetStatus>,
+    /// Gets a line `applied R UNIX_NS` each time the tables take a new revision (the
+    /// `--revision-log` file, for audits and the propagation benchmark).
+    pub applied_log: Option<std::path::PathBuf>,
 }
 
 /// A one-thread tokio runtime for the client.
@@ -647,6 +650,20 @@ fn apply(
         }
     }
     f.status.revision.store(revision, Ordering::Relaxed);
+    if let Some(path) = &f.applied_log {
+        use std::io::Write;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        // One write per line, in append mode: the serve loop appends to the same file.
+        if let Ok(mut file) = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(path)
+        {
+            let _ = file.write_all(format!("applied {revision} {now}\n").as_bytes());
+        }
+    }
 }
 
 /// Watches the fleet from `rev`, applying each revision's changes as one commit; after a

@@ -309,6 +309,7 @@ pub fn serve(args: &ServeArgs, color: bool) -> anyhow::Result<ExitCode> {
                     switch_id: id.clone(),
                     live: live.clone(),
                     status: status.clone(),
+                    applied_log: args.revision_log.clone(),
                 },
                 live.read(|s| s.fingerprint().to_string()),
                 Duration::from_secs(30),
