@@ -1106,8 +1106,105 @@ impl Writer {
                 .map_err(|e| anyhow!("{}: {e}; nothing was written", at(*n)))?;
             count += 1;
             changes.extend(change);
+            // A group's change reaches each of its switches: it must fit each one's tables
+            // beside the switch's own entries.
+            if let Scope::Group(g) = &sc {
+                let members: Vec<String> = view
+                    .members
+                    .iter()
+                    .filter(|(_, mg)| *mg == g)
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                for id in members {
+                    let ms = Scope::Switch(id.clone());
+                    if !staged.contains_key(&ms) {
+                        let own = view.entries.get(&ms).cloned().unwrap_or_default();
+                        let (set, inherited) = self.staged(view, &ms);
+                        staged.insert(
+                            ms.clone(),
+                            Staged {
+                                set,
+                                own,
+                                inherited,
+                            },
+                        );
+                    }
+                    if let Some(st) = staged.get_mut(&ms) {
+                        self.reach_member(st, line).map_err(|e| {
+                            anyhow!("{}: on switch {id}: {e}; nothing was written", at(*n))
+                        })?;
+                    }
+                }
+            }
         }
         Ok((changes, compares, count))
+    }
+
+    /// Stages a group's command in one of its switches' tables: an entry the switch does
+    /// not override is added there (and must fit) or removed.
+    fn reach_member(&self, st: &mut Staged, line: &str) -> Result<(), String> {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let Some((verb, rest)) = words.split_first() else {
+            return Ok(());
+        };
+        if *verb != "table_add" && *verb != "table_delete" {
+            return Ok(());
+        }
+        let set = &mut st.set;
+        let line = if *verb == "table_delete" {
+            // The key, parsed as an add with the table's first action.
+            let Some(t) = rest.first().and_then(|n| set.by_name(n)) else {
+                return Ok(());
+            };
+            let schema = set.tables()[t].schema().clone();
+            let Some(action) = schema
+                .actions
+                .first()
+                .and_then(|a| set.actions().get(*a as usize))
+            else {
+                return Ok(());
+            };
+            let zeros: Vec<&str> = action.params.iter().map(|_| "0").collect();
+            let n = schema.keys.len();
+            format!(
+                "table_add {} {} {} => {} {}",
+                rest[0],
+                action.name,
+                rest.get(1..1 + n).unwrap_or_default().join(" "),
+                zeros.join(" "),
+                rest.get(1 + n..).unwrap_or_default().join(" ")
+            )
+        } else {
+            line.to_string()
+        };
+        let Ok(Some(cmd)) = command::parse_command(&line, set) else {
+            return Ok(());
+        };
+        let Command::TableAdd {
+            table,
+            key,
+            priority,
+            ..
+        } = &cmd
+        else {
+            return Ok(());
+        };
+        let name = set.tables()[*table].name().to_string();
+        let k = command::key_text(set, *table, key, *priority);
+        if st.own.contains_key(&(name.clone(), k.clone())) {
+            // The switch's own entry wins: the group's does not reach its tables.
+            return Ok(());
+        }
+        if *verb == "table_delete" {
+            unstage(set, *table, &k);
+            st.inherited.remove(&(name, k));
+            Ok(())
+        } else {
+            st.inherited.insert((name, k));
+            command::apply(set, &cmd)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
     }
 
     /// One command against a scope's staged tables and entries: what it puts and deletes.

@@ -884,3 +884,52 @@ fn migrations_at_fleet_scale_deliver_every_packet_once_where_its_revision_says()
     // Some packets went to a VM's new host.
     assert!(crossed > 0);
 }
+
+#[test]
+fn a_group_entry_must_fit_every_switch_of_the_group() {
+    let etcd = Etcd::start("fit", 1);
+    let e = etcd.endpoints();
+    let dir = temp_dir("fleet-fit");
+    // router_dnat with room for two port addresses.
+    let program = dir.join("small.sluice");
+    let text = std::fs::read_to_string(root().join(ROUTER)).unwrap();
+    assert!(text.contains("size 1024;"));
+    std::fs::write(&program, text.replace("size 1024;", "size 2;")).unwrap();
+    let program = program.to_str().unwrap().to_string();
+    let input = dir.join("in.pcap");
+    udp_capture(&input, 10);
+    let s = Member::start_with(&dir, &program, &e, "small", "s", &input, 10, false);
+    let (code, out) = fleet_ctl(
+        &e,
+        &program,
+        None,
+        "[switch s]\ntable_add port_mac set_smac 7 => 02:00:00:00:00:07\n",
+    );
+    assert_eq!(code, 0, "{out}");
+    // Two group entries fit the group, but not switch s beside its own.
+    let two = "table_add port_mac set_smac 1 => 02:00:00:00:00:01\n\
+               table_add port_mac set_smac 2 => 02:00:00:00:00:02\n";
+    let (code, out) = fleet_ctl(&e, &program, Some("small"), two);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("-:2: on switch s:") && out.contains("full"),
+        "{out}"
+    );
+    // Once the switch's own entry is gone, they fit.
+    let (code, out) = fleet_ctl(
+        &e,
+        &program,
+        None,
+        &format!("[switch s]\ntable_delete port_mac 7\n[group small]\n{two}"),
+    );
+    assert_eq!(code, 0, "{out}");
+    let t0 = Instant::now();
+    while !s.ctl(&["table_dump", "port_mac"]).contains("2 entries") {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "{}",
+            s.ctl(&["table_dump", "port_mac"])
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
