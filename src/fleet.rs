@@ -225,6 +225,20 @@ fn check_entry(set: &TableSet, table: &str, key: &str, value: &Value) -> Result<
     }
 }
 
+/// A default action from the store, checked against the program.
+fn check_default(set: &TableSet, table: &str, value: &Value) -> Result<(), String> {
+    let line = format!(
+        "table_set_default {table} {} {}",
+        value.action,
+        value.args.join(" ")
+    );
+    match command::parse_command(&line, set) {
+        Ok(Some(Command::TableSetDefault { .. })) => Ok(()),
+        Ok(_) => Err("not a default action".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// What a switch holds from the store, and what it installed.
 #[derive(Default)]
 struct State {
@@ -352,12 +366,12 @@ pub fn start(f: Follow, fingerprint: String, wait: Duration) -> anyhow::Result<(
     }
     rt.block_on(client.put(f.layout.member(&f.switch_id), f.group.clone(), None))
         .context("etcd: cannot join the fleet")?;
-    let rev = rt
+    let (rev, shown) = rt
         .block_on(reload(&mut client, &f, &mut state))
         .context("etcd: cannot load the tables")?;
     f.status.connected.store(true, Ordering::Relaxed);
     errln!(
-        "sluice: following etcd {} ({}, group {}, switch {}) at revision {rev}",
+        "sluice: following etcd {} ({}, group {}, switch {}) at revision {shown}",
         f.endpoints.join(","),
         f.layout.prefix,
         f.group,
@@ -372,7 +386,9 @@ pub fn start(f: Follow, fingerprint: String, wait: Duration) -> anyhow::Result<(
 
 /// Reads the switch's two scopes at one revision and makes the tables match
 /// them; returns the revision applied.
-async fn reload(client: &mut Client, f: &Follow, state: &mut State) -> anyhow::Result<u64> {
+/// Returns the revision the read was made at (to watch from) and that of the newest change
+/// under the prefix (the revision shown).
+async fn reload(client: &mut Client, f: &Follow, state: &mut State) -> anyhow::Result<(u64, u64)> {
     let scopes = [
         Scope::Group(f.group.clone()),
         Scope::Switch(f.switch_id.clone()),
@@ -394,6 +410,7 @@ async fn reload(client: &mut Client, f: &Follow, state: &mut State) -> anyhow::R
         ),
     ]);
     let resp = client.txn(txn).await?;
+    let read_at = resp.header().map_or(0, |h| h.revision()).max(0) as u64;
     let mut gets: Vec<Vec<KeyValue>> = Vec::new();
     for r in resp.op_responses() {
         if let etcd_client::TxnOpResponse::Get(mut g) = r {
@@ -403,12 +420,14 @@ async fn reload(client: &mut Client, f: &Follow, state: &mut State) -> anyhow::R
     let [group, own, all] = <[Vec<KeyValue>; 3]>::try_from(gets)
         .map_err(|_| anyhow!("etcd: an incomplete answer to a read"))?;
     let fresh = State::default();
-    let old = std::mem::replace(state, fresh);
-    state.installed = old.installed;
-    state.installed_defaults = old.installed_defaults;
+    let mut old = std::mem::replace(state, fresh);
+    state.installed = std::mem::take(&mut old.installed);
+    state.installed_defaults = std::mem::take(&mut old.installed_defaults);
     for kv in group.iter().chain(&own) {
         if let (Ok(key), Ok(value)) = (kv.key_str(), kv.value_str()) {
-            take(f, state, key, Some(value));
+            // A value that cannot be applied keeps what the switch had for its slot, as it
+            // does while watching.
+            take(f, state, key, Some(value), Some(&old));
         }
     }
     let newest = all.iter().map(KeyValue::mod_revision).max().unwrap_or(0);
@@ -424,14 +443,20 @@ async fn reload(client: &mut Client, f: &Follow, state: &mut State) -> anyhow::R
         .chain(state.installed_defaults.keys())
         .cloned()
         .collect();
-    let rev = newest.max(0) as u64;
-    apply(f, state, tables, defaults, rev);
-    Ok(rev)
+    let shown = (newest.max(0) as u64).max(f.status.revision.load(Ordering::Relaxed));
+    apply(f, state, tables, defaults, shown);
+    Ok((read_at.max(shown), shown))
 }
 
 /// Records a key's new value (or its deletion) in the state; false when the key is not one
 /// of this switch's.
-fn take(f: &Follow, state: &mut State, key: &str, value: Option<&str>) -> bool {
+fn take(
+    f: &Follow,
+    state: &mut State,
+    key: &str,
+    value: Option<&str>,
+    fallback: Option<&State>,
+) -> bool {
     let Some((scope, item)) = f.layout.parse(key) else {
         return false;
     };
@@ -458,6 +483,9 @@ fn take(f: &Follow, state: &mut State, key: &str, value: Option<&str>) -> bool {
                 }
                 Some(Err(e)) => {
                     skip(f, key, &e);
+                    if let Some(v) = fallback.and_then(|o| o.entries[side].get(&slot)) {
+                        state.entries[side].insert(slot, v.clone());
+                    }
                     return false;
                 }
                 None => {
@@ -465,18 +493,30 @@ fn take(f: &Follow, state: &mut State, key: &str, value: Option<&str>) -> bool {
                 }
             }
         }
-        Item::Default { table } => match value.map(Value::decode) {
-            Some(Ok(v)) => {
-                state.defaults[side].insert(table, v);
+        Item::Default { table } => {
+            let value = value.map(|v| {
+                Value::decode(v).and_then(|d| {
+                    f.live
+                        .read(|set| check_default(set, &table, &d))
+                        .map(|()| d)
+                })
+            });
+            match value {
+                Some(Ok(v)) => {
+                    state.defaults[side].insert(table, v);
+                }
+                Some(Err(e)) => {
+                    skip(f, key, &e);
+                    if let Some(v) = fallback.and_then(|o| o.defaults[side].get(&table)) {
+                        state.defaults[side].insert(table, v.clone());
+                    }
+                    return false;
+                }
+                None => {
+                    state.defaults[side].remove(&table);
+                }
             }
-            Some(Err(e)) => {
-                skip(f, key, &e);
-                return false;
-            }
-            None => {
-                state.defaults[side].remove(&table);
-            }
-        },
+        }
         Item::Schema | Item::Member => return false,
     }
     true
@@ -649,7 +689,7 @@ fn apply(
             (op, Ok(None)) => skip(f, &op.key(f), "no handle"),
         }
     }
-    f.status.revision.store(revision, Ordering::Relaxed);
+    f.status.revision.fetch_max(revision, Ordering::Relaxed);
     if let Some(path) = &f.applied_log {
         use std::io::Write;
         let now = std::time::SystemTime::now()
@@ -676,8 +716,9 @@ async fn follow_forever(mut client: Client, f: Follow, mut state: State, mut rev
         f.status.connected.store(false, Ordering::Relaxed);
         if !said {
             errln!(
-                "sluice: etcd: {err}; forwarding with the tables of revision {rev} until the \
-                 store is back"
+                "sluice: etcd: {err}; forwarding with the tables of revision {} until the \
+                 store is back",
+                f.status.revision.load(Ordering::Relaxed)
             );
             said = true;
         }
@@ -686,12 +727,12 @@ async fn follow_forever(mut client: Client, f: Follow, mut state: State, mut rev
             client = c;
         }
         match reload(&mut client, &f, &mut state).await {
-            Ok(r) => {
+            Ok((r, shown)) => {
                 rev = r;
                 said = false;
                 f.status.reloads.fetch_add(1, Ordering::Relaxed);
                 f.status.connected.store(true, Ordering::Relaxed);
-                errln!("sluice: etcd: back; reloaded at revision {rev}");
+                errln!("sluice: etcd: back; reloaded at revision {shown}");
             }
             Err(_) => continue,
         }
@@ -740,7 +781,7 @@ async fn watch(client: &mut Client, f: &Follow, state: &mut State, rev: &mut u64
                             EventType::Put => kv.value_str().ok(),
                             EventType::Delete => None,
                         };
-                        if take(f, state, key, value) {
+                        if take(f, state, key, value, None) {
                             match f.layout.parse(key).map(|(_, item)| item) {
                                 Some(Item::Entry { table, key }) => {
                                     slots.insert((table, key));
@@ -782,6 +823,8 @@ struct View {
     defaults: BTreeMap<Scope, BTreeMap<String, Value>>,
     schemas: BTreeMap<String, String>,
     members: BTreeMap<String, String>,
+    /// The revision the store was read at.
+    read_at: i64,
     /// The epoch key's revision, its count and the transaction that wrote it.
     epoch: Option<(i64, u64, String)>,
 }
@@ -811,6 +854,32 @@ fn unstage(set: &mut TableSet, t: usize, key: &str) {
                 handle: h,
             },
         );
+    }
+}
+
+/// The first change to `key` after revision `after`: its revision and value (`None` if the
+/// history cannot be read; a key unchanged since gives no event within a second, and
+/// `Some((0, ""))`).
+async fn first_change(client: &mut Client, key: String, after: i64) -> Option<(i64, String)> {
+    let opts = WatchOptions::new().with_start_revision(after + 1);
+    let mut stream = client.watch(key, Some(opts)).await.ok()?;
+    let first = tokio::time::timeout(Duration::from_secs(1), async {
+        loop {
+            match stream.message().await {
+                Ok(Some(m)) if m.compact_revision() > 0 || m.canceled() => return None,
+                Ok(Some(m)) => {
+                    if let Some(kv) = m.events().first().and_then(|e| e.kv()) {
+                        return Some((kv.mod_revision(), kv.value_str().unwrap_or("").to_string()));
+                    }
+                }
+                _ => return None,
+            }
+        }
+    })
+    .await;
+    match first {
+        Ok(found) => found,
+        Err(_) => Some((0, String::new())),
     }
 }
 
@@ -844,7 +913,8 @@ impl Writer {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos())
         );
-        let mut unknown = false;
+        // The revision of the read a transaction whose answer was lost was checked against.
+        let mut unknown_since: Option<i64> = None;
         let mut last_error = None;
         for attempt in 0..20 {
             if attempt > 0 {
@@ -862,13 +932,21 @@ impl Writer {
                     continue;
                 }
             };
-            if unknown {
-                if let Some((rev, _, n)) = &view.epoch {
-                    if *n == nonce {
+            if let Some(read_at) = unknown_since.take() {
+                // Only one transaction can follow the read it was conditioned on: the first
+                // change of the epoch after that read says whether it was ours.
+                match rt.block_on(first_change(&mut client, self.layout.epoch(), read_at)) {
+                    Some((rev, value)) if value.split_whitespace().nth(1) == Some(&nonce) => {
                         return Ok(Ok(format!("committed at revision {rev}")));
                     }
+                    Some(_) => {}
+                    None => {
+                        // Not readable (compacted, or the store away): unknown still.
+                        unknown_since = Some(read_at);
+                        last_error = Some(anyhow!("cannot read the epoch's history"));
+                        continue;
+                    }
                 }
-                unknown = false;
             }
             let (changes, compares, count) = match self.check(&view, lines, scope.clone(), source) {
                 Ok(c) => c,
@@ -877,8 +955,17 @@ impl Writer {
             if count == 0 {
                 return Ok(Ok("nothing to write".into()));
             }
-            let mut ops: Vec<TxnOp> = changes
-                .into_iter()
+            // One operation per key, the last change winning (etcd refuses a transaction that
+            // names a key twice: a clear then an add, an add then a modify).
+            let mut last: BTreeMap<String, Change> = BTreeMap::new();
+            for c in changes {
+                let k = match &c {
+                    Change::Put(k, _) | Change::Delete(k) => k.clone(),
+                };
+                last.insert(k, c);
+            }
+            let mut ops: Vec<TxnOp> = last
+                .into_values()
                 .map(|c| match c {
                     Change::Put(k, v) => TxnOp::put(k, v, None),
                     Change::Delete(k) => TxnOp::delete(k, None),
@@ -907,14 +994,21 @@ impl Writer {
                 }
                 // Another writer committed since the read: read and check again.
                 Ok(_) => last_error = None,
+                // Refused as it stands (too many operations for the store's --max-txn-ops, a
+                // request too large): nothing was written.
+                Err(e) if e.to_string().contains("InvalidArgument") => {
+                    return Ok(Err(format!(
+                        "the store refused the transaction ({e}); nothing was written"
+                    )));
+                }
                 Err(e) => {
-                    unknown = true;
+                    unknown_since = Some(view.read_at);
                     last_error = Some(anyhow!(e));
                 }
             }
         }
         if let Some(e) = last_error {
-            return Err(e.context(if unknown {
+            return Err(e.context(if unknown_since.is_some() {
                 "etcd: the store did not say whether the transaction was committed (read the \
                  fleet's epoch key to know)"
             } else {
@@ -929,7 +1023,10 @@ impl Writer {
             .get(self.layout.root(), Some(GetOptions::new().with_prefix()))
             .await
             .context("etcd: cannot read the fleet")?;
-        let mut v = View::default();
+        let mut v = View {
+            read_at: resp.header().map_or(0, |h| h.revision()),
+            ..View::default()
+        };
         for kv in resp.kvs() {
             let (Ok(key), Ok(value)) = (kv.key_str(), kv.value_str()) else {
                 continue;
@@ -1147,6 +1244,26 @@ impl Writer {
         let Some((verb, rest)) = words.split_first() else {
             return Ok(());
         };
+        if *verb == "table_clear" {
+            // The group's entries of the table leave every switch (its own stay).
+            let Some(t) = rest.first().and_then(|n| st.set.by_name(n)) else {
+                return Ok(());
+            };
+            let name = rest[0].to_string();
+            let gone: Vec<(String, String)> = st
+                .inherited
+                .iter()
+                .filter(|(n, _)| *n == name)
+                .cloned()
+                .collect();
+            for slot in gone {
+                st.inherited.remove(&slot);
+                if !st.own.contains_key(&slot) {
+                    unstage(&mut st.set, t, &slot.1);
+                }
+            }
+            return Ok(());
+        }
         if *verb != "table_add" && *verb != "table_delete" {
             return Ok(());
         }
@@ -1191,16 +1308,21 @@ impl Writer {
         };
         let name = set.tables()[*table].name().to_string();
         let k = command::key_text(set, *table, key, *priority);
-        if st.own.contains_key(&(name.clone(), k.clone())) {
-            // The switch's own entry wins: the group's does not reach its tables.
-            return Ok(());
-        }
+        let slot = (name, k);
+        // The switch holds the group's entry wherever it has none of its own: keep the
+        // record of what it inherits right, and stage only what reaches its tables.
+        let overridden = st.own.contains_key(&slot);
         if *verb == "table_delete" {
-            unstage(set, *table, &k);
-            st.inherited.remove(&(name, k));
+            st.inherited.remove(&slot);
+            if !overridden {
+                unstage(set, *table, &slot.1);
+            }
             Ok(())
         } else {
-            st.inherited.insert((name, k));
+            st.inherited.insert(slot);
+            if overridden {
+                return Ok(());
+            }
             command::apply(set, &cmd)
                 .map(|_| ())
                 .map_err(|e| e.to_string())

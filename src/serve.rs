@@ -860,6 +860,25 @@ pub fn handle(
         }
         ["counter_reset", ..] => Err("counter_reset: usage: counter_reset TABLE".into()),
         ["table_dump", ..] => dump_table(line, live),
+        [verb, ..]
+            if info.fleet.is_some()
+                && matches!(
+                    *verb,
+                    "table_add"
+                        | "table_modify"
+                        | "table_delete"
+                        | "table_set_default"
+                        | "table_reset_default"
+                        | "table_clear"
+                ) =>
+        {
+            // The follower keeps the tables as the store says; a change here would be
+            // undone at the next reload, and would move the handles it relies on.
+            Err(format!(
+                "{verb}: this switch follows a fleet's etcd store; change its tables with \
+                 sluice ctl --etcd (docs/fleet.md)"
+            ))
+        }
         _ => {
             let cmd = live
                 .read(|s| command::parse_command(line, s))

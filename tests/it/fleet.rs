@@ -468,6 +468,40 @@ fn a_fleet_follows_one_store_and_refuses_what_does_not_fit() {
         before
     );
 
+    // One key twice in a transaction (added, then modified): one operation, the last wins.
+    let (code, out) = fleet_ctl(
+        &e,
+        ROUTER,
+        Some("gw"),
+        "table_add snat from_vm 10.0.0.7 => 203.0.113.10 0\n\
+         table_modify snat from_vm 10.0.0.7 => 203.0.113.77 0\n",
+    );
+    assert_eq!(code, 0, "{out}");
+    let t0 = Instant::now();
+    while !a
+        .ctl(&["table_dump", "snat"])
+        .contains("public_ip=0xcb00714d")
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "{}",
+            a.ctl(&["table_dump", "snat"])
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A fleet switch's tables change through the store only.
+    let o = run(&[
+        "ctl",
+        "--control",
+        a.sock.to_str().unwrap(),
+        "table_add snat from_vm 10.0.0.8 => 203.0.113.10 0",
+    ]);
+    assert_eq!(o.status, 1, "{}", o.stderr);
+    assert!(
+        o.stderr.contains("follows a fleet's etcd store"),
+        "{}",
+        o.stderr
+    );
     // A value written around Sluice that a switch cannot apply: logged, counted, skipped.
     etcd.etcdctl(&[
         "put",
