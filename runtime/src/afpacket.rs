@@ -63,9 +63,19 @@ pub struct RingCounts {
 /// How a port's socket is opened.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct PortOptions {
-    /// Join this fanout group (one per port, shared by the workers' sockets): the kernel
-    /// spreads arriving packets over the group's sockets by a flow hash.
-    pub fanout: Option<u16>,
+    /// Join a fanout group (one per port, shared by the workers' sockets): the kernel spreads
+    /// arriving packets over the group's sockets by a flow hash.
+    pub fanout: Option<Fanout>,
+}
+
+/// Which fanout group a socket joins.
+#[derive(Clone, Copy, Debug)]
+pub enum Fanout {
+    /// A new group with an id the kernel picks (unique in the network namespace), read back
+    /// with [`PacketSocket::fanout_id`].
+    New,
+    /// The group with this id.
+    Join(u16),
 }
 
 /// A receive block being read: its address and the next packet in it.
@@ -154,7 +164,9 @@ impl PacketSocket {
     /// back what it sent.
     pub fn open(name: &str, opts: PortOptions) -> Result<PacketSocket, PortError> {
         let proto = (libc::ETH_P_ALL as u16).to_be();
-        let (fd, ifindex) = raw_socket(name, proto)?;
+        // Protocol 0: the socket takes no packet until it is bound to the interface (with
+        // ETH_P_ALL), so that nothing from another interface reaches its ring meanwhile.
+        let (fd, ifindex) = raw_socket(name, 0)?;
         let raw = fd.as_raw_fd();
         // A send that waits for the ring (a full ring, or closing) waits 200 ms at most.
         let timeout = libc::timeval {
@@ -304,8 +316,12 @@ impl PacketSocket {
             "cannot put it in promiscuous mode",
             setsockopt(raw, libc::SOL_PACKET, libc::PACKET_ADD_MEMBERSHIP, &mreq),
         )?;
-        if let Some(group) = opts.fanout {
-            let arg: u32 = u32::from(group) | (libc::PACKET_FANOUT_HASH << 16);
+        if let Some(fanout) = opts.fanout {
+            let (id, flags) = match fanout {
+                Fanout::New => (0, libc::PACKET_FANOUT_FLAG_UNIQUEID),
+                Fanout::Join(id) => (id, 0),
+            };
+            let arg: u32 = u32::from(id) | ((libc::PACKET_FANOUT_HASH | flags) << 16);
             opt(
                 "cannot join the workers' fanout group",
                 setsockopt(raw, libc::SOL_PACKET, libc::PACKET_FANOUT, &arg),
@@ -318,6 +334,29 @@ impl PacketSocket {
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The id of the fanout group the socket is in (the kernel's, for `Fanout::New`).
+    pub fn fanout_id(&self) -> Option<u16> {
+        let mut v: u32 = 0;
+        let mut len = std::mem::size_of::<u32>() as libc::socklen_t;
+        // SAFETY: `v` has room for `len` bytes.
+        let r = unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_PACKET,
+                libc::PACKET_FANOUT,
+                (&mut v as *mut u32).cast(),
+                &mut len,
+            )
+        };
+        (r == 0).then_some((v & 0xffff) as u16)
+    }
+
+    /// Gives back every block the kernel has filled, unread: what arrived while the workers'
+    /// sockets were still joining their fanout group (and could reach two of them).
+    pub fn discard_pending(&mut self) {
+        while self.receive(|_, _, _, _| true) > 0 {}
     }
 
     pub fn ifindex(&self) -> i32 {
@@ -428,7 +467,9 @@ impl PacketSocket {
     /// when the packet is longer than the interface takes; when the ring is full it is
     /// flushed and waited for first.
     pub fn queue(&mut self, data: &[u8]) -> Result<bool, io::Error> {
-        if data.len() > self.max_frame() + 4 || TX_DATA_OFFSET + data.len() > self.tx_frame {
+        if data.len() > self.max_frame() + vlan_room(data)
+            || TX_DATA_OFFSET + data.len() > self.tx_frame
+        {
             return Ok(false);
         }
         let i = self.tx_next;
@@ -461,6 +502,11 @@ impl PacketSocket {
         Ok(true)
     }
 
+    /// Whether packets queued are still waiting to be sent.
+    pub fn pending(&self) -> bool {
+        self.tx_pending > 0
+    }
+
     /// Sends every queued packet with one system call, without waiting for the kernel to
     /// finish.
     pub fn flush(&mut self) -> io::Result<()> {
@@ -474,7 +520,12 @@ impl PacketSocket {
         let flags = if wait { 0 } else { libc::MSG_DONTWAIT };
         // SAFETY: a send with no buffer: the kernel sends the TX ring's requested frames.
         let r = unsafe { libc::send(self.fd.as_raw_fd(), std::ptr::null(), 0, flags) };
-        self.tx_pending = 0;
+        // The kernel takes frames in order and may stop partway (a full send buffer): while
+        // the last one queued is still requested, there is more to send next time.
+        let last = (self.tx_next + self.tx_frames - 1) % self.tx_frames;
+        self.tx_pending = usize::from(
+            self.tx_status(last).load(Ordering::Acquire) == libc::TP_STATUS_SEND_REQUEST,
+        );
         if r < 0 {
             let e = io::Error::last_os_error();
             // Nothing could be sent at once: the frames stay requested for the next send.
@@ -596,7 +647,17 @@ fn raw_socket(name: &str, protocol: u16) -> Result<(OwnedFd, i32), PortError> {
     Ok((unsafe { OwnedFd::from_raw_fd(raw) }, ifindex))
 }
 
-/// Waits until one of `fds` has something to read, or `timeout_ms` passes.
+/// The 4 bytes beyond the MTU the kernel lets a frame have when it carries a VLAN tag.
+pub fn vlan_room(frame: &[u8]) -> usize {
+    match frame.get(12..14) {
+        Some([0x81, 0x00]) | Some([0x88, 0xa8]) => 4,
+        _ => 0,
+    }
+}
+
+/// Waits until one of `fds` has something to read, or `timeout_ms` passes. An error pending
+/// on a socket (its interface went down) is read and cleared, so that it does not wake the
+/// caller again at once.
 pub fn wait_readable(fds: &[RawFd], timeout_ms: i32) {
     let mut p: Vec<libc::pollfd> = fds
         .iter()
@@ -608,6 +669,26 @@ pub fn wait_readable(fds: &[RawFd], timeout_ms: i32) {
         .collect();
     // SAFETY: `p` holds `p.len()` pollfd structures.
     unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, timeout_ms) };
+    for q in &p {
+        if q.revents & libc::POLLERR != 0 {
+            let mut e: i32 = 0;
+            let mut len = std::mem::size_of::<i32>() as libc::socklen_t;
+            // SAFETY: reads (and so clears) the socket's pending error into `e`.
+            unsafe {
+                libc::getsockopt(
+                    q.fd,
+                    libc::SOL_SOCKET,
+                    libc::SO_ERROR,
+                    (&mut e as *mut i32).cast(),
+                    &mut len,
+                )
+            };
+            // Still an error next time round: wait a little rather than spin.
+            std::thread::sleep(std::time::Duration::from_millis(
+                timeout_ms.clamp(0, 20) as u64
+            ));
+        }
+    }
 }
 
 /// The interface's Ethernet address, from sysfs (for `show_ports`).

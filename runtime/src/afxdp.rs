@@ -379,9 +379,11 @@ impl XdpSocket {
         for f in 0..FRAMES / 2 {
             // SAFETY: an entry of the fill ring, which the kernel reads only past the
             // producer index published below.
-            unsafe { *s.fill.entry::<u64>(p + f) = u64::from(f * FRAME_SIZE) };
+            unsafe { *s.fill.entry::<u64>(p.wrapping_add(f)) = u64::from(f * FRAME_SIZE) };
         }
-        s.fill.producer().store(p + FRAMES / 2, Ordering::Release);
+        s.fill
+            .producer()
+            .store(p.wrapping_add(FRAMES / 2), Ordering::Release);
         // SAFETY: sockaddr_xdp is plain old data.
         let mut sa: libc::sockaddr_xdp = unsafe { std::mem::zeroed() };
         sa.sxdp_family = libc::AF_XDP as u16;
@@ -434,7 +436,7 @@ impl XdpSocket {
         let fill_p = self.fill.producer().load(Ordering::Relaxed);
         while n < avail {
             // SAFETY: an RX entry the kernel published (below the producer index).
-            let d = unsafe { *self.rx.entry::<libc::xdp_desc>(cons + n) };
+            let d = unsafe { *self.rx.entry::<libc::xdp_desc>(cons.wrapping_add(n)) };
             let len = (d.len as usize).min(FRAME_SIZE as usize);
             let at = (d.addr as usize).min(self.umem_len - len);
             // SAFETY: the frame lies inside the UMEM (clamped above) and is the switch's
@@ -446,11 +448,18 @@ impl XdpSocket {
             // The frame back to the kernel, for another packet.
             // SAFETY: a fill ring entry past its producer index: the kernel does not read it
             // until the index below is published.
-            unsafe { *self.fill.entry::<u64>(fill_p + n) = d.addr & !u64::from(FRAME_SIZE - 1) };
+            unsafe {
+                *self.fill.entry::<u64>(fill_p.wrapping_add(n)) =
+                    d.addr & !u64::from(FRAME_SIZE - 1)
+            };
             n += 1;
         }
-        self.rx.consumer().store(cons + n, Ordering::Release);
-        self.fill.producer().store(fill_p + n, Ordering::Release);
+        self.rx
+            .consumer()
+            .store(cons.wrapping_add(n), Ordering::Release);
+        self.fill
+            .producer()
+            .store(fill_p.wrapping_add(n), Ordering::Release);
         n as usize
     }
 
@@ -505,7 +514,9 @@ impl XdpSocket {
                 options: 0,
             };
         }
-        self.tx.producer().store(p + 1, Ordering::Release);
+        self.tx
+            .producer()
+            .store(p.wrapping_add(1), Ordering::Release);
         self.tx_pending += 1;
         Ok(true)
     }
@@ -515,7 +526,6 @@ impl XdpSocket {
         if self.tx_pending == 0 {
             return Ok(());
         }
-        self.tx_pending = 0;
         // SAFETY: a send with no buffer: the kernel sends the TX ring's entries.
         let r = unsafe {
             libc::sendto(
@@ -537,11 +547,24 @@ impl XdpSocket {
             }
         }
         self.reclaim();
+        // Copy mode sends a limited number per call: what the kernel has not taken yet waits
+        // for the next.
+        let left = self
+            .tx
+            .producer()
+            .load(Ordering::Relaxed)
+            .wrapping_sub(self.tx.consumer().load(Ordering::Acquire));
+        self.tx_pending = left;
         Ok(())
     }
 
-    /// Packets dropped because the RX ring or the fill ring was empty or full (the kernel's
-    /// XDP_STATISTICS, cumulative).
+    /// Whether packets queued are still waiting to be sent.
+    pub fn pending(&self) -> bool {
+        self.tx_pending > 0
+    }
+
+    /// Packets dropped for want of room: the RX ring full, or no frame to put them in (the
+    /// kernel's XDP_STATISTICS, cumulative).
     pub fn dropped(&self) -> u64 {
         // SAFETY: plain old data, filled by the kernel.
         let mut st: libc::xdp_statistics = unsafe { std::mem::zeroed() };
@@ -559,7 +582,9 @@ impl XdpSocket {
         if r < 0 {
             return 0;
         }
-        st.rx_dropped + st.rx_ring_full + st.rx_fill_ring_empty_descs
+        // (rx_fill_ring_empty_descs counts the driver's failed reads of the fill ring, and in
+        // copy mode the same packets as rx_dropped: not added.)
+        st.rx_dropped + st.rx_ring_full
     }
 }
 

@@ -8,7 +8,7 @@
 //! Where a forwarded packet goes: its port's interface; else, with `--out-dir`, its port's
 //! file; else nowhere: dropped and counted as "no such port".
 
-use crate::afpacket::{wait_readable, PacketSocket, PortError, PortOptions};
+use crate::afpacket::{vlan_room, wait_readable, Fanout, PacketSocket, PortError, PortOptions};
 use crate::afxdp::{XdpProgram, XdpSocket};
 use crate::datapath::Pipeline;
 use crate::live;
@@ -82,11 +82,19 @@ impl Link {
             Link::Xdp {
                 sockets, max_frame, ..
             } => {
-                if data.len() > *max_frame + 4 {
+                if data.len() > *max_frame + vlan_room(data) {
                     return Ok(false);
                 }
                 sockets[0].queue(data)
             }
+        }
+    }
+
+    /// Whether packets queued are still waiting to be sent.
+    fn pending(&self) -> bool {
+        match self {
+            Link::Packet(s) => s.pending(),
+            Link::Xdp { sockets, .. } => sockets[0].pending(),
         }
     }
 
@@ -146,15 +154,24 @@ pub fn open_links(
                 Err(e) => notice(format!("{e}; port {} uses AF_PACKET", spec.port)),
             }
         }
-        // A group id of this process's own for each port (ids are per network namespace).
-        let fanout = (workers > 1).then(|| {
-            (std::process::id() as u16)
-                .wrapping_mul(31)
-                .wrapping_add(spec.port)
-        });
+        // With several workers, the port's sockets share a fanout group whose id the kernel
+        // picks for the first (unique in the network namespace).
+        let mut fanout = (workers > 1).then_some(Fanout::New);
         for links in &mut out {
             let sock = PacketSocket::open(&spec.iface, PortOptions { fanout })?;
+            if let Some(Fanout::New) = fanout {
+                fanout = sock.fanout_id().map(Fanout::Join);
+            }
             links.push((spec.port, Link::Packet(sock)));
+        }
+    }
+    // What arrived while the sockets were joining their groups may have reached two of them:
+    // the switch starts from empty rings.
+    for links in &mut out {
+        for (_, link) in links.iter_mut() {
+            if let Link::Packet(s) = link {
+                s.discard_pending();
+            }
         }
     }
     Ok(out)
@@ -329,6 +346,12 @@ impl LiveWorker {
                 self.housekeeping(files, notice)?;
                 publish(published, &self.stats);
             }
+            // What the kernel did not take at the last send (a full send buffer) goes now.
+            for (_, link) in &mut self.links {
+                if link.pending() {
+                    let _ = link.flush();
+                }
+            }
             // Take from each interface in turn, starting one further each batch, so that a
             // busy port cannot keep the others waiting.
             let n = self.links.len();
@@ -454,6 +477,10 @@ impl LiveWorker {
         let mut cap_out = files.capture_out.as_ref().map(lock);
         let ring = &self.ring;
         let stats = &mut self.stats;
+        // Ports whose ring stayed full this batch, and what was queued to send (port, ingress
+        // port, bytes, whether it arrived on an interface), to recount if the send fails.
+        let mut stuck: Vec<u16> = Vec::new();
+        let mut queued: Vec<(u16, u16, u64, bool)> = Vec::new();
         for p in ring.packets() {
             let in_link = self.links.iter().any(|(l, _)| *l == p.meta.ingress_port);
             match p.verdict {
@@ -468,37 +495,47 @@ impl LiveWorker {
                     }
                 }
                 Verdict::Forward(port) => {
-                    let lost =
-                        if let Some((_, sock)) = self.links.iter_mut().find(|(l, _)| *l == port) {
-                            match sock.queue(p.pkt.data()) {
-                                Ok(true) => {
-                                    let l = stats.link(port);
-                                    l.sent += 1;
-                                    l.sent_bytes += p.pkt.len() as u64;
-                                    if let Some(c) = cap_out.as_mut() {
-                                        c.write(port, p.meta, p.pkt, &mut scratch)?;
-                                    }
-                                    None
+                    let lost = if stuck.contains(&port) {
+                        // Its ring stayed full once this batch: no more waiting on it.
+                        Some(SwitchDrop::SendFailed)
+                    } else if let Some((_, sock)) = self.links.iter_mut().find(|(l, _)| *l == port)
+                    {
+                        match sock.queue(p.pkt.data()) {
+                            Ok(true) => {
+                                let l = stats.link(port);
+                                l.sent += 1;
+                                l.sent_bytes += p.pkt.len() as u64;
+                                queued.push((
+                                    port,
+                                    p.meta.ingress_port,
+                                    p.pkt.len() as u64,
+                                    in_link,
+                                ));
+                                if let Some(c) = cap_out.as_mut() {
+                                    c.write(port, p.meta, p.pkt, &mut scratch)?;
                                 }
-                                Ok(false) => Some(SwitchDrop::TooLong),
-                                Err(e) => {
-                                    if !self.failed.contains(&port) {
-                                        self.failed.push(port);
-                                        notice(format!(
+                                None
+                            }
+                            Ok(false) => Some(SwitchDrop::TooLong),
+                            Err(e) => {
+                                stuck.push(port);
+                                if !self.failed.contains(&port) {
+                                    self.failed.push(port);
+                                    notice(format!(
                                         "port {port} ({}): cannot send: {e}; packets it cannot \
                                          take are counted as \"send failed\"",
                                         sock.name()
                                     ));
-                                    }
-                                    Some(SwitchDrop::SendFailed)
                                 }
+                                Some(SwitchDrop::SendFailed)
                             }
-                        } else if let Some(out) = outputs.as_mut() {
-                            out.write(port, p.meta, p.pkt, stats)?;
-                            None
-                        } else {
-                            Some(SwitchDrop::NoSuchPort)
-                        };
+                        }
+                    } else if let Some(out) = outputs.as_mut() {
+                        out.write(port, p.meta, p.pkt, stats)?;
+                        None
+                    } else {
+                        Some(SwitchDrop::NoSuchPort)
+                    };
                     if let Some(why) = lost {
                         stats.unforward(port, why);
                         if in_link {
@@ -519,7 +556,22 @@ impl LiveWorker {
             if let Err(e) = sock.flush() {
                 if !self.failed.contains(port) {
                     self.failed.push(*port);
-                    notice(format!("port {port} ({}): cannot send: {e}", sock.name()));
+                    notice(format!(
+                        "port {port} ({}): cannot send: {e}; what it could not take is counted \
+                         as \"send failed\"",
+                        sock.name()
+                    ));
+                }
+                // The interface refused the batch: what was queued for it was not sent.
+                for (p, ingress, bytes, in_link) in queued.iter().filter(|q| q.0 == *port) {
+                    let l = self.stats.link(*p);
+                    l.sent = l.sent.saturating_sub(1);
+                    l.sent_bytes = l.sent_bytes.saturating_sub(*bytes);
+                    self.stats.unforward(*p, SwitchDrop::SendFailed);
+                    if *in_link {
+                        self.stats.link(*ingress).switch_dropped
+                            [SwitchDrop::SendFailed as usize] += 1;
+                    }
                 }
             }
         }
