@@ -254,7 +254,8 @@ pub fn serve(args: &ServeArgs, color: bool) -> anyhow::Result<ExitCode> {
         let l = parse_port(s)?;
         if let Some(other) = links.iter().find(|o| o.port == l.port) {
             bail!(
-                "--port {s}: port {} is already interface {}",
+                "--port {}: port {} is already interface {}",
+                sluice_defs::names::echo(s),
                 l.port,
                 sluice_defs::names::echo(&other.iface)
             );
