@@ -856,9 +856,15 @@ fn a_tunnel_through_real_interfaces() {
     assert!(!summary.contains("MISMATCH"), "{summary}");
 
     // What the gateway sent into the tunnel, and what came back, through tshark.
-    for (f, min) in [("port-1-out", 1000), ("port-1-in", 300)] {
-        let packets = tshark(&cap.join(format!("{f}.pcap")));
-        assert!(packets.len() > min, "{f}: {} packets", packets.len());
+    for (f, min) in [("port-1-out", 100), ("port-1-in", 100)] {
+        let path = cap.join(format!("{f}.pcap"));
+        let packets = tshark(&path);
+        assert!(
+            packets.len() > min,
+            "{f}: tshark read {} packets, our reader {}; the gateway said: {err}{summary}",
+            packets.len(),
+            read_pcap(&path).len()
+        );
         let (mut ipip, mut gre) = (0, 0);
         for (protocols, rest) in &packets {
             // Outer and inner IPv4 both there, over IP-in-IP or GRE, nothing malformed.
@@ -882,10 +888,10 @@ fn a_tunnel_through_real_interfaces() {
             );
         }
         if f == "port-1-out" {
-            assert!(ipip > 10 && gre > 1000, "{f}: {ipip} IP-in-IP, {gre} GRE");
+            assert!(ipip > 5 && gre > 100, "{f}: {ipip} IP-in-IP, {gre} GRE");
         } else {
             // Replies come back in IP-in-IP from the host.
-            assert!(ipip > 300 && gre == 0, "{f}: {ipip} IP-in-IP, {gre} GRE");
+            assert!(ipip > 100 && gre == 0, "{f}: {ipip} IP-in-IP, {gre} GRE");
         }
     }
     drop(server);
