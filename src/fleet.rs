@@ -469,57 +469,57 @@ fn take(
         Item::Entry { table, key: k } => {
             // A value the program cannot take, or an entry stored under another name than
             // its canonical one (written around Sluice), is skipped.
-            let value = value.map(|v| {
-                Value::decode(v).and_then(|d| {
-                    f.live
-                        .read(|set| check_entry(set, &table, &k, &d))
-                        .map(|()| d)
-                })
-            });
-            let slot = (table, k);
-            match value {
-                Some(Ok(v)) => {
-                    state.entries[side].insert(slot, v);
-                }
-                Some(Err(e)) => {
-                    skip(f, key, &e);
-                    if let Some(v) = fallback.and_then(|o| o.entries[side].get(&slot)) {
-                        state.entries[side].insert(slot, v.clone());
-                    }
-                    return false;
-                }
-                None => {
-                    state.entries[side].remove(&slot);
-                }
-            }
+            let old = fallback.map(|o| &o.entries[side]);
+            let check = |set: &TableSet, v: &Value| check_entry(set, &table, &k, v);
+            let slot = (table.clone(), k.clone());
+            record(f, &mut state.entries[side], old, slot, key, value, check)
         }
         Item::Default { table } => {
-            let value = value.map(|v| {
-                Value::decode(v).and_then(|d| {
-                    f.live
-                        .read(|set| check_default(set, &table, &d))
-                        .map(|()| d)
-                })
-            });
-            match value {
-                Some(Ok(v)) => {
-                    state.defaults[side].insert(table, v);
-                }
-                Some(Err(e)) => {
-                    skip(f, key, &e);
-                    if let Some(v) = fallback.and_then(|o| o.defaults[side].get(&table)) {
-                        state.defaults[side].insert(table, v.clone());
-                    }
-                    return false;
-                }
-                None => {
-                    state.defaults[side].remove(&table);
-                }
-            }
+            let old = fallback.map(|o| &o.defaults[side]);
+            let check = |set: &TableSet, v: &Value| check_default(set, &table, v);
+            record(
+                f,
+                &mut state.defaults[side],
+                old,
+                table.clone(),
+                key,
+                value,
+                check,
+            )
         }
-        Item::Schema | Item::Member => return false,
+        Item::Schema | Item::Member => false,
     }
-    true
+}
+
+/// Records a slot's new value (checked against the program by `check`) or its removal. A
+/// value that cannot be applied is skipped, and the slot keeps what it had (`old`, the state
+/// before a reload, or the map itself while watching); false then.
+fn record<K: Ord>(
+    f: &Follow,
+    map: &mut BTreeMap<K, Value>,
+    old: Option<&BTreeMap<K, Value>>,
+    slot: K,
+    key: &str,
+    value: Option<&str>,
+    check: impl Fn(&TableSet, &Value) -> Result<(), String>,
+) -> bool {
+    let Some(text) = value else {
+        map.remove(&slot);
+        return true;
+    };
+    match Value::decode(text).and_then(|v| f.live.read(|set| check(set, &v)).map(|()| v)) {
+        Ok(v) => {
+            map.insert(slot, v);
+            true
+        }
+        Err(e) => {
+            skip(f, key, &e);
+            if let Some(v) = old.and_then(|o| o.get(&slot)) {
+                map.insert(slot, v.clone());
+            }
+            false
+        }
+    }
 }
 
 fn skip(f: &Follow, key: &str, why: &str) {
@@ -836,6 +836,46 @@ struct Staged {
     set: TableSet,
     own: BTreeMap<(String, String), Value>,
     inherited: BTreeSet<(String, String)>,
+}
+
+/// The entry `table_delete TABLE KEY... [PRIORITY]` names in a fleet (by match key, handles
+/// being per switch): its table and canonical key. The key is parsed as `table_add` parses
+/// it, with the table's first action and zero arguments standing in for the rest.
+fn key_to_delete(set: &TableSet, rest: &[&str]) -> Result<(usize, String), String> {
+    let name = rest.first().ok_or("table_delete: no table")?;
+    let t = set
+        .by_name(name)
+        .ok_or_else(|| format!("unknown table '{}'", sluice_defs::names::echo(name)))?;
+    let schema = set.tables()[t].schema().clone();
+    let action = schema
+        .actions
+        .first()
+        .and_then(|a| set.actions().get(*a as usize))
+        .ok_or("the table has no action")?;
+    let zeros: Vec<&str> = action.params.iter().map(|_| "0").collect();
+    let n = schema.keys.len();
+    let keys = rest.get(1..1 + n).ok_or_else(|| {
+        format!(
+            "table_delete: usage in a fleet: table_delete TABLE KEY... [PRIORITY] ({n} key fields)"
+        )
+    })?;
+    let priority = rest.get(1 + n..).unwrap_or_default();
+    let add = format!(
+        "table_add {name} {} {} => {} {}",
+        action.name,
+        keys.join(" "),
+        zeros.join(" "),
+        priority.join(" ")
+    );
+    match command::parse_command(&add, set).map_err(|e| e.to_string())? {
+        Some(Command::TableAdd {
+            table,
+            key,
+            priority,
+            ..
+        }) => Ok((table, command::key_text(set, table, &key, priority))),
+        _ => Err("not an entry".into()),
+    }
 }
 
 /// Removes the entry named `key` from table `t` of a staged set.
@@ -1268,65 +1308,47 @@ impl Writer {
             return Ok(());
         }
         let set = &mut st.set;
-        let line = if *verb == "table_delete" {
-            // The key, parsed as an add with the table's first action.
-            let Some(t) = rest.first().and_then(|n| set.by_name(n)) else {
+        // The commands were checked in the group's tables already: what does not parse here
+        // cannot happen, and is passed over.
+        let (table, k, add) = if *verb == "table_delete" {
+            let Ok((t, k)) = key_to_delete(set, rest) else {
                 return Ok(());
             };
-            let schema = set.tables()[t].schema().clone();
-            let Some(action) = schema
-                .actions
-                .first()
-                .and_then(|a| set.actions().get(*a as usize))
+            (t, k, None)
+        } else {
+            let Ok(Some(cmd)) = command::parse_command(line, set) else {
+                return Ok(());
+            };
+            let Command::TableAdd {
+                table,
+                key,
+                priority,
+                ..
+            } = &cmd
             else {
                 return Ok(());
             };
-            let zeros: Vec<&str> = action.params.iter().map(|_| "0").collect();
-            let n = schema.keys.len();
-            format!(
-                "table_add {} {} {} => {} {}",
-                rest[0],
-                action.name,
-                rest.get(1..1 + n).unwrap_or_default().join(" "),
-                zeros.join(" "),
-                rest.get(1 + n..).unwrap_or_default().join(" ")
-            )
-        } else {
-            line.to_string()
+            let k = command::key_text(set, *table, key, *priority);
+            (*table, k, Some(cmd))
         };
-        let Ok(Some(cmd)) = command::parse_command(&line, set) else {
-            return Ok(());
-        };
-        let Command::TableAdd {
-            table,
-            key,
-            priority,
-            ..
-        } = &cmd
-        else {
-            return Ok(());
-        };
-        let name = set.tables()[*table].name().to_string();
-        let k = command::key_text(set, *table, key, *priority);
-        let slot = (name, k);
+        let slot = (set.tables()[table].name().to_string(), k);
         // The switch holds the group's entry wherever it has none of its own: keep the
         // record of what it inherits right, and stage only what reaches its tables.
         let overridden = st.own.contains_key(&slot);
-        if *verb == "table_delete" {
+        let Some(cmd) = add else {
             st.inherited.remove(&slot);
             if !overridden {
-                unstage(set, *table, &slot.1);
+                unstage(set, table, &slot.1);
             }
-            Ok(())
-        } else {
-            st.inherited.insert(slot);
-            if overridden {
-                return Ok(());
-            }
-            command::apply(set, &cmd)
-                .map(|_| ())
-                .map_err(|e| e.to_string())
+            return Ok(());
+        };
+        st.inherited.insert(slot);
+        if overridden {
+            return Ok(());
         }
+        command::apply(set, &cmd)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 
     /// One command against a scope's staged tables and entries: what it puts and deletes.
@@ -1388,44 +1410,13 @@ impl Writer {
             }
             "table_delete" => {
                 // table_delete TABLE KEY... [PRIORITY]: by match key (handles are per switch).
-                let (t, name) = table_name(0)?;
-                let schema = set.tables()[t].schema().clone();
-                let action = schema
-                    .actions
-                    .first()
-                    .and_then(|a| set.actions().get(*a as usize))
-                    .ok_or("the table has no action")?;
-                let zeros: Vec<&str> = action.params.iter().map(|_| "0").collect();
-                let nkeys = schema.keys.len();
-                let keys = rest.get(1..1 + nkeys).ok_or_else(|| {
-                    format!("table_delete: usage in a fleet: table_delete TABLE KEY... [PRIORITY] ({nkeys} key fields)")
-                })?;
-                let prio = rest.get(1 + nkeys..).unwrap_or_default();
-                let add = format!(
-                    "table_add {name} {} {} => {} {}",
-                    action.name,
-                    keys.join(" "),
-                    zeros.join(" "),
-                    prio.join(" ")
-                );
-                let cmd = command::parse_command(&add, set)
-                    .map_err(|e| e.to_string())?
-                    .ok_or("empty")?;
-                let Command::TableAdd {
-                    table,
-                    key,
-                    priority,
-                    ..
-                } = &cmd
-                else {
-                    return Err("not an entry".into());
-                };
-                let k = command::key_text(set, *table, key, *priority);
+                let (_, name) = table_name(0)?;
+                let (table, k) = key_to_delete(set, rest)?;
                 if own.remove(&(name.clone(), k.clone())).is_none() {
                     return Err(format!("table {name} has no entry {k} in {sc}"));
                 }
                 if !inherited.contains(&(name.clone(), k.clone())) {
-                    unstage(set, *table, &k);
+                    unstage(set, table, &k);
                 }
                 Ok(vec![Change::Delete(self.layout.entry(sc, &name, &k))])
             }

@@ -166,7 +166,7 @@ impl PacketSocket {
         let proto = (libc::ETH_P_ALL as u16).to_be();
         // Protocol 0: the socket takes no packet until it is bound to the interface (with
         // ETH_P_ALL), so that nothing from another interface reaches its ring meanwhile.
-        let (fd, ifindex) = raw_socket(name, 0)?;
+        let (fd, ifindex, mtu) = checked_socket(name)?;
         let raw = fd.as_raw_fd();
         // A send that waits for the ring (a full ring, or closing) waits 200 ms at most.
         let timeout = libc::timeval {
@@ -180,12 +180,6 @@ impl PacketSocket {
                 error,
             }
         })?;
-        let (flags, mtu) = interface_info(raw, name)?;
-        if flags & libc::IFF_UP as i16 == 0 {
-            return Err(PortError::Down {
-                name: name.to_string(),
-            });
-        }
         let opt = |what: &'static str, r: io::Result<()>| {
             r.map_err(|error| PortError::Os {
                 name: name.to_string(),
@@ -306,16 +300,7 @@ impl PacketSocket {
         if r < 0 {
             return Err(os(name, "cannot bind a packet socket to it"));
         }
-        let mreq = libc::packet_mreq {
-            mr_ifindex: ifindex,
-            mr_type: libc::PACKET_MR_PROMISC as u16,
-            mr_alen: 0,
-            mr_address: [0; 8],
-        };
-        opt(
-            "cannot put it in promiscuous mode",
-            setsockopt(raw, libc::SOL_PACKET, libc::PACKET_ADD_MEMBERSHIP, &mreq),
-        )?;
+        add_promiscuous(raw, name, ifindex)?;
         if let Some(fanout) = opts.fanout {
             let (id, flags) = match fanout {
                 Fanout::New => (0, libc::PACKET_FANOUT_FLAG_UNIQUEID),
@@ -571,6 +556,12 @@ impl Drop for PacketSocket {
 /// Checks interface `name` as `PacketSocket::open` does (exists, is up, a packet socket can be
 /// opened on it), for ports that use another kind of socket: its index and MTU.
 pub fn check_interface(name: &str) -> Result<(i32, usize), PortError> {
+    checked_socket(name).map(|(_, ifindex, mtu)| (ifindex, mtu))
+}
+
+/// A packet socket that receives nothing yet, on an interface that exists and is up: the
+/// socket, the interface's index and its MTU.
+fn checked_socket(name: &str) -> Result<(OwnedFd, i32, usize), PortError> {
     let (fd, ifindex) = raw_socket(name, 0)?;
     let (flags, mtu) = interface_info(fd.as_raw_fd(), name)?;
     if flags & libc::IFF_UP as i16 == 0 {
@@ -578,31 +569,33 @@ pub fn check_interface(name: &str) -> Result<(i32, usize), PortError> {
             name: name.to_string(),
         });
     }
-    Ok((ifindex, mtu))
+    Ok((fd, ifindex, mtu))
 }
 
 /// Keeps interface `name` promiscuous while the descriptor returned is open (a packet socket
 /// that receives nothing, holding a promiscuous membership).
 pub fn promiscuous(name: &str, ifindex: i32) -> Result<OwnedFd, PortError> {
     let (fd, _) = raw_socket(name, 0)?;
+    add_promiscuous(fd.as_raw_fd(), name, ifindex)?;
+    Ok(fd)
+}
+
+/// A promiscuous membership of socket `fd` on interface `ifindex`: the kernel keeps the
+/// interface promiscuous until the socket closes.
+fn add_promiscuous(fd: RawFd, name: &str, ifindex: i32) -> Result<(), PortError> {
     let mreq = libc::packet_mreq {
         mr_ifindex: ifindex,
         mr_type: libc::PACKET_MR_PROMISC as u16,
         mr_alen: 0,
         mr_address: [0; 8],
     };
-    setsockopt(
-        fd.as_raw_fd(),
-        libc::SOL_PACKET,
-        libc::PACKET_ADD_MEMBERSHIP,
-        &mreq,
-    )
-    .map_err(|error| PortError::Os {
-        name: name.to_string(),
-        what: "cannot put it in promiscuous mode",
-        error,
-    })?;
-    Ok(fd)
+    setsockopt(fd, libc::SOL_PACKET, libc::PACKET_ADD_MEMBERSHIP, &mreq).map_err(|error| {
+        PortError::Os {
+            name: name.to_string(),
+            what: "cannot put it in promiscuous mode",
+            error,
+        }
+    })
 }
 
 /// A packet socket for `protocol` (network order; 0 receives nothing) and the interface's

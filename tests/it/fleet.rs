@@ -267,14 +267,9 @@ impl Member {
             out,
             args,
         };
-        let t0 = Instant::now();
-        while std::os::unix::net::UnixStream::connect(&m.sock).is_err() {
-            if let Ok(Some(_)) = m.child.try_wait() {
-                let (_, err) = m.wait();
-                panic!("the switch exited: {err}");
-            }
-            assert!(t0.elapsed() < Duration::from_secs(30), "no control socket");
-            std::thread::sleep(Duration::from_millis(20));
+        if !wait_for_control(&mut m.child, &m.sock, Duration::from_secs(30)) {
+            let (_, err) = m.wait();
+            panic!("the switch exited: {err}");
         }
         m
     }
@@ -289,11 +284,7 @@ impl Member {
     }
 
     fn ctl(&self, args: &[&str]) -> String {
-        let mut a = vec!["ctl", "--control", self.sock.to_str().unwrap()];
-        a.extend_from_slice(args);
-        let o = run(&a);
-        assert_eq!(o.status, 0, "ctl {args:?}: {}", o.stderr);
-        o.stdout
+        ctl_ok(&self.sock, args)
     }
 
     /// The revision `stats` reports.

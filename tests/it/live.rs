@@ -305,24 +305,15 @@ impl LiveSwitch {
             .spawn()
             .unwrap();
         let mut s = LiveSwitch { child, sock };
-        let t0 = Instant::now();
-        while std::os::unix::net::UnixStream::connect(&s.sock).is_err() {
-            if let Ok(Some(_)) = s.child.try_wait() {
-                let (_, err) = s.finish();
-                panic!("the switch exited: {err}");
-            }
-            assert!(t0.elapsed() < Duration::from_secs(20), "no control socket");
-            std::thread::sleep(Duration::from_millis(20));
+        if !wait_for_control(&mut s.child, &s.sock, Duration::from_secs(20)) {
+            let (_, err) = s.finish();
+            panic!("the switch exited: {err}");
         }
         s
     }
 
     fn ctl(&self, args: &[&str]) -> String {
-        let mut a = vec!["ctl", "--control", self.sock.to_str().unwrap()];
-        a.extend_from_slice(args);
-        let o = run(&a);
-        assert_eq!(o.status, 0, "ctl {args:?}: {}", o.stderr);
-        o.stdout
+        ctl_ok(&self.sock, args)
     }
 
     /// SIGTERM, then the exit status, the summary and what it said on stderr.
@@ -353,6 +344,50 @@ impl Drop for LiveSwitch {
     }
 }
 
+/// The live gateway of programs/router_dnat.entries on ports 0 (g0) and 1 (g1).
+const ROUTER_PORTS: [&str; 7] = [
+    "programs/router_dnat.sluice",
+    "--entries",
+    "programs/router_dnat.entries",
+    "--port",
+    "0=g0",
+    "--port",
+    "1=g1",
+];
+
+/// `ip -n NS ARGS`, the arguments split at spaces.
+fn ip_in(ns: &str, args: &str) {
+    let mut a = vec!["ip", "-n", ns];
+    a.extend(args.split_whitespace());
+    sh(&a);
+}
+
+/// The client: 198.51.100.2 on `iface` of namespace `ns`, the public range through the
+/// gateway (a static neighbour at the gateway's port 0, 02:00:00:00:01:02).
+fn client_host(net: &Net, ns: usize, iface: &str) {
+    let ns = net.ns(ns);
+    ip_in(ns, &format!("addr add 198.51.100.2/24 dev {iface}"));
+    ip_in(ns, "route add 203.0.113.0/24 via 198.51.100.1");
+    ip_in(
+        ns,
+        &format!("neigh add 198.51.100.1 lladdr 02:00:00:00:01:02 dev {iface} nud permanent"),
+    );
+}
+
+/// The VMs: 10.0.0.1 and 10.0.0.2 on `iface` of namespace `ns`, the client's range through a
+/// next hop at Ethernet address `next_hop`.
+fn vm_host(net: &Net, ns: usize, iface: &str, next_hop: &str) {
+    let ns = net.ns(ns);
+    for a in ["10.0.0.1/24", "10.0.0.2/24"] {
+        ip_in(ns, &format!("addr add {a} dev {iface}"));
+    }
+    ip_in(ns, "route add 198.51.100.0/24 via 10.0.0.254");
+    ip_in(
+        ns,
+        &format!("neigh add 10.0.0.254 lladdr {next_hop} dev {iface} nud permanent"),
+    );
+}
+
 /// The topology of programs/router_dnat.entries: client 198.51.100.2 on port 0, the VMs
 /// 10.0.0.1 and 10.0.0.2 on port 1, each side given the gateway as a static neighbour.
 fn gateway_topology(tag: &str) -> Net {
@@ -365,68 +400,8 @@ fn gateway_topology(tag: &str) -> Net {
         (2, "s0", "02:00:00:00:02:01"),
         (1, "g1", "02:00:00:00:02:02"),
     );
-    let (c, s) = (net.ns(0).to_string(), net.ns(2).to_string());
-    sh(&[
-        "ip",
-        "-n",
-        &c,
-        "addr",
-        "add",
-        "198.51.100.2/24",
-        "dev",
-        "c0",
-    ]);
-    sh(&[
-        "ip",
-        "-n",
-        &c,
-        "route",
-        "add",
-        "203.0.113.0/24",
-        "via",
-        "198.51.100.1",
-    ]);
-    sh(&[
-        "ip",
-        "-n",
-        &c,
-        "neigh",
-        "add",
-        "198.51.100.1",
-        "lladdr",
-        "02:00:00:00:01:02",
-        "dev",
-        "c0",
-        "nud",
-        "permanent",
-    ]);
-    for a in ["10.0.0.1/24", "10.0.0.2/24"] {
-        sh(&["ip", "-n", &s, "addr", "add", a, "dev", "s0"]);
-    }
-    sh(&[
-        "ip",
-        "-n",
-        &s,
-        "route",
-        "add",
-        "198.51.100.0/24",
-        "via",
-        "10.0.0.254",
-    ]);
-    sh(&[
-        "ip",
-        "-n",
-        &s,
-        "neigh",
-        "add",
-        "10.0.0.254",
-        "lladdr",
-        "02:00:00:00:02:02",
-        "dev",
-        "s0",
-        "nud",
-        "permanent",
-    ]);
+    client_host(&net, 0, "c0");
+    vm_host(&net, 2, "s0", "02:00:00:00:02:02");
     net
 }
 
@@ -716,68 +691,8 @@ fn a_tunnel_through_real_interfaces() {
     for (ns, i) in [(1, "g1"), (2, "h0")] {
         sh(&["ip", "-n", net.ns(ns), "link", "set", i, "mtu", "1600"]);
     }
-    let (c, v) = (net.ns(0).to_string(), net.ns(3).to_string());
-    sh(&[
-        "ip",
-        "-n",
-        &c,
-        "addr",
-        "add",
-        "198.51.100.2/24",
-        "dev",
-        "c0",
-    ]);
-    sh(&[
-        "ip",
-        "-n",
-        &c,
-        "route",
-        "add",
-        "203.0.113.0/24",
-        "via",
-        "198.51.100.1",
-    ]);
-    sh(&[
-        "ip",
-        "-n",
-        &c,
-        "neigh",
-        "add",
-        "198.51.100.1",
-        "lladdr",
-        "02:00:00:00:01:02",
-        "dev",
-        "c0",
-        "nud",
-        "permanent",
-    ]);
-    for a in ["10.0.0.1/24", "10.0.0.2/24"] {
-        sh(&["ip", "-n", &v, "addr", "add", a, "dev", "v0"]);
-    }
-    sh(&[
-        "ip",
-        "-n",
-        &v,
-        "route",
-        "add",
-        "198.51.100.0/24",
-        "via",
-        "10.0.0.254",
-    ]);
-    sh(&[
-        "ip",
-        "-n",
-        &v,
-        "neigh",
-        "add",
-        "10.0.0.254",
-        "lladdr",
-        "02:00:00:00:01:01",
-        "dev",
-        "v0",
-        "nud",
-        "permanent",
-    ]);
+    client_host(&net, 0, "c0");
+    vm_host(&net, 3, "v0", "02:00:00:00:01:01");
     // The host translates 8000-8099 into the first VM's 80-179, 8100-8199 into the second's.
     let server = Server::start(&net, 3, &[160, 130]);
     let dir = temp_dir("live-tunnel");
@@ -909,17 +824,7 @@ fn workers_share_live_ports_by_flow() {
         &net,
         1,
         &dir,
-        &[
-            "programs/router_dnat.sluice",
-            "--entries",
-            "programs/router_dnat.entries",
-            "--port",
-            "0=g0",
-            "--port",
-            "1=g1",
-            "--workers",
-            "2",
-        ],
+        &[&ROUTER_PORTS[..], &["--workers", "2"]].concat(),
     );
     // Sixteen connections at once, each of a different length (so a different stream).
     let mut args: Vec<String> = vec!["curl".into(), "-sS".into(), "--parallel".into()];
@@ -1075,17 +980,7 @@ fn with_workers_each_flow_stays_in_order() {
         &net,
         1,
         &dir,
-        &[
-            "programs/router_dnat.sluice",
-            "--entries",
-            "programs/router_dnat.entries",
-            "--port",
-            "0=g0",
-            "--port",
-            "1=g1",
-            "--workers",
-            "2",
-        ],
+        &[&ROUTER_PORTS[..], &["--workers", "2"]].concat(),
     );
     let receivers = in_netns(net.ns(2), move || {
         (0..FLOWS)
@@ -1172,16 +1067,7 @@ fn af_xdp_ports_carry_a_real_connection_and_fall_back_with_a_reason() {
     let net = gateway_topology("xdp");
     let server = Server::start(&net, 2, &[8080, 8150]);
     let dir = temp_dir("live-xdp");
-    let args = [
-        "programs/router_dnat.sluice",
-        "--entries",
-        "programs/router_dnat.entries",
-        "--port",
-        "0=g0",
-        "--port",
-        "1=g1",
-        "--af-xdp",
-    ];
+    let args = [&ROUTER_PORTS[..], &["--af-xdp"]].concat();
     let sw = LiveSwitch::start(&net, 1, &dir, &args);
     assert!(xdp_attached(&net, 1, "g0") && xdp_attached(&net, 1, "g1"));
     let body = dir.join("page");

@@ -243,3 +243,34 @@ impl Drop for Terminal {
         let _ = self.child.wait();
     }
 }
+
+/// `sluice ctl --control SOCK ARGS...`, which must succeed: its output.
+pub fn ctl_ok(sock: &Path, args: &[&str]) -> String {
+    let mut a = vec!["ctl", "--control", sock.to_str().unwrap()];
+    a.extend_from_slice(args);
+    let o = run(&a);
+    assert_eq!(o.status, 0, "ctl {args:?}: {}", o.stderr);
+    o.stdout
+}
+
+/// Waits until a switch's control socket answers (at most `limit`); false if the switch
+/// exited first.
+pub fn wait_for_control(
+    child: &mut std::process::Child,
+    sock: &Path,
+    limit: std::time::Duration,
+) -> bool {
+    let t0 = std::time::Instant::now();
+    while std::os::unix::net::UnixStream::connect(sock).is_err() {
+        if let Ok(Some(_)) = child.try_wait() {
+            return false;
+        }
+        assert!(
+            t0.elapsed() < limit,
+            "no control socket at {}",
+            sock.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    true
+}
